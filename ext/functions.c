@@ -1,0 +1,289 @@
+/*
+** functions.c -- the journal_* scalar functions.
+**
+**   journal_append(T, actor_id, payload [, type [, meta [, tags]]]) -> seq
+**   journal_sync(T)                      -> durable pos
+**   journal_highest_seq(T, actor_id)     -> highest seq, incl. queued
+**   journal_health(T)                    -> JSON status report
+**   journal_config(T)                    -> JSON of the effective options
+**   journal_version()                    -> "0.1.0"
+**   journal_debug()                      -> build and library versions
+**
+** T names an lmdb_journal table of the calling connection ("j" or
+** "main.j").  The resolved table is cached per statement with
+** sqlite3_set_auxdata, holding a reference so a table dropped meanwhile
+** is noticed instead of dereferenced.  Functions that write are
+** SQLITE_DIRECTONLY: schema objects cannot call them.
+*/
+#include "internal.h"
+
+#include <string.h>
+
+/* The table named by argument 0, or NULL after reporting an error. */
+static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
+  LjConn *pConn = (LjConn *)sqlite3_user_data(ctx);
+  LjTable *p = (LjTable *)sqlite3_get_auxdata(ctx, 0);
+  char *zErr = 0;
+  int rc;
+  if (p && !p->bClosed) return p;
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+    sqlite3_result_error(ctx, "the first argument must be the name of an "
+                              "lmdb_journal table", -1);
+    return 0;
+  }
+  rc = ljTableFind(pConn, (const char *)sqlite3_value_text(argv[0]), &p,
+                   &zErr);
+  if (rc) {
+    if (rc == SQLITE_NOMEM) {
+      sqlite3_result_error_nomem(ctx);
+    } else {
+      sqlite3_result_error(ctx, zErr, -1);
+    }
+    sqlite3_free(zErr);
+    return 0;
+  }
+  p->nRef++;
+  sqlite3_set_auxdata(ctx, 0, p, (void (*)(void *))ljTableUnref);
+  return p;
+}
+
+static void fnError(sqlite3_context *ctx, int rc, char *zErr) {
+  if (rc == SQLITE_NOMEM) {
+    sqlite3_result_error_nomem(ctx);
+  } else {
+    sqlite3_result_error(ctx, zErr ? zErr : sqlite3_errstr(rc), -1);
+    sqlite3_result_error_code(ctx, rc);
+  }
+  sqlite3_free(zErr);
+}
+
+static void fnAppend(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  LjEvent ev;
+  const char *zActor;
+  int nActor, rc;
+  char *zErr = 0;
+  i64 usStart = 0;
+  int bSample;
+  if (p == 0) return;
+  rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  bSample = p->cfg.bMetrics && (p->pEnv->m.nAppends & 63) == 0;
+  if (bSample) usStart = ljNowUs();
+  rc = ljEventFromValues(p, zActor, nActor, argv[2], argc > 3 ? argv[3] : 0,
+                         argc > 4 ? argv[4] : 0, argc > 5 ? argv[5] : 0, &ev,
+                         &zErr);
+  if (rc == SQLITE_OK) {
+    rc = ljSubmit(p->pClient, &ev, 1, p->cfg.eAppendMode == LJ_MODE_SYNC,
+                  p->cfg.usSyncTimeout, &zErr);
+  }
+  sqlite3_free(ev.aRec);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  if (bSample) {
+    LjMetrics *m = &p->pEnv->m;
+    pthread_mutex_lock(&m->histMutex);
+    ljHistAdd(&m->appendHist, (u64)(ljNowUs() - usStart));
+    pthread_mutex_unlock(&m->histMutex);
+  }
+  sqlite3_result_int64(ctx, (i64)ev.seq);
+}
+
+static void fnSync(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  i64 pos = 0;
+  char *zErr = 0;
+  int rc;
+  (void)argc;
+  if (p == 0) return;
+  rc = ljSync(p->pClient, 1, p->cfg.usSyncTimeout, &pos, &zErr);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, pos);
+}
+
+static void fnHighestSeq(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  const char *zActor;
+  int nActor, rc;
+  char *zErr = 0;
+  i64 seq = 0;
+  (void)argc;
+  if (p == 0) return;
+  rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
+  if (rc == SQLITE_OK) rc = ljHighestSeq(p->pEnv, zActor, nActor, &seq, &zErr);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, seq);
+}
+
+static void fnConfig(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  char *z;
+  (void)argc;
+  if (p == 0) return;
+  z = ljConfigJson(&p->cfg, p->pEnv->zDir);
+  if (z == 0) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, z, -1, sqlite3_free);
+  sqlite3_result_subtype(ctx, 'J');
+}
+
+static void jsonString(sqlite3_str *pStr, const char *z) {
+  sqlite3_str_appendchar(pStr, 1, '"');
+  for (; *z; z++) {
+    unsigned char c = (unsigned char)*z;
+    if (c == '"' || c == '\\') {
+      sqlite3_str_appendchar(pStr, 1, '\\');
+      sqlite3_str_appendchar(pStr, 1, (char)c);
+    } else if (c < 0x20) {
+      sqlite3_str_appendf(pStr, "\\u%04x", c);
+    } else {
+      sqlite3_str_appendchar(pStr, 1, (char)c);
+    }
+  }
+  sqlite3_str_appendchar(pStr, 1, '"');
+}
+
+/*
+** journal_health(T).  "status" is derived from the checks listed in
+** "checks": failed when the writer failed; degraded when the map is over
+** 90% of map_max, the queue is over 90% full, a reader transaction is
+** older than txn_timeout, or the writer reported an error.
+*/
+static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  LjMetricRow aRow[LJ_METRICS_MAX];
+  LjWriterInfo wi;
+  sqlite3_str *pStr;
+  double mapSize = 0, mapUsed = 0, readers = 0, readersMax = 0;
+  double pctOfMax;
+  int n, i, bQueue, bMap, bWriter;
+  const char *zStatus;
+  (void)argc;
+  if (p == 0) return;
+  n = ljMetricsList(p->pEnv, aRow, LJ_METRICS_MAX);
+  for (i = 0; i < n && i < LJ_METRICS_MAX; i++) {
+    if (strcmp(aRow[i].zName, "map_size") == 0) mapSize = aRow[i].value;
+    if (strcmp(aRow[i].zName, "map_used") == 0) mapUsed = aRow[i].value;
+    if (strcmp(aRow[i].zName, "readers_used") == 0) readers = aRow[i].value;
+    if (strcmp(aRow[i].zName, "readers_max") == 0) readersMax = aRow[i].value;
+  }
+  ljWriterInfo(p->pEnv, &wi);
+  pctOfMax = 100.0 * mapUsed / (double)p->pEnv->cfg.szMapMax;
+  bMap = pctOfMax < 90.0;
+  bQueue = wi.nQueue < (i64)p->pEnv->cfg.nQueueMax * 9 / 10;
+  bWriter = strcmp(wi.zState, "running") == 0;
+  zStatus = !bWriter ? "failed"
+            : (!bMap || !bQueue || wi.zLastError) ? "degraded"
+                                                  : "ok";
+  pStr = sqlite3_str_new(0);
+  sqlite3_str_appendf(pStr, "{\"status\":\"%s\",\"path\":", zStatus);
+  jsonString(pStr, p->pEnv->zDir);
+  sqlite3_str_appendf(pStr, ",\"writer\":\"%s\",\"queue_depth\":%lld",
+                      wi.zState, wi.nQueue);
+  sqlite3_str_appendf(pStr,
+                      ",\"map_size\":%.0f,\"map_used\":%.0f,"
+                      "\"map_used_pct\":%.1f,\"map_max\":%lld",
+                      mapSize, mapUsed,
+                      mapSize > 0 ? 100.0 * mapUsed / mapSize : 0.0,
+                      p->pEnv->cfg.szMapMax);
+  sqlite3_str_appendf(pStr, ",\"readers_used\":%.0f,\"readers_max\":%.0f",
+                      readers, readersMax);
+  sqlite3_str_appendf(pStr, ",\"stale_readers_cleared\":%llu",
+                      (unsigned long long)__atomic_load_n(
+                          &p->pEnv->m.nStaleReaders, __ATOMIC_RELAXED));
+  sqlite3_str_appendf(pStr, ",\"last_error\":");
+  if (wi.zLastError) {
+    jsonString(pStr, wi.zLastError);
+  } else {
+    sqlite3_str_appendall(pStr, "null");
+  }
+  sqlite3_str_appendf(pStr,
+                      ",\"durability\":\"%s\",\"last_pos\":%lld,"
+                      "\"durable_pos\":%lld",
+                      ljDurabilityName(p->cfg.eDurability), wi.lastPos,
+                      wi.durablePos);
+  sqlite3_str_appendf(pStr,
+                      ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
+                      "of_max\":%s,\"queue_below_90pct\":%s,\"no_writer_"
+                      "error\":%s}}",
+                      bWriter ? "true" : "false", bMap ? "true" : "false",
+                      bQueue ? "true" : "false",
+                      wi.zLastError ? "false" : "true");
+  sqlite3_free(wi.zLastError);
+  {
+    int rc = sqlite3_str_errcode(pStr);
+    char *z = sqlite3_str_finish(pStr);
+    if (rc || z == 0) {
+      sqlite3_free(z);
+      sqlite3_result_error_nomem(ctx);
+      return;
+    }
+    sqlite3_result_text(ctx, z, -1, sqlite3_free);
+    sqlite3_result_subtype(ctx, 'J');
+  }
+}
+
+static void fnVersion(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  sqlite3_result_text(ctx, LMDBJOURNAL_VERSION, -1, SQLITE_STATIC);
+}
+
+static void fnDebug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  char *z;
+  (void)argc;
+  (void)argv;
+  z = sqlite3_mprintf(
+      "lmdbjournal %s (format %d), built %s %s with SQLite %s headers and "
+      "%s; running on SQLite %s; crc32c %s",
+      LMDBJOURNAL_VERSION, LMDBJOURNAL_FORMAT_VERSION, __DATE__, __TIME__,
+      SQLITE_VERSION, MDB_VERSION_STRING, sqlite3_libversion(),
+      ljCrc32c(0, "123456789", 9) == 0xE3069283u ? "ok" : "MISMATCH");
+  if (z == 0) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+
+int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
+  static const struct {
+    const char *zName;
+    int nArgMin, nArgMax;
+    int flags;
+    void (*xFunc)(sqlite3_context *, int, sqlite3_value **);
+  } aFunc[] = {
+      {"journal_append", 3, 6, SQLITE_DIRECTONLY, fnAppend},
+      {"journal_sync", 1, 1, SQLITE_DIRECTONLY, fnSync},
+      {"journal_highest_seq", 2, 2, 0, fnHighestSeq},
+      {"journal_health", 1, 1, 0, fnHealth},
+      {"journal_config", 1, 1, 0, fnConfig},
+      {"journal_version", 0, 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+       fnVersion},
+      {"journal_debug", 0, 0, SQLITE_INNOCUOUS, fnDebug},
+  };
+  int rc = SQLITE_OK;
+  for (size_t i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]) && rc == SQLITE_OK;
+       i++) {
+    for (int n = aFunc[i].nArgMin; n <= aFunc[i].nArgMax && rc == SQLITE_OK;
+         n++) {
+      rc = sqlite3_create_function_v2(db, aFunc[i].zName, n,
+                                      SQLITE_UTF8 | aFunc[i].flags, pConn,
+                                      aFunc[i].xFunc, 0, 0, 0);
+    }
+  }
+  return rc;
+}

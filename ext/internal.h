@@ -1,0 +1,492 @@
+/*
+** internal.h -- declarations shared by the files of the extension.
+**
+** The extension is layered; data flows one way:
+**
+**     lmdbjournal.c  registration, per-connection context, table lookup
+**     journal_table.c  the lmdb_journal virtual table     } SQL layer
+**     functions.c    journal_* scalar functions            }
+**          |
+**          v
+**     writer.c       queue, background writer, group commit  } store
+**     registry.c     one LMDB environment per directory,     }
+**                    the gate, error mapping                  }
+**     layout.c       keys, records, checksums, tags          }
+**     config.c       CREATE VIRTUAL TABLE options
+**     metrics.c      counters and latency histograms
+**
+** The SQL layer never calls LMDB directly: it reads through the snapshot
+** helpers of registry.c/layout.c and writes by submitting requests to
+** writer.c.  The writer knows nothing of the virtual table API.
+*/
+#ifndef LMDBJOURNAL_INTERNAL_H
+#define LMDBJOURNAL_INTERNAL_H
+
+#include <sqlite3ext.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../include/lmdbjournal.h"
+
+#ifndef SQLITE_CORE
+SQLITE_EXTENSION_INIT3
+#endif
+
+#define LJ_PRIVATE __attribute__((visibility("hidden")))
+
+typedef sqlite3_int64 i64;
+typedef sqlite3_uint64 u64;
+typedef uint32_t u32;
+typedef uint16_t u16;
+typedef uint8_t u8;
+
+/* Limits that are part of the product contract (SPEC section 3). */
+#define LJ_MAX_ACTOR_BYTES 400 /* actor ids are 1..400 bytes of UTF-8 */
+#define LJ_MAX_TAG_BYTES 255   /* one tag */
+#define LJ_MAX_TYPE_BYTES 65535
+
+/**************************************************************************
+** Configuration (config.c)
+*/
+enum { LJ_DUR_NONE = 0, LJ_DUR_META = 1, LJ_DUR_FULL = 2 };
+enum { LJ_MODE_ASYNC = 0, LJ_MODE_SYNC = 1 };
+enum { LJ_CODEC_NONE = 0, LJ_CODEC_LZ4 = 1, LJ_CODEC_ZSTD = 2 };
+
+/* Bits of LjConfig.mSet, one per key, telling which keys were given. */
+#define LJ_OPT_PATH (1u << 0)
+#define LJ_OPT_MAP_SIZE (1u << 1)
+#define LJ_OPT_MAP_MAX (1u << 2)
+#define LJ_OPT_MAX_READERS (1u << 3)
+#define LJ_OPT_MAX_DBS (1u << 4)
+#define LJ_OPT_BATCH_SIZE (1u << 5)
+#define LJ_OPT_BATCH_BYTES (1u << 6)
+#define LJ_OPT_SYNC_INTERVAL (1u << 7)
+#define LJ_OPT_DURABILITY (1u << 8)
+#define LJ_OPT_CHECKPOINT (1u << 9)
+#define LJ_OPT_APPEND_MODE (1u << 10)
+#define LJ_OPT_QUEUE_MAX (1u << 11)
+#define LJ_OPT_SYNC_TIMEOUT (1u << 12)
+#define LJ_OPT_TXN_TIMEOUT (1u << 13)
+#define LJ_OPT_MAX_RETRIES (1u << 14)
+#define LJ_OPT_RETRY_DELAY (1u << 15)
+#define LJ_OPT_COMPRESSION (1u << 16)
+#define LJ_OPT_COMPRESSION_MIN (1u << 17)
+#define LJ_OPT_MAX_VALUE (1u << 18)
+#define LJ_OPT_METRICS (1u << 19)
+
+/* Keys whose value belongs to the environment (and its one writer) rather
+** than to the table: a second table opening the same directory with a
+** different explicit value of one of these is refused. */
+#define LJ_OPT_ENV_KEYS                                                   \
+  (LJ_OPT_MAP_SIZE | LJ_OPT_MAP_MAX | LJ_OPT_MAX_READERS |                \
+   LJ_OPT_MAX_DBS | LJ_OPT_BATCH_SIZE | LJ_OPT_BATCH_BYTES |              \
+   LJ_OPT_SYNC_INTERVAL | LJ_OPT_CHECKPOINT | LJ_OPT_QUEUE_MAX |          \
+   LJ_OPT_MAX_RETRIES | LJ_OPT_RETRY_DELAY)
+
+typedef struct LjConfig LjConfig;
+struct LjConfig {
+  char *zPath;           /* path=, as given (sqlite3_malloc'd) */
+  i64 szMap;             /* map_size= bytes */
+  i64 szMapMax;          /* map_max= bytes */
+  int nMaxReaders;       /* max_readers= */
+  int nMaxDbs;           /* max_dbs= */
+  int nBatch;            /* batch_size= entries per writer transaction */
+  i64 nBatchBytes;       /* batch_bytes= */
+  i64 usSyncInterval;    /* sync_interval= microseconds */
+  int eDurability;       /* durability= LJ_DUR_* */
+  i64 usCheckpoint;      /* checkpoint_interval= microseconds */
+  int eAppendMode;       /* append_mode= LJ_MODE_* */
+  int nQueueMax;         /* queue_max= */
+  i64 usSyncTimeout;     /* sync_timeout= microseconds */
+  i64 usTxnTimeout;      /* txn_timeout= microseconds */
+  int nMaxRetries;       /* max_retries= */
+  i64 usRetryDelay;      /* retry_delay= microseconds */
+  int eCompression;      /* compression= LJ_CODEC_* */
+  i64 nCompressionMin;   /* compression_min= bytes */
+  i64 nMaxValue;         /* max_value_size= bytes */
+  int bMetrics;          /* metrics= on/off */
+  u32 mSet;              /* LJ_OPT_* bits of keys given explicitly */
+};
+
+LJ_PRIVATE void ljConfigDefaults(LjConfig *p);
+LJ_PRIVATE int ljConfigParse(LjConfig *p, int nArg, const char *const *azArg,
+                             char **pzErr);
+LJ_PRIVATE void ljConfigClear(LjConfig *p);
+LJ_PRIVATE char *ljConfigJson(const LjConfig *p, const char *zResolvedPath);
+LJ_PRIVATE const char *ljDurabilityName(int e);
+LJ_PRIVATE const char *ljCodecName(int e);
+LJ_PRIVATE int ljConfigEnvConflict(const LjConfig *pOpen, const LjConfig *pNew,
+                                   char **pzErr);
+
+/**************************************************************************
+** Small utilities (layout.c)
+*/
+LJ_PRIVATE i64 ljNowMs(void);  /* wall clock, ms since the Unix epoch */
+LJ_PRIVATE i64 ljNowUs(void);  /* monotonic clock, microseconds */
+LJ_PRIVATE void ljDeadline(struct timespec *pTs, i64 usFromNow);
+LJ_PRIVATE int ljUtf8Valid(const unsigned char *z, int n);
+LJ_PRIVATE u32 ljCrc32c(u32 crc, const void *p, size_t n);
+
+static inline void ljPut64(u8 *a, u64 v) {
+  int i;
+  for (i = 7; i >= 0; i--) { a[i] = (u8)v; v >>= 8; }
+}
+static inline u64 ljGet64(const u8 *a) {
+  u64 v = 0;
+  int i;
+  for (i = 0; i < 8; i++) v = (v << 8) | a[i];
+  return v;
+}
+static inline void ljPut32(u8 *a, u32 v) {
+  a[0] = (u8)(v >> 24); a[1] = (u8)(v >> 16); a[2] = (u8)(v >> 8);
+  a[3] = (u8)v;
+}
+static inline u32 ljGet32(const u8 *a) {
+  return ((u32)a[0] << 24) | ((u32)a[1] << 16) | ((u32)a[2] << 8) | a[3];
+}
+static inline void ljPut16(u8 *a, u16 v) { a[0] = (u8)(v >> 8); a[1] = (u8)v; }
+static inline u16 ljGet16(const u8 *a) { return (u16)((a[0] << 8) | a[1]); }
+
+/**************************************************************************
+** Storage layout (layout.c).  The authoritative drawing of the keys and
+** records is at the top of layout.c and in docs/architecture.md.
+*/
+#define LJ_EVKEY 16   /* events key: actor number (8) + seq (8) */
+#define LJ_POSKEY 8   /* pos key */
+#define LJ_POSVAL 24  /* pos value: actor number, seq, ts */
+#define LJ_REC_HDR 32 /* fixed part of an event record */
+
+/* Record header flag bits (byte 0). */
+#define LJ_RECF_CODEC 0x03 /* LJ_CODEC_* of the payload */
+
+/* Storage classes of payload and meta in a record (bytes 1 and 2). */
+#define LJ_VAL_NULL 0
+#define LJ_VAL_INT 1
+#define LJ_VAL_FLOAT 2
+#define LJ_VAL_TEXT 3
+#define LJ_VAL_BLOB 4
+
+/* A decoded record.  Pointers refer to the record's bytes (or to the
+** decompression buffer handed to ljRecDecode) and live as long as those. */
+typedef struct LjRec LjRec;
+struct LjRec {
+  u64 pos;
+  i64 ts;
+  const u8 *aType; int nType;     /* NULL if no type */
+  const u8 *aTags; int nTags;     /* JSON text, NULL if none */
+  u8 eMeta;  const u8 *aMeta; int nMeta;
+  u8 ePayload; const u8 *aPayload; int nPayload;
+  u32 crc;                        /* stored checksum */
+};
+
+/* The parts of a new event before it has a pos and ts. */
+typedef struct LjRecIn LjRecIn;
+struct LjRecIn {
+  const u8 *aType; int nType;
+  const u8 *aTags; int nTags;
+  u8 eMeta; const u8 *aMeta; int nMeta;
+  u8 ePayload; const u8 *aPayload; int nPayload;
+};
+
+/* Encode a new record (pos/ts zero) into *paOut (sqlite3_malloc'd),
+** compressing the payload with eCodec when it is at least nCompressMin
+** bytes and compression gains. */
+LJ_PRIVATE int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin,
+                          u8 **paOut, u32 *pnOut);
+LJ_PRIVATE void ljRecStamp(u8 *aRec, size_t nRec, u64 pos, i64 ts);
+LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
+                           size_t *pnBuf);
+LJ_PRIVATE int ljRecCheck(const u8 *a, size_t n);
+
+LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
+
+/* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
+** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or
+** SQLITE_ERROR with *pzErr set (sqlite3_malloc'd). */
+LJ_PRIVATE int ljTagsParse(const char *zJson, int nJson,
+                           int (*xTag)(void *, const u8 *, int), void *pArg,
+                           char **pzErr);
+/* Tag index key: len (2) + tag bytes + pos (8).  Returns key length. */
+LJ_PRIVATE int ljTagKey(u8 *aKey, const u8 *aTag, int nTag, u64 pos);
+
+/**************************************************************************
+** Environment registry (registry.c)
+*/
+typedef struct LjEnv LjEnv;
+typedef struct LjWriter LjWriter;
+typedef struct LjActor LjActor;
+typedef struct LjClient LjClient;
+typedef struct LjMetrics LjMetrics;
+
+/* Named databases of a store. */
+enum {
+  LJ_DB_META = 0, /* "meta": format version and store facts */
+  LJ_DB_ACTORS,   /* "actors": actor id -> number, truncation floor */
+  LJ_DB_ACTNUM,   /* "actnum": actor number -> actor id */
+  LJ_DB_EVENTS,   /* "events": (actor number, seq) -> record */
+  LJ_DB_POS,      /* "pos": pos -> (actor number, seq, ts) */
+  LJ_DB_TAGS,     /* "tags": (tag, pos) -> (actor number, seq) */
+  LJ_DB_SNAPS,    /* "snapshots": (actor number, seq) -> record */
+  LJ_DB_COUNT
+};
+
+/* Latency histogram: log-linear buckets over microseconds. */
+#define LJ_HIST_BUCKETS 256
+typedef struct LjHist LjHist;
+struct LjHist {
+  u64 aCount[LJ_HIST_BUCKETS];
+  u64 nTotal;
+};
+
+/* Counters of one environment.  Updated with relaxed atomics. */
+struct LjMetrics {
+  u64 nAppends;      /* events accepted into the queue */
+  u64 nCommits;      /* write transactions committed */
+  u64 nCommitEvents; /* events committed */
+  u64 nBytesWritten; /* record bytes committed */
+  u64 nBytesRead;    /* record bytes returned to SQL */
+  u64 nRowsRead;     /* rows returned by journal tables */
+  u64 nErrors;       /* failed requests */
+  u64 nRetries;      /* batch retries */
+  u64 nMapResizes;   /* map growths, ours or adopted */
+  u64 nConflicts;    /* sequence conflicts */
+  u64 nStaleReaders; /* reader slots of dead processes cleared */
+  LjHist commitHist; /* commit latency, us */
+  LjHist appendHist; /* journal_append latency, us (sampled) */
+  pthread_mutex_t histMutex; /* guards both histograms */
+};
+LJ_PRIVATE void ljHistAdd(LjHist *p, u64 us);
+LJ_PRIVATE u64 ljHistQuantile(const LjHist *p, double q);
+typedef struct LjMetricRow LjMetricRow;
+struct LjMetricRow {
+  const char *zName;
+  double value;
+  int bCounter; /* monotonic counter (vs gauge) */
+};
+/* Fill up to nRow rows; returns how many metrics there are. */
+LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
+#define LJ_METRICS_MAX 32
+
+/*
+** One LMDB environment per directory per process.
+**
+** Locking (the threading model is described once, in registry.c):
+**   ljRegistry mutex  guards the registry list and LjEnv.nRef.
+**   LjEnv.gate        rwlock; every use of LMDB memory (a read or write
+**                     transaction's work) holds it shared; changing the
+**                     map size holds it exclusively.  It is held only
+**                     during a call, never across calls into SQLite.
+**   LjEnv.mutex       guards the actor cache, the queue and the tickets
+**                     (see writer.c).
+*/
+struct LjEnv {
+  LjEnv *pNext;          /* registry list (registry mutex) */
+  int nRef;              /* tables using it (registry mutex) */
+  dev_t dev;             /* identity of the directory */
+  ino_t ino;
+  char *zDir;            /* resolved directory path */
+  MDB_env *env;
+  MDB_dbi aDbi[LJ_DB_COUNT];
+  LjConfig cfg;          /* environment-level settings in effect */
+  pthread_rwlock_t gate; /* see above */
+  unsigned mapGen;       /* bumped when the map moves (atomic) */
+  i64 szMap;             /* current map size (gate) */
+  u64 nReadersCleared;   /* stale reader slots reclaimed (atomic) */
+  LjWriter *pWriter;     /* the background writer */
+  LjMetrics m;
+};
+
+LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, LjEnv **ppEnv, char **pzErr);
+LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
+
+/* Map an LMDB (or errno) code to an SQLite result code. */
+LJ_PRIVATE int ljMdbToSqlite(int mrc);
+/* "<zOp> failed: <mdb_strerror>" as a new string (or NULL on OOM). */
+LJ_PRIVATE char *ljMdbErr(const char *zOp, int mrc);
+
+/* Gate.  ljGateEnter/Leave bracket every piece of work on LMDB memory. */
+LJ_PRIVATE void ljGateEnter(LjEnv *p);
+LJ_PRIVATE void ljGateLeave(LjEnv *p);
+/* Grow (szNew>0) or adopt another process's size (szNew==0).  Called with
+** the gate NOT held; takes it exclusively. */
+LJ_PRIVATE int ljEnvResize(LjEnv *p, i64 szNew);
+
+/* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
+** it leaves the gate, adopts the new size and re-enters. */
+LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
+
+/* Read an actor's state from a snapshot: number (0 if unknown), highest
+** seq (max of truncation floor and last event). */
+LJ_PRIVATE int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
+                           u64 *pNum, u64 *pHighest, u64 *pFloor);
+
+/**************************************************************************
+** Writer (writer.c)
+*/
+
+/*
+** One event waiting to be written.  Allocated as one block with the
+** request; aRec holds the encoded record with pos/ts to be stamped.
+*/
+typedef struct LjEvent LjEvent;
+struct LjEvent {
+  LjActor *pActor;  /* cache entry of the actor (never freed before env) */
+  u32 epoch;        /* pActor->epoch when the seq was reserved */
+  u64 seq;          /* reserved seq */
+  i64 tsGiven;      /* explicit ts, or -1 */
+  u8 *aRec;         /* encoded record */
+  u32 nRec;
+  u64 pos;          /* assigned by the writer */
+};
+
+enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2 };
+
+typedef struct LjReq LjReq;
+struct LjReq {
+  LjReq *pNext;     /* queue link (env mutex) */
+  int eType;        /* LJ_REQ_* */
+  u64 iTicket;      /* position in the queue order */
+  LjClient *pClient;
+  int eDurability;  /* LJ_DUR_* required by the submitter */
+  int bWait;        /* the submitter waits: commit without delay */
+  int nEvent;
+  u64 nByte;        /* record bytes */
+  LjEvent *aEvent;
+  i64 usQueued;     /* when queued, for latency */
+  /* Outcome, set by the writer (env mutex) for waiting submitters. */
+  int bDone;
+  int rc;
+  char *zErr;
+};
+
+/*
+** A submitter: one journal table of one connection.  Errors of its async
+** appends are parked here until journal_sync (or a COMMIT) reports them.
+** Guarded by the env mutex.
+*/
+struct LjClient {
+  LjEnv *pEnv;
+  int eDurability;
+  int eMode;
+  u64 iLastTicket;  /* last ticket submitted */
+  u64 iErrTicket;   /* ticket of the first unreported failure, 0 if none */
+  int errRc;
+  char *zErr;
+};
+
+/* Actor cache entry, one per actor this process has appended to. */
+struct LjActor {
+  LjActor *pHashNext; /* env mutex */
+  u64 reserved;       /* highest seq handed out, incl. queued (env mutex) */
+  u32 epoch;          /* bumped on a conflict (writer, under env mutex) */
+  /* Fields below are owned by the writer thread alone. */
+  u32 wGen;           /* num/committed valid when equal to writer's */
+  u64 num;            /* actor number, 0 = not yet known/created */
+  u64 committed;      /* highest committed seq */
+  u32 txnSerial;      /* txnHighest valid in this write transaction */
+  u64 txnHighest;
+  int nActor;
+  char zActor[1];     /* actor id bytes (not terminated) */
+};
+
+LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
+LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
+
+/* Find (or load from the store and insert) the cache entry of an actor.
+** Takes the env mutex itself. */
+LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
+                          LjActor **ppActor, char **pzErr);
+
+/* Client lifetime. */
+LJ_PRIVATE LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode);
+LJ_PRIVATE void ljClientFree(LjClient *p); /* flushes its appends first */
+
+/*
+** Reserve seqs for and queue nEvent events of one request.  Each
+** aEvent[i].pActor must be set; aEvent[i].seq is 0 (assign next) or an
+** expected seq that must be exactly next (else SQLITE_CONSTRAINT).
+** The events and records are copied.  On success *piSeqLast is the last
+** seq assigned to aEvent[0]'s actor... (each aEvent[i].seq is filled in).
+** bWait: wait until committed and durable, return its outcome.
+** Blocks up to sync_timeout when the queue is full (SQLITE_BUSY after).
+*/
+LJ_PRIVATE int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent,
+                        int bWait, i64 usTimeout, char **pzErr);
+
+/* Wait until everything submitted before the call is processed; with
+** bDurable also synced to disk.  Reports the client's parked error.
+** *pDurablePos receives the last committed pos. */
+LJ_PRIVATE int ljSync(LjClient *pClient, int bDurable, i64 usTimeout,
+                      i64 *pDurablePos, char **pzErr);
+
+/* Wait until everything this process queued before the call is committed
+** (read-your-writes for a new snapshot).  No disk sync. */
+LJ_PRIVATE int ljFlushForRead(LjEnv *pEnv, i64 usTimeout);
+
+/* Process's view of an actor's highest seq (including queued). */
+LJ_PRIVATE int ljHighestSeq(LjEnv *pEnv, const char *zActor, int nActor,
+                            i64 *piSeq, char **pzErr);
+
+/* Health snapshot of the writer, for journal_health. */
+typedef struct LjWriterInfo LjWriterInfo;
+struct LjWriterInfo {
+  const char *zState; /* "running", "stopped", "failed" */
+  i64 nQueue;
+  i64 lastPos;
+  i64 durablePos;
+  char *zLastError;   /* sqlite3_malloc'd copy or NULL */
+};
+LJ_PRIVATE void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p);
+
+/**************************************************************************
+** SQL layer (lmdbjournal.c, journal_table.c, functions.c)
+*/
+typedef struct LjConn LjConn;
+typedef struct LjTable LjTable;
+typedef struct JtPending JtPending;
+
+/* Per-connection state: the journal tables connected on it. */
+struct LjConn {
+  sqlite3 *db;
+  int nRef;         /* the module registration + each table */
+  LjTable *pList;   /* connected tables */
+};
+
+/* One lmdb_journal table on one connection. */
+struct LjTable {
+  sqlite3_vtab base; /* must be first */
+  LjConn *pConn;
+  LjTable *pNext;    /* LjConn.pList */
+  int nRef;          /* the vtab + cached references held by statements */
+  int bClosed;       /* disconnected; only the memory remains */
+  char *zDb;         /* schema name */
+  char *zName;       /* table name */
+  LjConfig cfg;      /* this table's options */
+  LjEnv *pEnv;
+  LjClient *pClient;
+  JtPending *pPending; /* INSERTs of the open transaction */
+};
+
+LJ_PRIVATE void ljConnUnref(LjConn *p);
+LJ_PRIVATE void ljTableUnref(LjTable *p);
+/* Find the table named zName (optionally "schema.table") on db. */
+LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
+                           char **pzErr);
+LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
+LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
+
+/* Validate an actor id value (text, 1..400 bytes, UTF-8). */
+LJ_PRIVATE int ljCheckActor(sqlite3_value *v, const char *zWhat,
+                            const char **pz, int *pn, char **pzErr);
+/* Build an event (record + actor) from SQL values; NULL values allowed
+** for type, meta, tags.  The record is sqlite3_malloc'd into pEv->aRec. */
+LJ_PRIVATE int ljEventFromValues(LjTable *pTab, const char *zActor,
+                                 int nActor, sqlite3_value *pPayload,
+                                 sqlite3_value *pType, sqlite3_value *pMeta,
+                                 sqlite3_value *pTags, LjEvent *pEv,
+                                 char **pzErr);
+
+#endif /* LMDBJOURNAL_INTERNAL_H */

@@ -1,0 +1,454 @@
+/*
+** layout.c -- how a journal is laid out in LMDB: keys, records, checksums,
+** tags, and the small clock/UTF-8 helpers the layout needs.
+**
+** This comment is the authoritative description of the on-disk format;
+** docs/architecture.md shows the same drawing.
+**
+** Every integer in a key is fixed-width big-endian, so LMDB's default
+** memcmp ordering is numeric ordering (seq 10 sorts after seq 9, 256 after
+** 255, 2^32 after 2^32-1).  Actor ids are mapped to compact 8-byte actor
+** numbers once, so event keys stay 16 bytes whatever the id's length.
+**
+**   named db   key                              value
+**   --------   -------------------------------  ---------------------------
+**   meta       "format"                         u32 format version (=1)
+**   actors     actor id bytes (1..400)          num u64 | floor u64
+**   actnum     num u64                          actor id bytes
+**   events     num u64 | seq u64                event record (below)
+**   pos        pos u64                          num u64 | seq u64 | ts i64
+**   tags       len u16 | tag bytes | pos u64    num u64 | seq u64
+**   snapshots  num u64 | seq u64                snapshot record (same form)
+**
+**   actors.floor is the highest seq at the last truncation: an actor's
+**   highest seq is max(floor, seq of its last event), so it survives the
+**   deletion of every event.  Actor numbers start at 1 and only grow; pos
+**   starts at 1 and only grows (gaps appear only where truncation removed
+**   events).  Both are assigned inside the LMDB write transaction, so they
+**   are gap-free across processes.
+**
+** Event record (all integers big-endian):
+**
+**    0      1       2       3       4               8
+**   +-------+-------+-------+-------+---------------+
+**   | flags | pcls  | mcls  |   0   | crc32c        |
+**   +-------+-------+-------+-------+---------------+
+**   | pos u64                       | ts i64 (ms)   ...
+**   +-------------------------------+---------------+
+**  24 | ntype u16 | ntags u16 | nmeta u32 |
+**  32 | type bytes | tags JSON | meta bytes | payload bytes ... (to end)
+**
+**   flags bits 0-1: payload codec (0 raw, 1 lz4, 2 zstd).  A compressed
+**   payload is u32 raw length followed by the compressed bytes, so stores
+**   with mixed settings read back.  pcls/mcls: storage class of payload
+**   and meta (0 NULL, 1 INTEGER as i64, 2 REAL as IEEE-754 bits, 3 TEXT,
+**   4 BLOB).  crc32c covers bytes 8 to the end, so pos and ts are covered.
+*/
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <lz4.h>
+#include <zstd.h>
+
+i64 ljNowMs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (i64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+i64 ljNowUs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (i64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Absolute CLOCK_MONOTONIC deadline (condition variables are created with
+** that clock, see writer.c). */
+void ljDeadline(struct timespec *pTs, i64 usFromNow) {
+  clock_gettime(CLOCK_MONOTONIC, pTs);
+  pTs->tv_sec += usFromNow / 1000000;
+  pTs->tv_nsec += (long)(usFromNow % 1000000) * 1000;
+  if (pTs->tv_nsec >= 1000000000) {
+    pTs->tv_sec++;
+    pTs->tv_nsec -= 1000000000;
+  }
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
+int ljUtf8Valid(const unsigned char *z, int n) {
+  int i = 0;
+  while (i < n) {
+    unsigned c = z[i];
+    int nMore;
+    unsigned cp, lo;
+    if (c < 0x80) { i++; continue; }
+    if (c >= 0xC2 && c <= 0xDF) { nMore = 1; cp = c & 0x1F; lo = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { nMore = 2; cp = c & 0x0F; lo = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { nMore = 3; cp = c & 0x07; lo = 0x10000; }
+    else return 0;
+    if (i + nMore >= n) return 0;
+    for (int k = 1; k <= nMore; k++) {
+      if ((z[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (z[i + k] & 0x3F);
+    }
+    if (cp < lo || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += nMore + 1;
+  }
+  return 1;
+}
+
+/*
+** CRC-32C (Castagnoli).  SSE4.2 has an instruction for it; elsewhere a
+** table is used.  Both give identical results, so stores move freely
+** between machines.
+*/
+static u32 aCrcTable[256];
+static pthread_once_t crcOnce = PTHREAD_ONCE_INIT;
+static int bCrcHw = 0;
+
+static void crcInit(void) {
+  for (u32 i = 0; i < 256; i++) {
+    u32 c = i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    aCrcTable[i] = c;
+  }
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  bCrcHw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static u32 crcHw(u32 crc, const u8 *p,
+                                                     size_t n) {
+  u64 c = crc;
+  while (n >= 8) {
+    u64 v;
+    memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  while (n--) c = __builtin_ia32_crc32qi((u32)c, *p++);
+  return (u32)c;
+}
+#endif
+
+u32 ljCrc32c(u32 crc, const void *pData, size_t n) {
+  const u8 *p = (const u8 *)pData;
+  pthread_once(&crcOnce, crcInit);
+  crc = ~crc;
+#if defined(__x86_64__)
+  if (bCrcHw) return ~crcHw(crc, p, n);
+#endif
+  while (n--) crc = aCrcTable[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+void ljEvKey(u8 *aKey, u64 actorNum, u64 seq) {
+  ljPut64(aKey, actorNum);
+  ljPut64(&aKey[8], seq);
+}
+
+int ljTagKey(u8 *aKey, const u8 *aTag, int nTag, u64 pos) {
+  ljPut16(aKey, (u16)nTag);
+  memcpy(&aKey[2], aTag, (size_t)nTag);
+  ljPut64(&aKey[2 + nTag], pos);
+  return 2 + nTag + 8;
+}
+
+/*
+** Records.  ljRecBuild sizes and encodes in one go; the payload may be
+** compressed, so the size is only known after compression.
+*/
+static int recPayloadCodec(const LjRecIn *p, int eCodec, i64 nMin) {
+  if (eCodec == LJ_CODEC_NONE) return LJ_CODEC_NONE;
+  if (p->ePayload != LJ_VAL_TEXT && p->ePayload != LJ_VAL_BLOB)
+    return LJ_CODEC_NONE;
+  if (p->nPayload < nMin || p->nPayload < 16) return LJ_CODEC_NONE;
+  return eCodec;
+}
+
+int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 **paOut,
+               u32 *pnOut) {
+  size_t nHead = LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags +
+                 (size_t)p->nMeta;
+  int eUse = recPayloadCodec(p, eCodec, nCompressMin);
+  size_t nBound = (size_t)p->nPayload;
+  size_t nBody;
+  u8 *a;
+  if (eUse == LJ_CODEC_LZ4) {
+    nBound = 4 + (size_t)LZ4_compressBound(p->nPayload);
+  } else if (eUse == LJ_CODEC_ZSTD) {
+    nBound = 4 + ZSTD_compressBound((size_t)p->nPayload);
+  }
+  if (nBound < (size_t)p->nPayload) nBound = (size_t)p->nPayload;
+  a = sqlite3_malloc64(nHead + nBound);
+  if (a == 0) return SQLITE_NOMEM;
+  nBody = 0;
+  if (eUse == LJ_CODEC_LZ4) {
+    int n = LZ4_compress_default((const char *)p->aPayload,
+                                 (char *)&a[nHead + 4], p->nPayload,
+                                 (int)(nBound - 4));
+    if (n > 0 && (size_t)n + 4 < (size_t)p->nPayload) nBody = (size_t)n + 4;
+  } else if (eUse == LJ_CODEC_ZSTD) {
+    size_t n = ZSTD_compress(&a[nHead + 4], nBound - 4, p->aPayload,
+                             (size_t)p->nPayload, 1);
+    if (!ZSTD_isError(n) && n + 4 < (size_t)p->nPayload) nBody = n + 4;
+  }
+  if (nBody) {
+    ljPut32(&a[nHead], (u32)p->nPayload);
+  } else {
+    eUse = LJ_CODEC_NONE;
+    nBody = (size_t)p->nPayload;
+    if (nBody) memcpy(&a[nHead], p->aPayload, nBody);
+  }
+  memset(a, 0, LJ_REC_HDR);
+  a[0] = (u8)eUse;
+  a[1] = p->ePayload;
+  a[2] = p->eMeta;
+  ljPut16(&a[24], (u16)p->nType);
+  ljPut16(&a[26], (u16)p->nTags);
+  ljPut32(&a[28], (u32)p->nMeta);
+  {
+    u8 *z = &a[LJ_REC_HDR];
+    if (p->nType) memcpy(z, p->aType, (size_t)p->nType);
+    z += p->nType;
+    if (p->nTags) memcpy(z, p->aTags, (size_t)p->nTags);
+    z += p->nTags;
+    if (p->nMeta) memcpy(z, p->aMeta, (size_t)p->nMeta);
+  }
+  *paOut = a;
+  *pnOut = (u32)(nHead + nBody);
+  return SQLITE_OK;
+}
+
+/* Give a record its pos and ts, then seal it with the checksum. */
+void ljRecStamp(u8 *a, size_t n, u64 pos, i64 ts) {
+  ljPut64(&a[8], pos);
+  ljPut64(&a[16], (u64)ts);
+  ljPut32(&a[4], ljCrc32c(0, &a[8], n - 8));
+}
+
+int ljRecCheck(const u8 *a, size_t n) {
+  if (n < LJ_REC_HDR) return 0;
+  return ljGet32(&a[4]) == ljCrc32c(0, &a[8], n - 8);
+}
+
+/*
+** Decode a record.  A compressed payload is expanded into *paBuf (grown
+** with sqlite3_realloc64 as needed; the caller frees it).  Returns
+** SQLITE_OK, SQLITE_CORRUPT for a malformed record, SQLITE_NOMEM.
+*/
+int ljRecDecode(const u8 *a, size_t n, LjRec *p, u8 **paBuf, size_t *pnBuf) {
+  size_t nHead;
+  int eCodec;
+  if (n < LJ_REC_HDR) return SQLITE_CORRUPT;
+  p->crc = ljGet32(&a[4]);
+  p->pos = ljGet64(&a[8]);
+  p->ts = (i64)ljGet64(&a[16]);
+  p->nType = ljGet16(&a[24]);
+  p->nTags = ljGet16(&a[26]);
+  p->nMeta = (int)ljGet32(&a[28]);
+  nHead = LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags + (size_t)p->nMeta;
+  if (nHead > n || a[1] > LJ_VAL_BLOB || a[2] > LJ_VAL_BLOB)
+    return SQLITE_CORRUPT;
+  p->aType = p->nType ? &a[LJ_REC_HDR] : 0;
+  p->aTags = p->nTags ? &a[LJ_REC_HDR + p->nType] : 0;
+  p->eMeta = a[2];
+  p->aMeta = &a[LJ_REC_HDR + p->nType + p->nTags];
+  p->ePayload = a[1];
+  eCodec = a[0] & LJ_RECF_CODEC;
+  if (eCodec == LJ_CODEC_NONE) {
+    p->aPayload = &a[nHead];
+    p->nPayload = (int)(n - nHead);
+    return SQLITE_OK;
+  } else {
+    const u8 *z = &a[nHead];
+    size_t nz = n - nHead;
+    size_t nRaw;
+    if (nz < 4) return SQLITE_CORRUPT;
+    nRaw = ljGet32(z);
+    if (nRaw > *pnBuf) {
+      u8 *aNew = sqlite3_realloc64(*paBuf, nRaw);
+      if (aNew == 0) return SQLITE_NOMEM;
+      *paBuf = aNew;
+      *pnBuf = nRaw;
+    }
+    if (eCodec == LJ_CODEC_LZ4) {
+      int r = LZ4_decompress_safe((const char *)z + 4, (char *)*paBuf,
+                                  (int)(nz - 4), (int)nRaw);
+      if (r < 0 || (size_t)r != nRaw) return SQLITE_CORRUPT;
+    } else if (eCodec == LJ_CODEC_ZSTD) {
+      size_t r = ZSTD_decompress(*paBuf, nRaw, z + 4, nz - 4);
+      if (ZSTD_isError(r) || r != nRaw) return SQLITE_CORRUPT;
+    } else {
+      return SQLITE_CORRUPT;
+    }
+    p->aPayload = *paBuf;
+    p->nPayload = (int)nRaw;
+  }
+  return SQLITE_OK;
+}
+
+/*
+** Tags.  The accepted form is a JSON array of non-empty strings of at
+** most LJ_MAX_TAG_BYTES bytes each (after unescaping).  The parser is
+** deliberately small: it accepts exactly that grammar and nothing else.
+*/
+static int tagHex(const char *z, unsigned *pv) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = z[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+    else return 0;
+  }
+  *pv = v;
+  return 1;
+}
+
+static int tagUtf8(u8 *a, unsigned cp) {
+  if (cp < 0x80) { a[0] = (u8)cp; return 1; }
+  if (cp < 0x800) {
+    a[0] = (u8)(0xC0 | (cp >> 6)); a[1] = (u8)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    a[0] = (u8)(0xE0 | (cp >> 12)); a[1] = (u8)(0x80 | ((cp >> 6) & 0x3F));
+    a[2] = (u8)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  a[0] = (u8)(0xF0 | (cp >> 18)); a[1] = (u8)(0x80 | ((cp >> 12) & 0x3F));
+  a[2] = (u8)(0x80 | ((cp >> 6) & 0x3F)); a[3] = (u8)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+int ljTagsParse(const char *z, int n, int (*xTag)(void *, const u8 *, int),
+                void *pArg, char **pzErr) {
+  u8 aTag[LJ_MAX_TAG_BYTES + 4];
+  int i = 0;
+  int bFirst = 1;
+#define TAG_WS() while (i < n && (z[i] == ' ' || z[i] == '\t' || z[i] == '\n' || z[i] == '\r')) i++
+  TAG_WS();
+  if (i >= n || z[i] != '[') goto bad;
+  i++;
+  for (;;) {
+    int nTag = 0;
+    TAG_WS();
+    if (i < n && z[i] == ']' && bFirst) { i++; break; }
+    if (i >= n || z[i] != '"') goto bad;
+    i++;
+    while (i < n && z[i] != '"') {
+      unsigned cp = (unsigned char)z[i];
+      if (cp < 0x20) goto bad;
+      if (cp == '\\') {
+        if (i + 1 >= n) goto bad;
+        switch (z[i + 1]) {
+          case '"': cp = '"'; break;
+          case '\\': cp = '\\'; break;
+          case '/': cp = '/'; break;
+          case 'b': cp = '\b'; break;
+          case 'f': cp = '\f'; break;
+          case 'n': cp = '\n'; break;
+          case 'r': cp = '\r'; break;
+          case 't': cp = '\t'; break;
+          case 'u': {
+            unsigned lo;
+            if (i + 6 > n || !tagHex(&z[i + 2], &cp)) goto bad;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+              if (i + 12 > n || z[i + 6] != '\\' || z[i + 7] != 'u' ||
+                  !tagHex(&z[i + 8], &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                goto bad;
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+              i += 6;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+              goto bad;
+            }
+            i += 4;
+            break;
+          }
+          default: goto bad;
+        }
+        i += 2;
+        if (nTag + 4 > LJ_MAX_TAG_BYTES) goto toolong;
+        nTag += tagUtf8(&aTag[nTag], cp);
+      } else {
+        if (nTag >= LJ_MAX_TAG_BYTES) goto toolong;
+        aTag[nTag++] = (u8)cp;
+        i++;
+      }
+    }
+    if (i >= n) goto bad;
+    i++; /* closing quote */
+    if (nTag == 0) {
+      *pzErr = sqlite3_mprintf("tags must not contain empty strings");
+      return SQLITE_ERROR;
+    }
+    if (!ljUtf8Valid(aTag, nTag)) goto bad;
+    if (xTag) {
+      int rc = xTag(pArg, aTag, nTag);
+      if (rc) return rc;
+    }
+    bFirst = 0;
+    TAG_WS();
+    if (i < n && z[i] == ',') { i++; continue; }
+    if (i < n && z[i] == ']') { i++; break; }
+    goto bad;
+  }
+  TAG_WS();
+  if (i != n) goto bad;
+#undef TAG_WS
+  return SQLITE_OK;
+toolong:
+  *pzErr = sqlite3_mprintf("a tag is longer than %d bytes", LJ_MAX_TAG_BYTES);
+  return SQLITE_ERROR;
+bad:
+  *pzErr = sqlite3_mprintf(
+      "tags must be a JSON array of strings, e.g. '[\"order\",\"eu\"]'");
+  return SQLITE_ERROR;
+}
+
+/*
+** An actor's state as of a snapshot.  Called with the gate held.
+*/
+int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
+                u64 *pNum, u64 *pHighest, u64 *pFloor) {
+  MDB_val k, v;
+  MDB_cursor *c;
+  u8 aKey[LJ_EVKEY];
+  int mrc;
+  u64 num, floor, last = 0;
+  k.mv_data = (void *)zActor;
+  k.mv_size = (size_t)nActor;
+  mrc = mdb_get(txn, p->aDbi[LJ_DB_ACTORS], &k, &v);
+  if (mrc == MDB_NOTFOUND) {
+    *pNum = *pHighest = *pFloor = 0;
+    return 0;
+  }
+  if (mrc) return mrc;
+  if (v.mv_size < 16) return MDB_CORRUPTED;
+  num = ljGet64(v.mv_data);
+  floor = ljGet64((u8 *)v.mv_data + 8);
+  mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_EVENTS], &c);
+  if (mrc) return mrc;
+  ljEvKey(aKey, num + 1, 0);
+  k.mv_data = aKey;
+  k.mv_size = LJ_EVKEY;
+  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  if (mrc == 0) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (mrc == 0 && k.mv_size == LJ_EVKEY && ljGet64(k.mv_data) == num) {
+    last = ljGet64((u8 *)k.mv_data + 8);
+  }
+  mdb_cursor_close(c);
+  if (mrc && mrc != MDB_NOTFOUND) return mrc;
+  *pNum = num;
+  *pFloor = floor;
+  *pHighest = last > floor ? last : floor;
+  return 0;
+}

@@ -1,0 +1,109 @@
+/*
+** metrics.c -- counters, latency histograms and their exposition.
+**
+** Counters live in LjEnv.m and are bumped with relaxed atomics by whoever
+** does the work (writer, cursors, functions).  Latencies go into
+** log-linear histograms: 8 buckets per power of two, so a quantile is
+** reported within 12.5% of the true value whatever its magnitude, in a
+** fixed 2 KiB per histogram.
+*/
+#include "internal.h"
+
+#include <string.h>
+
+#define HIST_SUB 8 /* buckets per power of two */
+
+static int histBucket(u64 v) {
+  int e, i;
+  if (v < HIST_SUB) return (int)v;
+  e = 63 - __builtin_clzll(v); /* v >= 8, so e >= 3 */
+  i = HIST_SUB + (e - 3) * HIST_SUB + (int)((v >> (e - 3)) & (HIST_SUB - 1));
+  return i < LJ_HIST_BUCKETS ? i : LJ_HIST_BUCKETS - 1;
+}
+
+/* Upper edge of a bucket: the value reported for a quantile in it. */
+static u64 histUpper(int i) {
+  int e;
+  u64 sub;
+  if (i < HIST_SUB) return (u64)i;
+  e = (i - HIST_SUB) / HIST_SUB + 3;
+  sub = (u64)((i - HIST_SUB) % HIST_SUB);
+  return ((HIST_SUB + sub + 1) << (e - 3)) - 1;
+}
+
+void ljHistAdd(LjHist *p, u64 us) {
+  p->aCount[histBucket(us)]++;
+  p->nTotal++;
+}
+
+u64 ljHistQuantile(const LjHist *p, double q) {
+  u64 nRank, nSeen = 0;
+  int i;
+  if (p->nTotal == 0) return 0;
+  nRank = (u64)(q * (double)p->nTotal);
+  if (nRank >= p->nTotal) nRank = p->nTotal - 1;
+  for (i = 0; i < LJ_HIST_BUCKETS; i++) {
+    nSeen += p->aCount[i];
+    if (nSeen > nRank) return histUpper(i);
+  }
+  return histUpper(LJ_HIST_BUCKETS - 1);
+}
+
+/*
+** Every metric of an environment as (name, value, is-counter), in a fixed
+** order; journal_health and the Prometheus text are both built from it.
+*/
+int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
+  LjMetrics *m = &pEnv->m;
+  LjWriterInfo wi;
+  MDB_envinfo info;
+  MDB_stat st;
+  LjHist commit, append;
+  int n = 0;
+  u64 nCommits = __atomic_load_n(&m->nCommits, __ATOMIC_RELAXED);
+  u64 nEv = __atomic_load_n(&m->nCommitEvents, __ATOMIC_RELAXED);
+
+  pthread_mutex_lock(&m->histMutex);
+  commit = m->commitHist;
+  append = m->appendHist;
+  pthread_mutex_unlock(&m->histMutex);
+  ljWriterInfo(pEnv, &wi);
+  sqlite3_free(wi.zLastError);
+  ljGateEnter(pEnv);
+  mdb_env_info(pEnv->env, &info);
+  mdb_env_stat(pEnv->env, &st);
+  ljGateLeave(pEnv);
+
+#define ROW(zN, v, bC)             \
+  if (n < nRow) {                  \
+    aRow[n].zName = zN;            \
+    aRow[n].value = (double)(v);   \
+    aRow[n].bCounter = bC;         \
+  }                                \
+  n++;
+  ROW("appends", m->nAppends, 1);
+  ROW("commits", nCommits, 1);
+  ROW("batch_size_avg", nCommits ? (double)nEv / (double)nCommits : 0.0, 0);
+  ROW("bytes_written", m->nBytesWritten, 1);
+  ROW("bytes_read", m->nBytesRead, 1);
+  ROW("rows_read", m->nRowsRead, 1);
+  ROW("errors", m->nErrors, 1);
+  ROW("retries", m->nRetries, 1);
+  ROW("conflicts", m->nConflicts, 1);
+  ROW("map_resizes", m->nMapResizes, 1);
+  ROW("stale_readers_cleared", m->nStaleReaders, 1);
+  ROW("queue_depth", wi.nQueue, 0);
+  ROW("last_pos", wi.lastPos, 0);
+  ROW("durable_pos", wi.durablePos, 0);
+  ROW("map_size", info.me_mapsize, 0);
+  ROW("map_used", (info.me_last_pgno + 1) * (u64)st.ms_psize, 0);
+  ROW("readers_used", info.me_numreaders, 0);
+  ROW("readers_max", info.me_maxreaders, 0);
+  ROW("open_dbs", LJ_DB_COUNT, 0);
+  ROW("commit_latency_p50_us", ljHistQuantile(&commit, 0.50), 0);
+  ROW("commit_latency_p99_us", ljHistQuantile(&commit, 0.99), 0);
+  ROW("commit_latency_p999_us", ljHistQuantile(&commit, 0.999), 0);
+  ROW("append_latency_p99_us", ljHistQuantile(&append, 0.99), 0);
+#undef ROW
+  return n;
+}

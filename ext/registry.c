@@ -1,0 +1,336 @@
+/*
+** registry.c -- one LMDB environment per directory per process, the gate
+** that makes map growth safe, and the mapping of LMDB errors to SQLite.
+**
+** THREADING MODEL (the authoritative description; other files refer here)
+**
+** LMDB forbids opening one environment twice in a process, so every
+** table, connection and thread that names a directory shares one LjEnv,
+** found by the directory's (st_dev, st_ino) -- a symlink or another
+** spelling of the path finds the same environment.  LjEnv.nRef counts the
+** tables using it; the last release stops the writer (flushing its queue)
+** and closes LMDB.  Opening and closing happen under the registry mutex,
+** so an environment is never open twice, not even while closing.
+**
+** The environment is opened with MDB_NOTLS: read transactions belong to
+** table cursors, not threads, and one thread may hold several.
+**
+** Locks, outermost first (never take one while holding a later one):
+**
+**   ljRegistryMutex   the registry list and nRef.
+**   LjWriter.mutex    the queue, tickets, actor cache (writer.c).
+**   LjEnv.gate        rwlock.  Held shared by any thread while it works
+**                     on LMDB memory: a read transaction's cursor calls,
+**                     the writer's whole write transaction.  Held
+**                     exclusively to change the map size, which remaps
+**                     the file and may move it.  The gate is held only for
+**                     the duration of one call: never while SQLite has
+**                     control.  So a statement left open in the middle of
+**                     a scan cannot block map growth; instead, every
+**                     cursor remembers its key and, seeing LjEnv.mapGen
+**                     change, re-seeks inside its unchanged read
+**                     transaction (pages are addressed by number, the
+**                     snapshot stays valid, only pointers moved).
+**                     The rwlock prefers writers, so growth is not starved;
+**                     hence no thread may take the gate shared twice.
+*/
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pthread_mutex_t ljRegistryMutex = PTHREAD_MUTEX_INITIALIZER;
+static LjEnv *ljRegistry = 0;
+
+static const char *const azDbName[LJ_DB_COUNT] = {
+    "meta", "actors", "actnum", "events", "pos", "tags", "snapshots"};
+
+/*
+** The one place where LMDB and errno codes become SQLite codes.
+*/
+int ljMdbToSqlite(int mrc) {
+  switch (mrc) {
+    case 0: return SQLITE_OK;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_PAGE_FULL:
+    case MDB_DBS_FULL:
+    case ENOSPC: return SQLITE_FULL;
+    case MDB_READERS_FULL:
+    case EAGAIN:
+    case EBUSY: return SQLITE_BUSY;
+    case MDB_KEYEXIST: return SQLITE_CONSTRAINT;
+    case MDB_NOTFOUND: return SQLITE_NOTFOUND;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE: return SQLITE_CORRUPT;
+    case ENOMEM: return SQLITE_NOMEM;
+    case EACCES:
+    case EPERM: return SQLITE_PERM;
+    case EROFS: return SQLITE_READONLY;
+    case EIO: return SQLITE_IOERR;
+    case ENOENT:
+    case ENOTDIR: return SQLITE_CANTOPEN;
+    default: return SQLITE_ERROR;
+  }
+}
+
+char *ljMdbErr(const char *zOp, int mrc) {
+  return sqlite3_mprintf("%s failed: %s", zOp, mdb_strerror(mrc));
+}
+
+void ljGateEnter(LjEnv *p) { pthread_rwlock_rdlock(&p->gate); }
+void ljGateLeave(LjEnv *p) { pthread_rwlock_unlock(&p->gate); }
+
+int ljEnvResize(LjEnv *p, i64 szNew) {
+  int mrc;
+  MDB_envinfo info;
+  pthread_rwlock_wrlock(&p->gate);
+  mdb_env_info(p->env, &info);
+  if (szNew > 0 && (i64)info.me_mapsize >= szNew) {
+    /* Another thread grew it while we waited. */
+    pthread_rwlock_unlock(&p->gate);
+    return 0;
+  }
+  mrc = mdb_env_set_mapsize(p->env, (size_t)(szNew > 0 ? szNew : 0));
+  if (mrc == 0) {
+    mdb_env_info(p->env, &info);
+    p->szMap = (i64)info.me_mapsize;
+    __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&p->m.nMapResizes, 1, __ATOMIC_RELAXED);
+  }
+  pthread_rwlock_unlock(&p->gate);
+  return mrc;
+}
+
+int ljReadBegin(LjEnv *p, MDB_txn **ppTxn) {
+  int nTry;
+  int mrc = 0;
+  for (nTry = 0; nTry < 8; nTry++) {
+    mrc = mdb_txn_begin(p->env, 0, MDB_RDONLY, ppTxn);
+    if (mrc == MDB_MAP_RESIZED) {
+      ljGateLeave(p);
+      mrc = ljEnvResize(p, 0);
+      ljGateEnter(p);
+      if (mrc) break;
+    } else if (mrc == MDB_READERS_FULL) {
+      int nDead = 0;
+      mdb_reader_check(p->env, &nDead);
+      if (nDead == 0) break;
+      __atomic_add_fetch(&p->m.nStaleReaders, (u64)nDead, __ATOMIC_RELAXED);
+    } else {
+      break;
+    }
+  }
+  return mrc;
+}
+
+/*
+** Open the named databases, creating them (and recording the format
+** version) in a new store.  Most opens find them present, so a read
+** transaction is tried first: it does not wait for the write lock.
+*/
+static int envOpenDbs(LjEnv *p, char **pzErr) {
+  MDB_txn *txn = 0;
+  int mrc, i;
+  int bCreate = 0;
+  u8 aFmt[4];
+  MDB_val k, v;
+  k.mv_data = (void *)"format";
+  k.mv_size = 6;
+  for (;;) {
+    mrc = mdb_txn_begin(p->env, 0, bCreate ? 0 : MDB_RDONLY, &txn);
+    if (mrc) break;
+    for (i = 0; i < LJ_DB_COUNT && mrc == 0; i++) {
+      mrc = mdb_dbi_open(txn, azDbName[i], bCreate ? MDB_CREATE : 0,
+                         &p->aDbi[i]);
+    }
+    if (mrc == MDB_NOTFOUND && !bCreate) {
+      mdb_txn_abort(txn);
+      bCreate = 1;
+      continue;
+    }
+    if (mrc) break;
+    mrc = mdb_get(txn, p->aDbi[LJ_DB_META], &k, &v);
+    if (mrc == MDB_NOTFOUND && bCreate) {
+      ljPut32(aFmt, LMDBJOURNAL_FORMAT_VERSION);
+      v.mv_data = aFmt;
+      v.mv_size = 4;
+      mrc = mdb_put(txn, p->aDbi[LJ_DB_META], &k, &v, 0);
+    } else if (mrc == 0) {
+      u32 fmt = v.mv_size == 4 ? ljGet32(v.mv_data) : 0;
+      if (fmt == 0 || fmt > LMDBJOURNAL_FORMAT_VERSION) {
+        mdb_txn_abort(txn);
+        *pzErr = sqlite3_mprintf(
+            "lmdb_journal: '%s' holds store format %u; this build reads "
+            "format %d or older",
+            p->zDir, fmt, LMDBJOURNAL_FORMAT_VERSION);
+        return SQLITE_CORRUPT;
+      }
+    } else if (mrc == MDB_NOTFOUND) {
+      *pzErr = sqlite3_mprintf(
+          "lmdb_journal: '%s' is an LMDB environment but not a journal store",
+          p->zDir);
+      mdb_txn_abort(txn);
+      return SQLITE_ERROR;
+    }
+    if (mrc) break;
+    mrc = mdb_txn_commit(txn);
+    txn = 0;
+    if (mrc) break;
+    return SQLITE_OK;
+  }
+  if (txn) mdb_txn_abort(txn);
+  *pzErr = ljMdbErr("lmdb_journal: opening the store's databases", mrc);
+  return ljMdbToSqlite(mrc);
+}
+
+/* mkdir -p */
+static int envMkdirs(const char *zPath) {
+  char *z = sqlite3_mprintf("%s", zPath);
+  size_t i, n;
+  int rc = 0;
+  if (z == 0) return ENOMEM;
+  n = strlen(z);
+  for (i = 1; i <= n; i++) {
+    if (z[i] == '/' || z[i] == 0) {
+      char c = z[i];
+      z[i] = 0;
+      if (mkdir(z, 0775) && errno != EEXIST) rc = errno;
+      z[i] = c;
+      if (rc) break;
+    }
+  }
+  sqlite3_free(z);
+  return rc;
+}
+
+static void envFree(LjEnv *p) {
+  if (p->env) mdb_env_close(p->env);
+  pthread_rwlock_destroy(&p->gate);
+  pthread_mutex_destroy(&p->m.histMutex);
+  ljConfigClear(&p->cfg);
+  sqlite3_free(p->zDir);
+  sqlite3_free(p);
+}
+
+static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
+                     char **pzErr) {
+  LjEnv *p;
+  pthread_rwlockattr_t attr;
+  char aReal[PATH_MAX];
+  int mrc;
+  unsigned flags = MDB_NOTLS;
+  int nDead = 0;
+
+  p = sqlite3_malloc64(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&p->gate, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  pthread_mutex_init(&p->m.histMutex, 0);
+  p->dev = pSt->st_dev;
+  p->ino = pSt->st_ino;
+  p->cfg = *pCfg;
+  p->cfg.zPath = sqlite3_mprintf("%s", pCfg->zPath);
+  p->zDir = sqlite3_mprintf("%s", realpath(pCfg->zPath, aReal) ? aReal
+                                                               : pCfg->zPath);
+  if (p->cfg.zPath == 0 || p->zDir == 0) {
+    envFree(p);
+    return SQLITE_NOMEM;
+  }
+  if (pCfg->eDurability == LJ_DUR_NONE) flags |= MDB_NOSYNC;
+  if (pCfg->eDurability == LJ_DUR_META) flags |= MDB_NOMETASYNC;
+  mrc = mdb_env_create(&p->env);
+  if (mrc == 0) mrc = mdb_env_set_maxreaders(p->env, (unsigned)pCfg->nMaxReaders);
+  if (mrc == 0) mrc = mdb_env_set_maxdbs(p->env, (MDB_dbi)pCfg->nMaxDbs);
+  if (mrc == 0) mrc = mdb_env_set_mapsize(p->env, (size_t)pCfg->szMap);
+  if (mrc == 0) mrc = mdb_env_open(p->env, p->zDir, flags, 0664);
+  if (mrc) {
+    *pzErr = sqlite3_mprintf("lmdb_journal: cannot open '%s': %s",
+                             pCfg->zPath, mdb_strerror(mrc));
+    envFree(p);
+    return ljMdbToSqlite(mrc);
+  }
+  mdb_reader_check(p->env, &nDead);
+  p->m.nStaleReaders = (u64)nDead;
+  {
+    MDB_envinfo info;
+    mdb_env_info(p->env, &info);
+    p->szMap = (i64)info.me_mapsize;
+  }
+  {
+    int rc = envOpenDbs(p, pzErr);
+    if (rc == SQLITE_OK) rc = ljWriterStart(p, pzErr);
+    if (rc != SQLITE_OK) {
+      envFree(p);
+      return rc;
+    }
+  }
+  *ppEnv = p;
+  return SQLITE_OK;
+}
+
+int ljEnvOpen(const LjConfig *pCfg, LjEnv **ppEnv, char **pzErr) {
+  struct stat st;
+  LjEnv *p;
+  int rc = SQLITE_OK;
+  int e;
+
+  *ppEnv = 0;
+  e = envMkdirs(pCfg->zPath);
+  if (e == 0 && stat(pCfg->zPath, &st)) e = errno;
+  if (e == 0 && !S_ISDIR(st.st_mode)) e = ENOTDIR;
+  if (e) {
+    *pzErr = sqlite3_mprintf("lmdb_journal: cannot use path '%s': %s",
+                             pCfg->zPath, strerror(e));
+    return ljMdbToSqlite(e);
+  }
+  pthread_mutex_lock(&ljRegistryMutex);
+  for (p = ljRegistry; p; p = p->pNext) {
+    if (p->dev == st.st_dev && p->ino == st.st_ino) break;
+  }
+  if (p) {
+    rc = ljConfigEnvConflict(&p->cfg, pCfg, pzErr);
+    if (rc == SQLITE_OK) p->nRef++;
+  } else {
+    rc = envCreate(pCfg, &st, &p, pzErr);
+    if (rc == SQLITE_OK) {
+      p->nRef = 1;
+      p->pNext = ljRegistry;
+      ljRegistry = p;
+    }
+  }
+  pthread_mutex_unlock(&ljRegistryMutex);
+  if (rc == SQLITE_OK) *ppEnv = p;
+  return rc;
+}
+
+void ljEnvRelease(LjEnv *p) {
+  LjEnv **pp;
+  if (p == 0) return;
+  pthread_mutex_lock(&ljRegistryMutex);
+  if (--p->nRef == 0) {
+    for (pp = &ljRegistry; *pp; pp = &(*pp)->pNext) {
+      if (*pp == p) {
+        *pp = p->pNext;
+        break;
+      }
+    }
+    /* Still under the registry mutex: a concurrent open of the same
+    ** directory must not open LMDB again before this close is complete. */
+    ljWriterStop(p);
+    envFree(p);
+  }
+  pthread_mutex_unlock(&ljRegistryMutex);
+}

@@ -1,0 +1,1149 @@
+/*
+** writer.c -- the background writer: one thread per environment that
+** drains a queue of requests and commits them in batches (group commit).
+**
+** Every LMDB write of the process goes through here: journal_append,
+** INSERT commits, syncs.  Submitters never touch LMDB's write side.
+**
+**   SQL threads                               writer thread
+**   -----------                               -------------
+**   ljSubmit: reserve seqs, queue   --->      take up to batch_size events
+**             (block when full)               / batch_bytes, one write txn:
+**   ljSync:   wait for the ticket   <---        validate, assign pos/ts,
+**                                                put in key order, commit
+**
+** Tickets.  Each request gets the next ticket; the writer processes them
+** in order and publishes iDoneTicket after each batch.  "Everything
+** submitted before this call" is therefore "every ticket <= the last one
+** handed out", which is what journal_sync and read-your-writes wait for.
+**
+** Sequence numbers.  An async append must return its seq at once, so the
+** seq is reserved from this process's view of the actor (LjActor.reserved)
+** and checked inside the write transaction against the store.  A mismatch
+** (another process appended to the same actor) fails that request with
+** SQLITE_CONSTRAINT and bumps the actor's epoch: every request reserved
+** under the old epoch fails too (its seqs continue a broken chain), and
+** new reservations restart from the store's real highest seq.  Nothing is
+** ever overwritten: events are put with MDB_NOOVERWRITE.
+**
+** Atomicity.  A request (one append, or one COMMIT's INSERTs) is checked
+** as a whole before anything is written; a failing request is left out
+** and the rest of the batch commits.  A failing commit fails every request
+** of the batch: no batch is ever partly visible.  MDB_MAP_FULL grows the
+** map (doubling, up to map_max) and replays the whole batch; transient
+** errors are retried max_retries times with retry_delay doubling.
+**
+** Durability.  A batch is committed with the strongest durability any of
+** its requests asked for (env flags MDB_NOSYNC / MDB_NOMETASYNC are set
+** per commit).  With durability=none, the environment is synced every
+** checkpoint_interval and on journal_sync.
+**
+** Locking: LjWriter.mutex guards everything marked (mutex) below; the
+** fields marked (writer) belong to the writer thread alone.  Lock order is
+** in registry.c.
+*/
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Wait states of the writer thread, so submitters signal only when it
+** matters (a signal per append would cost a syscall). */
+enum { W_BUSY = 0, W_IDLE = 1, W_GATHER = 2 };
+enum { W_RUNNING = 0, W_STOPPED = 1, W_FAILED = 2 };
+
+struct LjWriter {
+  LjEnv *pEnv;
+  pthread_t thread;
+  int bThread;
+  pthread_mutex_t mutex;
+  pthread_cond_t condWork; /* the writer waits here */
+  pthread_cond_t condDone; /* submitters wait here */
+  /* (mutex) */
+  LjReq *pHead, *pTail;    /* queue */
+  i64 nQueued;             /* events queued */
+  int eWait;               /* W_* */
+  int bStop;
+  int nSpaceWait;          /* submitters waiting for queue space */
+  u64 iFlushTicket;        /* commit up to here without gathering delay */
+  u64 iSyncTicket;         /* a SYNC request at or before this is queued */
+  int eState;              /* W_RUNNING ... */
+  char *zLastError;
+  LjActor **aHash;         /* actor cache */
+  u32 nHash;
+  u32 nActor;
+  /* published with atomics (written under mutex) */
+  u64 iNextTicket;         /* last ticket handed out */
+  u64 iDoneTicket;         /* every ticket <= this is processed */
+  i64 lastPos;             /* last committed pos */
+  i64 durablePos;          /* last pos known synced per durability */
+  /* (writer) */
+  u32 wGen;                /* LjActor.wGen valid when equal */
+  u32 txnSerial;
+  size_t lastTxnId;        /* id of our last commit */
+  int bTail;               /* tailPos/tailTs/nextNum valid */
+  u64 tailPos;
+  i64 tailTs;
+  u64 nextNum;
+  int eFlags;              /* durability the env flags are set for */
+  int bUnsynced;           /* commits since the last env sync */
+  i64 usLastSync;
+  LjEvent **apSort;        /* scratch for key ordering */
+  size_t nSortAlloc;
+};
+
+/**************************************************************************
+** Actor cache.  Entries live until the environment closes; requests point
+** at them.
+*/
+static u32 actorHash(const char *z, int n) {
+  u32 h = 2166136261u;
+  for (int i = 0; i < n; i++) h = (h ^ (u8)z[i]) * 16777619u;
+  return h;
+}
+
+static LjActor *actorFind(LjWriter *w, const char *z, int n) {
+  LjActor *p;
+  if (w->nHash == 0) return 0;
+  for (p = w->aHash[actorHash(z, n) & (w->nHash - 1)]; p; p = p->pHashNext) {
+    if (p->nActor == n && memcmp(p->zActor, z, (size_t)n) == 0) return p;
+  }
+  return 0;
+}
+
+/* Insert a new entry (mutex held). */
+static LjActor *actorInsert(LjWriter *w, const char *z, int n, u64 highest) {
+  LjActor *p;
+  u32 h;
+  if (w->nActor >= w->nHash) {
+    u32 nNew = w->nHash ? w->nHash * 2 : 256;
+    LjActor **aNew = sqlite3_malloc64(sizeof(LjActor *) * nNew);
+    if (aNew == 0) return 0;
+    memset(aNew, 0, sizeof(LjActor *) * nNew);
+    for (u32 i = 0; i < w->nHash; i++) {
+      LjActor *pNext;
+      for (p = w->aHash[i]; p; p = pNext) {
+        pNext = p->pHashNext;
+        h = actorHash(p->zActor, p->nActor) & (nNew - 1);
+        p->pHashNext = aNew[h];
+        aNew[h] = p;
+      }
+    }
+    sqlite3_free(w->aHash);
+    w->aHash = aNew;
+    w->nHash = nNew;
+  }
+  p = sqlite3_malloc64(sizeof(LjActor) + (size_t)n);
+  if (p == 0) return 0;
+  memset(p, 0, sizeof(LjActor));
+  p->reserved = highest;
+  p->nActor = n;
+  memcpy(p->zActor, z, (size_t)n);
+  h = actorHash(z, n) & (w->nHash - 1);
+  p->pHashNext = w->aHash[h];
+  w->aHash[h] = p;
+  w->nActor++;
+  return p;
+}
+
+/* An actor's highest seq in the store, from a short read transaction. */
+static int storeHighest(LjEnv *pEnv, const char *z, int n, u64 *pHighest,
+                        char **pzErr) {
+  MDB_txn *txn = 0;
+  u64 num, floor;
+  int mrc;
+  ljGateEnter(pEnv);
+  mrc = ljReadBegin(pEnv, &txn);
+  if (mrc == 0) {
+    mrc = ljActorLoad(pEnv, txn, (const u8 *)z, n, &num, pHighest, &floor);
+    mdb_txn_abort(txn);
+  }
+  ljGateLeave(pEnv);
+  if (mrc) {
+    *pzErr = ljMdbErr("reading the actor registry", mrc);
+    return ljMdbToSqlite(mrc);
+  }
+  return SQLITE_OK;
+}
+
+int ljActorGet(LjEnv *pEnv, const char *z, int n, LjActor **ppActor,
+               char **pzErr) {
+  LjWriter *w = pEnv->pWriter;
+  LjActor *p;
+  u64 highest = 0;
+  int rc;
+  pthread_mutex_lock(&w->mutex);
+  p = actorFind(w, z, n);
+  pthread_mutex_unlock(&w->mutex);
+  if (p) {
+    *ppActor = p;
+    return SQLITE_OK;
+  }
+  rc = storeHighest(pEnv, z, n, &highest, pzErr);
+  if (rc) return rc;
+  pthread_mutex_lock(&w->mutex);
+  p = actorFind(w, z, n);
+  if (p == 0) p = actorInsert(w, z, n, highest);
+  pthread_mutex_unlock(&w->mutex);
+  if (p == 0) return SQLITE_NOMEM;
+  *ppActor = p;
+  return SQLITE_OK;
+}
+
+int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq,
+                 char **pzErr) {
+  LjWriter *w = pEnv->pWriter;
+  LjActor *p;
+  u64 highest = 0;
+  int rc = SQLITE_OK;
+  pthread_mutex_lock(&w->mutex);
+  p = actorFind(w, z, n);
+  if (p) highest = p->reserved;
+  pthread_mutex_unlock(&w->mutex);
+  if (p == 0) rc = storeHighest(pEnv, z, n, &highest, pzErr);
+  *piSeq = (i64)highest;
+  return rc;
+}
+
+/* After a failure: restart an actor's reservations from what is stored
+** (writer thread, mutex held). */
+static void actorResync(LjActor *p, u64 highest) {
+  p->epoch++;
+  p->reserved = highest;
+}
+
+/**************************************************************************
+** Clients
+*/
+LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode) {
+  LjClient *p = sqlite3_malloc64(sizeof(*p));
+  if (p) {
+    memset(p, 0, sizeof(*p));
+    p->pEnv = pEnv;
+    p->eDurability = eDurability;
+    p->eMode = eMode;
+  }
+  return p;
+}
+
+/* Wait (mutex held) until ticket t is processed or the deadline passes. */
+static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
+  struct timespec dl;
+  if (w->iDoneTicket >= t) return SQLITE_OK;
+  if (w->iFlushTicket < t) w->iFlushTicket = t;
+  if (w->eWait != W_BUSY) pthread_cond_signal(&w->condWork);
+  ljDeadline(&dl, usTimeout);
+  while (w->iDoneTicket < t) {
+    if (usTimeout < 0) {
+      pthread_cond_wait(&w->condDone, &w->mutex);
+    } else if (pthread_cond_timedwait(&w->condDone, &w->mutex, &dl) ==
+               ETIMEDOUT) {
+      return w->iDoneTicket >= t ? SQLITE_OK : SQLITE_BUSY;
+    }
+  }
+  return SQLITE_OK;
+}
+
+void ljClientFree(LjClient *p) {
+  LjWriter *w;
+  if (p == 0) return;
+  w = p->pEnv->pWriter;
+  pthread_mutex_lock(&w->mutex);
+  /* The queue holds pointers to this client until its tickets are done. */
+  waitTicket(w, p->iLastTicket, -1);
+  pthread_mutex_unlock(&w->mutex);
+  sqlite3_free(p->zErr);
+  sqlite3_free(p);
+}
+
+/* Report (and clear) the client's parked error, mutex held. */
+static int clientTakeError(LjClient *p, u64 tUpTo, char **pzErr) {
+  int rc;
+  if (p->iErrTicket == 0 || p->iErrTicket > tUpTo) return SQLITE_OK;
+  rc = p->errRc;
+  *pzErr = p->zErr;
+  p->zErr = 0;
+  p->iErrTicket = 0;
+  return rc;
+}
+
+/**************************************************************************
+** Submitting
+*/
+static LjReq *reqAlloc(int eType, const LjEvent *aEvent, int nEvent) {
+  size_t nByte = sizeof(LjReq) + sizeof(LjEvent) * (size_t)nEvent;
+  u64 nRec = 0;
+  LjReq *p;
+  u8 *z;
+  int i;
+  for (i = 0; i < nEvent; i++) nRec += aEvent[i].nRec;
+  p = sqlite3_malloc64(nByte + nRec);
+  if (p == 0) return 0;
+  memset(p, 0, sizeof(LjReq));
+  p->eType = eType;
+  p->nEvent = nEvent;
+  p->nByte = nRec;
+  p->aEvent = (LjEvent *)&p[1];
+  z = (u8 *)&p->aEvent[nEvent];
+  for (i = 0; i < nEvent; i++) {
+    p->aEvent[i] = aEvent[i];
+    p->aEvent[i].aRec = z;
+    memcpy(z, aEvent[i].aRec, aEvent[i].nRec);
+    z += aEvent[i].nRec;
+  }
+  return p;
+}
+
+static void reqFree(LjReq *p) {
+  if (p) {
+    sqlite3_free(p->zErr);
+    sqlite3_free(p);
+  }
+}
+
+/* Queue a request (mutex held) and wake the writer if it waits for it. */
+static void queuePush(LjWriter *w, LjReq *p) {
+  p->iTicket = ++w->iNextTicket;
+  __atomic_store_n(&w->iNextTicket, w->iNextTicket, __ATOMIC_RELEASE);
+  p->usQueued = ljNowUs();
+  if (w->pTail) w->pTail->pNext = p;
+  else w->pHead = p;
+  w->pTail = p;
+  w->nQueued += p->nEvent;
+  if (w->eWait == W_IDLE ||
+      (w->eWait == W_GATHER &&
+       (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch))) {
+    pthread_cond_signal(&w->condWork);
+  }
+}
+
+static int writerUnavailable(LjWriter *w, char **pzErr) {
+  *pzErr = sqlite3_mprintf("journal writer is %s%s%s",
+                           w->eState == W_FAILED ? "failed" : "stopped",
+                           w->zLastError ? ": " : "",
+                           w->zLastError ? w->zLastError : "");
+  return SQLITE_ERROR;
+}
+
+int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
+             i64 usTimeout, char **pzErr) {
+  LjEnv *pEnv = pClient->pEnv;
+  LjWriter *w = pEnv->pWriter;
+  LjReq *p;
+  int rc = SQLITE_OK;
+  int i;
+
+  p = reqAlloc(LJ_REQ_EVENTS, aEvent, nEvent);
+  if (p == 0) return SQLITE_NOMEM;
+  p->pClient = pClient;
+  p->eDurability = pClient->eDurability;
+  p->bWait = bWait;
+
+  pthread_mutex_lock(&w->mutex);
+  if (w->eState != W_RUNNING) {
+    rc = writerUnavailable(w, pzErr);
+    goto fail;
+  }
+  /* Backpressure: wait for room, but a request larger than the whole
+  ** queue still goes in once the queue is empty. */
+  if (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax) {
+    struct timespec dl;
+    ljDeadline(&dl, usTimeout);
+    w->nSpaceWait++;
+    while (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax &&
+           w->eState == W_RUNNING) {
+      if (w->eWait != W_BUSY) pthread_cond_signal(&w->condWork);
+      if (pthread_cond_timedwait(&w->condDone, &w->mutex, &dl) == ETIMEDOUT) {
+        break;
+      }
+    }
+    w->nSpaceWait--;
+    if (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax) {
+      rc = SQLITE_BUSY;
+      *pzErr = sqlite3_mprintf(
+          "journal append timed out after %lldms: the queue is full "
+          "(queue_max=%d); the writer is not keeping up or is blocked",
+          usTimeout / 1000, pEnv->cfg.nQueueMax);
+      goto fail;
+    }
+  }
+  /* Reserve seqs.  Events of one actor in one request take consecutive
+  ** seqs; on an expected-seq mismatch every reservation is undone. */
+  for (i = 0; i < nEvent; i++) {
+    LjEvent *e = &p->aEvent[i];
+    u64 next = e->pActor->reserved + 1;
+    if (e->seq != 0 && e->seq != next) {
+      rc = SQLITE_CONSTRAINT;
+      *pzErr = sqlite3_mprintf(
+          "expected seq %llu for actor '%.*s' but got %llu (seq must be "
+          "exactly the next one)",
+          next, e->pActor->nActor, e->pActor->zActor, e->seq);
+      while (--i >= 0) p->aEvent[i].pActor->reserved--;
+      goto fail;
+    }
+    e->seq = next;
+    e->epoch = e->pActor->epoch;
+    e->pActor->reserved = next;
+    aEvent[i].seq = next;
+  }
+  queuePush(w, p);
+  pClient->iLastTicket = p->iTicket;
+  __atomic_add_fetch(&pEnv->m.nAppends, (u64)nEvent, __ATOMIC_RELAXED);
+  if (!bWait) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_OK;
+  }
+  /* Synchronous: wait for the outcome of this very request. */
+  rc = waitTicket(w, p->iTicket, usTimeout);
+  if (rc == SQLITE_BUSY) {
+    /* It stays queued and will be committed; the writer frees it. */
+    p->bWait = 0;
+    *pzErr = sqlite3_mprintf(
+        "journal commit timed out after %lldms (sync_timeout); the append "
+        "stays queued and journal_sync reports its outcome",
+        usTimeout / 1000);
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_BUSY;
+  }
+  rc = p->rc;
+  if (rc) {
+    *pzErr = p->zErr;
+    p->zErr = 0;
+  }
+fail:
+  pthread_mutex_unlock(&w->mutex);
+  reqFree(p);
+  return rc;
+}
+
+int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
+           char **pzErr) {
+  LjWriter *w = pClient->pEnv->pWriter;
+  u64 t;
+  int rc;
+  pthread_mutex_lock(&w->mutex);
+  t = w->iNextTicket;
+  if (bDurable && pClient->eDurability == LJ_DUR_NONE) {
+    /* Only an explicit env sync makes durability=none commits durable. */
+    LjReq *p = sqlite3_malloc64(sizeof(LjReq));
+    if (p == 0) {
+      pthread_mutex_unlock(&w->mutex);
+      return SQLITE_NOMEM;
+    }
+    memset(p, 0, sizeof(*p));
+    p->eType = LJ_REQ_SYNC;
+    p->pClient = pClient;
+    p->bWait = 1;
+    if (w->eState != W_RUNNING) {
+      sqlite3_free(p);
+      rc = writerUnavailable(w, pzErr);
+      pthread_mutex_unlock(&w->mutex);
+      return rc;
+    }
+    queuePush(w, p);
+    pClient->iLastTicket = p->iTicket;
+    t = p->iTicket;
+  }
+  rc = waitTicket(w, t, usTimeout);
+  if (rc == SQLITE_BUSY) {
+    *pzErr = sqlite3_mprintf(
+        "journal_sync timed out after %lldms (sync_timeout): the writer has "
+        "not committed the queued appends",
+        usTimeout / 1000);
+  } else {
+    rc = clientTakeError(pClient, t, pzErr);
+    if (rc == SQLITE_OK && w->eState == W_FAILED) {
+      rc = writerUnavailable(w, pzErr);
+    }
+  }
+  *pPos = bDurable ? w->durablePos : w->lastPos;
+  pthread_mutex_unlock(&w->mutex);
+  return rc;
+}
+
+int ljFlushForRead(LjEnv *pEnv, i64 usTimeout) {
+  LjWriter *w = pEnv->pWriter;
+  u64 t = __atomic_load_n(&w->iNextTicket, __ATOMIC_ACQUIRE);
+  int rc;
+  if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) return 0;
+  pthread_mutex_lock(&w->mutex);
+  rc = waitTicket(w, t, usTimeout);
+  pthread_mutex_unlock(&w->mutex);
+  return rc;
+}
+
+void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
+  LjWriter *w = pEnv->pWriter;
+  static const char *const azState[] = {"running", "stopped", "failed"};
+  pthread_mutex_lock(&w->mutex);
+  p->zState = azState[w->eState];
+  p->nQueue = w->nQueued;
+  p->lastPos = w->lastPos;
+  p->durablePos = w->durablePos;
+  p->zLastError = w->zLastError ? sqlite3_mprintf("%s", w->zLastError) : 0;
+  pthread_mutex_unlock(&w->mutex);
+}
+
+/**************************************************************************
+** The write transaction
+*/
+
+/* An actor's highest seq as seen inside the current write transaction. */
+static int txnHighest(LjWriter *w, MDB_txn *txn, LjActor *a, u64 *pH) {
+  if (a->txnSerial == w->txnSerial) {
+    *pH = a->txnHighest;
+    return 0;
+  }
+  if (a->wGen != w->wGen) {
+    u64 floor;
+    int mrc = ljActorLoad(w->pEnv, txn, (const u8 *)a->zActor, a->nActor,
+                          &a->num, &a->committed, &floor);
+    if (mrc) return mrc;
+    a->wGen = w->wGen;
+  }
+  a->txnSerial = w->txnSerial;
+  a->txnHighest = a->committed;
+  *pH = a->committed;
+  return 0;
+}
+
+static void reqFail(LjReq *p, int rc, char *zErr) {
+  if (p->rc == SQLITE_OK) {
+    p->rc = rc;
+    p->zErr = zErr;
+  } else {
+    sqlite3_free(zErr);
+  }
+}
+
+/*
+** Check one request against the transaction's view and, if it passes,
+** give its events pos and ts.  Returns an LMDB code for store errors;
+** request-level failures are recorded in p->rc.
+*/
+static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
+  int i, mrc;
+  u64 aPrev[64];
+  i64 tsLast = w->tailTs;
+  for (i = 0; i < p->nEvent; i++) {
+    LjEvent *e = &p->aEvent[i];
+    LjActor *a = e->pActor;
+    u64 h;
+    mrc = txnHighest(w, txn, a, &h);
+    if (mrc) return mrc;
+    if (i < 64) aPrev[i] = h;
+    if (e->epoch != a->epoch || e->seq != h + 1) {
+      if (e->epoch == a->epoch) {
+        pthread_mutex_lock(&w->mutex);
+        actorResync(a, h);
+        pthread_mutex_unlock(&w->mutex);
+      }
+      __atomic_add_fetch(&w->pEnv->m.nConflicts, 1, __ATOMIC_RELAXED);
+      reqFail(p, SQLITE_CONSTRAINT,
+              sqlite3_mprintf(
+                  "sequence conflict for actor '%.*s': seq %llu was "
+                  "reserved but the journal is at seq %llu (another writer "
+                  "appended to this actor)",
+                  a->nActor, a->zActor, e->seq, h));
+      break;
+    }
+    if (e->tsGiven >= 0) {
+      if (e->tsGiven < tsLast) {
+        reqFail(p, SQLITE_CONSTRAINT,
+                sqlite3_mprintf("ts %lld is lower than the journal's latest "
+                                "ts %lld (ts must not decrease)",
+                                e->tsGiven, tsLast));
+        break;
+      }
+      tsLast = e->tsGiven;
+    } else if (now > tsLast) {
+      tsLast = now;
+    }
+    a->txnHighest = e->seq;
+  }
+  if (p->rc) {
+    /* Undo this request's effect on the transaction's view. */
+    while (--i >= 0) {
+      LjActor *a = p->aEvent[i].pActor;
+      if (i < 64) a->txnHighest = aPrev[i];
+      else a->txnSerial = 0; /* forces a reload from the store */
+    }
+    return 0;
+  }
+  for (i = 0; i < p->nEvent; i++) {
+    LjEvent *e = &p->aEvent[i];
+    i64 ts = e->tsGiven >= 0 ? e->tsGiven : (now > w->tailTs ? now : w->tailTs);
+    e->pos = ++w->tailPos;
+    w->tailTs = ts;
+    ljRecStamp(e->aRec, e->nRec, e->pos, ts);
+  }
+  return 0;
+}
+
+static int cmpEvent(const void *pA, const void *pB) {
+  const LjEvent *a = *(LjEvent *const *)pA;
+  const LjEvent *b = *(LjEvent *const *)pB;
+  if (a->pActor->num != b->pActor->num)
+    return a->pActor->num < b->pActor->num ? -1 : 1;
+  return a->seq < b->seq ? -1 : (a->seq > b->seq);
+}
+
+typedef struct TagCtx TagCtx;
+struct TagCtx {
+  MDB_cursor *c;
+  u64 pos;
+  u8 aVal[16];
+  int mrc;
+};
+
+static int tagPut(void *pArg, const u8 *aTag, int nTag) {
+  TagCtx *t = (TagCtx *)pArg;
+  u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
+  MDB_val k, v;
+  k.mv_data = aKey;
+  k.mv_size = (size_t)ljTagKey(aKey, aTag, nTag, t->pos);
+  v.mv_data = t->aVal;
+  v.mv_size = 16;
+  t->mrc = mdb_cursor_put(t->c, &k, &v, 0);
+  return t->mrc ? 1 : 0;
+}
+
+/* Put every accepted event, in key order. */
+static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
+                       size_t nEv) {
+  LjEnv *pEnv = w->pEnv;
+  MDB_cursor *cEv = 0, *cPos = 0, *cTag = 0;
+  size_t n = 0, i;
+  int r, mrc;
+  MDB_val k, v;
+  u8 aKey[LJ_EVKEY], aVal[LJ_POSVAL];
+
+  if (nEv > w->nSortAlloc) {
+    LjEvent **a = sqlite3_realloc64(w->apSort, sizeof(LjEvent *) * nEv);
+    if (a == 0) return ENOMEM;
+    w->apSort = a;
+    w->nSortAlloc = nEv;
+  }
+  /* New actors get numbers, in arrival order. */
+  for (r = 0; r < nReq; r++) {
+    LjReq *p = aReq[r];
+    if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
+    for (int j = 0; j < p->nEvent; j++) {
+      LjActor *a = p->aEvent[j].pActor;
+      if (a->num == 0) {
+        u8 aNum[8], aAct[16];
+        a->num = w->nextNum++;
+        ljPut64(aNum, a->num);
+        ljPut64(aAct, a->num);
+        ljPut64(&aAct[8], 0);
+        k.mv_data = a->zActor;
+        k.mv_size = (size_t)a->nActor;
+        v.mv_data = aAct;
+        v.mv_size = 16;
+        mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, MDB_NOOVERWRITE);
+        if (mrc) return mrc;
+        k.mv_data = aNum;
+        k.mv_size = 8;
+        v.mv_data = a->zActor;
+        v.mv_size = (size_t)a->nActor;
+        mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTNUM], &k, &v, MDB_APPEND);
+        if (mrc) return mrc;
+      }
+      w->apSort[n++] = &p->aEvent[j];
+    }
+  }
+  if (n == 0) return 0;
+  qsort(w->apSort, n, sizeof(LjEvent *), cmpEvent);
+  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &cEv);
+  if (mrc) return mrc;
+  for (i = 0; i < n && mrc == 0; i++) {
+    LjEvent *e = w->apSort[i];
+    ljEvKey(aKey, e->pActor->num, e->seq);
+    k.mv_data = aKey;
+    k.mv_size = LJ_EVKEY;
+    v.mv_data = 0;
+    v.mv_size = e->nRec;
+    mrc = mdb_cursor_put(cEv, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (mrc == 0) memcpy(v.mv_data, e->aRec, e->nRec);
+  }
+  mdb_cursor_close(cEv);
+  if (mrc) return mrc;
+  /* The pos index in pos order: always the end of the tree. */
+  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &cPos);
+  if (mrc) return mrc;
+  for (r = 0; r < nReq && mrc == 0; r++) {
+    LjReq *p = aReq[r];
+    if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
+    for (int j = 0; j < p->nEvent && mrc == 0; j++) {
+      LjEvent *e = &p->aEvent[j];
+      u8 aPos[8];
+      ljPut64(aPos, e->pos);
+      ljPut64(aVal, e->pActor->num);
+      ljPut64(&aVal[8], e->seq);
+      memcpy(&aVal[16], &e->aRec[16], 8); /* ts, already big-endian */
+      k.mv_data = aPos;
+      k.mv_size = 8;
+      v.mv_data = aVal;
+      v.mv_size = LJ_POSVAL;
+      mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND);
+      if (mrc == 0 && ljGet16(&e->aRec[26]) > 0) {
+        TagCtx t;
+        char *zErr = 0;
+        if (cTag == 0) {
+          mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_TAGS], &cTag);
+          if (mrc) break;
+        }
+        t.c = cTag;
+        t.pos = e->pos;
+        t.mrc = 0;
+        ljPut64(t.aVal, e->pActor->num);
+        ljPut64(&t.aVal[8], e->seq);
+        ljTagsParse((const char *)&e->aRec[LJ_REC_HDR + ljGet16(&e->aRec[24])],
+                    ljGet16(&e->aRec[26]), tagPut, &t, &zErr);
+        sqlite3_free(zErr); /* validated when the event was built */
+        mrc = t.mrc;
+      }
+    }
+  }
+  if (cTag) mdb_cursor_close(cTag);
+  mdb_cursor_close(cPos);
+  return mrc;
+}
+
+/* Load the tail (last pos, ts, next actor number) if not known. */
+static int loadTail(LjWriter *w, MDB_txn *txn) {
+  MDB_cursor *c;
+  MDB_val k, v;
+  int mrc;
+  if (w->bTail) return 0;
+  w->tailPos = 0;
+  w->tailTs = 0;
+  w->nextNum = 1;
+  mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_POS], &c);
+  if (mrc) return mrc;
+  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (mrc == 0 && k.mv_size == 8 && v.mv_size == LJ_POSVAL) {
+    w->tailPos = ljGet64(k.mv_data);
+    w->tailTs = (i64)ljGet64((u8 *)v.mv_data + 16);
+  }
+  mdb_cursor_close(c);
+  if (mrc && mrc != MDB_NOTFOUND) return mrc;
+  mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_ACTNUM], &c);
+  if (mrc) return mrc;
+  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (mrc == 0 && k.mv_size == 8) w->nextNum = ljGet64(k.mv_data) + 1;
+  mdb_cursor_close(c);
+  if (mrc && mrc != MDB_NOTFOUND) return mrc;
+  /* pos must never be reused, even after the newest events were
+  ** truncated: the meta db remembers the highest pos ever assigned. */
+  {
+    MDB_val mk;
+    mk.mv_data = (void *)"maxpos";
+    mk.mv_size = 6;
+    mrc = mdb_get(txn, w->pEnv->aDbi[LJ_DB_META], &mk, &v);
+    if (mrc == 0 && v.mv_size == 8 && ljGet64(v.mv_data) > w->tailPos) {
+      w->tailPos = ljGet64(v.mv_data);
+    }
+    if (mrc && mrc != MDB_NOTFOUND) return mrc;
+  }
+  w->bTail = 1;
+  return 0;
+}
+
+static void setDurability(LjWriter *w, int eDur) {
+  MDB_env *env = w->pEnv->env;
+  if (w->eFlags == eDur) return;
+  mdb_env_set_flags(env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
+  if (eDur == LJ_DUR_NONE) mdb_env_set_flags(env, MDB_NOSYNC, 1);
+  if (eDur == LJ_DUR_META) mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+  w->eFlags = eDur;
+}
+
+/*
+** One attempt at committing a batch.  Returns an LMDB/errno code; 0 means
+** committed (requests with p->rc set were left out).
+*/
+static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
+                    int *pbSync) {
+  LjEnv *pEnv = w->pEnv;
+  MDB_txn *txn = 0;
+  int mrc, r;
+  size_t nEv = 0;
+  i64 now = ljNowMs();
+  u64 tailPos0;
+  i64 tailTs0;
+  u64 nextNum0;
+  size_t txnId;
+
+  ljGateEnter(pEnv);
+  mrc = mdb_txn_begin(pEnv->env, 0, 0, &txn);
+  if (mrc) {
+    ljGateLeave(pEnv);
+    return mrc;
+  }
+  txnId = mdb_txn_id(txn);
+  if (txnId != w->lastTxnId + 1) {
+    /* Another process committed since our last commit: forget what we
+    ** cached about the store. */
+    w->wGen++;
+    w->bTail = 0;
+  }
+  w->txnSerial++;
+  mrc = loadTail(w, txn);
+  tailPos0 = w->tailPos;
+  tailTs0 = w->tailTs;
+  nextNum0 = w->nextNum;
+  for (r = 0; r < nReq && mrc == 0; r++) {
+    LjReq *p = aReq[r];
+    if (p->eType == LJ_REQ_SYNC) {
+      *pbSync = 1;
+      continue;
+    }
+    if (p->rc) continue; /* failed in an earlier attempt */
+    mrc = validateReq(w, txn, p, now);
+    if (mrc == 0 && p->rc == 0) nEv += (size_t)p->nEvent;
+  }
+  if (mrc == 0 && nEv > 0) mrc = writeEvents(w, txn, aReq, nReq, nEv);
+  if (mrc == 0 && nEv > 0) {
+    setDurability(w, eDur);
+    mrc = mdb_txn_commit(txn);
+    txn = 0;
+  }
+  if (txn) {
+    /* Nothing to write (or an error): end the transaction. */
+    mdb_txn_abort(txn);
+    txn = 0;
+  }
+  if (mrc == 0 && *pbSync) mrc = mdb_env_sync(pEnv->env, 1);
+  ljGateLeave(pEnv);
+  if (mrc) {
+    /* The transaction is gone: everything it decided is void. */
+    w->tailPos = tailPos0;
+    w->tailTs = tailTs0;
+    w->nextNum = nextNum0;
+    w->bTail = 0;
+    w->wGen++;
+    return mrc;
+  }
+  if (nEv > 0) {
+    w->lastTxnId = txnId;
+    for (r = 0; r < nReq; r++) {
+      LjReq *p = aReq[r];
+      if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
+      for (int j = 0; j < p->nEvent; j++) {
+        LjActor *a = p->aEvent[j].pActor;
+        a->committed = a->txnHighest;
+      }
+    }
+    if (eDur == LJ_DUR_NONE && !*pbSync) w->bUnsynced = 1;
+  }
+  if (*pbSync) {
+    w->bUnsynced = 0;
+    w->usLastSync = ljNowUs();
+  }
+  return 0;
+}
+
+static int mdbTransient(int mrc) {
+  return mrc == EAGAIN || mrc == EINTR || mrc == EBUSY || mrc == EIO ||
+         mrc == ENOMEM || mrc == ENOSPC || mrc == MDB_READERS_FULL;
+}
+
+/*
+** Commit a batch, retrying as the failure semantics promise.  On final
+** failure every request gets the error.  Returns 0 or the final code.
+*/
+static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
+  LjEnv *pEnv = w->pEnv;
+  int eDur = LJ_DUR_NONE;
+  int nRetry = 0;
+  int mrc, r;
+  for (r = 0; r < nReq; r++) {
+    if (aReq[r]->eDurability > eDur) eDur = aReq[r]->eDurability;
+  }
+  for (;;) {
+    *pbSync = 0;
+    mrc = batchTxn(w, aReq, nReq, eDur, pbSync);
+    if (mrc == 0) return 0;
+    if (mrc == MDB_MAP_FULL) {
+      i64 szNew = pEnv->szMap * 2;
+      if (szNew > pEnv->cfg.szMapMax) szNew = pEnv->cfg.szMapMax;
+      if (pEnv->szMap >= pEnv->cfg.szMapMax ||
+          ljEnvResize(pEnv, szNew) != 0) {
+        break;
+      }
+      continue;
+    }
+    if (mrc == MDB_MAP_RESIZED) {
+      if (ljEnvResize(pEnv, 0)) break;
+      continue;
+    }
+    if (mrc == MDB_KEYEXIST && nRetry == 0) {
+      /* Our cache disagreed with the store; revalidate from the store. */
+      nRetry++;
+      continue;
+    }
+    if (mdbTransient(mrc) && nRetry < pEnv->cfg.nMaxRetries) {
+      i64 us = pEnv->cfg.usRetryDelay << nRetry;
+      struct timespec ts;
+      ts.tv_sec = us / 1000000;
+      ts.tv_nsec = (long)(us % 1000000) * 1000;
+      nRetry++;
+      __atomic_add_fetch(&pEnv->m.nRetries, 1, __ATOMIC_RELAXED);
+      nanosleep(&ts, 0);
+      continue;
+    }
+    break;
+  }
+  return mrc;
+}
+
+/* Record a batch's outcome and release its requests (mutex held). */
+static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
+                        int bSync, LjReq **ppFree) {
+  LjEnv *pEnv = w->pEnv;
+  char *zFail = 0;
+  int rcFail = SQLITE_OK;
+  int r;
+  if (mrc) {
+    rcFail = ljMdbToSqlite(mrc);
+    if (mrc == MDB_MAP_FULL) {
+      zFail = sqlite3_mprintf(
+          "journal append failed: the store is full (map_max=%lld bytes): %s",
+          pEnv->cfg.szMapMax, mdb_strerror(mrc));
+    } else {
+      zFail = ljMdbErr("journal append", mrc);
+    }
+    sqlite3_free(w->zLastError);
+    w->zLastError = zFail ? sqlite3_mprintf("%s", zFail) : 0;
+    sqlite3_log(rcFail, "lmdbjournal: %s (%s)", zFail ? zFail : "", pEnv->zDir);
+    if (mrc == MDB_PANIC || mrc == MDB_CORRUPTED) w->eState = W_FAILED;
+  }
+  for (r = 0; r < nReq; r++) {
+    LjReq *p = aReq[r];
+    if (mrc && p->rc == 0) {
+      p->rc = rcFail;
+      p->zErr = zFail ? sqlite3_mprintf("%s", zFail) : 0;
+    }
+    if (p->rc) {
+      __atomic_add_fetch(&pEnv->m.nErrors, 1, __ATOMIC_RELAXED);
+      /* Reservations made for this request are void. */
+      for (int j = 0; j < p->nEvent; j++) {
+        LjActor *a = p->aEvent[j].pActor;
+        if (p->aEvent[j].epoch == a->epoch) actorResync(a, a->committed);
+      }
+    }
+    if (p->pClient) {
+      LjClient *c = p->pClient;
+      if (p->rc && !p->bWait && c->iErrTicket == 0) {
+        c->iErrTicket = p->iTicket;
+        c->errRc = p->rc;
+        c->zErr = p->zErr;
+        p->zErr = 0;
+      }
+    }
+    w->iDoneTicket = p->iTicket;
+    if (p->bWait) {
+      p->bDone = 1;
+    } else {
+      p->pNext = *ppFree;
+      *ppFree = p;
+    }
+  }
+  sqlite3_free(zFail);
+  if (mrc == 0) {
+    w->lastPos = (i64)w->tailPos;
+    __atomic_store_n(&pEnv->m.nCommits, pEnv->m.nCommits + 1, __ATOMIC_RELAXED);
+    if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
+  }
+  __atomic_store_n(&w->iDoneTicket, w->iDoneTicket, __ATOMIC_RELEASE);
+  pthread_cond_broadcast(&w->condDone);
+}
+
+/* Sync a durability=none environment when a checkpoint is due. */
+static void checkpoint(LjWriter *w) {
+  LjEnv *pEnv = w->pEnv;
+  int mrc;
+  ljGateEnter(pEnv);
+  mrc = mdb_env_sync(pEnv->env, 1);
+  ljGateLeave(pEnv);
+  w->usLastSync = ljNowUs();
+  if (mrc == 0) {
+    w->bUnsynced = 0;
+    pthread_mutex_lock(&w->mutex);
+    w->durablePos = w->lastPos;
+    pthread_mutex_unlock(&w->mutex);
+  } else {
+    sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: checkpoint of %s failed: %s",
+                pEnv->zDir, mdb_strerror(mrc));
+  }
+}
+
+static void *writerMain(void *pArg) {
+  LjWriter *w = (LjWriter *)pArg;
+  LjEnv *pEnv = w->pEnv;
+  const LjConfig *pCfg = &pEnv->cfg;
+  LjReq **aReq = 0;
+  int nReqAlloc = 0;
+
+  pthread_mutex_lock(&w->mutex);
+  for (;;) {
+    int nReq = 0, nEv = 0, bSync = 0, mrc;
+    u64 nByte = 0;
+    LjReq *pFree = 0;
+    i64 usOldest;
+
+    while (w->pHead == 0 && !w->bStop) {
+      w->eWait = W_IDLE;
+      if (w->bUnsynced) {
+        struct timespec dl;
+        i64 usDue = w->usLastSync + pCfg->usCheckpoint - ljNowUs();
+        if (usDue <= 0) {
+          pthread_mutex_unlock(&w->mutex);
+          checkpoint(w);
+          pthread_mutex_lock(&w->mutex);
+          continue;
+        }
+        ljDeadline(&dl, usDue);
+        pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
+      } else {
+        pthread_cond_wait(&w->condWork, &w->mutex);
+      }
+    }
+    if (w->pHead == 0) break; /* stopping, queue drained */
+
+    /* Gather: unless someone waits for a commit, give the batch up to
+    ** sync_interval to fill. */
+    usOldest = w->pHead->usQueued;
+    while (!w->bStop && w->nQueued < pCfg->nBatch &&
+           w->iFlushTicket < w->pTail->iTicket && !w->pTail->bWait &&
+           pCfg->usSyncInterval > 0) {
+      struct timespec dl;
+      i64 usLeft = usOldest + pCfg->usSyncInterval - ljNowUs();
+      if (usLeft <= 0) break;
+      w->eWait = W_GATHER;
+      ljDeadline(&dl, usLeft);
+      pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
+    }
+    w->eWait = W_BUSY;
+
+    /* Take a batch off the queue. */
+    while (w->pHead) {
+      LjReq *p = w->pHead;
+      if (nReq > 0 && (nEv + p->nEvent > pCfg->nBatch ||
+                       nByte + p->nByte > (u64)pCfg->nBatchBytes)) {
+        break;
+      }
+      if (nReq >= nReqAlloc) {
+        int nNew = nReqAlloc ? nReqAlloc * 2 : 64;
+        LjReq **aNew = sqlite3_realloc64(aReq, sizeof(LjReq *) * (size_t)nNew);
+        if (aNew == 0) break;
+        aReq = aNew;
+        nReqAlloc = nNew;
+      }
+      w->pHead = p->pNext;
+      if (w->pHead == 0) w->pTail = 0;
+      p->pNext = 0;
+      aReq[nReq++] = p;
+      nEv += p->nEvent;
+      nByte += p->nByte;
+    }
+    if (nReq == 0) {
+      /* Out of memory for the batch array: back off and try again. */
+      pthread_mutex_unlock(&w->mutex);
+      sqlite3_sleep(10);
+      pthread_mutex_lock(&w->mutex);
+      continue;
+    }
+    w->nQueued -= nEv;
+    if (w->nSpaceWait) pthread_cond_broadcast(&w->condDone);
+    pthread_mutex_unlock(&w->mutex);
+
+    {
+      i64 usStart = ljNowUs();
+      mrc = batchCommit(w, aReq, nReq, &bSync);
+      if (mrc == 0 && pEnv->cfg.bMetrics) {
+        i64 usEnd = ljNowUs();
+        pthread_mutex_lock(&pEnv->m.histMutex);
+        ljHistAdd(&pEnv->m.commitHist, (u64)(usEnd - usStart));
+        pthread_mutex_unlock(&pEnv->m.histMutex);
+        __atomic_add_fetch(&pEnv->m.nCommitEvents, (u64)nEv, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&pEnv->m.nBytesWritten, nByte, __ATOMIC_RELAXED);
+      }
+    }
+
+    pthread_mutex_lock(&w->mutex);
+    batchFinish(w, aReq, nReq, mrc, bSync, &pFree);
+    pthread_mutex_unlock(&w->mutex);
+    while (pFree) {
+      LjReq *pNext = pFree->pNext;
+      reqFree(pFree);
+      pFree = pNext;
+    }
+    pthread_mutex_lock(&w->mutex);
+  }
+  w->eWait = W_BUSY;
+  pthread_mutex_unlock(&w->mutex);
+  if (w->bUnsynced) checkpoint(w);
+  sqlite3_free(aReq);
+  return 0;
+}
+
+int ljWriterStart(LjEnv *pEnv, char **pzErr) {
+  LjWriter *w = sqlite3_malloc64(sizeof(*w));
+  pthread_condattr_t attr;
+  int e;
+  if (w == 0) return SQLITE_NOMEM;
+  memset(w, 0, sizeof(*w));
+  w->pEnv = pEnv;
+  w->eFlags = -1;
+  w->usLastSync = ljNowUs();
+  pthread_mutex_init(&w->mutex, 0);
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->condWork, &attr);
+  pthread_cond_init(&w->condDone, &attr);
+  pthread_condattr_destroy(&attr);
+  pEnv->pWriter = w;
+  e = pthread_create(&w->thread, 0, writerMain, w);
+  if (e) {
+    *pzErr = sqlite3_mprintf("lmdb_journal: cannot start the writer thread: %s",
+                             strerror(e));
+    pEnv->pWriter = 0;
+    pthread_cond_destroy(&w->condWork);
+    pthread_cond_destroy(&w->condDone);
+    pthread_mutex_destroy(&w->mutex);
+    sqlite3_free(w);
+    return SQLITE_ERROR;
+  }
+  w->bThread = 1;
+  return SQLITE_OK;
+}
+
+void ljWriterStop(LjEnv *pEnv) {
+  LjWriter *w = pEnv->pWriter;
+  if (w == 0) return;
+  pthread_mutex_lock(&w->mutex);
+  w->bStop = 1;
+  pthread_cond_signal(&w->condWork);
+  pthread_mutex_unlock(&w->mutex);
+  if (w->bThread) pthread_join(w->thread, 0);
+  for (u32 i = 0; i < w->nHash; i++) {
+    LjActor *p, *pNext;
+    for (p = w->aHash[i]; p; p = pNext) {
+      pNext = p->pHashNext;
+      sqlite3_free(p);
+    }
+  }
+  w->eState = W_STOPPED;
+  sqlite3_free(w->aHash);
+  sqlite3_free(w->apSort);
+  sqlite3_free(w->zLastError);
+  pthread_cond_destroy(&w->condWork);
+  pthread_cond_destroy(&w->condDone);
+  pthread_mutex_destroy(&w->mutex);
+  sqlite3_free(w);
+  pEnv->pWriter = 0;
+}

@@ -1,0 +1,182 @@
+/*
+** crashload.c -- a load process for kill -9 tests (test/crash.test).
+**
+**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-prefix P] DIR ACTORS
+**                     [COUNT]
+**
+** Opens the store at DIR (OPTIONS, default "durability=full", are the
+** other CREATE VIRTUAL TABLE arguments) and appends forever, or COUNT
+** events, round-robin with some randomness over ACTORS actors named
+** P0, P1, ... (P defaults to "a"; give two loads on one store different
+** prefixes, or their appends conflict).  Payloads are text
+** "ACTOR|PID|I|xxx..." of varying length, so a reader can tell that each
+** event sits under the actor it was appended to.  Every N appends (default 50, jittered) it calls journal_sync and,
+** once that returned, prints
+**
+**     SYNCED <actor> <seq>      one line per actor appended to since the
+**                               last sync: its highest seq, now durable
+**     DURABLE <pos> <total>     the durable pos journal_sync returned and
+**                               the appends made so far
+**
+** With -txn it also, every few syncs, inserts a group of events for actor
+** "tx-P" with INSERT INTO j inside BEGIN ... COMMIT (payload
+** "txn <ID> <i>/<n>") and after COMMIT returned prints
+**
+**     TXN <ID> <n>
+**
+** so a test can check that a group is all there or not at all.  It prints
+** "READY <pid>" once the store is open.  stdout is flushed after every
+** line, so whatever was printed before a kill is complete.  Any error is
+** printed to stderr and ends the process with status 1.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
+                             const sqlite3_api_routines *pApi);
+
+static void die(sqlite3 *db, const char *zWhat) {
+  fprintf(stderr, "crashload: %s: %s\n", zWhat, db ? sqlite3_errmsg(db) : "");
+  exit(1);
+}
+
+static void usage(const char *zArgv0) {
+  fprintf(stderr,
+          "usage: %s [-opts OPTIONS] [-k N] [-txn] [-prefix P] DIR ACTORS "
+          "[COUNT]\n",
+          zArgv0);
+  exit(2);
+}
+
+static void execOrDie(sqlite3 *db, const char *zSql) {
+  char *zErr = 0;
+  if (sqlite3_exec(db, zSql, 0, 0, &zErr) != SQLITE_OK) {
+    fprintf(stderr, "crashload: %s: %s\n", zSql, zErr ? zErr : "?");
+    exit(1);
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *zOpts = "durability=full";
+  const char *zDir;
+  const char *zPrefix = "a";
+  int nActor, nK = 50, bTxn = 0, i;
+  long long nCount = 0, nDone = 0, nTxn = 0, nSyncs = 0;
+  long long *aSeq;      /* highest seq appended per actor since last sync */
+  sqlite3 *db = 0;
+  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0;
+  char *zSql;
+  unsigned rnd = (unsigned)getpid() * 2654435761u;
+  char zActor[64], zPayload[1200];
+
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "-opts") == 0 && i + 1 < argc) {
+      zOpts = argv[++i];
+    } else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) {
+      nK = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "-prefix") == 0 && i + 1 < argc) {
+      zPrefix = argv[++i];
+    } else if (strcmp(argv[i], "-txn") == 0) {
+      bTxn = 1;
+    } else {
+      usage(argv[0]);
+    }
+  }
+  if (argc - i < 2 || argc - i > 3) usage(argv[0]);
+  zDir = argv[i];
+  nActor = atoi(argv[i + 1]);
+  if (argc - i == 3) nCount = atoll(argv[i + 2]);
+  if (nActor < 1 || nK < 1 || nCount < 0) usage(argv[0]);
+  aSeq = calloc((size_t)nActor, sizeof(long long));
+  if (!aSeq) return 1;
+
+  sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
+  if (sqlite3_open(":memory:", &db) != SQLITE_OK) die(db, "open");
+  zSql = sqlite3_mprintf(
+      "CREATE VIRTUAL TABLE j USING lmdb_journal(path=%Q%s%s)", zDir,
+      zOpts[0] ? ", " : "", zOpts);
+  execOrDie(db, zSql);
+  sqlite3_free(zSql);
+  if (sqlite3_prepare_v2(db, "SELECT journal_append('j', ?, ?)", -1, &pApp,
+                         0) != SQLITE_OK) {
+    die(db, "prepare journal_append");
+  }
+  if (sqlite3_prepare_v2(db, "SELECT journal_sync('j')", -1, &pSync, 0) !=
+      SQLITE_OK) {
+    die(db, "prepare journal_sync");
+  }
+  if (bTxn && sqlite3_prepare_v2(
+                  db, "INSERT INTO j(actor_id, payload) VALUES ('tx-' || ?1, ?2)",
+                  -1, &pIns, 0) != SQLITE_OK) {
+    die(db, "prepare INSERT");
+  }
+  printf("READY %d\n", (int)getpid());
+  fflush(stdout);
+
+  while (nCount == 0 || nDone < nCount) {
+    int nBatch = nK / 2 + (int)((rnd >> 8) % (unsigned)nK) + 1;
+    int b;
+    for (b = 0; b < nBatch && (nCount == 0 || nDone < nCount); b++) {
+      int a, nPad;
+      rnd = rnd * 1103515245u + 12345u;
+      a = (int)((nDone + ((rnd >> 16) % 3)) % (unsigned)nActor);
+      nPad = (int)((rnd >> 4) % 1000);
+      snprintf(zActor, sizeof zActor, "%s%d", zPrefix, a);
+      snprintf(zPayload, sizeof zPayload, "%s|%d|%lld|", zActor, (int)getpid(),
+               nDone);
+      {
+        size_t n = strlen(zPayload);
+        if (n + (size_t)nPad >= sizeof zPayload) nPad = (int)(sizeof zPayload - n - 1);
+        memset(zPayload + n, 'x', (size_t)nPad);
+        zPayload[n + (size_t)nPad] = 0;
+      }
+      sqlite3_bind_text(pApp, 1, zActor, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(pApp, 2, zPayload, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(pApp) != SQLITE_ROW) die(db, "journal_append");
+      aSeq[a] = sqlite3_column_int64(pApp, 0);
+      sqlite3_reset(pApp);
+      nDone++;
+    }
+
+    if (sqlite3_step(pSync) != SQLITE_ROW) die(db, "journal_sync");
+    {
+      long long pos = sqlite3_column_int64(pSync, 0);
+      sqlite3_reset(pSync);
+      for (b = 0; b < nActor; b++) {
+        if (aSeq[b]) printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
+        aSeq[b] = 0;
+      }
+      printf("DURABLE %lld %lld\n", pos, nDone);
+      fflush(stdout);
+    }
+    nSyncs++;
+
+    if (bTxn && (nSyncs % 5) == 0) {
+      char zId[64];
+      int n = 2 + (int)((rnd >> 12) % 9), k;
+      snprintf(zId, sizeof zId, "%d-%lld", (int)getpid(), nTxn++);
+      execOrDie(db, "BEGIN");
+      for (k = 1; k <= n; k++) {
+        snprintf(zPayload, sizeof zPayload, "txn %s %d/%d", zId, k, n);
+        sqlite3_bind_text(pIns, 1, zPrefix, -1, SQLITE_STATIC);
+        sqlite3_bind_text(pIns, 2, zPayload, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(pIns) != SQLITE_DONE) die(db, "INSERT");
+        sqlite3_reset(pIns);
+      }
+      execOrDie(db, "COMMIT");
+      printf("TXN %s %d\n", zId, n);
+      fflush(stdout);
+    }
+  }
+
+  sqlite3_finalize(pApp);
+  sqlite3_finalize(pSync);
+  sqlite3_finalize(pIns);
+  if (sqlite3_close(db) != SQLITE_OK) die(db, "close");
+  free(aSeq);
+  return 0;
+}

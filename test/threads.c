@@ -1,0 +1,661 @@
+/*
+** threads.c -- the threaded driver: many connections of one process append,
+** read and sync on one store at the same time, then the journal is checked.
+**
+**     build/threads DIR [NTHREADS [NAPPENDS [OPTIONS]]]
+**     build/tsan/threads build/tsan/data 4 20000     (make test-tsan)
+**
+** The extension is linked in statically (-DSQLITE_CORE) and registered
+** with sqlite3_auto_extension, so every connection below has it.  The
+** store lives in DIR/store, which is emptied first.  OPTIONS (default
+** below) are appended to every CREATE VIRTUAL TABLE; every connection
+** must give the same environment-level options.
+**
+** Threads, each with its own :memory: connection and its own
+** lmdb_journal table on the same path:
+**
+**   NTHREADS writers   prepared SELECT journal_append('j', ?, ?) over
+**                      three actors of their own and one shared actor
+**                      (the process reserves the shared actor's seqs,
+**                      so several threads may append to it);
+**   2 readers          SELECT count(*), min(pos), max(pos) FROM j (one
+**                      snapshot: gap-free), tail by pos > ? (consecutive
+**                      positions, ts non-decreasing) and replay of an
+**                      actor (seqs 1..n), in a loop while writes go on;
+**   1 syncer           journal_sync every few ms (durable pos never
+**                      goes backwards).
+**
+** At the end: journal_sync, then on a fresh connection: count(*) equals
+** the appends made, pos is gap-free, ts is non-decreasing in pos order,
+** every actor's seqs are 1..n with the payload its writer gave each seq,
+** and journal_highest_seq agrees.  Prints a summary; exit status 0 only
+** if every check passed.
+*/
+#include <errno.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
+                             const sqlite3_api_routines *pApi);
+
+#define N_OWN 3          /* actors of each writer thread */
+#define N_READERS 2
+#define SHARED_ACTOR "shared"
+#define DEFAULT_OPTIONS \
+  "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s'"
+
+static const char *zStore;   /* DIR/store */
+static const char *zOptions; /* extra CREATE VIRTUAL TABLE arguments */
+static int nThread;
+static int nAppend;
+
+static atomic_int nFail;        /* checks failed */
+static atomic_int bWritersDone; /* readers and syncer stop when set */
+static atomic_llong nReaderScans;
+static atomic_llong nReaderRows;
+static atomic_llong nSyncs;
+
+/* What each writer did, for the final checks. */
+typedef struct Writer Writer;
+struct Writer {
+  int iThread;
+  pthread_t tid;
+  long long aOwnCount[N_OWN]; /* events appended to each own actor */
+  long long nShared;          /* events appended to the shared actor */
+  long long *aSharedSeq;      /* seq returned for the k-th shared append */
+  long long *aSharedI;        /* i (loop index) of the k-th shared append */
+};
+
+static void fail(const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  fprintf(stderr, "threads: FAIL: ");
+  vfprintf(stderr, zFmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  atomic_fetch_add(&nFail, 1);
+}
+
+static double nowSec(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleepMs(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, 0);
+}
+
+/* Open a :memory: connection with table "j" on the store.  NULL on error
+** (already reported). */
+static sqlite3 *openConn(const char *zWho) {
+  sqlite3 *db = 0;
+  char *zSql, *zErr = 0;
+  int rc = sqlite3_open(":memory:", &db);
+  if (rc != SQLITE_OK) {
+    fail("%s: sqlite3_open: %s", zWho, db ? sqlite3_errmsg(db) : "no memory");
+    sqlite3_close(db);
+    return 0;
+  }
+  sqlite3_busy_timeout(db, 60000);
+  zSql = sqlite3_mprintf(
+      "CREATE VIRTUAL TABLE IF NOT EXISTS j USING lmdb_journal(path=%Q%s%s)",
+      zStore, zOptions[0] ? ", " : "", zOptions);
+  rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
+  sqlite3_free(zSql);
+  if (rc != SQLITE_OK) {
+    fail("%s: CREATE VIRTUAL TABLE: %s", zWho, zErr ? zErr : "?");
+    sqlite3_free(zErr);
+    sqlite3_close(db);
+    return 0;
+  }
+  return db;
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *zSql, const char *zWho) {
+  sqlite3_stmt *p = 0;
+  if (sqlite3_prepare_v2(db, zSql, -1, &p, 0) != SQLITE_OK) {
+    fail("%s: prepare %s: %s", zWho, zSql, sqlite3_errmsg(db));
+    return 0;
+  }
+  return p;
+}
+
+/* Run a one-row statement that returns an integer; -1 on error. */
+static long long oneInt(sqlite3 *db, const char *zSql, const char *zWho) {
+  sqlite3_stmt *p = prepare(db, zSql, zWho);
+  long long v = -1;
+  if (!p) return -1;
+  if (sqlite3_step(p) == SQLITE_ROW) {
+    v = sqlite3_column_int64(p, 0);
+  } else {
+    fail("%s: %s: %s", zWho, zSql, sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(p);
+  return v;
+}
+
+static void ownActor(char *zBuf, size_t n, int iThread, int k) {
+  snprintf(zBuf, n, "t%d-a%d", iThread, k);
+}
+
+/* The payload writer iThread gives its i-th append. */
+static void payloadOf(char *zBuf, size_t n, int iThread, long long i) {
+  snprintf(zBuf, n, "{\"t\":%d,\"i\":%lld,\"pad\":\"%.*s\"}", iThread, i,
+           (int)(i % 61), "0123456789012345678901234567890123456789012345678901234567890");
+}
+
+/*--------------------------------------------------------------------------
+** Writers.
+*/
+static void *writerMain(void *pArg) {
+  Writer *w = (Writer *)pArg;
+  char zWho[32], zActor[64], zPayload[160];
+  sqlite3 *db;
+  sqlite3_stmt *pApp = 0;
+  long long aLast[N_OWN] = {0};
+  long long i;
+
+  snprintf(zWho, sizeof zWho, "writer %d", w->iThread);
+  db = openConn(zWho);
+  if (!db) return 0;
+  pApp = prepare(db, "SELECT journal_append('j', ?, ?)", zWho);
+  if (!pApp) goto done;
+
+  for (i = 0; i < nAppend; i++) {
+    int bShared = (i % 4) == 3;
+    int k = (int)(i % N_OWN);
+    long long seq;
+    if (bShared) {
+      snprintf(zActor, sizeof zActor, "%s", SHARED_ACTOR);
+    } else {
+      ownActor(zActor, sizeof zActor, w->iThread, k);
+    }
+    payloadOf(zPayload, sizeof zPayload, w->iThread, i);
+    sqlite3_bind_text(pApp, 1, zActor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(pApp, 2, zPayload, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(pApp) != SQLITE_ROW) {
+      fail("%s: append %lld to %s: %s", zWho, i, zActor, sqlite3_errmsg(db));
+      sqlite3_reset(pApp);
+      goto done;
+    }
+    seq = sqlite3_column_int64(pApp, 0);
+    sqlite3_reset(pApp);
+    if (bShared) {
+      w->aSharedSeq[w->nShared] = seq;
+      w->aSharedI[w->nShared] = i;
+      w->nShared++;
+    } else {
+      /* Only this thread appends to its own actors: strictly next. */
+      if (seq != aLast[k] + 1) {
+        fail("%s: %s got seq %lld after %lld", zWho, zActor, seq, aLast[k]);
+        goto done;
+      }
+      aLast[k] = seq;
+      w->aOwnCount[k]++;
+    }
+    /* Now and then, read-your-writes: a new statement sees the append. */
+    if ((i % 997) == 0 && !bShared) {
+      char *zSql = sqlite3_mprintf(
+          "SELECT max(seq) FROM j WHERE actor_id=%Q", zActor);
+      long long m = oneInt(db, zSql, zWho);
+      sqlite3_free(zSql);
+      if (m != seq) {
+        fail("%s: read-your-writes: max(seq) of %s is %lld, appended %lld",
+             zWho, zActor, m, seq);
+      }
+    }
+  }
+  /* Surface any error the writer hit for this connection's appends. */
+  if (oneInt(db, "SELECT journal_sync('j')", zWho) < 0) {
+    fail("%s: final journal_sync failed", zWho);
+  }
+
+done:
+  sqlite3_finalize(pApp);
+  if (sqlite3_close(db) != SQLITE_OK) {
+    fail("%s: sqlite3_close: %s", zWho, sqlite3_errmsg(db));
+  }
+  return 0;
+}
+
+/*--------------------------------------------------------------------------
+** Readers.
+*/
+static void *readerMain(void *pArg) {
+  int iReader = (int)(long)pArg;
+  char zWho[32], zActor[64];
+  sqlite3 *db;
+  sqlite3_stmt *pCount = 0, *pTail = 0, *pReplay = 0;
+  long long lastCount = 0, tailPos = 0, tailTs = 0;
+  int iter = 0;
+
+  snprintf(zWho, sizeof zWho, "reader %d", iReader);
+  db = openConn(zWho);
+  if (!db) return 0;
+  pCount = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", zWho);
+  pTail = prepare(db,
+                  "SELECT pos, ts FROM j WHERE pos > ? ORDER BY pos LIMIT 5000",
+                  zWho);
+  pReplay = prepare(db, "SELECT seq FROM j WHERE actor_id = ? ORDER BY seq",
+                    zWho);
+  if (!pCount || !pTail || !pReplay) goto done;
+
+  do {
+    int bLast = atomic_load(&bWritersDone);
+    long long n, seq;
+    int rc;
+
+    /* One snapshot: count and positions agree. */
+    if (sqlite3_step(pCount) != SQLITE_ROW) {
+      fail("%s: count: %s", zWho, sqlite3_errmsg(db));
+      goto done;
+    }
+    n = sqlite3_column_int64(pCount, 0);
+    if (n > 0) {
+      long long lo = sqlite3_column_int64(pCount, 1);
+      long long hi = sqlite3_column_int64(pCount, 2);
+      if (hi - lo + 1 != n) {
+        fail("%s: count %lld but pos %lld..%lld", zWho, n, lo, hi);
+      }
+    }
+    if (n < lastCount) {
+      fail("%s: count went back from %lld to %lld", zWho, lastCount, n);
+    }
+    lastCount = n;
+    sqlite3_reset(pCount);
+
+    /* Tail: consecutive positions, ts non-decreasing. */
+    sqlite3_bind_int64(pTail, 1, tailPos);
+    while ((rc = sqlite3_step(pTail)) == SQLITE_ROW) {
+      long long pos = sqlite3_column_int64(pTail, 0);
+      long long ts = sqlite3_column_int64(pTail, 1);
+      if (tailPos != 0 && pos != tailPos + 1) {
+        fail("%s: tail: pos %lld after %lld", zWho, pos, tailPos);
+      }
+      if (ts < tailTs) {
+        fail("%s: tail: ts %lld at pos %lld after ts %lld", zWho, ts, pos,
+             tailTs);
+      }
+      tailPos = pos;
+      tailTs = ts;
+      atomic_fetch_add(&nReaderRows, 1);
+    }
+    if (rc != SQLITE_DONE) fail("%s: tail: %s", zWho, sqlite3_errmsg(db));
+    sqlite3_reset(pTail);
+
+    /* Replay an actor: 1..n. */
+    if (iter % 2) {
+      snprintf(zActor, sizeof zActor, "%s", SHARED_ACTOR);
+    } else {
+      ownActor(zActor, sizeof zActor, iter % nThread, iter % N_OWN);
+    }
+    sqlite3_bind_text(pReplay, 1, zActor, -1, SQLITE_TRANSIENT);
+    seq = 0;
+    while ((rc = sqlite3_step(pReplay)) == SQLITE_ROW) {
+      long long s = sqlite3_column_int64(pReplay, 0);
+      if (s != seq + 1) {
+        fail("%s: replay %s: seq %lld after %lld", zWho, zActor, s, seq);
+        break;
+      }
+      seq = s;
+      atomic_fetch_add(&nReaderRows, 1);
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+      fail("%s: replay: %s", zWho, sqlite3_errmsg(db));
+    }
+    sqlite3_reset(pReplay);
+    atomic_fetch_add(&nReaderScans, 1);
+    iter++;
+    if (bLast) break;
+  } while (atomic_load(&nFail) == 0);
+
+done:
+  sqlite3_finalize(pCount);
+  sqlite3_finalize(pTail);
+  sqlite3_finalize(pReplay);
+  if (sqlite3_close(db) != SQLITE_OK) {
+    fail("%s: sqlite3_close: %s", zWho, sqlite3_errmsg(db));
+  }
+  return 0;
+}
+
+/*--------------------------------------------------------------------------
+** Syncer.
+*/
+static void *syncerMain(void *pArg) {
+  sqlite3 *db;
+  sqlite3_stmt *p;
+  long long last = 0;
+  (void)pArg;
+  db = openConn("syncer");
+  if (!db) return 0;
+  p = prepare(db, "SELECT journal_sync('j')", "syncer");
+  while (p && !atomic_load(&bWritersDone)) {
+    long long pos;
+    if (sqlite3_step(p) != SQLITE_ROW) {
+      fail("syncer: journal_sync: %s", sqlite3_errmsg(db));
+      break;
+    }
+    pos = sqlite3_column_int64(p, 0);
+    sqlite3_reset(p);
+    if (pos < last) fail("syncer: durable pos went back %lld -> %lld", last, pos);
+    last = pos;
+    atomic_fetch_add(&nSyncs, 1);
+    sleepMs(5);
+  }
+  sqlite3_finalize(p);
+  if (sqlite3_close(db) != SQLITE_OK) {
+    fail("syncer: sqlite3_close: %s", sqlite3_errmsg(db));
+  }
+  return 0;
+}
+
+/*--------------------------------------------------------------------------
+** Final checks, on a fresh connection after everything was synced.
+*/
+static int cmpLL(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Check one actor's events: seqs 1..nExpect, payload of seq s is
+** azPayload[s-1] (when azPayload is given). */
+static void checkActor(sqlite3 *db, const char *zActor, long long nExpect,
+                       char **azPayload) {
+  sqlite3_stmt *p = prepare(
+      db, "SELECT seq, payload, typeof(payload) FROM j WHERE actor_id = ? "
+          "ORDER BY seq",
+      "check");
+  char *zSql;
+  long long seq = 0, hi;
+  int rc;
+  if (!p) return;
+  sqlite3_bind_text(p, 1, zActor, -1, SQLITE_TRANSIENT);
+  while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+    long long s = sqlite3_column_int64(p, 0);
+    const char *z = (const char *)sqlite3_column_text(p, 1);
+    const char *zType = (const char *)sqlite3_column_text(p, 2);
+    if (s != seq + 1) {
+      fail("check: %s: seq %lld after %lld", zActor, s, seq);
+      break;
+    }
+    seq = s;
+    if (strcmp(zType, "text") != 0) {
+      fail("check: %s seq %lld: payload type %s", zActor, s, zType);
+    } else if (azPayload && s <= nExpect && strcmp(z, azPayload[s - 1]) != 0) {
+      fail("check: %s seq %lld: payload %s, expected %s", zActor, s, z,
+           azPayload[s - 1]);
+    }
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    fail("check: replay %s: %s", zActor, sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(p);
+  if (seq != nExpect) {
+    fail("check: %s has %lld events, expected %lld", zActor, seq, nExpect);
+  }
+  zSql = sqlite3_mprintf("SELECT journal_highest_seq('j', %Q)", zActor);
+  hi = oneInt(db, zSql, "check");
+  sqlite3_free(zSql);
+  if (hi != nExpect) {
+    fail("check: journal_highest_seq of %s is %lld, expected %lld", zActor, hi,
+         nExpect);
+  }
+}
+
+static void finalChecks(Writer *aW, long long *pnRows) {
+  sqlite3 *db = openConn("check");
+  sqlite3_stmt *p;
+  long long nTotal = (long long)nThread * nAppend, nShared = 0;
+  long long n, lo, hi, prevPos = 0, prevTs = 0, nRows = 0, k;
+  char **azShared = 0;
+  int t, rc;
+  char zBuf[160];
+
+  if (!db) return;
+  if (oneInt(db, "SELECT journal_sync('j')", "check") < 0) goto done;
+
+  /* Totals and gap-free positions. */
+  p = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", "check");
+  if (!p) goto done;
+  if (sqlite3_step(p) != SQLITE_ROW) {
+    fail("check: count: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(p);
+    goto done;
+  }
+  n = sqlite3_column_int64(p, 0);
+  lo = sqlite3_column_int64(p, 1);
+  hi = sqlite3_column_int64(p, 2);
+  sqlite3_finalize(p);
+  *pnRows = n;
+  if (n != nTotal) fail("check: count(*) %lld, appended %lld", n, nTotal);
+  if (n > 0 && hi - lo + 1 != n) {
+    fail("check: pos %lld..%lld for %lld rows", lo, hi, n);
+  }
+
+  /* Full scan in pos order: consecutive, ts non-decreasing. */
+  p = prepare(db, "SELECT pos, ts FROM j ORDER BY pos", "check");
+  if (!p) goto done;
+  while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+    long long pos = sqlite3_column_int64(p, 0);
+    long long ts = sqlite3_column_int64(p, 1);
+    if (nRows > 0 && pos != prevPos + 1) {
+      fail("check: scan: pos %lld after %lld", pos, prevPos);
+      break;
+    }
+    if (ts < prevTs) {
+      fail("check: scan: ts %lld at pos %lld after %lld", ts, pos, prevTs);
+      break;
+    }
+    prevPos = pos;
+    prevTs = ts;
+    nRows++;
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    fail("check: scan: %s", sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(p);
+  if (nRows != n) fail("check: scan returned %lld rows, count %lld", nRows, n);
+
+  /* Own actors: every seq carries the payload of the append that got it.
+  ** Append i of thread t went to own actor i%3 unless i%4==3. */
+  for (t = 0; t < nThread; t++) {
+    int kk;
+    for (kk = 0; kk < N_OWN; kk++) {
+      char **az = calloc((size_t)aW[t].aOwnCount[kk] + 1, sizeof(char *));
+      long long s = 0, i;
+      for (i = 0; i < nAppend && az; i++) {
+        if ((i % 4) == 3 || (int)(i % N_OWN) != kk) continue;
+        if (s >= aW[t].aOwnCount[kk]) break;
+        payloadOf(zBuf, sizeof zBuf, t, i);
+        az[s++] = strdup(zBuf);
+      }
+      ownActor(zBuf, sizeof zBuf, t, kk);
+      checkActor(db, zBuf, aW[t].aOwnCount[kk], s == aW[t].aOwnCount[kk] ? az : 0);
+      for (i = 0; az && i < s; i++) free(az[i]);
+      free(az);
+    }
+    nShared += aW[t].nShared;
+  }
+
+  /* The shared actor: the seqs handed out are exactly 1..n, and each holds
+  ** the payload of the append that received it. */
+  {
+    long long *aAll = malloc(sizeof(long long) * (size_t)(nShared + 1));
+    long long m = 0;
+    azShared = calloc((size_t)nShared + 1, sizeof(char *));
+    for (t = 0; t < nThread && aAll && azShared; t++) {
+      for (k = 0; k < aW[t].nShared; k++) {
+        long long s = aW[t].aSharedSeq[k];
+        aAll[m++] = s;
+        if (s >= 1 && s <= nShared && !azShared[s - 1]) {
+          payloadOf(zBuf, sizeof zBuf, t, aW[t].aSharedI[k]);
+          azShared[s - 1] = strdup(zBuf);
+        }
+      }
+    }
+    if (aAll && azShared) {
+      qsort(aAll, (size_t)m, sizeof(long long), cmpLL);
+      for (k = 0; k < m; k++) {
+        if (aAll[k] != k + 1) {
+          fail("check: shared actor: seqs handed out are not 1..%lld "
+               "(position %lld holds %lld)", m, k, aAll[k]);
+          break;
+        }
+      }
+      checkActor(db, SHARED_ACTOR, nShared, k == m ? azShared : 0);
+    } else {
+      fail("check: out of memory");
+    }
+    free(aAll);
+  }
+
+  /* Exactly the actors written to. */
+  {
+    long long nActors = oneInt(db, "SELECT count(DISTINCT actor_id) FROM j",
+                               "check");
+    long long nExpect = (long long)nThread * N_OWN + (nShared > 0);
+    if (nActors != nExpect) {
+      fail("check: %lld distinct actors, expected %lld", nActors, nExpect);
+    }
+  }
+
+done:
+  if (azShared) {
+    for (k = 0; k < nShared; k++) free(azShared[k]);
+    free(azShared);
+  }
+  if (db && sqlite3_close(db) != SQLITE_OK) {
+    fail("check: sqlite3_close: %s", sqlite3_errmsg(db));
+  }
+}
+
+/*--------------------------------------------------------------------------
+** Setup.
+*/
+
+/* Make DIR and empty DIR/store (regular files only, not recursive). */
+static int prepareDir(const char *zDir, const char *zSt) {
+  DIR *d;
+  struct dirent *e;
+  char zPath[4096];
+  if (mkdir(zDir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "threads: mkdir %s: %s\n", zDir, strerror(errno));
+    return 1;
+  }
+  d = opendir(zSt);
+  if (d) {
+    while ((e = readdir(d)) != 0) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      snprintf(zPath, sizeof zPath, "%s/%s", zSt, e->d_name);
+      if (unlink(zPath) != 0) {
+        fprintf(stderr, "threads: cannot empty %s: %s: %s\n", zSt, zPath,
+                strerror(errno));
+        closedir(d);
+        return 1;
+      }
+    }
+    closedir(d);
+    rmdir(zSt);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  Writer *aW;
+  pthread_t aReader[N_READERS], syncer;
+  char zSt[4096];
+  long long nRows = 0;
+  double t0, tWrite, tAll;
+  int t;
+
+  if (argc < 2 || argc > 5) {
+    fprintf(stderr, "usage: %s DIR [NTHREADS [NAPPENDS [OPTIONS]]]\n", argv[0]);
+    return 2;
+  }
+  nThread = argc > 2 ? atoi(argv[2]) : 4;
+  nAppend = argc > 3 ? atoi(argv[3]) : 20000;
+  zOptions = argc > 4 ? argv[4] : DEFAULT_OPTIONS;
+  if (nThread < 1 || nAppend < 1) {
+    fprintf(stderr, "threads: NTHREADS and NAPPENDS must be positive\n");
+    return 2;
+  }
+  snprintf(zSt, sizeof zSt, "%s/store", argv[1]);
+  zStore = zSt;
+  if (prepareDir(argv[1], zSt)) return 2;
+
+  if (sqlite3_threadsafe() == 0) {
+    fprintf(stderr, "threads: the SQLite library is not threadsafe\n");
+    return 2;
+  }
+  sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
+
+  aW = calloc((size_t)nThread, sizeof(Writer));
+  if (!aW) return 2;
+  for (t = 0; t < nThread; t++) {
+    aW[t].iThread = t;
+    aW[t].aSharedSeq = malloc(sizeof(long long) * (size_t)(nAppend / 4 + 1));
+    aW[t].aSharedI = malloc(sizeof(long long) * (size_t)(nAppend / 4 + 1));
+    if (!aW[t].aSharedSeq || !aW[t].aSharedI) return 2;
+  }
+
+  /* Create the store once before the threads race to open it. */
+  {
+    sqlite3 *db = openConn("setup");
+    if (!db) return 1;
+    sqlite3_close(db);
+  }
+
+  t0 = nowSec();
+  for (t = 0; t < nThread; t++) {
+    if (pthread_create(&aW[t].tid, 0, writerMain, &aW[t]) != 0) {
+      fprintf(stderr, "threads: pthread_create failed\n");
+      return 2;
+    }
+  }
+  for (t = 0; t < N_READERS; t++) {
+    if (pthread_create(&aReader[t], 0, readerMain, (void *)(long)t) != 0) {
+      fprintf(stderr, "threads: pthread_create failed\n");
+      return 2;
+    }
+  }
+  if (pthread_create(&syncer, 0, syncerMain, 0) != 0) {
+    fprintf(stderr, "threads: pthread_create failed\n");
+    return 2;
+  }
+  for (t = 0; t < nThread; t++) pthread_join(aW[t].tid, 0);
+  tWrite = nowSec() - t0;
+  atomic_store(&bWritersDone, 1);
+  for (t = 0; t < N_READERS; t++) pthread_join(aReader[t], 0);
+  pthread_join(syncer, 0);
+
+  finalChecks(aW, &nRows);
+  tAll = nowSec() - t0;
+
+  printf("threads: %d writers x %d appends (%lld rows) in %.2fs "
+         "(%.0f appends/s), %lld reader scans (%lld rows), %lld syncs, "
+         "%.2fs in all: %s\n",
+         nThread, nAppend, nRows, tWrite,
+         tWrite > 0 ? nThread * (double)nAppend / tWrite : 0.0,
+         (long long)atomic_load(&nReaderScans),
+         (long long)atomic_load(&nReaderRows), (long long)atomic_load(&nSyncs),
+         tAll, atomic_load(&nFail) ? "FAILED" : "ok");
+  for (t = 0; t < nThread; t++) {
+    free(aW[t].aSharedSeq);
+    free(aW[t].aSharedI);
+  }
+  free(aW);
+  return atomic_load(&nFail) ? 1 : 0;
+}
