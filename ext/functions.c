@@ -4,6 +4,7 @@
 **   journal_append(T, actor_id, payload [, type [, meta [, tags]]]) -> seq
 **   journal_sync(T)                      -> durable pos
 **   journal_highest_seq(T, actor_id)     -> highest seq, incl. queued
+**   journal_truncate(T, actor_id, to_seq) -> events deleted (seq <= to_seq)
 **   journal_health(T)                    -> JSON status report
 **   journal_config(T)                    -> JSON of the effective options
 **   journal_version()                    -> "0.1.0"
@@ -60,6 +61,7 @@ static void fnError(sqlite3_context *ctx, int rc, char *zErr) {
 static void fnAppend(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
   LjEvent ev;
+  u8 aBuf[1024];
   const char *zActor;
   int nActor, rc;
   char *zErr = 0;
@@ -74,13 +76,13 @@ static void fnAppend(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bSample = p->cfg.bMetrics && (p->pEnv->m.nAppends & 63) == 0;
   if (bSample) usStart = ljNowUs();
   rc = ljEventFromValues(p, zActor, nActor, argv[2], argc > 3 ? argv[3] : 0,
-                         argc > 4 ? argv[4] : 0, argc > 5 ? argv[5] : 0, &ev,
-                         &zErr);
+                         argc > 4 ? argv[4] : 0, argc > 5 ? argv[5] : 0, aBuf,
+                         sizeof(aBuf), &ev, &zErr);
   if (rc == SQLITE_OK) {
     rc = ljSubmit(p->pClient, &ev, 1, p->cfg.eAppendMode == LJ_MODE_SYNC,
                   p->cfg.usSyncTimeout, &zErr);
   }
-  sqlite3_free(ev.aRec);
+  if (ev.aRec != aBuf) sqlite3_free(ev.aRec);
   if (rc) {
     fnError(ctx, rc, zErr);
     return;
@@ -124,6 +126,34 @@ static void fnHighestSeq(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   sqlite3_result_int64(ctx, seq);
+}
+
+static void fnTruncate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  const char *zActor;
+  int nActor, rc;
+  char *zErr = 0;
+  i64 toSeq = -1, nDel = 0;
+  (void)argc;
+  if (p == 0) return;
+  rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
+  if (rc == SQLITE_OK && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
+    toSeq = sqlite3_value_int64(argv[2]);
+    if (sqlite3_value_numeric_type(argv[2]) != SQLITE_INTEGER || toSeq < 0) {
+      zErr = sqlite3_mprintf("to_seq must be a non-negative integer or NULL "
+                             "(NULL deletes every event)");
+      rc = SQLITE_MISMATCH;
+    }
+  }
+  if (rc == SQLITE_OK) {
+    rc = ljTruncate(p->pClient, zActor, nActor, toSeq, p->cfg.usSyncTimeout,
+                    &nDel, &zErr);
+  }
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, nDel);
 }
 
 static void fnConfig(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -269,6 +299,7 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       {"journal_append", 3, 6, SQLITE_DIRECTONLY, fnAppend},
       {"journal_sync", 1, 1, SQLITE_DIRECTONLY, fnSync},
       {"journal_highest_seq", 2, 2, 0, fnHighestSeq},
+      {"journal_truncate", 3, 3, SQLITE_DIRECTONLY, fnTruncate},
       {"journal_health", 1, 1, 0, fnHealth},
       {"journal_config", 1, 1, 0, fnConfig},
       {"journal_version", 0, 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,

@@ -191,11 +191,12 @@ struct LjRecIn {
   u8 ePayload; const u8 *aPayload; int nPayload;
 };
 
-/* Encode a new record (pos/ts zero) into *paOut (sqlite3_malloc'd),
-** compressing the payload with eCodec when it is at least nCompressMin
-** bytes and compression gains. */
+/* Encode a new record (pos/ts zero) into aBuf when it fits in nBuf
+** bytes, else into new sqlite3_malloc'd memory; *paOut says which.  The
+** payload is compressed with eCodec when it is at least nCompressMin bytes
+** and compression gains. */
 LJ_PRIVATE int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin,
-                          u8 **paOut, u32 *pnOut);
+                          u8 *aBuf, size_t nBuf, u8 **paOut, u32 *pnOut);
 LJ_PRIVATE void ljRecStamp(u8 *aRec, size_t nRec, u64 pos, i64 ts);
 LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
                            size_t *pnBuf);
@@ -333,6 +334,8 @@ LJ_PRIVATE int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
 */
 typedef struct LjEvent LjEvent;
 struct LjEvent {
+  const char *zActor; /* actor id, used by ljSubmit when pActor is NULL */
+  int nActor;
   LjActor *pActor;  /* cache entry of the actor (never freed before env) */
   u32 epoch;        /* pActor->epoch when the seq was reserved */
   u64 seq;          /* reserved seq */
@@ -342,7 +345,7 @@ struct LjEvent {
   u64 pos;          /* assigned by the writer */
 };
 
-enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2 };
+enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2, LJ_REQ_TRUNCATE = 3 };
 
 typedef struct LjReq LjReq;
 struct LjReq {
@@ -356,7 +359,11 @@ struct LjReq {
   u64 nByte;        /* record bytes */
   LjEvent *aEvent;
   i64 usQueued;     /* when queued, for latency */
+  /* LJ_REQ_TRUNCATE: the actor (aEvent[0].zActor) and the last seq to
+  ** delete (-1: all). */
+  i64 iToSeq;
   /* Outcome, set by the writer (env mutex) for waiting submitters. */
+  i64 nResult;      /* rows deleted by a truncation */
   int bDone;
   int rc;
   char *zErr;
@@ -422,6 +429,12 @@ LJ_PRIVATE int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent,
 LJ_PRIVATE int ljSync(LjClient *pClient, int bDurable, i64 usTimeout,
                       i64 *pDurablePos, char **pzErr);
 
+/* Delete an actor's events with seq <= iToSeq (-1: all); its highest seq
+** is kept.  Waits for the commit; *pnDeleted gets the count. */
+LJ_PRIVATE int ljTruncate(LjClient *pClient, const char *zActor, int nActor,
+                          i64 iToSeq, i64 usTimeout, i64 *pnDeleted,
+                          char **pzErr);
+
 /* Wait until everything this process queued before the call is committed
 ** (read-your-writes for a new snapshot).  No disk sync. */
 LJ_PRIVATE int ljFlushForRead(LjEnv *pEnv, i64 usTimeout);
@@ -481,12 +494,14 @@ LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 /* Validate an actor id value (text, 1..400 bytes, UTF-8). */
 LJ_PRIVATE int ljCheckActor(sqlite3_value *v, const char *zWhat,
                             const char **pz, int *pn, char **pzErr);
-/* Build an event (record + actor) from SQL values; NULL values allowed
-** for type, meta, tags.  The record is sqlite3_malloc'd into pEv->aRec. */
+/* Build an event from SQL values; NULL values allowed for type, meta,
+** tags.  The record goes into aBuf when it fits (else it is
+** sqlite3_malloc'd: free pEv->aRec when it is not aBuf).  The actor is
+** left for ljSubmit to resolve (pEv->pActor NULL). */
 LJ_PRIVATE int ljEventFromValues(LjTable *pTab, const char *zActor,
                                  int nActor, sqlite3_value *pPayload,
                                  sqlite3_value *pType, sqlite3_value *pMeta,
-                                 sqlite3_value *pTags, LjEvent *pEv,
-                                 char **pzErr);
+                                 sqlite3_value *pTags, u8 *aBuf, size_t nBuf,
+                                 LjEvent *pEv, char **pzErr);
 
 #endif /* LMDBJOURNAL_INTERNAL_H */

@@ -1128,7 +1128,10 @@ static int jtUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   rc = ljCheckActor(aCol[COL_ACTOR], "actor_id", &zActor, &nActor, &zErr);
   if (rc) return jtError(p, rc == SQLITE_NOMEM ? rc : SQLITE_CONSTRAINT, zErr);
   rc = ljEventFromValues(p, zActor, nActor, aCol[COL_PAYLOAD], aCol[COL_TYPE],
-                         aCol[COL_META], aCol[COL_TAGS], &ev, &zErr);
+                         aCol[COL_META], aCol[COL_TAGS], 0, 0, &ev, &zErr);
+  if (rc == SQLITE_OK) {
+    rc = ljActorGet(p->pEnv, zActor, nActor, &ev.pActor, &zErr);
+  }
   if (rc) {
     sqlite3_free(ev.aRec);
     return jtError(p, rc, zErr);

@@ -171,8 +171,8 @@ static int recPayloadCodec(const LjRecIn *p, int eCodec, i64 nMin) {
   return eCodec;
 }
 
-int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 **paOut,
-               u32 *pnOut) {
+int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 *aBuf,
+               size_t nBuf, u8 **paOut, u32 *pnOut) {
   size_t nHead = LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags +
                  (size_t)p->nMeta;
   int eUse = recPayloadCodec(p, eCodec, nCompressMin);
@@ -185,8 +185,12 @@ int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 **paOut,
     nBound = 4 + ZSTD_compressBound((size_t)p->nPayload);
   }
   if (nBound < (size_t)p->nPayload) nBound = (size_t)p->nPayload;
-  a = sqlite3_malloc64(nHead + nBound);
-  if (a == 0) return SQLITE_NOMEM;
+  if (nHead + nBound <= nBuf) {
+    a = aBuf;
+  } else {
+    a = sqlite3_malloc64(nHead + nBound);
+    if (a == 0) return SQLITE_NOMEM;
+  }
   nBody = 0;
   if (eUse == LJ_CODEC_LZ4) {
     int n = LZ4_compress_default((const char *)p->aPayload,

@@ -161,12 +161,13 @@ static int valueBytes(sqlite3_value *v, u8 aNum[8], u8 *pe, const u8 **pa,
 
 int ljEventFromValues(LjTable *pTab, const char *zActor, int nActor,
                       sqlite3_value *pPayload, sqlite3_value *pType,
-                      sqlite3_value *pMeta, sqlite3_value *pTags, LjEvent *pEv,
-                      char **pzErr) {
+                      sqlite3_value *pMeta, sqlite3_value *pTags, u8 *aBuf,
+                      size_t nBuf, LjEvent *pEv, char **pzErr) {
   LjRecIn in;
   u8 aNumP[8], aNumM[8];
   int rc;
   memset(&in, 0, sizeof(in));
+  memset(pEv, 0, sizeof(*pEv));
   rc = valueBytes(pPayload, aNumP, &in.ePayload, &in.aPayload, &in.nPayload);
   if (rc == SQLITE_OK && pMeta) {
     rc = valueBytes(pMeta, aNumM, &in.eMeta, &in.aMeta, &in.nMeta);
@@ -206,12 +207,11 @@ int ljEventFromValues(LjTable *pTab, const char *zActor, int nActor,
     rc = ljTagsParse((const char *)in.aTags, in.nTags, 0, 0, pzErr);
     if (rc) return SQLITE_CONSTRAINT;
   }
-  memset(pEv, 0, sizeof(*pEv));
   pEv->tsGiven = -1;
-  rc = ljRecBuild(&in, pTab->cfg.eCompression, pTab->cfg.nCompressionMin,
-                  &pEv->aRec, &pEv->nRec);
-  if (rc) return rc;
-  return ljActorGet(pTab->pEnv, zActor, nActor, &pEv->pActor, pzErr);
+  pEv->zActor = zActor;
+  pEv->nActor = nActor;
+  return ljRecBuild(&in, pTab->cfg.eCompression, pTab->cfg.nCompressionMin,
+                    aBuf, nBuf, &pEv->aRec, &pEv->nRec);
 }
 
 #ifdef _WIN32

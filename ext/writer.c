@@ -342,6 +342,29 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
   p->bWait = bWait;
 
   pthread_mutex_lock(&w->mutex);
+  /* Resolve actors not resolved by the caller; a cache miss reads the
+  ** store outside the mutex. */
+  for (i = 0; i < nEvent; i++) {
+    LjEvent *e = &p->aEvent[i];
+    if (e->pActor) continue;
+    e->pActor = actorFind(w, e->zActor, e->nActor);
+    if (e->pActor == 0) {
+      u64 highest = 0;
+      pthread_mutex_unlock(&w->mutex);
+      rc = storeHighest(pEnv, e->zActor, e->nActor, &highest, pzErr);
+      pthread_mutex_lock(&w->mutex);
+      if (rc) goto fail;
+      e->pActor = actorFind(w, e->zActor, e->nActor);
+      if (e->pActor == 0) {
+        e->pActor = actorInsert(w, e->zActor, e->nActor, highest);
+        if (e->pActor == 0) {
+          rc = SQLITE_NOMEM;
+          goto fail;
+        }
+      }
+    }
+    e->zActor = e->pActor->zActor; /* the caller's copy may go away */
+  }
   if (w->eState != W_RUNNING) {
     rc = writerUnavailable(w, pzErr);
     goto fail;
@@ -413,6 +436,51 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
     p->zErr = 0;
   }
 fail:
+  pthread_mutex_unlock(&w->mutex);
+  reqFree(p);
+  return rc;
+}
+
+int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
+               i64 usTimeout, i64 *pnDeleted, char **pzErr) {
+  LjWriter *w = pClient->pEnv->pWriter;
+  LjEvent ev;
+  LjReq *p;
+  int rc;
+  memset(&ev, 0, sizeof(ev));
+  ev.aRec = (u8 *)zActor; /* the actor id travels as the "record" */
+  ev.nRec = (u32)nActor;
+  p = reqAlloc(LJ_REQ_TRUNCATE, &ev, 1);
+  if (p == 0) return SQLITE_NOMEM;
+  p->nEvent = 0; /* no event is appended */
+  p->iToSeq = iToSeq;
+  p->pClient = pClient;
+  p->eDurability = pClient->eDurability;
+  p->bWait = 1;
+  pthread_mutex_lock(&w->mutex);
+  if (w->eState != W_RUNNING) {
+    rc = writerUnavailable(w, pzErr);
+    pthread_mutex_unlock(&w->mutex);
+    reqFree(p);
+    return rc;
+  }
+  queuePush(w, p);
+  pClient->iLastTicket = p->iTicket;
+  rc = waitTicket(w, p->iTicket, usTimeout);
+  if (rc == SQLITE_BUSY) {
+    p->bWait = 0; /* still queued: the writer frees it */
+    *pzErr = sqlite3_mprintf("journal_truncate timed out after %lldms "
+                             "(sync_timeout); it stays queued",
+                             usTimeout / 1000);
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_BUSY;
+  }
+  rc = p->rc;
+  *pnDeleted = p->nResult;
+  if (rc) {
+    *pzErr = p->zErr;
+    p->zErr = 0;
+  }
   pthread_mutex_unlock(&w->mutex);
   reqFree(p);
   return rc;
@@ -752,6 +820,106 @@ static int loadTail(LjWriter *w, MDB_txn *txn) {
   return 0;
 }
 
+typedef struct TagDel TagDel;
+struct TagDel {
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  u64 pos;
+  int mrc;
+};
+
+static int tagDel(void *pArg, const u8 *aTag, int nTag) {
+  TagDel *t = (TagDel *)pArg;
+  u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
+  MDB_val k;
+  k.mv_data = aKey;
+  k.mv_size = (size_t)ljTagKey(aKey, aTag, nTag, t->pos);
+  t->mrc = mdb_del(t->txn, t->dbi, &k, 0);
+  if (t->mrc == MDB_NOTFOUND) t->mrc = 0; /* a repeated tag */
+  return t->mrc ? 1 : 0;
+}
+
+/*
+** Delete an actor's events up to p->iToSeq with their pos and tag index
+** entries, and raise the actor's floor to its highest seq so that the
+** highest seq survives.  The highest pos ever assigned is recorded in the
+** meta db, so pos is never reused even when the newest events go.
+*/
+static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p) {
+  LjEnv *pEnv = w->pEnv;
+  const u8 *zActor = p->aEvent[0].aRec;
+  int nActor = (int)p->aEvent[0].nRec;
+  u64 num, highest, floor, upTo;
+  u8 aKey[LJ_EVKEY], aAct[16], aMax[8];
+  MDB_cursor *c;
+  MDB_val k, v;
+  int mrc;
+  mrc = ljActorLoad(pEnv, txn, zActor, nActor, &num, &highest, &floor);
+  if (mrc || num == 0) return mrc;
+  upTo = (p->iToSeq < 0 || (u64)p->iToSeq > highest) ? highest : (u64)p->iToSeq;
+  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &c);
+  if (mrc) return mrc;
+  ljEvKey(aKey, num, 1);
+  k.mv_data = aKey;
+  k.mv_size = LJ_EVKEY;
+  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (mrc == 0 && ljGet64(k.mv_data) == num &&
+         ljGet64((u8 *)k.mv_data + 8) <= upTo) {
+    LjRec rec;
+    u8 *aUnz = 0;
+    size_t nUnz = 0;
+    u8 aPos[8];
+    MDB_val pk;
+    if (ljRecDecode(v.mv_data, v.mv_size, &rec, &aUnz, &nUnz)) {
+      mrc = MDB_CORRUPTED;
+      break;
+    }
+    sqlite3_free(aUnz);
+    ljPut64(aPos, rec.pos);
+    pk.mv_data = aPos;
+    pk.mv_size = 8;
+    mrc = mdb_del(txn, pEnv->aDbi[LJ_DB_POS], &pk, 0);
+    if (mrc == 0 && rec.nTags) {
+      TagDel t;
+      char *zErr = 0;
+      t.txn = txn;
+      t.dbi = pEnv->aDbi[LJ_DB_TAGS];
+      t.pos = rec.pos;
+      t.mrc = 0;
+      ljTagsParse((const char *)rec.aTags, rec.nTags, tagDel, &t, &zErr);
+      sqlite3_free(zErr);
+      mrc = t.mrc;
+    }
+    if (mrc == 0) {
+      memcpy(aKey, k.mv_data, LJ_EVKEY);
+      mrc = mdb_cursor_del(c, 0);
+    }
+    if (mrc == 0) {
+      /* Re-seek from the deleted key: the next one is the successor. */
+      p->nResult++;
+      k.mv_data = aKey;
+      k.mv_size = LJ_EVKEY;
+      mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+  }
+  mdb_cursor_close(c);
+  if (mrc && mrc != MDB_NOTFOUND) return mrc;
+  ljPut64(aAct, num);
+  ljPut64(&aAct[8], highest);
+  k.mv_data = (void *)zActor;
+  k.mv_size = (size_t)nActor;
+  v.mv_data = aAct;
+  v.mv_size = 16;
+  mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, 0);
+  if (mrc) return mrc;
+  ljPut64(aMax, w->tailPos);
+  k.mv_data = (void *)"maxpos";
+  k.mv_size = 6;
+  v.mv_data = aMax;
+  v.mv_size = 8;
+  return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
+}
+
 static void setDurability(LjWriter *w, int eDur) {
   MDB_env *env = w->pEnv->env;
   if (w->eFlags == eDur) return;
@@ -801,11 +969,20 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
       *pbSync = 1;
       continue;
     }
+    if (p->eType == LJ_REQ_TRUNCATE) {
+      /* Always alone in its batch (see writerMain). */
+      p->nResult = 0;
+      mrc = truncateTxn(w, txn, p);
+      if (mrc == 0) nEv = 1; /* commit */
+      continue;
+    }
     if (p->rc) continue; /* failed in an earlier attempt */
     mrc = validateReq(w, txn, p, now);
     if (mrc == 0 && p->rc == 0) nEv += (size_t)p->nEvent;
   }
-  if (mrc == 0 && nEv > 0) mrc = writeEvents(w, txn, aReq, nReq, nEv);
+  if (mrc == 0 && nEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE) {
+    mrc = writeEvents(w, txn, aReq, nReq, nEv);
+  }
   if (mrc == 0 && nEv > 0) {
     setDurability(w, eDur);
     mrc = mdb_txn_commit(txn);
@@ -1033,7 +1210,9 @@ static void *writerMain(void *pArg) {
     while (w->pHead) {
       LjReq *p = w->pHead;
       if (nReq > 0 && (nEv + p->nEvent > pCfg->nBatch ||
-                       nByte + p->nByte > (u64)pCfg->nBatchBytes)) {
+                       nByte + p->nByte > (u64)pCfg->nBatchBytes ||
+                       p->eType == LJ_REQ_TRUNCATE ||
+                       aReq[0]->eType == LJ_REQ_TRUNCATE)) {
         break;
       }
       if (nReq >= nReqAlloc) {

@@ -29,14 +29,16 @@
 #
 # EXPECTED matches when it equals the result, or when it is /regexp/ and the
 # regexp matches, or when it starts and ends with * and the glob matches.
-# do_catchsql_test also matches {CODE PATTERN} element-wise, so
+# Failing that, when EXPECTED and the result are lists of the same length
+# (2 or more) each element is matched that way, so do_catchsql_test's
 # {1 {*map_size*}} accepts any error message mentioning map_size.
 #
 # Helpers:
 #   ljopen ?handle? ?dbfile?     open sqlite3 handle, load $::EXT, return name
 #   execsql SQL ?handle?         db eval, flat list
 #   catchsql SQL ?handle?        {0 rows} or {1 message}
-#   lj_match EXPECTED GOT        the matching rule above, 1/0
+#   lj_match EXPECTED GOT        exact, /regexp/ or *glob*, 1/0
+#   lj_match_list EXPECTED GOT   the rule above incl. element-wise, 1/0
 #   lj_tmpdir NAME               $::TMP/NAME, created, absolute
 #   lj_tmpname NAME              $::TMP/NAME, not created (removed if present)
 #   lj_wait_file PATH ?ms?       wait for PATH to exist; 1 if it did, 0 if not
@@ -55,7 +57,7 @@ if {![info exists ::LJ_CHILD]} { set ::LJ_CHILD 0 }
 
 set ::REPO [file normalize [file join [file dirname [info script]] ..]]
 set ::TESTFILE [file tail [info script]]
-if {[info exists ::argv0] && [string match *.test $::argv0]} {
+if {[info exists ::argv0] && $::argv0 ne ""} {
   set ::TESTFILE [file tail $::argv0]
 }
 
@@ -147,9 +149,21 @@ proc lj_fail {name msg {prefixed 0}} {
   flush stdout
 }
 
+# lj_match, or element-wise lj_match when EXPECTED and GOT are lists of the
+# same length (at least 2), so {1 1 {*map_size*}} matches {1 1 {bad map_size}}.
+proc lj_match_list {expected got} {
+  if {[lj_match $expected $got]} { return 1 }
+  if {[catch {llength $expected} n] || $n < 2} { return 0 }
+  if {[catch {llength $got} m] || $m != $n} { return 0 }
+  foreach e $expected g $got {
+    if {![lj_match $e $g]} { return 0 }
+  }
+  return 1
+}
+
 # Run one case: $body is evaluated at global level; $matcher is a command
 # prefix given EXPECTED and the result.
-proc lj_run_case {name body expected {matcher lj_match}} {
+proc lj_run_case {name body expected {matcher lj_match_list}} {
   incr ::LJ_NTEST
   if {[info exists ::LJ_SEEN($name)]} {
     lj_fail $name "duplicate test name"
@@ -188,21 +202,12 @@ proc catchsql {sql {h db}} {
   return [list $rc $res]
 }
 
-# {CODE PATTERN} element-wise, or the whole list against EXPECTED.
-proc lj_match_catch {expected got} {
-  if {[lj_match $expected $got]} { return 1 }
-  if {[catch {llength $expected} n] || $n != 2} { return 0 }
-  if {[llength $got] != 2} { return 0 }
-  if {[lindex $expected 0] ne [lindex $got 0]} { return 0 }
-  return [lj_match [lindex $expected 1] [lindex $got 1]]
-}
-
 proc do_execsql_test {name sql expected} {
   lj_run_case $name [list execsql $sql] $expected
 }
 
 proc do_catchsql_test {name sql expected} {
-  lj_run_case $name [list catchsql $sql] $expected lj_match_catch
+  lj_run_case $name [list catchsql $sql] $expected
 }
 
 proc lj_eqp {sql {h db}} {
