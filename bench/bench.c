@@ -20,11 +20,13 @@
 ** (actor, payload)); a mismatch aborts the run.
 **
 ** Results: a Markdown table on stdout and in OUT/latest.md, OUT/latest.csv,
-** and gnuplot data files (OUT/NAME.dat) for bench/plot.gp.  See bench/README.md.
+** and gnuplot data files (OUT/NAME.dat) for bench/plot.gp.
+** See bench/README.md.
 **
 ** Usage: bench [--quick] [--n N] [--actors A] [--payload P] [--batch B]
 **              [--out DIR] [--dir TMPBASE] [--only LIST] [--big N]
-**              [--durable-n N] [--clients K]
+**              [--small N] [--durable-n N] [--clients K] [--reps N]
+**              [--sys ext,lmdb,sqlite]
 ** LIST is a comma list of: memory,async,scale,insert,syncmode,latency,
 ** durable,scan,replay,tail.
 */
@@ -158,13 +160,13 @@ typedef struct Lat Lat;
 struct Lat {
   u64 *a;
   size_t n, cap;
-  pthread_mutex_t mu; /* for lat_merge from client threads */
+  u64 nWarm;          /* a client's first nWarm calls are not recorded */
 };
 static void lat_init(Lat *p, size_t cap) {
   p->a = xmalloc(cap * sizeof(u64));
   p->n = 0;
   p->cap = cap;
-  pthread_mutex_init(&p->mu, 0);
+  p->nWarm = 0;
 }
 static void lat_add(Lat *p, u64 ns) {
   if (p->n < p->cap) p->a[p->n++] = ns;
@@ -183,7 +185,6 @@ static double lat_q_us(const Lat *p, double q) {
 }
 static void lat_free(Lat *p) {
   free(p->a);
-  pthread_mutex_destroy(&p->mu);
   memset(p, 0, sizeof(*p));
 }
 
@@ -329,7 +330,7 @@ struct Sys {
 static void ext_create_table(Sys *s) {
   char *zSql = sqlite3_mprintf(
       "CREATE VIRTUAL TABLE j USING lmdb_journal(path='%q', durability=%s, "
-      "batch_size=%d, map_size=%s, append_mode=%s%s%s)",
+      "batch_size=%d, map_size='%s', append_mode=%s%s%s)",
       s->zDir, s->cfg.durable ? "full" : "none", s->cfg.batch,
       s->cfg.zMap ? s->cfg.zMap : "1GiB",
       s->cfg.syncMode ? "sync" : "async", s->cfg.zExtra ? ", " : "",
@@ -384,12 +385,18 @@ static Sys *sys_alloc(const SysCfg *pCfg, const char *zDir) {
   return s;
 }
 
+static unsigned g_sysMask = (1u << SYS_COUNT) - 1; /* --sys */
+
 /* Open a new store in the (existing, empty) directory zDir.  Returns NULL
-** for the extension when it is not built in. */
+** for a system that is not built in (the extension with LJ_BENCH_NO_EXT)
+** or not selected with --sys. */
 static Sys *sys_open(const SysCfg *pCfg, const char *zDir) {
   Sys *s;
   char zFile[PATH_MAX + 8];
-  if (pCfg->kind == SYS_EXT && !HAVE_EXT) return 0;
+  if ((pCfg->kind == SYS_EXT && !HAVE_EXT) ||
+      !(g_sysMask & (1u << pCfg->kind))) {
+    return 0;
+  }
   s = sys_alloc(pCfg, zDir);
   s->checkSeq = 1;
   switch (pCfg->kind) {
@@ -722,12 +729,13 @@ static void write_loop(const WriteJob *j) {
   Sys *s = j->s;
   u64 B = sys_client_batches(s) ? (u64)s->cfg.batch : 0, i, k = 0;
   for (i = j->first; i < j->w->n; i += j->step, k++) {
-    u64 t0 = j->lat ? now_ns() : 0;
+    int bTime = j->lat && k >= j->lat->nWarm;
+    u64 t0 = bTime ? now_ns() : 0;
     if (B && k % B == 0) sys_begin(s);
     sys_put(s, j->w, i);
     if (B && (k + 1) % B == 0) sys_commit(s);
     if (j->syncEach) sys_sync(s);
-    if (j->lat) lat_add(j->lat, now_ns() - t0);
+    if (bTime) lat_add(j->lat, now_ns() - t0);
   }
   if (B && k % B != 0) sys_commit(s);
 }
@@ -801,6 +809,28 @@ static u64 dir_bytes(const char *z) {
 }
 static double g_lastStoreBytes; /* of the last store bench_write wrote */
 
+/* The extension's own view of a run (journal_metrics), for the progress
+** line: how many commits, how big the batches were.  Skipped quietly when
+** the build has no journal_metrics. */
+static void ext_diag(Sys *s, char *zOut, size_t n) {
+  sqlite3_stmt *p = 0;
+  size_t m = 0;
+  zOut[0] = 0;
+  if (s->cfg.kind != SYS_EXT ||
+      sqlite3_prepare_v2(s->db,
+                         "SELECT name, value FROM journal_metrics('j') WHERE "
+                         "name IN ('commits', 'batch_size_avg', "
+                         "'commit_latency_p99_us')", -1, &p, 0) != SQLITE_OK) {
+    sqlite3_finalize(p);
+    return;
+  }
+  while (sqlite3_step(p) == SQLITE_ROW && m < n) {
+    m += (size_t)snprintf(zOut + m, n - m, " %s=%g", sqlite3_column_text(p, 0),
+                          sqlite3_column_double(p, 1));
+  }
+  sqlite3_finalize(p);
+}
+
 /* Called with a freshly written and verified store, before it is removed. */
 typedef void (*UseFn)(Sys *s, const Workload *w, void *pArg);
 
@@ -810,6 +840,7 @@ static double bench_write(const SysCfg *c, const Workload *w, int K,
                           int syncEach, Lat *lat, UseFn xUse, void *pArg,
                           const char *zTag) {
   char zDir[PATH_MAX];
+  char zDiag[200];
   Sys *s;
   double sec, rate;
   tmp_dir(zDir, sizeof zDir, zTag);
@@ -822,9 +853,10 @@ static double bench_write(const SysCfg *c, const Workload *w, int K,
   sys_verify(s, w);
   rate = (double)w->n / sec;
   g_lastStoreBytes = (double)dir_bytes(zDir);
-  progress("%-14s %-12s A=%-6d N=%-8llu K=%d: %11.0f msg/s (%.2f s, verified)",
-           zTag, azSysName[c->kind], w->actors, (unsigned long long)w->n, K,
-           rate, sec);
+  ext_diag(s, zDiag, sizeof zDiag);
+  progress("%-14s %-12s A=%-6d N=%-8llu K=%d: %11.0f msg/s (%.2f s, "
+           "verified)%s", zTag, azSysName[c->kind], w->actors,
+           (unsigned long long)w->n, K, rate, sec, zDiag);
   if (xUse) xUse(s, w, pArg);
   sys_close(s);
   rm_tree(zDir);
@@ -984,12 +1016,31 @@ static void rss_now(double *pRss, double *pFile) {
   *pFile = (double)shared * (double)sysconf(_SC_PAGESIZE);
 }
 
+/* Page in the SQLite and LMDB libraries, so that the "bare process" the
+** memory measure starts from is one that already uses both. */
+static void warm_libraries(const char *zDir) {
+  sqlite3 *db;
+  MDB_env *env;
+  char zSub[PATH_MAX + 8];
+  sql_ok(0, sqlite3_open(":memory:", &db), SQLITE_OK, "open (warm-up)");
+  sql_exec(db, "CREATE TABLE w(a PRIMARY KEY, b) WITHOUT ROWID;"
+               "INSERT INTO w VALUES(1, x'00'); SELECT count(*) FROM w");
+  sql_ok(db, sqlite3_close(db), SQLITE_OK, "close (warm-up)");
+  snprintf(zSub, sizeof zSub, "%s/warm", zDir);
+  if (mkdir(zSub, 0755) != 0) die("mkdir %s: %s", zSub, strerror(errno));
+  mdb_ok(mdb_env_create(&env), "env_create (warm-up)");
+  mdb_ok(mdb_env_open(env, zSub, 0, 0664), "env_open (warm-up)");
+  mdb_env_close(env);
+}
+
 /* Memory, in a forked child per system so that no earlier allocation of
 ** this process hides or inflates the growth.  Runs before any thread. */
 static void m_memory(void) {
   Row *rBase = row_add(U_MIB, "RSS over the bare process after open");
   Row *rAct = row_add(U_BYTES, "RSS per tracked actor (A=%d, one %d B "
                       "message each)", g_o.memActors, g_o.payload);
+  Row *rAnon = row_add(U_BYTES, "… of which anonymous memory (not LMDB map / "
+                       "page cache)");
   double aFile[SYS_COUNT][2];
   int k;
   for (k = 0; k < SYS_COUNT; k++) {
@@ -997,7 +1048,7 @@ static void m_memory(void) {
     pid_t pid;
     double r[5] = {0};
     char zDir[PATH_MAX];
-    if (k == SYS_EXT && !HAVE_EXT) continue;
+    if ((k == SYS_EXT && !HAVE_EXT) || !(g_sysMask & (1u << k))) continue;
     tmp_dir(zDir, sizeof zDir, "memory");
     if (pipe(fd) != 0) die("pipe: %s", strerror(errno));
     fflush(0);
@@ -1007,10 +1058,16 @@ static void m_memory(void) {
       double f0, f1, f2;
       Workload w = wl_make((u64)g_o.memActors, g_o.memActors);
       Sys *s;
+      char zStore[PATH_MAX + 8];
       g_isChild = 1;
       close(fd[0]);
+      warm_libraries(zDir);
+      snprintf(zStore, sizeof zStore, "%s/store", zDir);
+      if (mkdir(zStore, 0755) != 0) {
+        die("mkdir %s: %s", zStore, strerror(errno));
+      }
       rss_now(&r[0], &f0);
-      s = sys_open(cfg_of(k, 0, g_o.batch), zDir);
+      s = sys_open(cfg_of(k, 0, g_o.batch), zStore);
       rss_now(&r[1], &f1);
       write_run(s, &w, 1, 0, 0);
       rss_now(&r[2], &f2);
@@ -1036,12 +1093,14 @@ static void m_memory(void) {
     rAct->v[k] = (r[2] - r[1]) / g_o.memActors;
     aFile[k][0] = r[3] / 1048576.0;
     aFile[k][1] = r[4] / g_o.memActors;
+    rAnon->v[k] = rAct->v[k] - aFile[k][1];
     progress("memory         %-12s base %+.2f MiB (file-backed %+.2f), "
              "per actor %.0f B (file-backed %.0f)", azSysName[k],
              rBase->v[k], aFile[k][0], rAct->v[k], aFile[k][1]);
   }
   row_target(rBase, rBase->v[SYS_EXT] <= 16.0, "≤ 16 MiB");
   row_target(rAct, rAct->v[SYS_EXT] <= 200.0, "≤ 200 B");
+  row_target(rAnon, -1, "—");
 }
 
 /* The analytics scan, median of three. */
@@ -1207,7 +1266,8 @@ static void lat_report(Lat aLat[SYS_COUNT], const char *zWhat,
           zWhat);
   for (i = 0; i <= 1000; i++) {
     /* dense near the tail: 0..0.9 in 0.01 steps, then up to 0.9999 */
-    double fr = i <= 900 ? i / 1000.0 : 1.0 - pow(10.0, -1.0 - (i - 900) / 33.4);
+    double fr =
+        i <= 900 ? i / 1000.0 : 1.0 - pow(10.0, -1.0 - (i - 900) / 33.4);
     if (fr > 0.99999) fr = 0.99999;
     fprintf(f, "%.6f", fr);
     for (k = 0; k < SYS_COUNT; k++) {
@@ -1221,17 +1281,22 @@ static void lat_report(Lat aLat[SYS_COUNT], const char *zWhat,
 }
 
 /* Latency of individual async appends (clock_gettime around each call;
-** for the anchors around each put, including the commit every B-th). */
+** for the anchors around each put, including the commit every B-th).
+** The first nLat messages warm the heap and the store up, untimed: the
+** extension's queue holds up to queue_max records, and first-touch page
+** faults of that memory would otherwise fill the p99 of a short run. */
 static void m_latency(void) {
   Lat aLat[SYS_COUNT];
   Row *apRow[3];
-  Workload w = wl_make(g_o.nLat, g_o.actors);
+  Workload w = wl_make(2 * g_o.nLat, g_o.actors);
   int k;
   for (k = 0; k < SYS_COUNT; k++) {
     lat_init(&aLat[k], g_o.nLat);
+    aLat[k].nWarm = g_o.nLat;
     bench_write(cfg_of(k, 0, g_o.batch), &w, 1, 0, &aLat[k], 0, 0, "latency");
   }
-  lat_report(aLat, "async append (one call)", "latency_async.dat", apRow);
+  lat_report(aLat, "async append (one call, after a warm-up)",
+             "latency_async.dat", apRow);
   row_target(apRow[1], apRow[1]->v[SYS_EXT] <= 10.0, "≤ 10 µs");
   for (k = 0; k < SYS_COUNT; k++) lat_free(&aLat[k]);
 }
@@ -1249,7 +1314,8 @@ static double fsync_median_us(int nSample) {
   if (fd < 0) die("open %s: %s", zFile, strerror(errno));
   memcpy(aBuf, g_arena, sizeof aBuf);
   for (i = 0; i < nSample; i++) {
-    if (pwrite(fd, aBuf, sizeof aBuf, (off_t)i * 4096) != (ssize_t)sizeof aBuf) {
+    if (pwrite(fd, aBuf, sizeof aBuf, (off_t)i * 4096) !=
+        (ssize_t)sizeof aBuf) {
       die("pwrite: %s", strerror(errno));
     }
   }
@@ -1258,7 +1324,8 @@ static double fsync_median_us(int nSample) {
   for (i = 0; i < nSample; i++) {
     u64 t0 = now_ns();
     aBuf[0] = (u8)i;
-    if (pwrite(fd, aBuf, sizeof aBuf, (off_t)i * 4096) != (ssize_t)sizeof aBuf ||
+    if (pwrite(fd, aBuf, sizeof aBuf, (off_t)i * 4096) !=
+            (ssize_t)sizeof aBuf ||
         fdatasync(fd) != 0) {
       die("write+fdatasync: %s", strerror(errno));
     }
@@ -1327,7 +1394,12 @@ static u64 ext_tail(Sys *s, sqlite3_int64 pos) {
   sqlite3_bind_int64(p, 1, pos);
   while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
     int i, nCol = sqlite3_column_count(p);
-    for (i = 0; i < nCol; i++) (void)sqlite3_column_bytes(p, i);
+    for (i = 0; i < nCol; i++) {
+      int t = sqlite3_column_type(p, i); /* no int-to-text conversions */
+      if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
+        g_sink += (u64)sqlite3_column_bytes(p, i);
+      }
+    }
     n++;
   }
   sql_ok(s->db, rc, SQLITE_DONE, "tail");
@@ -1472,9 +1544,12 @@ static void data_fs(char *zOut, size_t n) {
     size_t l = strlen(zBase);
     snprintf(zRot, sizeof zRot, "/sys/class/block/%s/queue/rotational", zBase);
     if (access(zRot, R_OK) != 0) {
-      while (l > 0 && zBase[l - 1] >= '0' && zBase[l - 1] <= '9') zBase[--l] = 0;
+      while (l > 0 && zBase[l - 1] >= '0' && zBase[l - 1] <= '9') {
+        zBase[--l] = 0;
+      }
       if (l > 1 && zBase[l - 1] == 'p') zBase[--l] = 0; /* nvme0n1p1 */
-      snprintf(zRot, sizeof zRot, "/sys/class/block/%s/queue/rotational", zBase);
+      snprintf(zRot, sizeof zRot, "/sys/class/block/%s/queue/rotational",
+               zBase);
     }
     if ((r = fopen(zRot, "r")) != 0) {
       int rot = -1;
@@ -1531,6 +1606,19 @@ static void machine_describe(void) {
            g_zTmp, zFs, u.sysname, u.release, sqlite3_libversion(), mj, mn, pt,
            ext_version(), __VERSION__);
 }
+
+/* The 1-minute load average: anything well above 0 means other work shared
+** the cores with the bench. */
+static double load_avg(void) {
+  double l = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
+}
+static double g_loadStart;
 
 static const char *met_text(int met) {
   return met < 0 ? "" : met ? "yes" : "**no**";
@@ -1603,13 +1691,19 @@ static void report_scaling(FILE *f) {
   }
 }
 
-static void report_md(FILE *f, const char *zCmd) {
+static void report_md(FILE *f, const char *zCmd, double loadEnd) {
   int i, k;
-  fprintf(f, "## lmdbjournal benchmark (%s mode)\n\n%s- command: `%s`\n"
+  fprintf(f, "## lmdbjournal benchmark (%s mode)\n\n%s",
+          g_o.quick ? "quick" : "full", g_zMachine);
+  fprintf(f, "- 1-minute load average: %.2f at start, %.2f at end (the end "
+             "figure includes the bench itself)%s\n", g_loadStart, loadEnd,
+          g_loadStart > 0.5
+              ? " — other work was running: treat the figures as noisy"
+              : "");
+  fprintf(f, "- command: `%s`\n"
              "- workload: N=%llu messages of P=%d bytes round-robin over "
              "A=%d actors, B=%d per transaction (see bench/README.md)\n\n",
-          g_o.quick ? "quick" : "full", g_zMachine, zCmd,
-          (unsigned long long)g_o.n, g_o.payload, g_o.actors, g_o.batch);
+          zCmd, (unsigned long long)g_o.n, g_o.payload, g_o.actors, g_o.batch);
   fprintf(f, "| measure | lmdbjournal | raw LMDB | SQLite table | ratio vs "
              "LMDB | ratio vs SQLite | SPEC target | met? |\n"
              "|---|---|---|---|---|---|---|---|\n");
@@ -1667,10 +1761,12 @@ static void report_csv(FILE *f) {
 static void write_outputs(const char *zCmd) {
   char zPath[PATH_MAX];
   FILE *f;
-  report_md(stdout, zCmd);
+  double loadEnd = load_avg();
+  fflush(stderr);
+  report_md(stdout, zCmd, loadEnd);
   snprintf(zPath, sizeof zPath, "%s/latest.md", g_o.zOut);
   if (!(f = fopen(zPath, "w"))) die("cannot write %s", zPath);
-  report_md(f, zCmd);
+  report_md(f, zCmd, loadEnd);
   fclose(f);
   snprintf(zPath, sizeof zPath, "%s/latest.csv", g_o.zOut);
   if (!(f = fopen(zPath, "w"))) die("cannot write %s", zPath);
@@ -1687,7 +1783,8 @@ static void usage(void) {
           "usage: bench [--quick] [--n N] [--actors A] [--payload P] "
           "[--batch B]\n"
           "             [--out DIR] [--dir TMPBASE] [--only LIST] [--big N]\n"
-          "             [--small N] [--durable-n N] [--clients K]\n"
+          "             [--small N] [--durable-n N] [--clients K] [--reps N]\n"
+          "             [--sys ext,lmdb,sqlite]\n"
           "LIST: comma-separated among");
   for (i = 0; i < N_MEASURE; i++) fprintf(stderr, " %s", azMeasure[i]);
   fprintf(stderr, "\n");
@@ -1712,6 +1809,15 @@ static unsigned parse_only(const char *z) {
   return m;
 }
 
+static unsigned parse_sys(const char *z) {
+  unsigned m = 0;
+  if (strstr(z, "ext")) m |= 1u << SYS_EXT;
+  if (strstr(z, "lmdb")) m |= 1u << SYS_LMDB;
+  if (strstr(z, "sqlite")) m |= 1u << SYS_SQL;
+  if (!m) die("--sys takes a comma list of ext, lmdb, sqlite");
+  return m;
+}
+
 static u64 parse_count(const char *z) {
   char *zEnd;
   double v = strtod(z, &zEnd);
@@ -1724,7 +1830,7 @@ static u64 parse_count(const char *z) {
 static void opts_parse(int argc, char **argv) {
   int i;
   const char *zEnvDir = getenv("BENCH_DIR");
-  u64 nGiven = 0, bigGiven = 0, smallGiven = 0, durGiven = 0;
+  u64 nGiven = 0, bigGiven = 0, smallGiven = 0, durGiven = 0, repsGiven = 0;
   memset(&g_o, 0, sizeof g_o);
   g_o.actors = 100;
   g_o.payload = 100;
@@ -1747,9 +1853,11 @@ static void opts_parse(int argc, char **argv) {
     else if (strcmp(z, "--big") == 0) bigGiven = parse_count(zVal);
     else if (strcmp(z, "--small") == 0) smallGiven = parse_count(zVal);
     else if (strcmp(z, "--durable-n") == 0) durGiven = parse_count(zVal);
+    else if (strcmp(z, "--reps") == 0) repsGiven = parse_count(zVal);
     else if (strcmp(z, "--out") == 0) g_o.zOut = zVal;
     else if (strcmp(z, "--dir") == 0) g_o.zDir = zVal;
     else if (strcmp(z, "--only") == 0) g_o.only = parse_only(zVal);
+    else if (strcmp(z, "--sys") == 0) g_sysMask = parse_sys(zVal);
     else usage();
   }
   g_o.n = nGiven ? nGiven : g_o.quick ? 200000 : 2000000;
@@ -1760,7 +1868,7 @@ static void opts_parse(int argc, char **argv) {
   if (g_o.nLat > g_o.n) g_o.nLat = g_o.n;
   g_o.nSyncMode = g_o.quick ? 10000 : 50000;
   g_o.memActors = g_o.quick ? 10000 : 100000;
-  g_o.nReplay = g_o.quick ? 100 : 200;
+  g_o.nReplay = repsGiven ? (int)repsGiven : g_o.quick ? 100 : 200;
   g_o.nFsync = g_o.quick ? 100 : 300;
   g_o.bigBatch = 50000;
   if (g_o.payload > 65536 || g_o.batch < 1 || g_o.actors < 1 ||
@@ -1776,6 +1884,7 @@ int main(int argc, char **argv) {
   size_t n = 0;
   int i, maxA;
   g_t0 = now_ns();
+  g_loadStart = load_avg();
   opts_parse(argc, argv);
   for (i = 0; i < argc && n < sizeof zCmd - 2; i++) {
     n += (size_t)snprintf(zCmd + n, sizeof zCmd - n, "%s%s", i ? " " : "",

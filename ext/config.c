@@ -523,3 +523,17 @@ int ljConfigEnvConflict(const LjConfig *pOpen, const LjConfig *pNew,
   }
   return SQLITE_OK;
 }
+
+void ljConfigTakeEnv(LjConfig *pTab, const LjConfig *pEnv) {
+  pTab->szMap = pEnv->szMap;
+  pTab->szMapMax = pEnv->szMapMax;
+  pTab->nMaxReaders = pEnv->nMaxReaders;
+  pTab->nMaxDbs = pEnv->nMaxDbs;
+  pTab->nBatch = pEnv->nBatch;
+  pTab->nBatchBytes = pEnv->nBatchBytes;
+  pTab->usSyncInterval = pEnv->usSyncInterval;
+  pTab->usCheckpoint = pEnv->usCheckpoint;
+  pTab->nQueueMax = pEnv->nQueueMax;
+  pTab->nMaxRetries = pEnv->nMaxRetries;
+  pTab->usRetryDelay = pEnv->usRetryDelay;
+}

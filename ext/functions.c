@@ -161,7 +161,11 @@ static void fnConfig(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *z;
   (void)argc;
   if (p == 0) return;
-  z = ljConfigJson(&p->cfg, p->pEnv->zDir);
+  {
+    LjConfig c = p->cfg; /* shallow: zPath is shared, not freed here */
+    ljConfigTakeEnv(&c, &p->pEnv->cfg);
+    z = ljConfigJson(&c, p->pEnv->zDir);
+  }
   if (z == 0) {
     sqlite3_result_error_nomem(ctx);
     return;
@@ -199,7 +203,8 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_str *pStr;
   double mapSize = 0, mapUsed = 0, readers = 0, readersMax = 0;
   double pctOfMax;
-  int n, i, bQueue, bMap, bWriter;
+  int n, i, bQueue, bMap, bWriter, bReaders;
+  i64 usOldest;
   const char *zStatus;
   (void)argc;
   if (p == 0) return;
@@ -215,9 +220,11 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bMap = pctOfMax < 90.0;
   bQueue = wi.nQueue < (i64)p->pEnv->cfg.nQueueMax * 9 / 10;
   bWriter = strcmp(wi.zState, "running") == 0;
+  usOldest = ljOldestReaderUs(p->pEnv);
+  bReaders = usOldest <= p->cfg.usTxnTimeout;
   zStatus = !bWriter ? "failed"
-            : (!bMap || !bQueue || wi.zLastError) ? "degraded"
-                                                  : "ok";
+            : (!bMap || !bQueue || !bReaders || wi.zLastError) ? "degraded"
+                                                               : "ok";
   pStr = sqlite3_str_new(0);
   sqlite3_str_appendf(pStr, "{\"status\":\"%s\",\"path\":", zStatus);
   jsonString(pStr, p->pEnv->zDir);
@@ -231,6 +238,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                       p->pEnv->cfg.szMapMax);
   sqlite3_str_appendf(pStr, ",\"readers_used\":%.0f,\"readers_max\":%.0f",
                       readers, readersMax);
+  sqlite3_str_appendf(pStr, ",\"oldest_reader_age_ms\":%lld", usOldest / 1000);
   sqlite3_str_appendf(pStr, ",\"stale_readers_cleared\":%llu",
                       (unsigned long long)__atomic_load_n(
                           &p->pEnv->m.nStaleReaders, __ATOMIC_RELAXED));
@@ -247,10 +255,10 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                       wi.durablePos);
   sqlite3_str_appendf(pStr,
                       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
-                      "of_max\":%s,\"queue_below_90pct\":%s,\"no_writer_"
-                      "error\":%s}}",
+                      "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"
+                      "txn_timeout\":%s,\"no_writer_error\":%s}}",
                       bWriter ? "true" : "false", bMap ? "true" : "false",
-                      bQueue ? "true" : "false",
+                      bQueue ? "true" : "false", bReaders ? "true" : "false",
                       wi.zLastError ? "false" : "true");
   sqlite3_free(wi.zLastError);
   {

@@ -120,6 +120,8 @@ LJ_PRIVATE const char *ljDurabilityName(int e);
 LJ_PRIVATE const char *ljCodecName(int e);
 LJ_PRIVATE int ljConfigEnvConflict(const LjConfig *pOpen, const LjConfig *pNew,
                                    char **pzErr);
+/* Copy the environment-level settings in effect (pEnv) over pTab. */
+LJ_PRIVATE void ljConfigTakeEnv(LjConfig *pTab, const LjConfig *pEnv);
 
 /**************************************************************************
 ** Small utilities (layout.c)
@@ -283,8 +285,17 @@ LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
 **   LjEnv.mutex       guards the actor cache, the queue and the tickets
 **                     (see writer.c).
 */
+/* An open read transaction of this process, for health's reader age. */
+typedef struct LjReaderSlot LjReaderSlot;
+struct LjReaderSlot {
+  LjReaderSlot *pPrev, *pNext; /* LjEnv.pReaders (LjEnv.readerMutex) */
+  i64 usStart;
+};
+
 struct LjEnv {
   LjEnv *pNext;          /* registry list (registry mutex) */
+  pthread_mutex_t readerMutex; /* guards pReaders */
+  LjReaderSlot *pReaders;      /* open read transactions, oldest last */
   int nRef;              /* tables using it (registry mutex) */
   dev_t dev;             /* identity of the directory */
   ino_t ino;
@@ -314,6 +325,11 @@ LJ_PRIVATE void ljGateLeave(LjEnv *p);
 /* Grow (szNew>0) or adopt another process's size (szNew==0).  Called with
 ** the gate NOT held; takes it exclusively. */
 LJ_PRIVATE int ljEnvResize(LjEnv *p, i64 szNew);
+
+/* Track an open read transaction; age of the oldest one (0 if none). */
+LJ_PRIVATE void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot);
+LJ_PRIVATE void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot);
+LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
 
 /* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
 ** it leaves the gate, adopts the new size and re-enters. */

@@ -506,6 +506,7 @@ struct JtCursor {
   int nName;
   int nNameAlloc;
   u64 nRows, nBytes;   /* for metrics, added at close */
+  LjReaderSlot slot;   /* tracked while txn is open */
 };
 
 static int jtOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
@@ -540,6 +541,7 @@ static int jtClose(sqlite3_vtab_cursor *pCur) {
     cursorReset(p);
     mdb_txn_abort(p->txn);
     ljGateLeave(p->pEnv);
+    ljReaderUntrack(p->pEnv, &p->slot);
   }
   if (p->nRows) {
     __atomic_add_fetch(&p->pEnv->m.nRowsRead, p->nRows, __ATOMIC_RELAXED);
@@ -835,10 +837,11 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   if (idxNum & JT_KEY) pKey = argv[iArg++];
   if (idxNum & JT_EQ) {
     sqlite3_value *x = argv[iArg++];
-    if (!boundValue(x, 1, 0, &lo) || !boundValue(x, 0, 0, &hi) ||
-        sqlite3_value_numeric_type(x) == SQLITE_FLOAT) {
-      /* A non-integral value can only equal a non-integral column. */
-      bEmpty = sqlite3_value_numeric_type(x) != SQLITE_INTEGER;
+    /* 3.0 equals 3; 2.5 gives lo 3 > hi 2, which matches nothing. */
+    if (!boundValue(x, 1, 0, &lo) || !boundValue(x, 0, 0, &hi)) bEmpty = 1;
+    if (sqlite3_value_numeric_type(x) != SQLITE_INTEGER &&
+        sqlite3_value_numeric_type(x) != SQLITE_FLOAT) {
+      bEmpty = 1; /* text never equals a number column */
     }
   }
   if ((idxNum & JT_LO) && !boundValue(argv[iArg++], 1, idxNum & JT_LO_GT, &lo))
@@ -863,7 +866,11 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   if (p->txn == 0) {
     mrc = ljReadBegin(pEnv, &p->txn);
     p->gen = __atomic_load_n(&pEnv->mapGen, __ATOMIC_ACQUIRE);
-    if (mrc) goto done;
+    if (mrc) {
+      p->txn = 0;
+      goto done;
+    }
+    ljReaderTrack(pEnv, &p->slot);
   } else {
     mrc = cursorRemap(p);
     if (mrc) goto done;

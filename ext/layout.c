@@ -13,6 +13,8 @@
 **   named db   key                              value
 **   --------   -------------------------------  ---------------------------
 **   meta       "format"                         u32 format version (=1)
+**              "maxpos"                         u64 highest pos ever assigned
+**                                               (written by truncation)
 **   actors     actor id bytes (1..400)          num u64 | floor u64
 **   actnum     num u64                          actor id bytes
 **   events     num u64 | seq u64                event record (below)

@@ -86,6 +86,34 @@ char *ljMdbErr(const char *zOp, int mrc) {
   return sqlite3_mprintf("%s failed: %s", zOp, mdb_strerror(mrc));
 }
 
+void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot) {
+  pSlot->usStart = ljNowUs();
+  pthread_mutex_lock(&p->readerMutex);
+  pSlot->pPrev = 0;
+  pSlot->pNext = p->pReaders;
+  if (p->pReaders) p->pReaders->pPrev = pSlot;
+  p->pReaders = pSlot;
+  pthread_mutex_unlock(&p->readerMutex);
+}
+
+void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot) {
+  pthread_mutex_lock(&p->readerMutex);
+  if (pSlot->pPrev) pSlot->pPrev->pNext = pSlot->pNext;
+  else p->pReaders = pSlot->pNext;
+  if (pSlot->pNext) pSlot->pNext->pPrev = pSlot->pPrev;
+  pthread_mutex_unlock(&p->readerMutex);
+}
+
+i64 ljOldestReaderUs(LjEnv *p) {
+  i64 usOldest = 0, now = ljNowUs();
+  pthread_mutex_lock(&p->readerMutex);
+  for (LjReaderSlot *s = p->pReaders; s; s = s->pNext) {
+    if (now - s->usStart > usOldest) usOldest = now - s->usStart;
+  }
+  pthread_mutex_unlock(&p->readerMutex);
+  return usOldest;
+}
+
 void ljGateEnter(LjEnv *p) { pthread_rwlock_rdlock(&p->gate); }
 void ljGateLeave(LjEnv *p) { pthread_rwlock_unlock(&p->gate); }
 
@@ -216,6 +244,7 @@ static void envFree(LjEnv *p) {
   if (p->env) mdb_env_close(p->env);
   pthread_rwlock_destroy(&p->gate);
   pthread_mutex_destroy(&p->m.histMutex);
+  pthread_mutex_destroy(&p->readerMutex);
   ljConfigClear(&p->cfg);
   sqlite3_free(p->zDir);
   sqlite3_free(p);
@@ -239,6 +268,7 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   pthread_rwlock_init(&p->gate, &attr);
   pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&p->m.histMutex, 0);
+  pthread_mutex_init(&p->readerMutex, 0);
   p->dev = pSt->st_dev;
   p->ino = pSt->st_ino;
   p->cfg = *pCfg;

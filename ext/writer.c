@@ -196,14 +196,16 @@ int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq,
                  char **pzErr) {
   LjWriter *w = pEnv->pWriter;
   LjActor *p;
-  u64 highest = 0;
-  int rc = SQLITE_OK;
+  u64 reserved = 0, stored = 0;
+  int rc;
+  /* The store counts other processes' appends; the cache counts this
+  ** process's queued ones. */
+  rc = storeHighest(pEnv, z, n, &stored, pzErr);
   pthread_mutex_lock(&w->mutex);
   p = actorFind(w, z, n);
-  if (p) highest = p->reserved;
+  if (p) reserved = p->reserved;
   pthread_mutex_unlock(&w->mutex);
-  if (p == 0) rc = storeHighest(pEnv, z, n, &highest, pzErr);
-  *piSeq = (i64)highest;
+  *piSeq = (i64)(reserved > stored ? reserved : stored);
   return rc;
 }
 
@@ -1256,6 +1258,10 @@ static void *writerMain(void *pArg) {
     pthread_mutex_lock(&w->mutex);
     batchFinish(w, aReq, nReq, mrc, bSync, &pFree);
     pthread_mutex_unlock(&w->mutex);
+    if (w->bUnsynced &&
+        ljNowUs() - w->usLastSync >= pCfg->usCheckpoint) {
+      checkpoint(w); /* a steady stream must not postpone it forever */
+    }
     while (pFree) {
       LjReq *pNext = pFree->pNext;
       reqFree(pFree);
@@ -1268,6 +1274,26 @@ static void *writerMain(void *pArg) {
   if (w->bUnsynced) checkpoint(w);
   sqlite3_free(aReq);
   return 0;
+}
+
+/* The store's last pos, so health and journal_sync report it from the
+** start (the writer learns it again inside its first transaction). */
+static void initLastPos(LjWriter *w) {
+  LjEnv *pEnv = w->pEnv;
+  MDB_txn *txn;
+  MDB_cursor *c;
+  MDB_val k, v;
+  ljGateEnter(pEnv);
+  if (ljReadBegin(pEnv, &txn) == 0) {
+    if (mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c) == 0) {
+      if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+        w->lastPos = w->durablePos = (i64)ljGet64(k.mv_data);
+      }
+      mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+  }
+  ljGateLeave(pEnv);
 }
 
 int ljWriterStart(LjEnv *pEnv, char **pzErr) {
@@ -1286,6 +1312,7 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
   pthread_cond_init(&w->condDone, &attr);
   pthread_condattr_destroy(&attr);
   pEnv->pWriter = w;
+  initLastPos(w);
   e = pthread_create(&w->thread, 0, writerMain, w);
   if (e) {
     *pzErr = sqlite3_mprintf("lmdb_journal: cannot start the writer thread: %s",

@@ -17,7 +17,8 @@
 ** file name, so no entry-point argument is needed.
 **
 ** Linking statically (build with "make static", compile the application
-** with -DSQLITE_CORE and link build/liblmdbjournal.a -llmdb -lpthread):
+** with -DSQLITE_CORE and link build/liblmdbjournal.a -llmdb -llz4 -lzstd
+** -lpthread):
 **
 **     sqlite3_auto_extension((void(*)(void))sqlite3_lmdbjournal_init);
 **
@@ -65,10 +66,11 @@ extern "C" {
 ** Registers, on db only:
 **   - the virtual table module "lmdb_journal";
 **   - the scalar functions journal_append, journal_sync,
-**     journal_highest_seq, journal_health, journal_config,
-**     journal_version and journal_debug.
+**     journal_highest_seq, journal_truncate, journal_health,
+**     journal_config, journal_version and journal_debug.
 **
-** Functions that write (journal_append, journal_sync) are registered with
+** Functions that write (journal_append, journal_sync, journal_truncate)
+** are registered with
 ** SQLITE_DIRECTONLY, so schema objects (views, triggers) cannot call them.
 **
 ** Returns:

@@ -3,6 +3,8 @@
 #     tclsh test/all.tcl ?--build DIR? ?--quick? ?--soak? ?--timeout SECONDS?
 #                        ?FILE-OR-GLOB ...?
 #
+# --timeout is per file (default 900 s, 7200 s with --soak).
+#
 # Runs every test/*.test (sorted), or only the files named or matched by the
 # arguments (a bare name such as "insert" or "insert.test" is looked up in
 # test/), each in a fresh tclsh with a fresh scratch directory under /tmp.
@@ -20,7 +22,7 @@ set repo [file dirname $testdir]
 
 set build [file join $repo build]
 set passargs [list]
-set timeout 1800
+set timeout ""
 set patterns [list]
 for {set i 0} {$i < [llength $argv]} {incr i} {
   set a [lindex $argv $i]
@@ -43,6 +45,10 @@ for {set i 0} {$i < [llength $argv]} {incr i} {
     }
   }
 }
+# A file that runs longer than this (seconds) is killed and counts as failed.
+if {$timeout eq ""} {
+  set timeout [expr {[lsearch -exact $passargs --soak] >= 0 ? 7200 : 900}]
+}
 if {[file pathtype $build] ne "absolute"} {
   if {[file isdirectory $build]} {
     set build [file normalize $build]
@@ -60,7 +66,9 @@ if {[llength $patterns] == 0} {
     set cands [list $p [file join $testdir $p] [file join $testdir $p.test]]
     set found [list]
     foreach c $cands {
-      set found [glob -nocomplain -- $c]
+      foreach f [glob -nocomplain -- $c] {
+        if {[file isfile $f] && [string match *.test $f]} { lappend found $f }
+      }
       if {[llength $found]} break
     }
     if {[llength $found] == 0} {

@@ -149,14 +149,15 @@ proc lj_fail {name msg {prefixed 0}} {
   flush stdout
 }
 
-# lj_match, or element-wise lj_match when EXPECTED and GOT are lists of the
-# same length (at least 2), so {1 1 {*map_size*}} matches {1 1 {bad map_size}}.
+# lj_match, or else element by element (recursively) when EXPECTED and GOT
+# are lists of the same length (at least 2), so {1 1 {*map_size*}} matches
+# {1 1 {bad map_size}} and {{1 *} 0} matches {{1 {some error}} 0}.
 proc lj_match_list {expected got} {
   if {[lj_match $expected $got]} { return 1 }
   if {[catch {llength $expected} n] || $n < 2} { return 0 }
   if {[catch {llength $got} m] || $m != $n} { return 0 }
   foreach e $expected g $got {
-    if {![lj_match $e $g]} { return 0 }
+    if {![lj_match_list $e $g]} { return 0 }
   }
   return 1
 }

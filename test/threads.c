@@ -559,8 +559,9 @@ static int prepareDir(const char *zDir, const char *zSt) {
   if (d) {
     while ((e = readdir(d)) != 0) {
       if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      snprintf(zPath, sizeof zPath, "%s/%s", zSt, e->d_name);
-      if (unlink(zPath) != 0) {
+      if (snprintf(zPath, sizeof zPath, "%s/%s", zSt, e->d_name) >=
+              (int)sizeof zPath ||
+          unlink(zPath) != 0) {
         fprintf(stderr, "threads: cannot empty %s: %s: %s\n", zSt, zPath,
                 strerror(errno));
         closedir(d);
