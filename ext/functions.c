@@ -73,7 +73,8 @@ static void fnAppend(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     fnError(ctx, rc, zErr);
     return;
   }
-  bSample = p->cfg.bMetrics && (p->pEnv->m.nAppends & 63) == 0;
+  bSample = p->cfg.bMetrics &&
+            (__atomic_load_n(&p->pEnv->m.nAppends, __ATOMIC_RELAXED) & 63) == 0;
   if (bSample) usStart = ljNowUs();
   rc = ljEventFromValues(p, zActor, nActor, argv[2], argc > 3 ? argv[3] : 0,
                          argc > 4 ? argv[4] : 0, argc > 5 ? argv[5] : 0, aBuf,

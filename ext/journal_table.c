@@ -672,7 +672,8 @@ static void iterCheck(JtCursor *p, JtIter *it, const u8 *aPrefix,
                       int nPrefix) {
   i64 x;
   if (it->bEof) return;
-  if (it->nKey != nPrefix + 8 || memcmp(it->aKey, aPrefix, (size_t)nPrefix)) {
+  if (it->nKey != nPrefix + 8 ||
+      (nPrefix > 0 && memcmp(it->aKey, aPrefix, (size_t)nPrefix))) {
     it->bEof = 1;
     return;
   }

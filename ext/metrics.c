@@ -81,17 +81,17 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
     aRow[n].bCounter = bC;         \
   }                                \
   n++;
-  ROW("appends", m->nAppends, 1);
+  ROW("appends", __atomic_load_n(&m->nAppends, __ATOMIC_RELAXED), 1);
   ROW("commits", nCommits, 1);
   ROW("batch_size_avg", nCommits ? (double)nEv / (double)nCommits : 0.0, 0);
-  ROW("bytes_written", m->nBytesWritten, 1);
-  ROW("bytes_read", m->nBytesRead, 1);
-  ROW("rows_read", m->nRowsRead, 1);
-  ROW("errors", m->nErrors, 1);
-  ROW("retries", m->nRetries, 1);
-  ROW("conflicts", m->nConflicts, 1);
-  ROW("map_resizes", m->nMapResizes, 1);
-  ROW("stale_readers_cleared", m->nStaleReaders, 1);
+  ROW("bytes_written", __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED), 1);
+  ROW("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED), 1);
+  ROW("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED), 1);
+  ROW("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED), 1);
+  ROW("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED), 1);
+  ROW("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED), 1);
+  ROW("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED), 1);
+  ROW("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED), 1);
   ROW("queue_depth", wi.nQueue, 0);
   ROW("last_pos", wi.lastPos, 0);
   ROW("durable_pos", wi.durablePos, 0);

@@ -307,8 +307,7 @@ static void reqFree(LjReq *p) {
 
 /* Queue a request (mutex held) and wake the writer if it waits for it. */
 static void queuePush(LjWriter *w, LjReq *p) {
-  p->iTicket = ++w->iNextTicket;
-  __atomic_store_n(&w->iNextTicket, w->iNextTicket, __ATOMIC_RELEASE);
+  p->iTicket = __atomic_add_fetch(&w->iNextTicket, 1, __ATOMIC_RELEASE);
   p->usQueued = ljNowUs();
   if (w->pTail) w->pTail->pNext = p;
   else w->pHead = p;
@@ -1123,7 +1122,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
         p->zErr = 0;
       }
     }
-    w->iDoneTicket = p->iTicket;
+    __atomic_store_n(&w->iDoneTicket, p->iTicket, __ATOMIC_RELEASE);
     if (p->bWait) {
       p->bDone = 1;
     } else {
@@ -1134,10 +1133,9 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
   sqlite3_free(zFail);
   if (mrc == 0) {
     w->lastPos = (i64)w->tailPos;
-    __atomic_store_n(&pEnv->m.nCommits, pEnv->m.nCommits + 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
     if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
   }
-  __atomic_store_n(&w->iDoneTicket, w->iDoneTicket, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&w->condDone);
 }
 

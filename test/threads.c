@@ -17,13 +17,16 @@
 **   NTHREADS writers   prepared SELECT journal_append('j', ?, ?) over
 **                      three actors of their own and one shared actor
 **                      (the process reserves the shared actor's seqs,
-**                      so several threads may append to it);
+**                      so several threads may append to it); now and
+**                      then a BEGIN; INSERT INTO j ... x TX_ROWS; COMMIT
+**                      group to an actor "tN-tx" of their own;
 **   2 readers          SELECT count(*), min(pos), max(pos) FROM j (one
 **                      snapshot: gap-free), tail by pos > ? (consecutive
 **                      positions, ts non-decreasing) and replay of an
 **                      actor (seqs 1..n), in a loop while writes go on;
 **   1 syncer           journal_sync every few ms (durable pos never
-**                      goes backwards).
+**                      goes backwards, nor journal_highest_seq of the
+**                      shared actor).
 **
 ** At the end: journal_sync, then on a fresh connection: count(*) equals
 ** the appends made, pos is gap-free, ts is non-decreasing in pos order,
@@ -50,6 +53,8 @@ int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
 
 #define N_OWN 3          /* actors of each writer thread */
 #define N_READERS 2
+#define TX_EVERY 500     /* a transaction group every TX_EVERY appends */
+#define TX_ROWS 5        /* rows per transaction group */
 #define SHARED_ACTOR "shared"
 #define DEFAULT_OPTIONS \
   "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s'"
@@ -72,6 +77,7 @@ struct Writer {
   pthread_t tid;
   long long aOwnCount[N_OWN]; /* events appended to each own actor */
   long long nShared;          /* events appended to the shared actor */
+  long long nTx;              /* rows inserted in transactions */
   long long *aSharedSeq;      /* seq returned for the k-th shared append */
   long long *aSharedI;        /* i (loop index) of the k-th shared append */
 };
@@ -156,6 +162,11 @@ static void payloadOf(char *zBuf, size_t n, int iThread, long long i) {
            (int)(i % 61), "0123456789012345678901234567890123456789012345678901234567890");
 }
 
+/* The payload of the k-th row writer iThread inserted in a transaction. */
+static void txPayload(char *zBuf, size_t n, int iThread, long long k) {
+  snprintf(zBuf, n, "tx:%d:%lld", iThread, k);
+}
+
 /*--------------------------------------------------------------------------
 ** Writers.
 */
@@ -163,7 +174,7 @@ static void *writerMain(void *pArg) {
   Writer *w = (Writer *)pArg;
   char zWho[32], zActor[64], zPayload[160];
   sqlite3 *db;
-  sqlite3_stmt *pApp = 0;
+  sqlite3_stmt *pApp = 0, *pIns = 0;
   long long aLast[N_OWN] = {0};
   long long i;
 
@@ -171,7 +182,8 @@ static void *writerMain(void *pArg) {
   db = openConn(zWho);
   if (!db) return 0;
   pApp = prepare(db, "SELECT journal_append('j', ?, ?)", zWho);
-  if (!pApp) goto done;
+  pIns = prepare(db, "INSERT INTO j(actor_id, payload) VALUES (?, ?)", zWho);
+  if (!pApp || !pIns) goto done;
 
   for (i = 0; i < nAppend; i++) {
     int bShared = (i % 4) == 3;
@@ -205,6 +217,36 @@ static void *writerMain(void *pArg) {
       aLast[k] = seq;
       w->aOwnCount[k]++;
     }
+    /* Now and then, a group of INSERTs committed together. */
+    if ((i % TX_EVERY) == TX_EVERY - 1) {
+      int r;
+      char *zErr = 0;
+      snprintf(zActor, sizeof zActor, "t%d-tx", w->iThread);
+      if (sqlite3_exec(db, "BEGIN", 0, 0, &zErr) != SQLITE_OK) {
+        fail("%s: BEGIN: %s", zWho, zErr);
+        sqlite3_free(zErr);
+        goto done;
+      }
+      for (r = 0; r < TX_ROWS; r++) {
+        txPayload(zPayload, sizeof zPayload, w->iThread, w->nTx + r + 1);
+        sqlite3_bind_text(pIns, 1, zActor, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(pIns, 2, zPayload, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(pIns) != SQLITE_DONE) {
+          fail("%s: INSERT: %s", zWho, sqlite3_errmsg(db));
+          sqlite3_reset(pIns);
+          sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+          goto done;
+        }
+        sqlite3_reset(pIns);
+      }
+      if (sqlite3_exec(db, "COMMIT", 0, 0, &zErr) != SQLITE_OK) {
+        fail("%s: COMMIT: %s", zWho, zErr);
+        sqlite3_free(zErr);
+        goto done;
+      }
+      w->nTx += TX_ROWS;
+      continue;
+    }
     /* Now and then, read-your-writes: a new statement sees the append. */
     if ((i % 997) == 0 && !bShared) {
       char *zSql = sqlite3_mprintf(
@@ -224,6 +266,7 @@ static void *writerMain(void *pArg) {
 
 done:
   sqlite3_finalize(pApp);
+  sqlite3_finalize(pIns);
   if (sqlite3_close(db) != SQLITE_OK) {
     fail("%s: sqlite3_close: %s", zWho, sqlite3_errmsg(db));
   }
@@ -336,14 +379,26 @@ done:
 */
 static void *syncerMain(void *pArg) {
   sqlite3 *db;
-  sqlite3_stmt *p;
-  long long last = 0;
+  sqlite3_stmt *p, *pHi;
+  long long last = 0, lastHi = 0;
   (void)pArg;
   db = openConn("syncer");
   if (!db) return 0;
   p = prepare(db, "SELECT journal_sync('j')", "syncer");
-  while (p && !atomic_load(&bWritersDone)) {
-    long long pos;
+  pHi = prepare(db, "SELECT journal_highest_seq('j', '" SHARED_ACTOR "')",
+                "syncer");
+  while (p && pHi && !atomic_load(&bWritersDone)) {
+    long long pos, hi;
+    if (sqlite3_step(pHi) != SQLITE_ROW) {
+      fail("syncer: journal_highest_seq: %s", sqlite3_errmsg(db));
+      break;
+    }
+    hi = sqlite3_column_int64(pHi, 0);
+    sqlite3_reset(pHi);
+    if (hi < lastHi) {
+      fail("syncer: journal_highest_seq went back %lld -> %lld", lastHi, hi);
+    }
+    lastHi = hi;
     if (sqlite3_step(p) != SQLITE_ROW) {
       fail("syncer: journal_sync: %s", sqlite3_errmsg(db));
       break;
@@ -356,6 +411,7 @@ static void *syncerMain(void *pArg) {
     sleepMs(5);
   }
   sqlite3_finalize(p);
+  sqlite3_finalize(pHi);
   if (sqlite3_close(db) != SQLITE_OK) {
     fail("syncer: sqlite3_close: %s", sqlite3_errmsg(db));
   }
@@ -418,7 +474,7 @@ static void checkActor(sqlite3 *db, const char *zActor, long long nExpect,
 static void finalChecks(Writer *aW, long long *pnRows) {
   sqlite3 *db = openConn("check");
   sqlite3_stmt *p;
-  long long nTotal = (long long)nThread * nAppend, nShared = 0;
+  long long nTotal = (long long)nThread * nAppend, nShared = 0, nTx = 0;
   long long n, lo, hi, prevPos = 0, prevTs = 0, nRows = 0, k;
   char **azShared = 0;
   int t, rc;
@@ -426,6 +482,8 @@ static void finalChecks(Writer *aW, long long *pnRows) {
 
   if (!db) return;
   if (oneInt(db, "SELECT journal_sync('j')", "check") < 0) goto done;
+  for (t = 0; t < nThread; t++) nTx += aW[t].nTx;
+  nTotal += nTx;
 
   /* Totals and gap-free positions. */
   p = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", "check");
@@ -488,6 +546,20 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       free(az);
     }
     nShared += aW[t].nShared;
+
+    /* The transaction groups: all there, in order. */
+    {
+      char **az = calloc((size_t)aW[t].nTx + 1, sizeof(char *));
+      long long i;
+      for (i = 0; az && i < aW[t].nTx; i++) {
+        txPayload(zBuf, sizeof zBuf, t, i + 1);
+        az[i] = strdup(zBuf);
+      }
+      snprintf(zBuf, sizeof zBuf, "t%d-tx", t);
+      checkActor(db, zBuf, aW[t].nTx, az);
+      for (i = 0; az && i < aW[t].nTx; i++) free(az[i]);
+      free(az);
+    }
   }
 
   /* The shared actor: the seqs handed out are exactly 1..n, and each holds
@@ -527,6 +599,7 @@ static void finalChecks(Writer *aW, long long *pnRows) {
     long long nActors = oneInt(db, "SELECT count(DISTINCT actor_id) FROM j",
                                "check");
     long long nExpect = (long long)nThread * N_OWN + (nShared > 0);
+    for (t = 0; t < nThread; t++) nExpect += aW[t].nTx > 0;
     if (nActors != nExpect) {
       fail("check: %lld distinct actors, expected %lld", nActors, nExpect);
     }
