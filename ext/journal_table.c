@@ -61,6 +61,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -478,6 +479,62 @@ struct JtIter {
   u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
 };
 
+/*
+** Rows are copied out of the map in batches of up to JT_SLOTS into a
+** 64 KiB chunk aligned on its size, under one hold of the gate.  Column
+** values are handed to SQLite as pointers into the chunk with a
+** destructor that drops a reference (found by aligning the pointer
+** down), so no value is copied twice and no lock is taken per row.  A
+** chunk still referenced by SQLite when the cursor refills is left to
+** SQLite and a new one is used.
+*/
+#define JT_CHUNK 65536
+#define JT_SLOTS 64
+
+typedef struct JtChunk JtChunk;
+struct JtChunk {
+  int nRef;   /* the cursor + values held by SQLite (atomic) */
+  u32 nUsed;  /* bytes used, header included */
+};
+
+typedef struct JtSlot JtSlot;
+struct JtSlot {
+  u64 seq;
+  const u8 *aRec;    /* in the chunk, or aOwn */
+  u32 nRec;
+  const char *zName; /* actor id, in the chunk */
+  int nName;
+  u8 *aOwn;          /* a record too large for a chunk */
+};
+
+static JtChunk *chunkNew(void) {
+  void *p = 0;
+  JtChunk *c;
+  /* Aligned allocation is what lets a value pointer find its chunk. */
+  if (posix_memalign(&p, JT_CHUNK, JT_CHUNK)) return 0;
+  c = (JtChunk *)p;
+  c->nRef = 1;
+  c->nUsed = sizeof(JtChunk);
+  return c;
+}
+
+static void chunkUnref(JtChunk *c) {
+  if (c && __atomic_sub_fetch(&c->nRef, 1, __ATOMIC_ACQ_REL) == 0) free(c);
+}
+
+static void chunkRelease(void *pValue) {
+  chunkUnref((JtChunk *)((uintptr_t)pValue & ~(uintptr_t)(JT_CHUNK - 1)));
+}
+
+/* Room for n bytes in the cursor's chunk, or NULL. */
+static u8 *chunkAlloc(JtChunk *c, size_t n) {
+  u8 *a;
+  if (c->nUsed + n > JT_CHUNK) return 0;
+  a = (u8 *)c + c->nUsed;
+  c->nUsed += (u32)n;
+  return a;
+}
+
 typedef struct JtCursor JtCursor;
 struct JtCursor {
   sqlite3_vtab_cursor base;
@@ -494,17 +551,18 @@ struct JtCursor {
   u64 num;             /* actor plan: the actor's number */
   i64 lo, hi;          /* inclusive bounds on seq or pos */
   i64 nLimit;          /* rows left to return, -1 = no limit */
-  /* The current row, copied out of the map. */
-  u64 curNum, curSeq;
-  u8 *aRow;
-  size_t nRowAlloc;
-  LjRec rec;
-  u8 *aUnz;
+  /* Rows copied out of the map, JT_SLOTS at a time (see fillRows). */
+  JtChunk *pChunk;
+  JtSlot aSlot[JT_SLOTS];
+  int nSlot;           /* slots filled */
+  int iSlot;           /* the current row */
+  int bDone;           /* the iterators have nothing more */
+  u64 nameNum;         /* actor whose id was last copied into pChunk */
+  const char *zNameLast;
+  int nNameLast;
+  LjRec rec;           /* the current row, decoded */
+  u8 *aUnz;            /* its decompressed payload */
   size_t nUnz;
-  u64 nameNum;
-  char *zName;
-  int nName;
-  int nNameAlloc;
   u64 nRows, nBytes;   /* for metrics, added at close */
   LjReaderSlot slot;   /* tracked while txn is open */
 };
@@ -527,6 +585,8 @@ static void iterClose(JtIter *it) {
 }
 
 static void cursorReset(JtCursor *p) {
+  for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
+  p->nSlot = p->iSlot = 0;
   iterClose(&p->it);
   for (int i = 0; i < p->nTag; i++) iterClose(&p->aTag[i]);
   sqlite3_free(p->aTag);
@@ -547,9 +607,9 @@ static int jtClose(sqlite3_vtab_cursor *pCur) {
     __atomic_add_fetch(&p->pEnv->m.nRowsRead, p->nRows, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->pEnv->m.nBytesRead, p->nBytes, __ATOMIC_RELAXED);
   }
-  sqlite3_free(p->aRow);
+  for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
+  chunkUnref(p->pChunk);
   sqlite3_free(p->aUnz);
-  sqlite3_free(p->zName);
   sqlite3_free(p);
   return SQLITE_OK;
 }
@@ -599,55 +659,56 @@ static int cursorRemap(JtCursor *p) {
   return mrc;
 }
 
-/* Copy the current event out of the map and decode it. */
-static int loadRow(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
-  LjEnv *pEnv = p->pEnv;
-  int rc;
-  if (pRec->mv_size > p->nRowAlloc) {
-    size_t n = pRec->mv_size + 256;
-    u8 *a = sqlite3_realloc64(p->aRow, n);
-    if (a == 0) return SQLITE_NOMEM;
-    p->aRow = a;
-    p->nRowAlloc = n;
-  }
-  memcpy(p->aRow, pRec->mv_data, pRec->mv_size);
-  rc = ljRecDecode(p->aRow, pRec->mv_size, &p->rec, &p->aUnz, &p->nUnz);
-  if (rc) return rc;
-  p->curNum = num;
-  p->curSeq = seq;
-  p->nRows++;
-  p->nBytes += pRec->mv_size;
-  if (num != p->nameNum || p->zName == 0) {
+#define JT_FULL (-1) /* slotLoad: no room left in this chunk */
+
+/* Copy an event (and its actor id, once per chunk) into the next slot. */
+static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
+  JtSlot *s = &p->aSlot[p->nSlot];
+  u8 *a;
+  if (num != p->nameNum) {
     MDB_val k, v;
     u8 aNum[8];
     int mrc;
     ljPut64(aNum, num);
     k.mv_data = aNum;
     k.mv_size = 8;
-    mrc = mdb_get(p->txn, pEnv->aDbi[LJ_DB_ACTNUM], &k, &v);
+    mrc = mdb_get(p->txn, p->pEnv->aDbi[LJ_DB_ACTNUM], &k, &v);
     if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
-    if ((int)v.mv_size + 1 > p->nNameAlloc) {
-      char *z = sqlite3_realloc64(p->zName, v.mv_size + 64);
-      if (z == 0) return SQLITE_NOMEM;
-      p->zName = z;
-      p->nNameAlloc = (int)v.mv_size + 64;
-    }
-    memcpy(p->zName, v.mv_data, v.mv_size);
-    p->nName = (int)v.mv_size;
+    a = chunkAlloc(p->pChunk, v.mv_size);
+    if (a == 0) return JT_FULL; /* a fresh chunk always has room for it */
+    memcpy(a, v.mv_data, v.mv_size);
+    p->zNameLast = (const char *)a;
+    p->nNameLast = (int)v.mv_size;
     p->nameNum = num;
   }
+  s->zName = p->zNameLast;
+  s->nName = p->nNameLast;
+  s->aOwn = 0;
+  a = chunkAlloc(p->pChunk, pRec->mv_size);
+  if (a == 0) {
+    if (p->nSlot > 0) return JT_FULL;
+    a = s->aOwn = sqlite3_malloc64(pRec->mv_size);
+    if (a == 0) return SQLITE_NOMEM;
+  }
+  memcpy(a, pRec->mv_data, pRec->mv_size);
+  s->aRec = a;
+  s->nRec = (u32)pRec->mv_size;
+  s->seq = seq;
+  p->nRows++;
+  p->nBytes += pRec->mv_size;
+  p->nSlot++;
   return SQLITE_OK;
 }
 
 /* Load the event a pos or tag index entry points at (value: num, seq). */
-static int loadIndexed(JtCursor *p, const u8 *aNumSeq) {
+static int slotLoadIndexed(JtCursor *p, const u8 *aNumSeq) {
   MDB_val k, v;
   int mrc;
   k.mv_data = (void *)aNumSeq;
   k.mv_size = LJ_EVKEY;
   mrc = mdb_get(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &k, &v);
   if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
-  return loadRow(p, ljGet64(aNumSeq), ljGet64(aNumSeq + 8), &v);
+  return slotLoad(p, ljGet64(aNumSeq), ljGet64(aNumSeq + 8), &v);
 }
 
 /* Tag iterators: pick the next pos in merge order, skipping duplicates. */
@@ -681,39 +742,29 @@ static void iterCheck(JtCursor *p, JtIter *it, const u8 *aPrefix,
   if (x < p->lo || x > p->hi) it->bEof = 1;
 }
 
-/*
-** Make the row the iterators stand on current, or set bEof.  For the tag
-** plan, the iterator with the next pos is chosen.
-*/
+/* Does any iterator still stand on a row? */
+static int cursorHasRow(JtCursor *p) {
+  if (p->ePlan == JT_PLAN_TAG) return tagPick(p) != 0;
+  return !p->it.bEof;
+}
+
+/* Copy the row the iterators stand on into the next slot.  For the tag
+** plan, the iterator with the next pos is chosen. */
 static int cursorLoad(JtCursor *p) {
   MDB_val k, v;
   int mrc;
-  if (p->nLimit == 0) {
-    p->bEof = 1;
-    return SQLITE_OK;
-  }
-  if (p->ePlan == JT_PLAN_TAG) {
-    JtIter *it = tagPick(p);
-    if (it == 0) {
-      p->bEof = 1;
-      return SQLITE_OK;
-    }
-    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
-    if (mrc) return ljMdbToSqlite(mrc);
-    if (v.mv_size != 16) return SQLITE_CORRUPT;
-    return loadIndexed(p, v.mv_data);
-  }
-  if (p->it.bEof) {
-    p->bEof = 1;
-    return SQLITE_OK;
-  }
-  mrc = mdb_cursor_get(p->it.c, &k, &v, MDB_GET_CURRENT);
+  JtIter *it = p->ePlan == JT_PLAN_TAG ? tagPick(p) : &p->it;
+  mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
   if (mrc) return ljMdbToSqlite(mrc);
+  if (p->ePlan == JT_PLAN_TAG) {
+    if (v.mv_size != 16) return SQLITE_CORRUPT;
+    return slotLoadIndexed(p, v.mv_data);
+  }
   if (p->ePlan == JT_PLAN_POS || p->ePlan == JT_PLAN_TS) {
     if (v.mv_size != LJ_POSVAL) return SQLITE_CORRUPT;
-    return loadIndexed(p, v.mv_data);
+    return slotLoadIndexed(p, v.mv_data);
   }
-  return loadRow(p, ljGet64(p->it.aKey), ljGet64(&p->it.aKey[8]), &v);
+  return slotLoad(p, ljGet64(p->it.aKey), ljGet64(&p->it.aKey[8]), &v);
 }
 
 /* Step the iterators once (no loading). */
@@ -747,6 +798,53 @@ static int cursorStep(JtCursor *p) {
     iterCheck(p, &p->it, 0, 0);
   }
   return 0;
+}
+
+/* Decode the current slot. */
+static int slotDecode(JtCursor *p) {
+  JtSlot *s = &p->aSlot[p->iSlot];
+  return ljRecDecode(s->aRec, s->nRec, &p->rec, &p->aUnz, &p->nUnz);
+}
+
+/*
+** Refill the slots: copy up to JT_SLOTS rows (as many as fit in a chunk)
+** and step past them.  Called with the gate held.  Sets bEof when there
+** is no row at all.
+*/
+static int fillRows(JtCursor *p) {
+  int rc = SQLITE_OK, mrc = 0;
+  for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
+  p->nSlot = p->iSlot = 0;
+  if (p->pChunk == 0 || p->pChunk->nRef > 1) {
+    chunkUnref(p->pChunk); /* SQLite still holds values in it */
+    p->pChunk = chunkNew();
+    if (p->pChunk == 0) return SQLITE_NOMEM;
+  }
+  p->pChunk->nUsed = sizeof(JtChunk);
+  p->nameNum = 0;
+  while (p->nSlot < JT_SLOTS && !p->bDone) {
+    if (p->nLimit == 0 || !cursorHasRow(p)) {
+      p->bDone = 1;
+      break;
+    }
+    rc = cursorLoad(p);
+    if (rc == JT_FULL) {
+      rc = SQLITE_OK;
+      break;
+    }
+    if (rc) break;
+    if (p->nLimit > 0) p->nLimit--;
+    mrc = cursorStep(p);
+    if (mrc) {
+      rc = ljMdbToSqlite(mrc);
+      break;
+    }
+  }
+  if (rc == SQLITE_OK) {
+    p->bEof = p->nSlot == 0;
+    if (!p->bEof) rc = slotDecode(p);
+  }
+  return rc;
 }
 
 /* Turn an SQL bound into an inclusive integer bound.  Returns 0 when the
@@ -834,6 +932,7 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   p->ePlan = idxNum & JT_PLAN_MASK;
   p->bDesc = (idxNum & JT_DESC) != 0;
   p->bEof = 0;
+  p->bDone = 0;
   p->nLimit = -1;
   if (idxNum & JT_KEY) pKey = argv[iArg++];
   if (idxNum & JT_EQ) {
@@ -999,12 +1098,9 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
     }
   }
   if (mrc == 0 && rc == SQLITE_OK) {
-    while (nOffset-- > 0 && mrc == 0) {
-      if (p->ePlan == JT_PLAN_TAG ? tagPick(p) == 0 : p->it.bEof) break;
-      mrc = cursorStep(p);
-    }
+    while (nOffset-- > 0 && mrc == 0 && cursorHasRow(p)) mrc = cursorStep(p);
   }
-  if (mrc == 0 && rc == SQLITE_OK) rc = cursorLoad(p);
+  if (mrc == 0 && rc == SQLITE_OK) rc = fillRows(p);
 done:
   ljGateLeave(pEnv);
   if (mrc) {
@@ -1018,11 +1114,14 @@ done:
 static int jtNext(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
   int mrc, rc;
-  if (p->nLimit > 0) p->nLimit--;
+  if (++p->iSlot < p->nSlot) return slotDecode(p);
+  if (p->bDone) {
+    p->bEof = 1;
+    return SQLITE_OK;
+  }
   ljGateEnter(p->pEnv);
   mrc = cursorRemap(p);
-  if (mrc == 0) mrc = cursorStep(p);
-  rc = mrc ? ljMdbToSqlite(mrc) : cursorLoad(p);
+  rc = mrc ? ljMdbToSqlite(mrc) : fillRows(p);
   ljGateLeave(p->pEnv);
   if (mrc) {
     sqlite3_free(p->pTab->base.zErrMsg);
@@ -1035,7 +1134,25 @@ static int jtEof(sqlite3_vtab_cursor *pCur) {
   return ((JtCursor *)pCur)->bEof;
 }
 
-static void resultValue(sqlite3_context *ctx, u8 e, const u8 *a, int n) {
+/* Text or blob bytes: by reference when they live in the chunk. */
+static void resultBytes(JtCursor *p, sqlite3_context *ctx, int bText,
+                        const u8 *a, int n) {
+  void (*xDel)(void *) = SQLITE_TRANSIENT;
+  if (n == 0) {
+    if (bText) sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+    else sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
+    return;
+  }
+  if ((uintptr_t)a - (uintptr_t)p->pChunk < JT_CHUNK) {
+    __atomic_add_fetch(&p->pChunk->nRef, 1, __ATOMIC_RELAXED);
+    xDel = chunkRelease;
+  }
+  if (bText) sqlite3_result_text(ctx, (const char *)a, n, xDel);
+  else sqlite3_result_blob(ctx, a, n, xDel);
+}
+
+static void resultValue(JtCursor *p, sqlite3_context *ctx, u8 e, const u8 *a,
+                        int n) {
   switch (e) {
     case LJ_VAL_INT:
       sqlite3_result_int64(ctx, (i64)ljGet64(a));
@@ -1048,10 +1165,8 @@ static void resultValue(sqlite3_context *ctx, u8 e, const u8 *a, int n) {
       break;
     }
     case LJ_VAL_TEXT:
-      sqlite3_result_text(ctx, (const char *)a, n, SQLITE_TRANSIENT);
-      break;
     case LJ_VAL_BLOB:
-      sqlite3_result_blob(ctx, n ? a : (const u8 *)"", n, SQLITE_TRANSIENT);
+      resultBytes(p, ctx, e == LJ_VAL_TEXT, a, n);
       break;
     default:
       sqlite3_result_null(ctx);
@@ -1062,23 +1177,24 @@ static void resultValue(sqlite3_context *ctx, u8 e, const u8 *a, int n) {
 static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   JtCursor *p = (JtCursor *)pCur;
   const LjRec *r = &p->rec;
+  const JtSlot *s = &p->aSlot[p->iSlot];
   switch (i) {
     case COL_ACTOR:
-      sqlite3_result_text(ctx, p->zName, p->nName, SQLITE_TRANSIENT);
+      resultBytes(p, ctx, 1, (const u8 *)s->zName, s->nName);
       break;
-    case COL_SEQ: sqlite3_result_int64(ctx, (i64)p->curSeq); break;
+    case COL_SEQ: sqlite3_result_int64(ctx, (i64)s->seq); break;
     case COL_POS: sqlite3_result_int64(ctx, (i64)r->pos); break;
     case COL_TS: sqlite3_result_int64(ctx, r->ts); break;
     case COL_TYPE:
-      resultValue(ctx, r->aType ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aType,
+      resultValue(p, ctx, r->aType ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aType,
                   r->nType);
       break;
     case COL_PAYLOAD:
-      resultValue(ctx, r->ePayload, r->aPayload, r->nPayload);
+      resultValue(p, ctx, r->ePayload, r->aPayload, r->nPayload);
       break;
-    case COL_META: resultValue(ctx, r->eMeta, r->aMeta, r->nMeta); break;
+    case COL_META: resultValue(p, ctx, r->eMeta, r->aMeta, r->nMeta); break;
     case COL_TAGS:
-      resultValue(ctx, r->aTags ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aTags,
+      resultValue(p, ctx, r->aTags ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aTags,
                   r->nTags);
       break;
     default: sqlite3_result_null(ctx); break;
