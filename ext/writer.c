@@ -328,6 +328,34 @@ static int writerUnavailable(LjWriter *w, char **pzErr) {
   return SQLITE_ERROR;
 }
 
+/*
+** Wait (mutex held) for the outcome of a request its submitter waits on,
+** then release the mutex and the request.  On timeout the request stays
+** queued, will still be processed, and the writer frees it.
+*/
+static int reqAwait(LjWriter *w, LjReq *p, i64 usTimeout, const char *zWhat,
+                    i64 *pnResult, char **pzErr) {
+  int rc = waitTicket(w, p->iTicket, usTimeout);
+  if (rc == SQLITE_BUSY) {
+    p->bWait = 0;
+    *pzErr = sqlite3_mprintf(
+        "%s timed out after %lldms (sync_timeout); it stays queued and "
+        "journal_sync reports its outcome",
+        zWhat, usTimeout / 1000);
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_BUSY;
+  }
+  rc = p->rc;
+  if (pnResult) *pnResult = p->nResult;
+  if (rc) {
+    *pzErr = p->zErr;
+    p->zErr = 0;
+  }
+  pthread_mutex_unlock(&w->mutex);
+  reqFree(p);
+  return rc;
+}
+
 int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
              i64 usTimeout, char **pzErr) {
   LjEnv *pEnv = pClient->pEnv;
@@ -420,22 +448,7 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
     return SQLITE_OK;
   }
   /* Synchronous: wait for the outcome of this very request. */
-  rc = waitTicket(w, p->iTicket, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    /* It stays queued and will be committed; the writer frees it. */
-    p->bWait = 0;
-    *pzErr = sqlite3_mprintf(
-        "journal commit timed out after %lldms (sync_timeout); the append "
-        "stays queued and journal_sync reports its outcome",
-        usTimeout / 1000);
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_BUSY;
-  }
-  rc = p->rc;
-  if (rc) {
-    *pzErr = p->zErr;
-    p->zErr = 0;
-  }
+  return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
 fail:
   pthread_mutex_unlock(&w->mutex);
   reqFree(p);
@@ -467,24 +480,7 @@ int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
   }
   queuePush(w, p);
   pClient->iLastTicket = p->iTicket;
-  rc = waitTicket(w, p->iTicket, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    p->bWait = 0; /* still queued: the writer frees it */
-    *pzErr = sqlite3_mprintf("journal_truncate timed out after %lldms "
-                             "(sync_timeout); it stays queued",
-                             usTimeout / 1000);
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_BUSY;
-  }
-  rc = p->rc;
-  *pnDeleted = p->nResult;
-  if (rc) {
-    *pzErr = p->zErr;
-    p->zErr = 0;
-  }
-  pthread_mutex_unlock(&w->mutex);
-  reqFree(p);
-  return rc;
+  return reqAwait(w, p, usTimeout, "journal_truncate", pnDeleted, pzErr);
 }
 
 int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
