@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "../include/lmdbjournal.h"
@@ -132,25 +133,43 @@ LJ_PRIVATE void ljDeadline(struct timespec *pTs, i64 usFromNow);
 LJ_PRIVATE int ljUtf8Valid(const unsigned char *z, int n);
 LJ_PRIVATE u32 ljCrc32c(u32 crc, const void *p, size_t n);
 
+/* Big-endian loads and stores (keys sort numerically under memcmp). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LJ_BE64(x) __builtin_bswap64(x)
+#define LJ_BE32(x) __builtin_bswap32(x)
+#define LJ_BE16(x) __builtin_bswap16(x)
+#else
+#define LJ_BE64(x) (x)
+#define LJ_BE32(x) (x)
+#define LJ_BE16(x) (x)
+#endif
 static inline void ljPut64(u8 *a, u64 v) {
-  int i;
-  for (i = 7; i >= 0; i--) { a[i] = (u8)v; v >>= 8; }
+  v = LJ_BE64(v);
+  memcpy(a, &v, 8);
 }
 static inline u64 ljGet64(const u8 *a) {
-  u64 v = 0;
-  int i;
-  for (i = 0; i < 8; i++) v = (v << 8) | a[i];
-  return v;
+  u64 v;
+  memcpy(&v, a, 8);
+  return LJ_BE64(v);
 }
 static inline void ljPut32(u8 *a, u32 v) {
-  a[0] = (u8)(v >> 24); a[1] = (u8)(v >> 16); a[2] = (u8)(v >> 8);
-  a[3] = (u8)v;
+  v = LJ_BE32(v);
+  memcpy(a, &v, 4);
 }
 static inline u32 ljGet32(const u8 *a) {
-  return ((u32)a[0] << 24) | ((u32)a[1] << 16) | ((u32)a[2] << 8) | a[3];
+  u32 v;
+  memcpy(&v, a, 4);
+  return LJ_BE32(v);
 }
-static inline void ljPut16(u8 *a, u16 v) { a[0] = (u8)(v >> 8); a[1] = (u8)v; }
-static inline u16 ljGet16(const u8 *a) { return (u16)((a[0] << 8) | a[1]); }
+static inline void ljPut16(u8 *a, u16 v) {
+  v = LJ_BE16(v);
+  memcpy(a, &v, 2);
+}
+static inline u16 ljGet16(const u8 *a) {
+  u16 v;
+  memcpy(&v, a, 2);
+  return LJ_BE16(v);
+}
 
 /**************************************************************************
 ** Storage layout (layout.c).  The authoritative drawing of the keys and
