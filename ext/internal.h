@@ -390,6 +390,7 @@ struct LjReq {
   LjClient *pClient;
   int eDurability;  /* LJ_DUR_* required by the submitter */
   int bWait;        /* the submitter waits: commit without delay */
+  int bPooled;      /* a recycled fixed-size block (writer.c) */
   int nEvent;
   u64 nByte;        /* record bytes */
   LjEvent *aEvent;
@@ -430,6 +431,8 @@ struct LjActor {
   u64 committed;      /* highest committed seq */
   u32 txnSerial;      /* txnHighest valid in this write transaction */
   u64 txnHighest;
+  u32 sortSerial;     /* iSort valid in this write transaction */
+  u32 iSort;          /* events in the batch, then placement index */
   int nActor;
   char zActor[1];     /* actor id bytes (not terminated) */
 };

@@ -91,6 +91,10 @@ struct LjWriter {
   int bUnsynced;           /* commits since the last env sync */
   i64 usLastSync;
   LjEvent **apSort;        /* scratch for key ordering */
+  LjActor **apSortActor;
+  size_t nSortActorAlloc;
+  LjReq *pPool;            /* recycled requests (mutex) */
+  int nPool;
   size_t nSortAlloc;
 };
 
@@ -274,16 +278,35 @@ static int clientTakeError(LjClient *p, u64 tUpTo, char **pzErr) {
 /**************************************************************************
 ** Submitting
 */
-static LjReq *reqAlloc(int eType, const LjEvent *aEvent, int nEvent) {
+/*
+** Requests of up to LJ_POOL_BLOCK bytes (a single small append) are
+** recycled through a free list instead of malloc/free: the submitting
+** thread would allocate and the writer thread free, which makes the
+** allocator move memory between threads on every append.  Both functions
+** are called with the mutex held.
+*/
+#define LJ_POOL_BLOCK 512
+#define LJ_POOL_MAX 8192
+
+static LjReq *reqAlloc(LjWriter *w, int eType, const LjEvent *aEvent,
+                       int nEvent) {
   size_t nByte = sizeof(LjReq) + sizeof(LjEvent) * (size_t)nEvent;
   u64 nRec = 0;
   LjReq *p;
   u8 *z;
   int i;
   for (i = 0; i < nEvent; i++) nRec += aEvent[i].nRec;
-  p = sqlite3_malloc64(nByte + nRec);
-  if (p == 0) return 0;
+  nByte += nRec;
+  if (nByte <= LJ_POOL_BLOCK && w->pPool) {
+    p = w->pPool;
+    w->pPool = p->pNext;
+    w->nPool--;
+  } else {
+    p = sqlite3_malloc64(nByte <= LJ_POOL_BLOCK ? LJ_POOL_BLOCK : nByte);
+    if (p == 0) return 0;
+  }
   memset(p, 0, sizeof(LjReq));
+  p->bPooled = nByte <= LJ_POOL_BLOCK;
   p->eType = eType;
   p->nEvent = nEvent;
   p->nByte = nRec;
@@ -298,9 +321,13 @@ static LjReq *reqAlloc(int eType, const LjEvent *aEvent, int nEvent) {
   return p;
 }
 
-static void reqFree(LjReq *p) {
-  if (p) {
-    sqlite3_free(p->zErr);
+static void reqFree(LjWriter *w, LjReq *p) {
+  sqlite3_free(p->zErr);
+  if (p->bPooled && w->nPool < LJ_POOL_MAX) {
+    p->pNext = w->pPool;
+    w->pPool = p;
+    w->nPool++;
+  } else {
     sqlite3_free(p);
   }
 }
@@ -351,8 +378,8 @@ static int reqAwait(LjWriter *w, LjReq *p, i64 usTimeout, const char *zWhat,
     *pzErr = p->zErr;
     p->zErr = 0;
   }
+  reqFree(w, p);
   pthread_mutex_unlock(&w->mutex);
-  reqFree(p);
   return rc;
 }
 
@@ -364,13 +391,15 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
   int rc = SQLITE_OK;
   int i;
 
-  p = reqAlloc(LJ_REQ_EVENTS, aEvent, nEvent);
-  if (p == 0) return SQLITE_NOMEM;
+  pthread_mutex_lock(&w->mutex);
+  p = reqAlloc(w, LJ_REQ_EVENTS, aEvent, nEvent);
+  if (p == 0) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_NOMEM;
+  }
   p->pClient = pClient;
   p->eDurability = pClient->eDurability;
   p->bWait = bWait;
-
-  pthread_mutex_lock(&w->mutex);
   /* Resolve actors not resolved by the caller; a cache miss reads the
   ** store outside the mutex. */
   for (i = 0; i < nEvent; i++) {
@@ -450,8 +479,8 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
   /* Synchronous: wait for the outcome of this very request. */
   return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
 fail:
+  reqFree(w, p);
   pthread_mutex_unlock(&w->mutex);
-  reqFree(p);
   return rc;
 }
 
@@ -464,18 +493,21 @@ int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
   memset(&ev, 0, sizeof(ev));
   ev.aRec = (u8 *)zActor; /* the actor id travels as the "record" */
   ev.nRec = (u32)nActor;
-  p = reqAlloc(LJ_REQ_TRUNCATE, &ev, 1);
-  if (p == 0) return SQLITE_NOMEM;
+  pthread_mutex_lock(&w->mutex);
+  p = reqAlloc(w, LJ_REQ_TRUNCATE, &ev, 1);
+  if (p == 0) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_NOMEM;
+  }
   p->nEvent = 0; /* no event is appended */
   p->iToSeq = iToSeq;
   p->pClient = pClient;
   p->eDurability = pClient->eDurability;
   p->bWait = 1;
-  pthread_mutex_lock(&w->mutex);
   if (w->eState != W_RUNNING) {
     rc = writerUnavailable(w, pzErr);
+    reqFree(w, p);
     pthread_mutex_unlock(&w->mutex);
-    reqFree(p);
     return rc;
   }
   queuePush(w, p);
@@ -647,12 +679,10 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   return 0;
 }
 
-static int cmpEvent(const void *pA, const void *pB) {
-  const LjEvent *a = *(LjEvent *const *)pA;
-  const LjEvent *b = *(LjEvent *const *)pB;
-  if (a->pActor->num != b->pActor->num)
-    return a->pActor->num < b->pActor->num ? -1 : 1;
-  return a->seq < b->seq ? -1 : (a->seq > b->seq);
+static int cmpActor(const void *pA, const void *pB) {
+  const LjActor *a = *(LjActor *const *)pA;
+  const LjActor *b = *(LjActor *const *)pB;
+  return a->num < b->num ? -1 : (a->num > b->num);
 }
 
 typedef struct TagCtx TagCtx;
@@ -680,15 +710,17 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
                        size_t nEv) {
   LjEnv *pEnv = w->pEnv;
   MDB_cursor *cEv = 0, *cPos = 0, *cTag = 0;
-  size_t n = 0, i;
+  size_t n = 0, i, nActor = 0, nPlaced;
   int r, mrc;
   MDB_val k, v;
   u8 aKey[LJ_EVKEY], aVal[LJ_POSVAL];
 
   if (nEv > w->nSortAlloc) {
     LjEvent **a = sqlite3_realloc64(w->apSort, sizeof(LjEvent *) * nEv);
-    if (a == 0) return ENOMEM;
-    w->apSort = a;
+    LjActor **b = sqlite3_realloc64(w->apSortActor, sizeof(LjActor *) * nEv);
+    if (a) w->apSort = a;
+    if (b) w->apSortActor = b;
+    if (a == 0 || b == 0) return ENOMEM;
     w->nSortAlloc = nEv;
   }
   /* New actors get numbers, in arrival order. */
@@ -716,11 +748,33 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
         mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTNUM], &k, &v, MDB_APPEND);
         if (mrc) return mrc;
       }
-      w->apSort[n++] = &p->aEvent[j];
+      /* Count events per actor; an actor's events are already in seq
+      ** order (reserved in queue order), so sorting the distinct actors
+      ** by number and placing each actor's events after the previous
+      ** actor's orders the batch by key. */
+      if (a->sortSerial != w->txnSerial) {
+        a->sortSerial = w->txnSerial;
+        a->iSort = 0;
+        w->apSortActor[nActor++] = a;
+      }
+      a->iSort++;
+      n++;
     }
   }
   if (n == 0) return 0;
-  qsort(w->apSort, n, sizeof(LjEvent *), cmpEvent);
+  qsort(w->apSortActor, nActor, sizeof(LjActor *), cmpActor);
+  for (i = 0, nPlaced = 0; i < nActor; i++) {
+    u32 nA = w->apSortActor[i]->iSort;
+    w->apSortActor[i]->iSort = (u32)nPlaced;
+    nPlaced += nA;
+  }
+  for (r = 0; r < nReq; r++) {
+    LjReq *p = aReq[r];
+    if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
+    for (int j = 0; j < p->nEvent; j++) {
+      w->apSort[p->aEvent[j].pActor->iSort++] = &p->aEvent[j];
+    }
+  }
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &cEv);
   if (mrc) return mrc;
   for (i = 0; i < n && mrc == 0; i++) {
@@ -1076,7 +1130,7 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
 
 /* Record a batch's outcome and release its requests (mutex held). */
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
-                        int bSync, LjReq **ppFree) {
+                        int bSync) {
   LjEnv *pEnv = w->pEnv;
   char *zFail = 0;
   int rcFail = SQLITE_OK;
@@ -1122,8 +1176,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     if (p->bWait) {
       p->bDone = 1;
     } else {
-      p->pNext = *ppFree;
-      *ppFree = p;
+      reqFree(w, p);
     }
   }
   sqlite3_free(zFail);
@@ -1165,7 +1218,6 @@ static void *writerMain(void *pArg) {
   for (;;) {
     int nReq = 0, nEv = 0, bSync = 0, mrc;
     u64 nByte = 0;
-    LjReq *pFree = 0;
     i64 usOldest;
 
     while (w->pHead == 0 && !w->bStop) {
@@ -1250,16 +1302,11 @@ static void *writerMain(void *pArg) {
     }
 
     pthread_mutex_lock(&w->mutex);
-    batchFinish(w, aReq, nReq, mrc, bSync, &pFree);
+    batchFinish(w, aReq, nReq, mrc, bSync);
     pthread_mutex_unlock(&w->mutex);
     if (w->bUnsynced &&
         ljNowUs() - w->usLastSync >= pCfg->usCheckpoint) {
       checkpoint(w); /* a steady stream must not postpone it forever */
-    }
-    while (pFree) {
-      LjReq *pNext = pFree->pNext;
-      reqFree(pFree);
-      pFree = pNext;
     }
     pthread_mutex_lock(&w->mutex);
   }
@@ -1340,6 +1387,12 @@ void ljWriterStop(LjEnv *pEnv) {
   w->eState = W_STOPPED;
   sqlite3_free(w->aHash);
   sqlite3_free(w->apSort);
+  sqlite3_free(w->apSortActor);
+  while (w->pPool) {
+    LjReq *p = w->pPool;
+    w->pPool = p->pNext;
+    sqlite3_free(p);
+  }
   sqlite3_free(w->zLastError);
   pthread_cond_destroy(&w->condWork);
   pthread_cond_destroy(&w->condDone);
