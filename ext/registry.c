@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t ljRegistryMutex = PTHREAD_MUTEX_INITIALIZER;
@@ -120,7 +121,18 @@ void ljGateLeave(LjEnv *p) { pthread_rwlock_unlock(&p->gate); }
 int ljEnvResize(LjEnv *p, i64 szNew) {
   int mrc;
   MDB_envinfo info;
-  pthread_rwlock_wrlock(&p->gate);
+  struct timespec dl;
+  /* The writer holds the gate shared while it waits for LMDB's write lock,
+  ** which a stuck writer in another process may hold forever: give up
+  ** after sync_timeout rather than hang (readers queue behind this). */
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += p->cfg.usSyncTimeout / 1000000;
+  dl.tv_nsec += (long)(p->cfg.usSyncTimeout % 1000000) * 1000;
+  if (dl.tv_nsec >= 1000000000) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000;
+  }
+  if (pthread_rwlock_timedwrlock(&p->gate, &dl)) return EBUSY;
   mdb_env_info(p->env, &info);
   if (szNew > 0 && (i64)info.me_mapsize >= szNew) {
     /* Another thread grew it while we waited. */
@@ -175,6 +187,12 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
   k.mv_size = 6;
   for (;;) {
     mrc = mdb_txn_begin(p->env, 0, bCreate ? 0 : MDB_RDONLY, &txn);
+    if (mrc == MDB_MAP_RESIZED) {
+      /* Another process grew the map since we opened: adopt its size (no
+      ** other thread knows this environment yet). */
+      mrc = mdb_env_set_mapsize(p->env, 0);
+      if (mrc == 0) continue;
+    }
     if (mrc) break;
     for (i = 0; i < LJ_DB_COUNT && mrc == 0; i++) {
       mrc = mdb_dbi_open(txn, azDbName[i], bCreate ? MDB_CREATE : 0,

@@ -1098,15 +1098,11 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
     if (mrc == MDB_MAP_FULL) {
       i64 szNew = pEnv->szMap * 2;
       if (szNew > pEnv->cfg.szMapMax) szNew = pEnv->cfg.szMapMax;
-      if (pEnv->szMap >= pEnv->cfg.szMapMax ||
-          ljEnvResize(pEnv, szNew) != 0) {
-        break;
-      }
-      continue;
-    }
-    if (mrc == MDB_MAP_RESIZED) {
-      if (ljEnvResize(pEnv, 0)) break;
-      continue;
+      if (pEnv->szMap >= pEnv->cfg.szMapMax) break; /* SQLITE_FULL */
+      if ((mrc = ljEnvResize(pEnv, szNew)) == 0) continue;
+      /* the gate could not be had: retried below like any busy error */
+    } else if (mrc == MDB_MAP_RESIZED) {
+      if ((mrc = ljEnvResize(pEnv, 0)) == 0) continue;
     }
     if (mrc == MDB_KEYEXIST && nRetry == 0) {
       /* Our cache disagreed with the store; revalidate from the store. */
