@@ -314,11 +314,9 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   p->m.nStaleReaders = (u64)nDead;
   {
     MDB_envinfo info;
+    int rc = envOpenDbs(p, pzErr); /* may adopt a larger map */
     mdb_env_info(p->env, &info);
     p->szMap = (i64)info.me_mapsize;
-  }
-  {
-    int rc = envOpenDbs(p, pzErr);
     if (rc == SQLITE_OK) rc = ljWriterStart(p, pzErr);
     if (rc != SQLITE_OK) {
       envFree(p);
