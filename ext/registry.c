@@ -142,7 +142,7 @@ int ljEnvResize(LjEnv *p, i64 szNew) {
   mrc = mdb_env_set_mapsize(p->env, (size_t)(szNew > 0 ? szNew : 0));
   if (mrc == 0) {
     mdb_env_info(p->env, &info);
-    p->szMap = (i64)info.me_mapsize;
+    __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
     __atomic_add_fetch(&p->m.nMapResizes, 1, __ATOMIC_RELAXED);
   }
