@@ -1096,9 +1096,9 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
     mrc = batchTxn(w, aReq, nReq, eDur, pbSync);
     if (mrc == 0) return 0;
     if (mrc == MDB_MAP_FULL) {
-      i64 szNew = __atomic_load_n(&pEnv->szMap, __ATOMIC_RELAXED) * 2;
-      if (szNew > pEnv->cfg.szMapMax) szNew = pEnv->cfg.szMapMax;
-      if (szNew / 2 >= pEnv->cfg.szMapMax) break; /* SQLITE_FULL */
+      i64 szCur = __atomic_load_n(&pEnv->szMap, __ATOMIC_RELAXED);
+      i64 szNew = szCur * 2 < pEnv->cfg.szMapMax ? szCur * 2 : pEnv->cfg.szMapMax;
+      if (szCur >= pEnv->cfg.szMapMax) break; /* SQLITE_FULL */
       if ((mrc = ljEnvResize(pEnv, szNew)) == 0) continue;
       /* the gate could not be had: retried below like any busy error */
     } else if (mrc == MDB_MAP_RESIZED) {
