@@ -622,7 +622,6 @@ static void reqFail(LjReq *p, int rc, char *zErr) {
 */
 static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   int i, mrc;
-  u64 aPrev[64];
   i64 tsLast = w->tailTs;
   for (i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
@@ -630,7 +629,6 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
     u64 h;
     mrc = txnHighest(w, txn, a, &h);
     if (mrc) return mrc;
-    if (i < 64) aPrev[i] = h;
     if (e->epoch != a->epoch || e->seq != h + 1) {
       if (e->epoch == a->epoch) {
         pthread_mutex_lock(&w->mutex);
@@ -661,12 +659,9 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
     a->txnHighest = e->seq;
   }
   if (p->rc) {
-    /* Undo this request's effect on the transaction's view. */
-    while (--i >= 0) {
-      LjActor *a = p->aEvent[i].pActor;
-      if (i < 64) a->txnHighest = aPrev[i];
-      else a->txnSerial = 0; /* forces a reload from the store */
-    }
+    /* Undo this request's effect on the transaction's view: every event
+    ** before i passed, so its actor stood at seq-1 before it. */
+    while (--i >= 0) p->aEvent[i].pActor->txnHighest = p->aEvent[i].seq - 1;
     return 0;
   }
   for (i = 0; i < p->nEvent; i++) {
