@@ -225,6 +225,16 @@ LJ_PRIVATE int ljRecCheck(const u8 *a, size_t n);
 
 LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 
+/* Runs: the events db's values (drawing in layout.c). */
+#define LJ_RUN_MAX 256      /* most events in one run */
+#define LJ_RUN_BYTES 16384  /* most record bytes in one run (unless one
+                            ** record alone is larger) */
+LJ_PRIVATE u32 ljRunCount(const u8 *aRun, size_t nRun);
+LJ_PRIVATE int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa,
+                           u32 *pn);
+LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,
+                         MDB_val *pVal, u32 *pi);
+
 /* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
 ** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or
 ** SQLITE_ERROR with *pzErr set (sqlite3_malloc'd). */

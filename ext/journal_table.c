@@ -476,6 +476,8 @@ struct JtIter {
   int bEof;
   int nKey;
   int nPrefix;                          /* tag iterators: len+tag bytes */
+  u32 idx;                              /* events: index in the run */
+  u32 nRun;                             /* events: events in the run */
   u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
 };
 
@@ -546,6 +548,7 @@ struct JtCursor {
   int bDesc;
   int bEof;
   JtIter it;           /* events (fullscan, actor) or pos (pos, ts) */
+  MDB_cursor *cEv;     /* pos, ts, tag: finds the events the index names */
   JtIter *aTag;        /* tag plan: one per tag */
   int nTag;
   u64 num;             /* actor plan: the actor's number */
@@ -588,6 +591,8 @@ static void cursorReset(JtCursor *p) {
   for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
   p->nSlot = p->iSlot = 0;
   iterClose(&p->it);
+  if (p->cEv) mdb_cursor_close(p->cEv);
+  p->cEv = 0;
   for (int i = 0; i < p->nTag; i++) iterClose(&p->aTag[i]);
   sqlite3_free(p->aTag);
   p->aTag = 0;
@@ -646,6 +651,7 @@ static int cursorRemap(JtCursor *p) {
   int mrc = 0;
   if (gen == p->gen) return 0;
   p->gen = gen;
+  if (p->cEv) mrc = mdb_cursor_renew(p->txn, p->cEv);
   for (int i = -1; i < p->nTag && mrc == 0; i++) {
     JtIter *it = i < 0 ? &p->it : &p->aTag[i];
     if (it->c == 0) continue;
@@ -702,13 +708,20 @@ static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
 
 /* Load the event a pos or tag index entry points at (value: num, seq). */
 static int slotLoadIndexed(JtCursor *p, const u8 *aNumSeq) {
-  MDB_val k, v;
-  int mrc;
-  k.mv_data = (void *)aNumSeq;
-  k.mv_size = LJ_EVKEY;
-  mrc = mdb_get(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &k, &v);
+  MDB_val k, v, rec;
+  u64 num = ljGet64(aNumSeq), seq = ljGet64(aNumSeq + 8);
+  const u8 *a;
+  u32 i, n;
+  int mrc = 0;
+  if (p->cEv == 0) {
+    mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &p->cEv);
+  }
+  if (mrc == 0) mrc = ljRunFind(p->cEv, num, seq, &k, &v, &i);
+  if (mrc == 0) mrc = ljRunRecord(v.mv_data, v.mv_size, i, &a, &n);
   if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
-  return slotLoad(p, ljGet64(aNumSeq), ljGet64(aNumSeq + 8), &v);
+  rec.mv_data = (void *)a;
+  rec.mv_size = n;
+  return slotLoad(p, num, seq, &rec);
 }
 
 /* Tag iterators: pick the next pos in merge order, skipping duplicates. */
@@ -742,6 +755,21 @@ static void iterCheck(JtCursor *p, JtIter *it, const u8 *aPrefix,
   if (x < p->lo || x > p->hi) it->bEof = 1;
 }
 
+/* The events iterator entered a run (v): stand on its first or last. */
+static void runEnter(JtIter *it, const MDB_val *v, int bLast) {
+  if (it->bEof) return;
+  it->nRun = ljRunCount(v->mv_data, v->mv_size);
+  it->idx = bLast && it->nRun ? it->nRun - 1 : 0;
+}
+
+/* Actor plan: still this actor's events and inside the seq bounds? */
+static void runCheck(JtCursor *p, JtIter *it) {
+  i64 seq;
+  if (it->bEof || p->ePlan != JT_PLAN_ACTOR) return;
+  seq = (i64)(ljGet64(&it->aKey[8]) + it->idx);
+  if (ljGet64(it->aKey) != p->num || seq < p->lo || seq > p->hi) it->bEof = 1;
+}
+
 /* Does any iterator still stand on a row? */
 static int cursorHasRow(JtCursor *p) {
   if (p->ePlan == JT_PLAN_TAG) return tagPick(p) != 0;
@@ -764,7 +792,17 @@ static int cursorLoad(JtCursor *p) {
     if (v.mv_size != LJ_POSVAL) return SQLITE_CORRUPT;
     return slotLoadIndexed(p, v.mv_data);
   }
-  return slotLoad(p, ljGet64(p->it.aKey), ljGet64(&p->it.aKey[8]), &v);
+  {
+    MDB_val rec;
+    const u8 *a;
+    u32 n;
+    mrc = ljRunRecord(v.mv_data, v.mv_size, p->it.idx, &a, &n);
+    if (mrc) return SQLITE_CORRUPT;
+    rec.mv_data = (void *)a;
+    rec.mv_size = n;
+    return slotLoad(p, ljGet64(p->it.aKey), ljGet64(&p->it.aKey[8]) + p->it.idx,
+                    &rec);
+  }
 }
 
 /* Step the iterators once (no loading). */
@@ -788,15 +826,20 @@ static int cursorStep(JtCursor *p) {
     return mrc;
   }
   if (p->it.bEof) return 0;
+  if (p->ePlan == JT_PLAN_FULL || p->ePlan == JT_PLAN_ACTOR) {
+    JtIter *it = &p->it;
+    if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
+      it->idx += p->bDesc ? -1 : 1; /* within the run */
+    } else {
+      mrc = iterGet(it, &k, &v, op);
+      runEnter(it, &v, p->bDesc);
+    }
+    runCheck(p, it);
+    return mrc;
+  }
   mrc = iterGet(&p->it, &k, &v, op);
   if (mrc || p->it.bEof) return mrc;
-  if (p->ePlan == JT_PLAN_ACTOR) {
-    u8 aPrefix[8];
-    ljPut64(aPrefix, p->num);
-    iterCheck(p, &p->it, aPrefix, 8);
-  } else if (p->ePlan != JT_PLAN_FULL) {
-    iterCheck(p, &p->it, 0, 0);
-  }
+  iterCheck(p, &p->it, 0, 0);
   return 0;
 }
 
@@ -994,6 +1037,7 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   switch (p->ePlan) {
     case JT_PLAN_FULL:
       mrc = iterGet(&p->it, &k, &v, p->bDesc ? MDB_LAST : MDB_FIRST);
+      runEnter(&p->it, &v, p->bDesc);
       break;
     case JT_PLAN_ACTOR: {
       const char *z;
@@ -1015,18 +1059,26 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
         p->bEof = 1;
         goto done;
       }
-      if (p->bDesc) {
-        if (hi == INT64_MAX) ljEvKey(aKey, p->num + 1, 0);
-        else ljEvKey(aKey, p->num, (u64)hi + 1);
-      } else {
-        ljEvKey(aKey, p->num, (u64)lo);
+      /* Start inside the run holding the first (last) wanted seq, or
+      ** on the next (previous) run when that seq does not exist. */
+      {
+        u32 idx;
+        u64 seqStart = p->bDesc ? (u64)hi : (u64)lo;
+        mrc = ljRunFind(p->it.c, p->num, seqStart, &k, &v, &idx);
+        if (mrc == 0) {
+          memcpy(p->it.aKey, k.mv_data, LJ_EVKEY);
+          p->it.nKey = LJ_EVKEY;
+          p->it.bEof = 0;
+          runEnter(&p->it, &v, 0);
+          p->it.idx = idx;
+        } else if (mrc == MDB_NOTFOUND) {
+          if (p->bDesc && hi == INT64_MAX) ljEvKey(aKey, p->num + 1, 0);
+          else ljEvKey(aKey, p->num, p->bDesc ? (u64)hi + 1 : (u64)lo);
+          mrc = iterSeek(&p->it, aKey, LJ_EVKEY, p->bDesc, &k, &v);
+          runEnter(&p->it, &v, p->bDesc);
+        }
       }
-      mrc = iterSeek(&p->it, aKey, LJ_EVKEY, p->bDesc, &k, &v);
-      if (mrc == 0) {
-        u8 aPrefix[8];
-        ljPut64(aPrefix, p->num);
-        iterCheck(p, &p->it, aPrefix, 8);
-      }
+      runCheck(p, &p->it);
       break;
     }
     case JT_PLAN_TS: {

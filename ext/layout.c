@@ -17,14 +17,23 @@
 **                                               (written by truncation)
 **   actors     actor id bytes (1..400)          num u64 | floor u64
 **   actnum     num u64                          actor id bytes
-**   events     num u64 | seq u64                event record (below)
+**   events     num u64 | first seq u64          run of event records (below)
 **   pos        pos u64                          num u64 | seq u64 | ts i64
 **   tags       len u16 | tag bytes | pos u64    num u64 | seq u64
 **   snapshots  num u64 | seq u64                snapshot record (same form)
 **
 **   actors.floor is the highest seq at the last truncation: an actor's
 **   highest seq is max(floor, seq of its last event), so it survives the
-**   deletion of every event.  Actor numbers start at 1 and only grow; pos
+**   deletion of every event.
+**
+**   A run holds consecutive events of one actor written by one commit:
+**   the writer puts one run per actor per batch (at most LJ_RUN_MAX events
+**   or LJ_RUN_BYTES bytes), so a batch over 100 actors costs 100 B-tree
+**   puts, not one per event.  Runs never overlap: the run keyed (n, s)
+**   with k events holds seqs s .. s+k-1.
+**
+**    run:  count u32 | end u32 [count] | record 0 | record 1 | ...
+**          end[i] is where record i ends, counted from the first record  Actor numbers start at 1 and only grow; pos
 **   starts at 1 and only grows (gaps appear only where truncation removed
 **   events).  Both are assigned inside the LMDB write transaction, so they
 **   are gap-free across processes.
@@ -147,6 +156,53 @@ u32 ljCrc32c(u32 crc, const void *pData, size_t n) {
 #endif
   while (n--) crc = aCrcTable[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
   return ~crc;
+}
+
+/* Record i of a run.  Returns 0, or MDB_CORRUPTED for a malformed run. */
+int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa, u32 *pn) {
+  u32 n, beg, end;
+  if (nRun < 4) return MDB_CORRUPTED;
+  n = ljGet32(aRun);
+  if (i >= n || nRun < 4 + 4 * (size_t)n) return MDB_CORRUPTED;
+  beg = i ? ljGet32(&aRun[4 + 4 * (i - 1)]) : 0;
+  end = ljGet32(&aRun[4 + 4 * i]);
+  if (beg > end || 4 + 4 * (size_t)n + end > nRun) return MDB_CORRUPTED;
+  *pa = &aRun[4 + 4 * n + beg];
+  *pn = end - beg;
+  return 0;
+}
+
+u32 ljRunCount(const u8 *aRun, size_t nRun) {
+  return nRun < 4 ? 0 : ljGet32(aRun);
+}
+
+/*
+** Position c on the run holding event (num, seq) and return its index in
+** *pi.  MDB_NOTFOUND if there is no such event.
+*/
+int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey, MDB_val *pVal,
+              u32 *pi) {
+  u8 aKey[LJ_EVKEY];
+  int mrc;
+  u64 s0;
+  ljEvKey(aKey, num, seq);
+  pKey->mv_data = aKey;
+  pKey->mv_size = LJ_EVKEY;
+  mrc = mdb_cursor_get(c, pKey, pVal, MDB_SET_RANGE);
+  if (mrc == 0 && memcmp(pKey->mv_data, aKey, LJ_EVKEY) == 0) {
+    *pi = 0;
+    return 0;
+  }
+  if (mrc == 0) mrc = mdb_cursor_get(c, pKey, pVal, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
+  if (mrc) return mrc;
+  if (pKey->mv_size != LJ_EVKEY || ljGet64(pKey->mv_data) != num)
+    return MDB_NOTFOUND;
+  s0 = ljGet64((u8 *)pKey->mv_data + 8);
+  if (seq < s0 || seq - s0 >= ljRunCount(pVal->mv_data, pVal->mv_size))
+    return MDB_NOTFOUND;
+  *pi = (u32)(seq - s0);
+  return 0;
 }
 
 void ljEvKey(u8 *aKey, u64 actorNum, u64 seq) {
@@ -449,7 +505,8 @@ int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
   if (mrc == 0) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
   else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
   if (mrc == 0 && k.mv_size == LJ_EVKEY && ljGet64(k.mv_data) == num) {
-    last = ljGet64((u8 *)k.mv_data + 8);
+    u32 n = ljRunCount(v.mv_data, v.mv_size);
+    last = ljGet64((u8 *)k.mv_data + 8) + (n ? n - 1 : 0);
   }
   mdb_cursor_close(c);
   if (mrc && mrc != MDB_NOTFOUND) return mrc;

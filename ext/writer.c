@@ -772,15 +772,32 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   }
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &cEv);
   if (mrc) return mrc;
-  for (i = 0; i < n && mrc == 0; i++) {
-    LjEvent *e = w->apSort[i];
-    ljEvKey(aKey, e->pActor->num, e->seq);
+  /* One run per actor (split at LJ_RUN_MAX events / LJ_RUN_BYTES). */
+  for (i = 0; i < n && mrc == 0;) {
+    LjActor *a = w->apSort[i]->pActor;
+    size_t j = i, nRun, nByte = 0, off = 0;
+    u8 *z;
+    while (j < n && j - i < LJ_RUN_MAX && w->apSort[j]->pActor == a &&
+           (j == i || nByte + w->apSort[j]->nRec <= LJ_RUN_BYTES)) {
+      nByte += w->apSort[j++]->nRec;
+    }
+    nRun = j - i;
+    ljEvKey(aKey, a->num, w->apSort[i]->seq);
     k.mv_data = aKey;
     k.mv_size = LJ_EVKEY;
     v.mv_data = 0;
-    v.mv_size = e->nRec;
+    v.mv_size = 4 + 4 * nRun + nByte;
     mrc = mdb_cursor_put(cEv, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (mrc == 0) memcpy(v.mv_data, e->aRec, e->nRec);
+    if (mrc) break;
+    z = (u8 *)v.mv_data;
+    ljPut32(z, (u32)nRun);
+    for (size_t x = 0; x < nRun; x++) {
+      LjEvent *e = w->apSort[i + x];
+      memcpy(&z[4 + 4 * nRun + off], e->aRec, e->nRec);
+      off += e->nRec;
+      ljPut32(&z[4 + 4 * x], (u32)off);
+    }
+    i = j;
   }
   mdb_cursor_close(cEv);
   if (mrc) return mrc;
@@ -885,6 +902,38 @@ static int tagDel(void *pArg, const u8 *aTag, int nTag) {
   return t->mrc ? 1 : 0;
 }
 
+/* Remove record i of a run from the pos and tag indexes. */
+static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun,
+                         size_t nRun, u32 i) {
+  LjRec rec;
+  u8 *aUnz = 0;
+  size_t nUnz = 0;
+  u8 aPos[8];
+  MDB_val pk;
+  const u8 *a;
+  u32 n;
+  int mrc = ljRunRecord(aRun, nRun, i, &a, &n);
+  if (mrc) return mrc;
+  if (ljRecDecode(a, n, &rec, &aUnz, &nUnz)) return MDB_CORRUPTED;
+  sqlite3_free(aUnz);
+  ljPut64(aPos, rec.pos);
+  pk.mv_data = aPos;
+  pk.mv_size = 8;
+  mrc = mdb_del(txn, pEnv->aDbi[LJ_DB_POS], &pk, 0);
+  if (mrc == 0 && rec.nTags) {
+    TagDel t;
+    char *zErr = 0;
+    t.txn = txn;
+    t.dbi = pEnv->aDbi[LJ_DB_TAGS];
+    t.pos = rec.pos;
+    t.mrc = 0;
+    ljTagsParse((const char *)rec.aTags, rec.nTags, tagDel, &t, &zErr);
+    sqlite3_free(zErr);
+    mrc = t.mrc;
+  }
+  return mrc;
+}
+
 /*
 ** Delete an actor's events up to p->iToSeq with their pos and tag index
 ** entries, and raise the actor's floor to its highest seq so that the
@@ -911,42 +960,54 @@ static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p) {
   mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   while (mrc == 0 && ljGet64(k.mv_data) == num &&
          ljGet64((u8 *)k.mv_data + 8) <= upTo) {
-    LjRec rec;
-    u8 *aUnz = 0;
-    size_t nUnz = 0;
-    u8 aPos[8];
-    MDB_val pk;
-    if (ljRecDecode(v.mv_data, v.mv_size, &rec, &aUnz, &nUnz)) {
-      mrc = MDB_CORRUPTED;
-      break;
+    u64 s0 = ljGet64((u8 *)k.mv_data + 8);
+    u32 nRun = ljRunCount(v.mv_data, v.mv_size);
+    u32 nDel = (u32)(upTo - s0 + 1 < nRun ? upTo - s0 + 1 : nRun);
+    u8 *aKeep = 0;
+    size_t nKeep = 0;
+    for (u32 i = 0; i < nDel && mrc == 0; i++) {
+      mrc = unindexRecord(pEnv, txn, v.mv_data, v.mv_size, i);
     }
-    sqlite3_free(aUnz);
-    ljPut64(aPos, rec.pos);
-    pk.mv_data = aPos;
-    pk.mv_size = 8;
-    mrc = mdb_del(txn, pEnv->aDbi[LJ_DB_POS], &pk, 0);
-    if (mrc == 0 && rec.nTags) {
-      TagDel t;
-      char *zErr = 0;
-      t.txn = txn;
-      t.dbi = pEnv->aDbi[LJ_DB_TAGS];
-      t.pos = rec.pos;
-      t.mrc = 0;
-      ljTagsParse((const char *)rec.aTags, rec.nTags, tagDel, &t, &zErr);
-      sqlite3_free(zErr);
-      mrc = t.mrc;
+    if (mrc) break;
+    if (nDel < nRun) {
+      /* A partial run: keep its tail as a new run starting at upTo+1. */
+      const u8 *a0, *aLast;
+      u32 n0, nLast;
+      mrc = ljRunRecord(v.mv_data, v.mv_size, nDel, &a0, &n0);
+      if (mrc == 0) mrc = ljRunRecord(v.mv_data, v.mv_size, nRun - 1, &aLast, &nLast);
+      if (mrc) break;
+      nKeep = 4 + 4 * (size_t)(nRun - nDel) + (size_t)(aLast + nLast - a0);
+      aKeep = sqlite3_malloc64(nKeep);
+      if (aKeep == 0) {
+        mrc = ENOMEM;
+        break;
+      }
+      ljPut32(aKeep, nRun - nDel);
+      for (u32 i = nDel; i < nRun; i++) {
+        const u8 *a;
+        u32 n;
+        ljRunRecord(v.mv_data, v.mv_size, i, &a, &n);
+        ljPut32(&aKeep[4 + 4 * (i - nDel)], (u32)(a + n - a0));
+      }
+      memcpy(&aKeep[4 + 4 * (nRun - nDel)], a0, (size_t)(aLast + nLast - a0));
     }
-    if (mrc == 0) {
-      memcpy(aKey, k.mv_data, LJ_EVKEY);
-      mrc = mdb_cursor_del(c, 0);
-    }
-    if (mrc == 0) {
-      /* Re-seek from the deleted key: the next one is the successor. */
-      p->nResult++;
+    memcpy(aKey, k.mv_data, LJ_EVKEY);
+    mrc = mdb_cursor_del(c, 0);
+    if (mrc == 0 && aKeep) {
+      ljEvKey(aKey, num, upTo + 1);
       k.mv_data = aKey;
       k.mv_size = LJ_EVKEY;
-      mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+      v.mv_data = aKeep;
+      v.mv_size = nKeep;
+      mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_EVENTS], &k, &v, MDB_NOOVERWRITE);
     }
+    sqlite3_free(aKeep);
+    if (mrc) break;
+    p->nResult += nDel;
+    /* Re-seek from the deleted key: the next one is the successor. */
+    k.mv_data = aKey;
+    k.mv_size = LJ_EVKEY;
+    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   }
   mdb_cursor_close(c);
   if (mrc && mrc != MDB_NOTFOUND) return mrc;
