@@ -234,6 +234,11 @@ LJ_PRIVATE int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa,
                            u32 *pn);
 LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,
                          MDB_val *pVal, u32 *pi);
+/* Manifests: the pos db's values, LJ_MANI_ENTRY bytes per pos. */
+#define LJ_MANI_ENTRY 24
+LJ_PRIVATE u32 ljManiCount(const MDB_val *v);
+LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
+                          MDB_val *pVal, u32 *pi);
 
 /* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
 ** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or

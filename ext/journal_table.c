@@ -756,18 +756,98 @@ static void iterCheck(JtCursor *p, JtIter *it, const u8 *aPrefix,
 }
 
 /* The events iterator entered a run (v): stand on its first or last. */
-static void runEnter(JtIter *it, const MDB_val *v, int bLast) {
+/*
+** The main iterator walks spans: runs of the events db (fullscan, actor)
+** or manifests of the pos db (pos, ts), standing on entry idx of nRun.
+*/
+static int isPosPlan(const JtCursor *p) {
+  return p->ePlan == JT_PLAN_POS || p->ePlan == JT_PLAN_TS;
+}
+
+/* The iterator entered a span (v): stand on its first or last entry. */
+static void runEnter(JtCursor *p, const MDB_val *v, int bLast) {
+  JtIter *it = &p->it;
   if (it->bEof) return;
-  it->nRun = ljRunCount(v->mv_data, v->mv_size);
+  it->nRun = isPosPlan(p) ? ljManiCount(v) : ljRunCount(v->mv_data, v->mv_size);
   it->idx = bLast && it->nRun ? it->nRun - 1 : 0;
 }
 
-/* Actor plan: still this actor's events and inside the seq bounds? */
-static void runCheck(JtCursor *p, JtIter *it) {
-  i64 seq;
-  if (it->bEof || p->ePlan != JT_PLAN_ACTOR) return;
-  seq = (i64)(ljGet64(&it->aKey[8]) + it->idx);
-  if (ljGet64(it->aKey) != p->num || seq < p->lo || seq > p->hi) it->bEof = 1;
+/* Still inside the plan's range?  Marks the iterator EOF when not. */
+static void runCheck(JtCursor *p) {
+  JtIter *it = &p->it;
+  i64 x;
+  if (it->bEof || p->ePlan == JT_PLAN_FULL) return;
+  if (p->ePlan == JT_PLAN_ACTOR) {
+    if (ljGet64(it->aKey) != p->num) {
+      it->bEof = 1;
+      return;
+    }
+    x = (i64)(ljGet64(&it->aKey[8]) + it->idx);
+  } else {
+    x = (i64)(ljGet64(it->aKey) + it->idx);
+  }
+  if (x < p->lo || x > p->hi) it->bEof = 1;
+}
+
+/* Step the span iterator by one entry, skipping the manifest entries of
+** truncated events. */
+static int runStep(JtCursor *p) {
+  JtIter *it = &p->it;
+  MDB_val k, v;
+  int mrc = 0;
+  for (;;) {
+    if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
+      it->idx += p->bDesc ? -1 : 1; /* within the span */
+    } else {
+      mrc = iterGet(it, &k, &v, p->bDesc ? MDB_PREV : MDB_NEXT);
+      runEnter(p, &v, p->bDesc);
+    }
+    if (mrc || it->bEof || !isPosPlan(p)) break;
+    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
+    if (mrc || ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * it->idx) != 0) break;
+  }
+  runCheck(p);
+  return mrc;
+}
+
+/*
+** Position the span iterator on entry x (seq of p->num, or pos), or on the
+** nearest existing one in the scan direction.
+*/
+static int runSeek(JtCursor *p, u64 x) {
+  JtIter *it = &p->it;
+  MDB_val k, v;
+  u8 aKey[LJ_EVKEY];
+  int nPrefix = isPosPlan(p) ? 0 : 8;
+  u32 idx;
+  int mrc = isPosPlan(p) ? ljManiFind(it->c, x, &k, &v, &idx)
+                         : ljRunFind(it->c, p->num, x, &k, &v, &idx);
+  if (mrc == 0) {
+    memcpy(it->aKey, k.mv_data, k.mv_size);
+    it->nKey = (int)k.mv_size;
+    it->bEof = 0;
+    runEnter(p, &v, 0);
+    it->idx = idx;
+  } else if (mrc == MDB_NOTFOUND) {
+    /* Not held by any span: the first span after x, or the last before. */
+    if (nPrefix) ljPut64(aKey, p->num);
+    if (p->bDesc && x >= (u64)INT64_MAX) {
+      if (nPrefix) ljEvKey(aKey, p->num + 1, 0);
+      else ljPut64(aKey, (u64)INT64_MAX);
+    } else {
+      ljPut64(&aKey[nPrefix], p->bDesc ? x + 1 : x);
+    }
+    mrc = iterSeek(it, aKey, nPrefix + 8, p->bDesc, &k, &v);
+    runEnter(p, &v, p->bDesc);
+  }
+  if (mrc == 0 && !it->bEof && isPosPlan(p)) {
+    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
+    if (mrc == 0 && ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * it->idx) == 0) {
+      return runStep(p); /* a truncated event: move on */
+    }
+  }
+  runCheck(p);
+  return mrc;
 }
 
 /* Does any iterator still stand on a row? */
@@ -788,9 +868,9 @@ static int cursorLoad(JtCursor *p) {
     if (v.mv_size != 16) return SQLITE_CORRUPT;
     return slotLoadIndexed(p, v.mv_data);
   }
-  if (p->ePlan == JT_PLAN_POS || p->ePlan == JT_PLAN_TS) {
-    if (v.mv_size != LJ_POSVAL) return SQLITE_CORRUPT;
-    return slotLoadIndexed(p, v.mv_data);
+  if (isPosPlan(p)) {
+    if (v.mv_size < LJ_MANI_ENTRY * ((size_t)p->it.idx + 1)) return SQLITE_CORRUPT;
+    return slotLoadIndexed(p, (const u8 *)v.mv_data + LJ_MANI_ENTRY * p->it.idx);
   }
   {
     MDB_val rec;
@@ -826,21 +906,7 @@ static int cursorStep(JtCursor *p) {
     return mrc;
   }
   if (p->it.bEof) return 0;
-  if (p->ePlan == JT_PLAN_FULL || p->ePlan == JT_PLAN_ACTOR) {
-    JtIter *it = &p->it;
-    if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
-      it->idx += p->bDesc ? -1 : 1; /* within the run */
-    } else {
-      mrc = iterGet(it, &k, &v, op);
-      runEnter(it, &v, p->bDesc);
-    }
-    runCheck(p, it);
-    return mrc;
-  }
-  mrc = iterGet(&p->it, &k, &v, op);
-  if (mrc || p->it.bEof) return mrc;
-  iterCheck(p, &p->it, 0, 0);
-  return 0;
+  return runStep(p);
 }
 
 /* Decode the current slot. */
@@ -928,7 +994,6 @@ static int posForTs(JtCursor *p, i64 ts, int bAfter, i64 *pPos) {
   MDB_val k, v;
   int mrc;
   u64 lo, hi;
-  u8 aKey[8];
   mrc = iterGet(&p->it, &k, &v, MDB_FIRST);
   if (mrc || p->it.bEof) {
     *pPos = 1;
@@ -937,22 +1002,30 @@ static int posForTs(JtCursor *p, i64 ts, int bAfter, i64 *pPos) {
   lo = ljGet64(k.mv_data);
   mrc = iterGet(&p->it, &k, &v, MDB_LAST);
   if (mrc) return mrc;
-  hi = ljGet64(k.mv_data) + 1;
+  hi = ljGet64(k.mv_data) + ljManiCount(&v);
+  /* Truncated entries keep their ts, so every pos in [lo, hi) has one. */
   while (lo < hi) {
     u64 mid = lo + (hi - lo) / 2;
+    u32 idx;
     i64 tsMid;
-    int bTrue;
-    ljPut64(aKey, mid);
-    mrc = iterSeek(&p->it, aKey, 8, 0, &k, &v);
-    if (mrc) return mrc;
-    if (p->it.bEof) {
-      hi = mid;
-      continue;
+    mrc = ljManiFind(p->it.c, mid, &k, &v, &idx);
+    if (mrc == MDB_NOTFOUND) { /* a gap left by a deleted manifest */
+      u8 aKey[8];
+      ljPut64(aKey, mid);
+      k.mv_data = aKey;
+      k.mv_size = 8;
+      mrc = mdb_cursor_get(p->it.c, &k, &v, MDB_SET_RANGE);
+      idx = 0;
+      if (mrc == MDB_NOTFOUND) {
+        hi = mid;
+        continue;
+      }
+      if (mrc == 0) mid = ljGet64(k.mv_data);
     }
-    tsMid = (i64)ljGet64((u8 *)v.mv_data + 16);
-    bTrue = bAfter ? tsMid > ts : tsMid >= ts;
-    if (bTrue) hi = mid;
-    else lo = ljGet64(k.mv_data) + 1;
+    if (mrc) return mrc;
+    tsMid = (i64)ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * idx + 16);
+    if (bAfter ? tsMid > ts : tsMid >= ts) hi = mid;
+    else lo = mid + 1;
   }
   *pPos = (i64)lo;
   return 0;
@@ -1037,13 +1110,12 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   switch (p->ePlan) {
     case JT_PLAN_FULL:
       mrc = iterGet(&p->it, &k, &v, p->bDesc ? MDB_LAST : MDB_FIRST);
-      runEnter(&p->it, &v, p->bDesc);
+      runEnter(p, &v, p->bDesc);
       break;
     case JT_PLAN_ACTOR: {
       const char *z;
       int n;
       u64 floor, highest;
-      u8 aKey[LJ_EVKEY];
       char *zErr = 0;
       rc = ljCheckActor(pKey, "actor_id", &z, &n, &zErr);
       sqlite3_free(zErr);
@@ -1059,26 +1131,7 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
         p->bEof = 1;
         goto done;
       }
-      /* Start inside the run holding the first (last) wanted seq, or
-      ** on the next (previous) run when that seq does not exist. */
-      {
-        u32 idx;
-        u64 seqStart = p->bDesc ? (u64)hi : (u64)lo;
-        mrc = ljRunFind(p->it.c, p->num, seqStart, &k, &v, &idx);
-        if (mrc == 0) {
-          memcpy(p->it.aKey, k.mv_data, LJ_EVKEY);
-          p->it.nKey = LJ_EVKEY;
-          p->it.bEof = 0;
-          runEnter(&p->it, &v, 0);
-          p->it.idx = idx;
-        } else if (mrc == MDB_NOTFOUND) {
-          if (p->bDesc && hi == INT64_MAX) ljEvKey(aKey, p->num + 1, 0);
-          else ljEvKey(aKey, p->num, p->bDesc ? (u64)hi + 1 : (u64)lo);
-          mrc = iterSeek(&p->it, aKey, LJ_EVKEY, p->bDesc, &k, &v);
-          runEnter(&p->it, &v, p->bDesc);
-        }
-      }
-      runCheck(p, &p->it);
+      mrc = runSeek(p, p->bDesc ? (u64)hi : (u64)lo);
       break;
     }
     case JT_PLAN_TS: {
@@ -1095,17 +1148,9 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
       }
     }
     /* fall through */
-    case JT_PLAN_POS: {
-      u8 aKey[8];
-      if (p->bDesc) {
-        ljPut64(aKey, hi == INT64_MAX ? (u64)INT64_MAX : (u64)hi + 1);
-      } else {
-        ljPut64(aKey, (u64)lo);
-      }
-      mrc = iterSeek(&p->it, aKey, 8, p->bDesc, &k, &v);
-      if (mrc == 0) iterCheck(p, &p->it, 0, 0);
+    case JT_PLAN_POS:
+      mrc = runSeek(p, p->bDesc ? (u64)hi : (u64)lo);
       break;
-    }
     case JT_PLAN_TAG: {
       sqlite3_value *pVal = 0;
       int nAlloc = 0;

@@ -18,7 +18,8 @@
 **   actors     actor id bytes (1..400)          num u64 | floor u64
 **   actnum     num u64                          actor id bytes
 **   events     num u64 | first seq u64          run of event records (below)
-**   pos        pos u64                          num u64 | seq u64 | ts i64
+**   pos        first pos u64 of a commit        manifest: per pos, in order,
+**                                               num u64 | seq u64 | ts i64
 **   tags       len u16 | tag bytes | pos u64    num u64 | seq u64
 **   snapshots  num u64 | seq u64                snapshot record (same form)
 **
@@ -33,7 +34,11 @@
 **   with k events holds seqs s .. s+k-1.
 **
 **    run:  count u32 | end u32 [count] | record 0 | record 1 | ...
-**          end[i] is where record i ends, counted from the first record  Actor numbers start at 1 and only grow; pos
+**          end[i] is where record i ends, counted from the first record
+**
+**   The pos index is likewise one value per commit (a manifest), put with
+**   MDB_APPEND: its entry i describes pos first+i.  An entry whose event
+**   was truncated keeps its ts (ts stays searchable) and has num 0.  Actor numbers start at 1 and only grow; pos
 **   starts at 1 and only grows (gaps appear only where truncation removed
 **   events).  Both are assigned inside the LMDB write transaction, so they
 **   are gap-free across processes.
@@ -176,33 +181,54 @@ u32 ljRunCount(const u8 *aRun, size_t nRun) {
   return nRun < 4 ? 0 : ljGet32(aRun);
 }
 
+u32 ljManiCount(const MDB_val *v) { return (u32)(v->mv_size / LJ_MANI_ENTRY); }
+
+static u32 runCountVal(const MDB_val *v) {
+  return ljRunCount(v->mv_data, v->mv_size);
+}
+
 /*
-** Position c on the run holding event (num, seq) and return its index in
-** *pi.  MDB_NOTFOUND if there is no such event.
+** Runs and manifests are both spans: a value keyed prefix|start covers
+** start .. start+count-1.  Position c on the span of the given prefix
+** holding x and return x's index in *pi; MDB_NOTFOUND if none holds it.
 */
-int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey, MDB_val *pVal,
-              u32 *pi) {
-  u8 aKey[LJ_EVKEY];
+static int spanFind(MDB_cursor *c, const u8 *aKey, int nPrefix,
+                    u32 (*xCount)(const MDB_val *), MDB_val *pKey,
+                    MDB_val *pVal, u32 *pi) {
+  int nKey = nPrefix + 8;
+  u64 x = ljGet64(&aKey[nPrefix]), s0;
   int mrc;
-  u64 s0;
-  ljEvKey(aKey, num, seq);
-  pKey->mv_data = aKey;
-  pKey->mv_size = LJ_EVKEY;
+  pKey->mv_data = (void *)aKey;
+  pKey->mv_size = (size_t)nKey;
   mrc = mdb_cursor_get(c, pKey, pVal, MDB_SET_RANGE);
-  if (mrc == 0 && memcmp(pKey->mv_data, aKey, LJ_EVKEY) == 0) {
+  if (mrc == 0 && memcmp(pKey->mv_data, aKey, (size_t)nKey) == 0) {
     *pi = 0;
     return 0;
   }
   if (mrc == 0) mrc = mdb_cursor_get(c, pKey, pVal, MDB_PREV);
   else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
   if (mrc) return mrc;
-  if (pKey->mv_size != LJ_EVKEY || ljGet64(pKey->mv_data) != num)
+  if (pKey->mv_size != (size_t)nKey || memcmp(pKey->mv_data, aKey, (size_t)nPrefix))
     return MDB_NOTFOUND;
-  s0 = ljGet64((u8 *)pKey->mv_data + 8);
-  if (seq < s0 || seq - s0 >= ljRunCount(pVal->mv_data, pVal->mv_size))
-    return MDB_NOTFOUND;
-  *pi = (u32)(seq - s0);
+  s0 = ljGet64((u8 *)pKey->mv_data + nPrefix);
+  if (x < s0 || x - s0 >= xCount(pVal)) return MDB_NOTFOUND;
+  *pi = (u32)(x - s0);
   return 0;
+}
+
+/* Position c on the run holding event (num, seq). */
+int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey, MDB_val *pVal,
+              u32 *pi) {
+  u8 aKey[LJ_EVKEY];
+  ljEvKey(aKey, num, seq);
+  return spanFind(c, aKey, 8, runCountVal, pKey, pVal, pi);
+}
+
+/* Position c on the manifest holding pos. */
+int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey, MDB_val *pVal, u32 *pi) {
+  u8 aKey[8];
+  ljPut64(aKey, pos);
+  return spanFind(c, aKey, 0, ljManiCount, pKey, pVal, pi);
 }
 
 void ljEvKey(u8 *aKey, u64 actorNum, u64 seq) {

@@ -708,7 +708,8 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   size_t n = 0, i, nActor = 0, nPlaced;
   int r, mrc;
   MDB_val k, v;
-  u8 aKey[LJ_EVKEY], aVal[LJ_POSVAL];
+  u8 aKey[LJ_EVKEY], aPos[8];
+  u8 *aMani = 0;
 
   if (nEv > w->nSortAlloc) {
     LjEvent **a = sqlite3_realloc64(w->apSort, sizeof(LjEvent *) * nEv);
@@ -801,25 +802,31 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   }
   mdb_cursor_close(cEv);
   if (mrc) return mrc;
-  /* The pos index in pos order: always the end of the tree. */
+  /* The manifest: this commit's positions, in pos order, as one value at
+  ** the end of the pos tree.  Positions of accepted events are contiguous
+  ** (validateReq hands them out one by one). */
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &cPos);
   if (mrc) return mrc;
+  ljPut64(aPos, w->apSort[0]->pos);
+  for (i = 1; i < n; i++) {
+    if (w->apSort[i]->pos < ljGet64(aPos)) ljPut64(aPos, w->apSort[i]->pos);
+  }
+  k.mv_data = aPos;
+  k.mv_size = 8;
+  v.mv_data = 0;
+  v.mv_size = LJ_MANI_ENTRY * n;
+  mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND | MDB_RESERVE);
+  if (mrc == 0) aMani = (u8 *)v.mv_data;
   for (r = 0; r < nReq && mrc == 0; r++) {
     LjReq *p = aReq[r];
     if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
     for (int j = 0; j < p->nEvent && mrc == 0; j++) {
       LjEvent *e = &p->aEvent[j];
-      u8 aPos[8];
-      ljPut64(aPos, e->pos);
+      u8 *aVal = &aMani[LJ_MANI_ENTRY * (e->pos - ljGet64(aPos))];
       ljPut64(aVal, e->pActor->num);
       ljPut64(&aVal[8], e->seq);
       memcpy(&aVal[16], &e->aRec[16], 8); /* ts, already big-endian */
-      k.mv_data = aPos;
-      k.mv_size = 8;
-      v.mv_data = aVal;
-      v.mv_size = LJ_POSVAL;
-      mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND);
-      if (mrc == 0 && ljGet16(&e->aRec[26]) > 0) {
+      if (ljGet16(&e->aRec[26]) > 0) {
         TagCtx t;
         char *zErr = 0;
         if (cTag == 0) {
@@ -855,9 +862,10 @@ static int loadTail(LjWriter *w, MDB_txn *txn) {
   mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_POS], &c);
   if (mrc) return mrc;
   mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (mrc == 0 && k.mv_size == 8 && v.mv_size == LJ_POSVAL) {
-    w->tailPos = ljGet64(k.mv_data);
-    w->tailTs = (i64)ljGet64((u8 *)v.mv_data + 16);
+  if (mrc == 0 && k.mv_size == 8 && ljManiCount(&v) > 0) {
+    u32 nMani = ljManiCount(&v);
+    w->tailPos = ljGet64(k.mv_data) + nMani - 1;
+    w->tailTs = (i64)ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * (nMani - 1) + 16);
   }
   mdb_cursor_close(c);
   if (mrc && mrc != MDB_NOTFOUND) return mrc;
@@ -902,24 +910,55 @@ static int tagDel(void *pArg, const u8 *aTag, int nTag) {
   return t->mrc ? 1 : 0;
 }
 
+/*
+** Mark pos as deleted in its manifest (num 0, ts kept so that the ts
+** search still sees a non-decreasing sequence); a manifest left with only
+** deleted entries goes.
+*/
+static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
+  MDB_cursor *c;
+  MDB_val k, v;
+  u32 i, n, nLive = 0;
+  u8 *a;
+  int mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c);
+  if (mrc) return mrc;
+  mrc = ljManiFind(c, pos, &k, &v, &i);
+  if (mrc == MDB_NOTFOUND) mrc = 0; /* already gone */
+  else if (mrc == 0) {
+    n = ljManiCount(&v);
+    a = sqlite3_malloc64(v.mv_size);
+    if (a == 0) {
+      mrc = ENOMEM;
+    } else {
+      memcpy(a, v.mv_data, v.mv_size);
+      memset(&a[LJ_MANI_ENTRY * i], 0, 8);
+      for (u32 x = 0; x < n; x++) nLive += ljGet64(&a[LJ_MANI_ENTRY * x]) != 0;
+      if (nLive == 0) {
+        mrc = mdb_cursor_del(c, 0);
+      } else {
+        v.mv_data = a;
+        mrc = mdb_cursor_put(c, &k, &v, MDB_CURRENT);
+      }
+      sqlite3_free(a);
+    }
+  }
+  mdb_cursor_close(c);
+  return mrc;
+}
+
 /* Remove record i of a run from the pos and tag indexes. */
 static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun,
                          size_t nRun, u32 i) {
   LjRec rec;
   u8 *aUnz = 0;
   size_t nUnz = 0;
-  u8 aPos[8];
-  MDB_val pk;
   const u8 *a;
   u32 n;
   int mrc = ljRunRecord(aRun, nRun, i, &a, &n);
   if (mrc) return mrc;
   if (ljRecDecode(a, n, &rec, &aUnz, &nUnz)) return MDB_CORRUPTED;
   sqlite3_free(aUnz);
-  ljPut64(aPos, rec.pos);
-  pk.mv_data = aPos;
-  pk.mv_size = 8;
-  mrc = mdb_del(txn, pEnv->aDbi[LJ_DB_POS], &pk, 0);
+  mrc = maniTombstone(pEnv, txn, rec.pos);
   if (mrc == 0 && rec.nTags) {
     TagDel t;
     char *zErr = 0;
@@ -1379,8 +1418,10 @@ static void initLastPos(LjWriter *w) {
   ljGateEnter(pEnv);
   if (ljReadBegin(pEnv, &txn) == 0) {
     if (mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c) == 0) {
-      if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
-        w->lastPos = w->durablePos = (i64)ljGet64(k.mv_data);
+      if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 &&
+          ljManiCount(&v) > 0) {
+        w->lastPos = w->durablePos =
+            (i64)(ljGet64(k.mv_data) + ljManiCount(&v) - 1);
       }
       mdb_cursor_close(c);
     }
