@@ -11,9 +11,9 @@
 **   journal_debug()                      -> build and library versions
 **
 ** T names an lmdb_journal table of the calling connection ("j" or
-** "main.j").  The resolved table is cached per statement with
-** sqlite3_set_auxdata, holding a reference so a table dropped meanwhile
-** is noticed instead of dereferenced.  Functions that write are
+** "main.j").  The connection remembers the last name resolved (statements
+** are usually reset after every row, which would drop auxdata), and a
+** table forgets itself there when it disconnects or is renamed.  Functions that write are
 ** SQLITE_DIRECTONLY: schema objects cannot call them.
 */
 #include "internal.h"
@@ -23,17 +23,17 @@
 /* The table named by argument 0, or NULL after reporting an error. */
 static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   LjConn *pConn = (LjConn *)sqlite3_user_data(ctx);
-  LjTable *p = (LjTable *)sqlite3_get_auxdata(ctx, 0);
+  const char *zArg = (const char *)sqlite3_value_text(argv[0]);
+  LjTable *p;
   char *zErr = 0;
   int rc;
-  if (p && !p->bClosed) return p;
-  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || zArg == 0) {
     sqlite3_result_error(ctx, "the first argument must be the name of an "
                               "lmdb_journal table", -1);
     return 0;
   }
-  rc = ljTableFind(pConn, (const char *)sqlite3_value_text(argv[0]), &p,
-                   &zErr);
+  if (pConn->pLast && strcmp(pConn->zLast, zArg) == 0) return pConn->pLast;
+  rc = ljTableFind(pConn, zArg, &p, &zErr);
   if (rc) {
     if (rc == SQLITE_NOMEM) {
       sqlite3_result_error_nomem(ctx);
@@ -43,8 +43,10 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
     sqlite3_free(zErr);
     return 0;
   }
-  p->nRef++;
-  sqlite3_set_auxdata(ctx, 0, p, (void (*)(void *))ljTableUnref);
+  if (strlen(zArg) < sizeof(pConn->zLast)) {
+    pConn->pLast = p;
+    memcpy(pConn->zLast, zArg, strlen(zArg) + 1);
+  }
   return p;
 }
 

@@ -519,6 +519,8 @@ struct LjConn {
   sqlite3 *db;
   int nRef;         /* the module registration + each table */
   LjTable *pList;   /* connected tables */
+  LjTable *pLast;   /* table the journal_* functions resolved last */
+  char zLast[64];   /* ... from this argument text */
 };
 
 /* One lmdb_journal table on one connection. */
@@ -526,8 +528,6 @@ struct LjTable {
   sqlite3_vtab base; /* must be first */
   LjConn *pConn;
   LjTable *pNext;    /* LjConn.pList */
-  int nRef;          /* the vtab + cached references held by statements */
-  int bClosed;       /* disconnected; only the memory remains */
   char *zDb;         /* schema name */
   char *zName;       /* table name */
   LjConfig cfg;      /* this table's options */
@@ -537,7 +537,7 @@ struct LjTable {
 };
 
 LJ_PRIVATE void ljConnUnref(LjConn *p);
-LJ_PRIVATE void ljTableUnref(LjTable *p);
+LJ_PRIVATE void ljTableFree(LjTable *p);
 /* Find the table named zName (optionally "schema.table") on db. */
 LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
                            char **pzErr);

@@ -189,11 +189,10 @@ static int jtConnect(sqlite3 *db, void *pAux, int argc,
   p = sqlite3_malloc64(sizeof(*p));
   if (p == 0) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
-  p->nRef = 1;
   p->zDb = sqlite3_mprintf("%s", argv[1]);
   p->zName = sqlite3_mprintf("%s", argv[2]);
   if (p->zDb == 0 || p->zName == 0) {
-    ljTableUnref(p);
+    ljTableFree(p);
     return SQLITE_NOMEM;
   }
   rc = ljConfigParse(&p->cfg, argc - 3, &argv[3], pzErr);
@@ -206,7 +205,7 @@ static int jtConnect(sqlite3 *db, void *pAux, int argc,
   if (rc != SQLITE_OK) {
     ljClientFree(p->pClient);
     ljEnvRelease(p->pEnv);
-    ljTableUnref(p);
+    ljTableFree(p);
     return rc;
   }
   sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
@@ -221,6 +220,7 @@ static int jtConnect(sqlite3 *db, void *pAux, int argc,
 static int jtDisconnect(sqlite3_vtab *pVtab) {
   LjTable *p = (LjTable *)pVtab;
   LjTable **pp;
+  if (p->pConn->pLast == p) p->pConn->pLast = 0;
   for (pp = &p->pConn->pList; *pp; pp = &(*pp)->pNext) {
     if (*pp == p) {
       *pp = p->pNext;
@@ -233,9 +233,8 @@ static int jtDisconnect(sqlite3_vtab *pVtab) {
   p->pClient = 0;
   ljEnvRelease(p->pEnv);
   p->pEnv = 0;
-  p->bClosed = 1;
   ljConnUnref(p->pConn);
-  ljTableUnref(p);
+  ljTableFree(p);
   return SQLITE_OK;
 }
 
@@ -245,6 +244,7 @@ static int jtRename(sqlite3_vtab *pVtab, const char *zNew) {
   if (z == 0) return SQLITE_NOMEM;
   sqlite3_free(p->zName);
   p->zName = z;
+  if (p->pConn->pLast == p) p->pConn->pLast = 0;
   return SQLITE_OK;
 }
 

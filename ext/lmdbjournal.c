@@ -21,8 +21,8 @@ void ljConnUnref(LjConn *p) {
   if (p && --p->nRef == 0) sqlite3_free(p);
 }
 
-void ljTableUnref(LjTable *p) {
-  if (p && --p->nRef == 0) {
+void ljTableFree(LjTable *p) {
+  if (p) {
     sqlite3_free(p->zDb);
     sqlite3_free(p->zName);
     ljConfigClear(&p->cfg);
