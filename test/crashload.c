@@ -10,8 +10,9 @@
 ** P0, P1, ... (P defaults to "a"; give two loads on one store different
 ** prefixes, or their appends conflict).  Payloads are text
 ** "ACTOR|PID|I|xxx..." of varying length, so a reader can tell that each
-** event sits under the actor it was appended to.  Every N appends (default 50, jittered) it calls journal_sync and,
-** once that returned, prints
+** event sits under the actor it was appended to.  Every N appends
+** (-k, default 50, jittered) it calls journal_sync and, once that
+** returned, prints
 **
 **     SYNCED <actor> <seq>      one line per actor appended to since the
 **                               last sync: its highest seq, now durable
@@ -66,7 +67,7 @@ int main(int argc, char **argv) {
   const char *zPrefix = "a";
   int nActor, nK = 50, bTxn = 0, i;
   long long nCount = 0, nDone = 0, nTxn = 0, nSyncs = 0;
-  long long *aSeq;      /* highest seq appended per actor since last sync */
+  long long *aSeq; /* highest seq appended per actor since last sync */
   sqlite3 *db = 0;
   sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0;
   char *zSql;
@@ -86,19 +87,24 @@ int main(int argc, char **argv) {
       usage(argv[0]);
     }
   }
-  if (argc - i < 2 || argc - i > 3) usage(argv[0]);
+  if (argc - i < 2 || argc - i > 3)
+    usage(argv[0]);
   zDir = argv[i];
   nActor = atoi(argv[i + 1]);
-  if (argc - i == 3) nCount = atoll(argv[i + 2]);
-  if (nActor < 1 || nK < 1 || nCount < 0) usage(argv[0]);
+  if (argc - i == 3)
+    nCount = atoll(argv[i + 2]);
+  if (nActor < 1 || nK < 1 || nCount < 0)
+    usage(argv[0]);
   aSeq = calloc((size_t)nActor, sizeof(long long));
-  if (!aSeq) return 1;
+  if (!aSeq)
+    return 1;
 
   sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
-  if (sqlite3_open(":memory:", &db) != SQLITE_OK) die(db, "open");
-  zSql = sqlite3_mprintf(
-      "CREATE VIRTUAL TABLE j USING lmdb_journal(path=%Q%s%s)", zDir,
-      zOpts[0] ? ", " : "", zOpts);
+  if (sqlite3_open(":memory:", &db) != SQLITE_OK)
+    die(db, "open");
+  zSql =
+      sqlite3_mprintf("CREATE VIRTUAL TABLE j USING lmdb_journal(path=%Q%s%s)",
+                      zDir, zOpts[0] ? ", " : "", zOpts);
   execOrDie(db, zSql);
   sqlite3_free(zSql);
   if (sqlite3_prepare_v2(db, "SELECT journal_append('j', ?, ?)", -1, &pApp,
@@ -109,9 +115,10 @@ int main(int argc, char **argv) {
       SQLITE_OK) {
     die(db, "prepare journal_sync");
   }
-  if (bTxn && sqlite3_prepare_v2(
-                  db, "INSERT INTO j(actor_id, payload) VALUES ('tx-' || ?1, ?2)",
-                  -1, &pIns, 0) != SQLITE_OK) {
+  if (bTxn &&
+      sqlite3_prepare_v2(
+          db, "INSERT INTO j(actor_id, payload) VALUES ('tx-' || ?1, ?2)", -1,
+          &pIns, 0) != SQLITE_OK) {
     die(db, "prepare INSERT");
   }
   printf("READY %d\n", (int)getpid());
@@ -130,24 +137,28 @@ int main(int argc, char **argv) {
                nDone);
       {
         size_t n = strlen(zPayload);
-        if (n + (size_t)nPad >= sizeof zPayload) nPad = (int)(sizeof zPayload - n - 1);
+        if (n + (size_t)nPad >= sizeof zPayload)
+          nPad = (int)(sizeof zPayload - n - 1);
         memset(zPayload + n, 'x', (size_t)nPad);
         zPayload[n + (size_t)nPad] = 0;
       }
       sqlite3_bind_text(pApp, 1, zActor, -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(pApp, 2, zPayload, -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(pApp) != SQLITE_ROW) die(db, "journal_append");
+      if (sqlite3_step(pApp) != SQLITE_ROW)
+        die(db, "journal_append");
       aSeq[a] = sqlite3_column_int64(pApp, 0);
       sqlite3_reset(pApp);
       nDone++;
     }
 
-    if (sqlite3_step(pSync) != SQLITE_ROW) die(db, "journal_sync");
+    if (sqlite3_step(pSync) != SQLITE_ROW)
+      die(db, "journal_sync");
     {
       long long pos = sqlite3_column_int64(pSync, 0);
       sqlite3_reset(pSync);
       for (b = 0; b < nActor; b++) {
-        if (aSeq[b]) printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
+        if (aSeq[b])
+          printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
         aSeq[b] = 0;
       }
       printf("DURABLE %lld %lld\n", pos, nDone);
@@ -164,7 +175,8 @@ int main(int argc, char **argv) {
         snprintf(zPayload, sizeof zPayload, "txn %s %d/%d", zId, k, n);
         sqlite3_bind_text(pIns, 1, zPrefix, -1, SQLITE_STATIC);
         sqlite3_bind_text(pIns, 2, zPayload, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(pIns) != SQLITE_DONE) die(db, "INSERT");
+        if (sqlite3_step(pIns) != SQLITE_DONE)
+          die(db, "INSERT");
         sqlite3_reset(pIns);
       }
       execOrDie(db, "COMMIT");
@@ -176,7 +188,8 @@ int main(int argc, char **argv) {
   sqlite3_finalize(pApp);
   sqlite3_finalize(pSync);
   sqlite3_finalize(pIns);
-  if (sqlite3_close(db) != SQLITE_OK) die(db, "close");
+  if (sqlite3_close(db) != SQLITE_OK)
+    die(db, "close");
   free(aSeq);
   return 0;
 }

@@ -34,8 +34,8 @@
 ** and journal_highest_seq agrees.  Prints a summary; exit status 0 only
 ** if every check passed.
 */
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -51,12 +51,12 @@
 int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
                              const sqlite3_api_routines *pApi);
 
-#define N_OWN 3          /* actors of each writer thread */
+#define N_OWN 3 /* actors of each writer thread */
 #define N_READERS 2
-#define TX_EVERY 500     /* a transaction group every TX_EVERY appends */
-#define TX_ROWS 5        /* rows per transaction group */
+#define TX_EVERY 500 /* a transaction group every TX_EVERY appends */
+#define TX_ROWS 5    /* rows per transaction group */
 #define SHARED_ACTOR "shared"
-#define DEFAULT_OPTIONS \
+#define DEFAULT_OPTIONS                                                        \
   "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s'"
 
 static const char *zStore;   /* DIR/store */
@@ -142,7 +142,8 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *zSql, const char *zWho) {
 static long long oneInt(sqlite3 *db, const char *zSql, const char *zWho) {
   sqlite3_stmt *p = prepare(db, zSql, zWho);
   long long v = -1;
-  if (!p) return -1;
+  if (!p)
+    return -1;
   if (sqlite3_step(p) == SQLITE_ROW) {
     v = sqlite3_column_int64(p, 0);
   } else {
@@ -158,8 +159,10 @@ static void ownActor(char *zBuf, size_t n, int iThread, int k) {
 
 /* The payload writer iThread gives its i-th append. */
 static void payloadOf(char *zBuf, size_t n, int iThread, long long i) {
+  static const char zPad[] =
+      "0123456789012345678901234567890123456789012345678901234567890";
   snprintf(zBuf, n, "{\"t\":%d,\"i\":%lld,\"pad\":\"%.*s\"}", iThread, i,
-           (int)(i % 61), "0123456789012345678901234567890123456789012345678901234567890");
+           (int)(i % 61), zPad);
 }
 
 /* The payload of the k-th row writer iThread inserted in a transaction. */
@@ -180,10 +183,12 @@ static void *writerMain(void *pArg) {
 
   snprintf(zWho, sizeof zWho, "writer %d", w->iThread);
   db = openConn(zWho);
-  if (!db) return 0;
+  if (!db)
+    return 0;
   pApp = prepare(db, "SELECT journal_append('j', ?, ?)", zWho);
   pIns = prepare(db, "INSERT INTO j(actor_id, payload) VALUES (?, ?)", zWho);
-  if (!pApp || !pIns) goto done;
+  if (!pApp || !pIns)
+    goto done;
 
   for (i = 0; i < nAppend; i++) {
     int bShared = (i % 4) == 3;
@@ -249,8 +254,8 @@ static void *writerMain(void *pArg) {
     }
     /* Now and then, read-your-writes: a new statement sees the append. */
     if ((i % 997) == 0 && !bShared) {
-      char *zSql = sqlite3_mprintf(
-          "SELECT max(seq) FROM j WHERE actor_id=%Q", zActor);
+      char *zSql =
+          sqlite3_mprintf("SELECT max(seq) FROM j WHERE actor_id=%Q", zActor);
       long long m = oneInt(db, zSql, zWho);
       sqlite3_free(zSql);
       if (m != seq) {
@@ -286,14 +291,15 @@ static void *readerMain(void *pArg) {
 
   snprintf(zWho, sizeof zWho, "reader %d", iReader);
   db = openConn(zWho);
-  if (!db) return 0;
+  if (!db)
+    return 0;
   pCount = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", zWho);
-  pTail = prepare(db,
-                  "SELECT pos, ts FROM j WHERE pos > ? ORDER BY pos LIMIT 5000",
-                  zWho);
-  pReplay = prepare(db, "SELECT seq FROM j WHERE actor_id = ? ORDER BY seq",
-                    zWho);
-  if (!pCount || !pTail || !pReplay) goto done;
+  pTail = prepare(
+      db, "SELECT pos, ts FROM j WHERE pos > ? ORDER BY pos LIMIT 5000", zWho);
+  pReplay =
+      prepare(db, "SELECT seq FROM j WHERE actor_id = ? ORDER BY seq", zWho);
+  if (!pCount || !pTail || !pReplay)
+    goto done;
 
   do {
     int bLast = atomic_load(&bWritersDone);
@@ -335,7 +341,8 @@ static void *readerMain(void *pArg) {
       tailTs = ts;
       atomic_fetch_add(&nReaderRows, 1);
     }
-    if (rc != SQLITE_DONE) fail("%s: tail: %s", zWho, sqlite3_errmsg(db));
+    if (rc != SQLITE_DONE)
+      fail("%s: tail: %s", zWho, sqlite3_errmsg(db));
     sqlite3_reset(pTail);
 
     /* Replay an actor: 1..n. */
@@ -361,7 +368,8 @@ static void *readerMain(void *pArg) {
     sqlite3_reset(pReplay);
     atomic_fetch_add(&nReaderScans, 1);
     iter++;
-    if (bLast) break;
+    if (bLast)
+      break;
   } while (atomic_load(&nFail) == 0);
 
 done:
@@ -383,7 +391,8 @@ static void *syncerMain(void *pArg) {
   long long last = 0, lastHi = 0;
   (void)pArg;
   db = openConn("syncer");
-  if (!db) return 0;
+  if (!db)
+    return 0;
   p = prepare(db, "SELECT journal_sync('j')", "syncer");
   pHi = prepare(db, "SELECT journal_highest_seq('j', '" SHARED_ACTOR "')",
                 "syncer");
@@ -405,7 +414,8 @@ static void *syncerMain(void *pArg) {
     }
     pos = sqlite3_column_int64(p, 0);
     sqlite3_reset(p);
-    if (pos < last) fail("syncer: durable pos went back %lld -> %lld", last, pos);
+    if (pos < last)
+      fail("syncer: durable pos went back %lld -> %lld", last, pos);
     last = pos;
     atomic_fetch_add(&nSyncs, 1);
     sleepMs(5);
@@ -430,14 +440,16 @@ static int cmpLL(const void *a, const void *b) {
 ** azPayload[s-1] (when azPayload is given). */
 static void checkActor(sqlite3 *db, const char *zActor, long long nExpect,
                        char **azPayload) {
-  sqlite3_stmt *p = prepare(
-      db, "SELECT seq, payload, typeof(payload) FROM j WHERE actor_id = ? "
-          "ORDER BY seq",
-      "check");
+  sqlite3_stmt *p =
+      prepare(db,
+              "SELECT seq, payload, typeof(payload) FROM j WHERE actor_id = ? "
+              "ORDER BY seq",
+              "check");
   char *zSql;
   long long seq = 0, hi;
   int rc;
-  if (!p) return;
+  if (!p)
+    return;
   sqlite3_bind_text(p, 1, zActor, -1, SQLITE_TRANSIENT);
   while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
     long long s = sqlite3_column_int64(p, 0);
@@ -480,14 +492,18 @@ static void finalChecks(Writer *aW, long long *pnRows) {
   int t, rc;
   char zBuf[160];
 
-  if (!db) return;
-  if (oneInt(db, "SELECT journal_sync('j')", "check") < 0) goto done;
-  for (t = 0; t < nThread; t++) nTx += aW[t].nTx;
+  if (!db)
+    return;
+  if (oneInt(db, "SELECT journal_sync('j')", "check") < 0)
+    goto done;
+  for (t = 0; t < nThread; t++)
+    nTx += aW[t].nTx;
   nTotal += nTx;
 
   /* Totals and gap-free positions. */
   p = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", "check");
-  if (!p) goto done;
+  if (!p)
+    goto done;
   if (sqlite3_step(p) != SQLITE_ROW) {
     fail("check: count: %s", sqlite3_errmsg(db));
     sqlite3_finalize(p);
@@ -498,14 +514,16 @@ static void finalChecks(Writer *aW, long long *pnRows) {
   hi = sqlite3_column_int64(p, 2);
   sqlite3_finalize(p);
   *pnRows = n;
-  if (n != nTotal) fail("check: count(*) %lld, appended %lld", n, nTotal);
+  if (n != nTotal)
+    fail("check: count(*) %lld, appended %lld", n, nTotal);
   if (n > 0 && hi - lo + 1 != n) {
     fail("check: pos %lld..%lld for %lld rows", lo, hi, n);
   }
 
   /* Full scan in pos order: consecutive, ts non-decreasing. */
   p = prepare(db, "SELECT pos, ts FROM j ORDER BY pos", "check");
-  if (!p) goto done;
+  if (!p)
+    goto done;
   while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
     long long pos = sqlite3_column_int64(p, 0);
     long long ts = sqlite3_column_int64(p, 1);
@@ -525,7 +543,8 @@ static void finalChecks(Writer *aW, long long *pnRows) {
     fail("check: scan: %s", sqlite3_errmsg(db));
   }
   sqlite3_finalize(p);
-  if (nRows != n) fail("check: scan returned %lld rows, count %lld", nRows, n);
+  if (nRows != n)
+    fail("check: scan returned %lld rows, count %lld", nRows, n);
 
   /* Own actors: every seq carries the payload of the append that got it.
   ** Append i of thread t went to own actor i%3 unless i%4==3. */
@@ -535,14 +554,18 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       char **az = calloc((size_t)aW[t].aOwnCount[kk] + 1, sizeof(char *));
       long long s = 0, i;
       for (i = 0; i < nAppend && az; i++) {
-        if ((i % 4) == 3 || (int)(i % N_OWN) != kk) continue;
-        if (s >= aW[t].aOwnCount[kk]) break;
+        if ((i % 4) == 3 || (int)(i % N_OWN) != kk)
+          continue;
+        if (s >= aW[t].aOwnCount[kk])
+          break;
         payloadOf(zBuf, sizeof zBuf, t, i);
         az[s++] = strdup(zBuf);
       }
       ownActor(zBuf, sizeof zBuf, t, kk);
-      checkActor(db, zBuf, aW[t].aOwnCount[kk], s == aW[t].aOwnCount[kk] ? az : 0);
-      for (i = 0; az && i < s; i++) free(az[i]);
+      checkActor(db, zBuf, aW[t].aOwnCount[kk],
+                 s == aW[t].aOwnCount[kk] ? az : 0);
+      for (i = 0; az && i < s; i++)
+        free(az[i]);
       free(az);
     }
     nShared += aW[t].nShared;
@@ -557,7 +580,8 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       }
       snprintf(zBuf, sizeof zBuf, "t%d-tx", t);
       checkActor(db, zBuf, aW[t].nTx, az);
-      for (i = 0; az && i < aW[t].nTx; i++) free(az[i]);
+      for (i = 0; az && i < aW[t].nTx; i++)
+        free(az[i]);
       free(az);
     }
   }
@@ -583,7 +607,8 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       for (k = 0; k < m; k++) {
         if (aAll[k] != k + 1) {
           fail("check: shared actor: seqs handed out are not 1..%lld "
-               "(position %lld holds %lld)", m, k, aAll[k]);
+               "(position %lld holds %lld)",
+               m, k, aAll[k]);
           break;
         }
       }
@@ -596,10 +621,11 @@ static void finalChecks(Writer *aW, long long *pnRows) {
 
   /* Exactly the actors written to. */
   {
-    long long nActors = oneInt(db, "SELECT count(DISTINCT actor_id) FROM j",
-                               "check");
+    long long nActors =
+        oneInt(db, "SELECT count(DISTINCT actor_id) FROM j", "check");
     long long nExpect = (long long)nThread * N_OWN + (nShared > 0);
-    for (t = 0; t < nThread; t++) nExpect += aW[t].nTx > 0;
+    for (t = 0; t < nThread; t++)
+      nExpect += aW[t].nTx > 0;
     if (nActors != nExpect) {
       fail("check: %lld distinct actors, expected %lld", nActors, nExpect);
     }
@@ -607,7 +633,8 @@ static void finalChecks(Writer *aW, long long *pnRows) {
 
 done:
   if (azShared) {
-    for (k = 0; k < nShared; k++) free(azShared[k]);
+    for (k = 0; k < nShared; k++)
+      free(azShared[k]);
     free(azShared);
   }
   if (db && sqlite3_close(db) != SQLITE_OK) {
@@ -631,7 +658,8 @@ static int prepareDir(const char *zDir, const char *zSt) {
   d = opendir(zSt);
   if (d) {
     while ((e = readdir(d)) != 0) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        continue;
       if (snprintf(zPath, sizeof zPath, "%s/%s", zSt, e->d_name) >=
               (int)sizeof zPath ||
           unlink(zPath) != 0) {
@@ -668,7 +696,8 @@ int main(int argc, char **argv) {
   }
   snprintf(zSt, sizeof zSt, "%s/store", argv[1]);
   zStore = zSt;
-  if (prepareDir(argv[1], zSt)) return 2;
+  if (prepareDir(argv[1], zSt))
+    return 2;
 
   if (sqlite3_threadsafe() == 0) {
     fprintf(stderr, "threads: the SQLite library is not threadsafe\n");
@@ -677,18 +706,21 @@ int main(int argc, char **argv) {
   sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
 
   aW = calloc((size_t)nThread, sizeof(Writer));
-  if (!aW) return 2;
+  if (!aW)
+    return 2;
   for (t = 0; t < nThread; t++) {
     aW[t].iThread = t;
     aW[t].aSharedSeq = malloc(sizeof(long long) * (size_t)(nAppend / 4 + 1));
     aW[t].aSharedI = malloc(sizeof(long long) * (size_t)(nAppend / 4 + 1));
-    if (!aW[t].aSharedSeq || !aW[t].aSharedI) return 2;
+    if (!aW[t].aSharedSeq || !aW[t].aSharedI)
+      return 2;
   }
 
   /* Create the store once before the threads race to open it. */
   {
     sqlite3 *db = openConn("setup");
-    if (!db) return 1;
+    if (!db)
+      return 1;
     sqlite3_close(db);
   }
 
@@ -709,10 +741,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "threads: pthread_create failed\n");
     return 2;
   }
-  for (t = 0; t < nThread; t++) pthread_join(aW[t].tid, 0);
+  for (t = 0; t < nThread; t++)
+    pthread_join(aW[t].tid, 0);
   tWrite = nowSec() - t0;
   atomic_store(&bWritersDone, 1);
-  for (t = 0; t < N_READERS; t++) pthread_join(aReader[t], 0);
+  for (t = 0; t < N_READERS; t++)
+    pthread_join(aReader[t], 0);
   pthread_join(syncer, 0);
 
   finalChecks(aW, &nRows);
