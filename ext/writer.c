@@ -523,22 +523,22 @@ int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
   pthread_mutex_lock(&w->mutex);
   t = w->iNextTicket;
   if (bDurable && pClient->eDurability == LJ_DUR_NONE) {
-    /* Only an explicit env sync makes durability=none commits durable. */
-    LjReq *p = sqlite3_malloc64(sizeof(LjReq));
-    if (p == 0) {
-      pthread_mutex_unlock(&w->mutex);
-      return SQLITE_NOMEM;
-    }
-    memset(p, 0, sizeof(*p));
-    p->eType = LJ_REQ_SYNC;
-    p->pClient = pClient;
-    p->bWait = 1;
+    /* Only an explicit env sync makes durability=none commits durable.
+    ** The request is not "waited" (the writer frees it); this thread
+    ** waits for its ticket instead, and its failure is parked on the
+    ** client like an async append's. */
+    LjReq *p;
     if (w->eState != W_RUNNING) {
-      sqlite3_free(p);
       rc = writerUnavailable(w, pzErr);
       pthread_mutex_unlock(&w->mutex);
       return rc;
     }
+    p = reqAlloc(w, LJ_REQ_SYNC, 0, 0);
+    if (p == 0) {
+      pthread_mutex_unlock(&w->mutex);
+      return SQLITE_NOMEM;
+    }
+    p->pClient = pClient;
     queuePush(w, p);
     pClient->iLastTicket = p->iTicket;
     t = p->iTicket;
