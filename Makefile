@@ -71,7 +71,7 @@ test-asan: deps
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -shared -o $(B)/asan/lmdbjournal.so $(SRC) $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -DSQLITE_CORE -o $(B)/asan/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -DSQLITE_CORE -o $(B)/asan/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(TCLSH) test/all.tcl --build $(B)/asan --quick $(TESTARGS)
 
