@@ -478,6 +478,8 @@ struct JtIter {
   int nPrefix;                          /* tag iterators: len+tag bytes */
   u32 idx;                              /* events: index in the run */
   u32 nRun;                             /* events: events in the run */
+  MDB_val vRun;                         /* the span's value, while vGen */
+  u32 vGen;                             /*   equals JtCursor.fillGen */
   u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
 };
 
@@ -560,6 +562,7 @@ struct JtCursor {
   int nSlot;           /* slots filled */
   int iSlot;           /* the current row */
   int bDone;           /* the iterators have nothing more */
+  u32 fillGen;         /* bumped per fill: span values older are stale */
   u64 nameNum;         /* actor whose id was last copied into pChunk */
   const char *zNameLast;
   int nNameLast;
@@ -770,6 +773,10 @@ static void runEnter(JtCursor *p, const MDB_val *v, int bLast) {
   if (it->bEof) return;
   it->nRun = isPosPlan(p) ? ljManiCount(v) : ljRunCount(v->mv_data, v->mv_size);
   it->idx = bLast && it->nRun ? it->nRun - 1 : 0;
+  /* Remember the value: it stays valid while the gate is held (this
+  ** fill), which spares a GET_CURRENT for every event of the span. */
+  it->vRun = *v;
+  it->vGen = p->fillGen;
 }
 
 /* Still inside the plan's range?  Marks the iterator EOF when not. */
@@ -862,8 +869,12 @@ static int cursorLoad(JtCursor *p) {
   MDB_val k, v;
   int mrc;
   JtIter *it = p->ePlan == JT_PLAN_TAG ? tagPick(p) : &p->it;
-  mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
-  if (mrc) return ljMdbToSqlite(mrc);
+  if (it == &p->it && it->vGen == p->fillGen && it->vRun.mv_data) {
+    v = it->vRun;
+  } else {
+    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
+    if (mrc) return ljMdbToSqlite(mrc);
+  }
   if (p->ePlan == JT_PLAN_TAG) {
     if (v.mv_size != 16) return SQLITE_CORRUPT;
     return slotLoadIndexed(p, v.mv_data);
@@ -922,6 +933,7 @@ static int slotDecode(JtCursor *p) {
 */
 static int fillRows(JtCursor *p) {
   int rc = SQLITE_OK, mrc = 0;
+  p->fillGen++;
   for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
   p->nSlot = p->iSlot = 0;
   if (p->pChunk == 0 || p->pChunk->nRef > 1) {
