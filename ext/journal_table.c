@@ -566,7 +566,8 @@ struct JtCursor {
   u64 nameNum;         /* actor whose id was last copied into pChunk */
   const char *zNameLast;
   int nNameLast;
-  LjRec rec;           /* the current row, decoded */
+  LjRec rec;           /* the current row, decoded when iDecoded==iSlot */
+  int iDecoded;
   u8 *aUnz;            /* its decompressed payload */
   size_t nUnz;
   u64 nRows, nBytes;   /* for metrics, added at close */
@@ -593,6 +594,7 @@ static void iterClose(JtIter *it) {
 static void cursorReset(JtCursor *p) {
   for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
   p->nSlot = p->iSlot = 0;
+  p->iDecoded = -1;
   iterClose(&p->it);
   if (p->cEv) mdb_cursor_close(p->cEv);
   p->cEv = 0;
@@ -923,6 +925,8 @@ static int cursorStep(JtCursor *p) {
 /* Decode the current slot. */
 static int slotDecode(JtCursor *p) {
   JtSlot *s = &p->aSlot[p->iSlot];
+  if (p->iDecoded == p->iSlot) return SQLITE_OK;
+  p->iDecoded = p->iSlot;
   return ljRecDecode(s->aRec, s->nRec, &p->rec, &p->aUnz, &p->nUnz);
 }
 
@@ -963,7 +967,7 @@ static int fillRows(JtCursor *p) {
   }
   if (rc == SQLITE_OK) {
     p->bEof = p->nSlot == 0;
-    if (!p->bEof) rc = slotDecode(p);
+    p->iDecoded = -1; /* decoded on demand by xColumn/xRowid */
   }
   return rc;
 }
@@ -1223,7 +1227,7 @@ done:
 static int jtNext(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
   int mrc, rc;
-  if (++p->iSlot < p->nSlot) return slotDecode(p);
+  if (++p->iSlot < p->nSlot) return SQLITE_OK;
   if (p->bDone) {
     p->bEof = 1;
     return SQLITE_OK;
@@ -1287,6 +1291,10 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   JtCursor *p = (JtCursor *)pCur;
   const LjRec *r = &p->rec;
   const JtSlot *s = &p->aSlot[p->iSlot];
+  if (i != COL_ACTOR && i != COL_SEQ && i != COL_TAG) {
+    int rc = slotDecode(p);
+    if (rc) return rc;
+  }
   switch (i) {
     case COL_ACTOR:
       resultBytes(p, ctx, 1, (const u8 *)s->zName, s->nName);
@@ -1312,8 +1320,10 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
 }
 
 static int jtRowid(sqlite3_vtab_cursor *pCur, sqlite_int64 *pRowid) {
-  *pRowid = (i64)((JtCursor *)pCur)->rec.pos;
-  return SQLITE_OK;
+  JtCursor *p = (JtCursor *)pCur;
+  int rc = slotDecode(p);
+  *pRowid = (i64)p->rec.pos;
+  return rc;
 }
 
 /**************************************************************************
