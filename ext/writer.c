@@ -51,7 +51,7 @@
 
 /* Wait states of the writer thread, so submitters signal only when it
 ** matters (a signal per append would cost a syscall). */
-enum { W_BUSY = 0, W_IDLE = 1, W_GATHER = 2 };
+enum { W_BUSY = 0, W_IDLE = 1, W_GATHER = 2, W_GROUP = 3 };
 enum { W_RUNNING = 0, W_STOPPED = 1, W_FAILED = 2 };
 
 struct LjWriter {
@@ -93,6 +93,8 @@ struct LjWriter {
   LjEvent **apSort;        /* scratch for key ordering */
   LjActor **apSortActor;
   size_t nSortActorAlloc;
+  int nLastClients;        /* distinct submitters of recent batches */
+  i64 usLastCommit;        /* how long the last commit took */
   LjReq *pPool;            /* recycled requests (mutex) */
   int nPool;
   size_t nSortAlloc;
@@ -340,7 +342,7 @@ static void queuePush(LjWriter *w, LjReq *p) {
   else w->pHead = p;
   w->pTail = p;
   w->nQueued += p->nEvent;
-  if (w->eWait == W_IDLE ||
+  if (w->eWait == W_IDLE || w->eWait == W_GROUP ||
       (w->eWait == W_GATHER &&
        (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch))) {
     pthread_cond_signal(&w->condWork);
@@ -1298,6 +1300,21 @@ static void checkpoint(LjWriter *w) {
   }
 }
 
+/* Distinct submitters among the queued requests, counting up to nMax
+** (mutex held).  A long queue needs no group wait: it answers nMax. */
+static int queueClients(LjWriter *w, int nMax) {
+  LjClient *aSeen[64];
+  int n = 0, nReq = 0;
+  for (LjReq *p = w->pHead; p && n < nMax; p = p->pNext) {
+    int i;
+    if (++nReq > 64) return nMax;
+    for (i = 0; i < n && aSeen[i] != p->pClient; i++) {
+    }
+    if (i == n && n < 64) aSeen[n++] = p->pClient;
+  }
+  return n;
+}
+
 static void *writerMain(void *pArg) {
   LjWriter *w = (LjWriter *)pArg;
   LjEnv *pEnv = w->pEnv;
@@ -1343,6 +1360,23 @@ static void *writerMain(void *pArg) {
       ljDeadline(&dl, usLeft);
       pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
     }
+    /* Group commit: the last batch served several submitters but fewer
+    ** are queued now (they are still waking up from that commit).  Give
+    ** them up to one commit's time, capped by sync_interval, to join:
+    ** one commit for all of them beats one each. */
+    if (w->nLastClients > 1 && !w->bStop) {
+      i64 usWait = w->usLastCommit < pCfg->usSyncInterval ? w->usLastCommit
+                                                            : pCfg->usSyncInterval;
+      i64 usEnd = ljNowUs() + usWait;
+      while (!w->bStop && queueClients(w, w->nLastClients) < w->nLastClients) {
+        struct timespec dl;
+        i64 usLeft = usEnd - ljNowUs();
+        if (usLeft <= 0) break;
+        w->eWait = W_GROUP;
+        ljDeadline(&dl, usLeft);
+        pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
+      }
+    }
     w->eWait = W_BUSY;
 
     /* Take a batch off the queue. */
@@ -1377,11 +1411,28 @@ static void *writerMain(void *pArg) {
     }
     w->nQueued -= nEv;
     if (w->nSpaceWait) pthread_cond_broadcast(&w->condDone);
+    {
+      /* Remember how many submitters this batch serves (for the group
+      ** wait); a queue drained of more than 64 requests needs none. */
+      LjClient *aSeen[64];
+      int nSeen = 0;
+      for (int r = 0; r < nReq && r < 64; r++) {
+        int i;
+        for (i = 0; i < nSeen && aSeen[i] != aReq[r]->pClient; i++) {
+        }
+        if (i == nSeen) aSeen[nSeen++] = aReq[r]->pClient;
+      }
+      /* The group shrinks by one per batch when submitters leave, so a
+      ** batch that missed some does not lower the target for good. */
+      if (nReq > 64) nSeen = 0;
+      w->nLastClients = nSeen > w->nLastClients - 1 ? nSeen : w->nLastClients - 1;
+    }
     pthread_mutex_unlock(&w->mutex);
 
     {
       i64 usStart = ljNowUs();
       mrc = batchCommit(w, aReq, nReq, &bSync);
+      w->usLastCommit = ljNowUs() - usStart;
       if (mrc == 0 && pEnv->cfg.bMetrics) {
         i64 usEnd = ljNowUs();
         pthread_mutex_lock(&pEnv->m.histMutex);
