@@ -177,7 +177,6 @@ static inline u16 ljGet16(const u8 *a) {
 */
 #define LJ_EVKEY 16   /* events key: actor number (8) + seq (8) */
 #define LJ_POSKEY 8   /* pos key */
-#define LJ_POSVAL 24  /* pos value: actor number, seq, ts */
 #define LJ_REC_HDR 32 /* fixed part of an event record */
 
 /* Record header flag bits (byte 0). */
@@ -221,7 +220,6 @@ LJ_PRIVATE int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin,
 LJ_PRIVATE void ljRecStamp(u8 *aRec, size_t nRec, u64 pos, i64 ts);
 LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
                            size_t *pnBuf);
-LJ_PRIVATE int ljRecCheck(const u8 *a, size_t n);
 
 LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 
@@ -305,7 +303,6 @@ typedef struct LjMetricRow LjMetricRow;
 struct LjMetricRow {
   const char *zName;
   double value;
-  int bCounter; /* monotonic counter (vs gauge) */
 };
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
@@ -344,7 +341,6 @@ struct LjEnv {
   pthread_rwlock_t gate; /* see above */
   unsigned mapGen;       /* bumped when the map moves (atomic) */
   i64 szMap;             /* current map size (gate) */
-  u64 nReadersCleared;   /* stale reader slots reclaimed (atomic) */
   LjWriter *pWriter;     /* the background writer */
   LjMetrics m;
 };

@@ -320,11 +320,6 @@ void ljRecStamp(u8 *a, size_t n, u64 pos, i64 ts) {
   ljPut32(&a[4], ljCrc32c(0, &a[8], n - 8));
 }
 
-int ljRecCheck(const u8 *a, size_t n) {
-  if (n < LJ_REC_HDR) return 0;
-  return ljGet32(&a[4]) == ljCrc32c(0, &a[8], n - 8);
-}
-
 /*
 ** Decode a record.  A compressed payload is expanded into *paBuf (grown
 ** with sqlite3_realloc64 as needed; the caller frees it).  Returns

@@ -50,7 +50,7 @@ u64 ljHistQuantile(const LjHist *p, double q) {
 }
 
 /*
-** Every metric of an environment as (name, value, is-counter), in a fixed
+** Every metric of an environment as (name, value), in a fixed
 ** order; journal_health and the Prometheus text are both built from it.
 */
 int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
@@ -74,36 +74,35 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   mdb_env_stat(pEnv->env, &st);
   ljGateLeave(pEnv);
 
-#define ROW(zN, v, bC)             \
+#define ROW(zN, v)                 \
   if (n < nRow) {                  \
     aRow[n].zName = zN;            \
     aRow[n].value = (double)(v);   \
-    aRow[n].bCounter = bC;         \
   }                                \
   n++;
-  ROW("appends", __atomic_load_n(&m->nAppends, __ATOMIC_RELAXED), 1);
-  ROW("commits", nCommits, 1);
-  ROW("batch_size_avg", nCommits ? (double)nEv / (double)nCommits : 0.0, 0);
-  ROW("bytes_written", __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED), 1);
-  ROW("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED), 1);
-  ROW("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED), 1);
-  ROW("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED), 1);
-  ROW("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED), 1);
-  ROW("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED), 1);
-  ROW("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED), 1);
-  ROW("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED), 1);
-  ROW("queue_depth", wi.nQueue, 0);
-  ROW("last_pos", wi.lastPos, 0);
-  ROW("durable_pos", wi.durablePos, 0);
-  ROW("map_size", info.me_mapsize, 0);
-  ROW("map_used", (info.me_last_pgno + 1) * (u64)st.ms_psize, 0);
-  ROW("readers_used", info.me_numreaders, 0);
-  ROW("readers_max", info.me_maxreaders, 0);
-  ROW("open_dbs", LJ_DB_COUNT, 0);
-  ROW("commit_latency_p50_us", ljHistQuantile(&commit, 0.50), 0);
-  ROW("commit_latency_p99_us", ljHistQuantile(&commit, 0.99), 0);
-  ROW("commit_latency_p999_us", ljHistQuantile(&commit, 0.999), 0);
-  ROW("append_latency_p99_us", ljHistQuantile(&append, 0.99), 0);
+  ROW("appends", __atomic_load_n(&m->nAppends, __ATOMIC_RELAXED));
+  ROW("commits", nCommits);
+  ROW("batch_size_avg", nCommits ? (double)nEv / (double)nCommits : 0.0);
+  ROW("bytes_written", __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED));
+  ROW("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED));
+  ROW("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED));
+  ROW("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED));
+  ROW("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED));
+  ROW("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
+  ROW("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
+  ROW("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
+  ROW("queue_depth", wi.nQueue);
+  ROW("last_pos", wi.lastPos);
+  ROW("durable_pos", wi.durablePos);
+  ROW("map_size", info.me_mapsize);
+  ROW("map_used", (info.me_last_pgno + 1) * (u64)st.ms_psize);
+  ROW("readers_used", info.me_numreaders);
+  ROW("readers_max", info.me_maxreaders);
+  ROW("open_dbs", LJ_DB_COUNT);
+  ROW("commit_latency_p50_us", ljHistQuantile(&commit, 0.50));
+  ROW("commit_latency_p99_us", ljHistQuantile(&commit, 0.99));
+  ROW("commit_latency_p999_us", ljHistQuantile(&commit, 0.999));
+  ROW("append_latency_p99_us", ljHistQuantile(&append, 0.99));
 #undef ROW
   return n;
 }
