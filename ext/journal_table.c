@@ -550,6 +550,12 @@ struct JtCursor {
   int bDesc;
   int bEof;
   JtIter it;           /* events (fullscan, actor) or pos (pos, ts) */
+  JtIter st;           /* staged batches (fullscan, actor; indexed loads) */
+  int bStage;          /* fullscan, actor: walking st rather than it */
+  u32 iDir;            /* ... the directory entry of the span in st */
+  u64 spanNum;         /* fullscan, actor: the span's actor ... */
+  u64 spanSeq0;        /* ... and the seq of its first event */
+  u64 stageLo;         /* first staged pos (UINT64_MAX: none) */
   MDB_cursor *cEv;     /* pos, ts, tag: finds the events the index names */
   JtIter *aTag;        /* tag plan: one per tag */
   int nTag;
@@ -596,6 +602,9 @@ static void cursorReset(JtCursor *p) {
   p->nSlot = p->iSlot = 0;
   p->iDecoded = -1;
   iterClose(&p->it);
+  iterClose(&p->st);
+  p->st.bEof = 1;
+  p->bStage = 0;
   if (p->cEv) mdb_cursor_close(p->cEv);
   p->cEv = 0;
   for (int i = 0; i < p->nTag; i++) iterClose(&p->aTag[i]);
@@ -657,8 +666,8 @@ static int cursorRemap(JtCursor *p) {
   if (gen == p->gen) return 0;
   p->gen = gen;
   if (p->cEv) mrc = mdb_cursor_renew(p->txn, p->cEv);
-  for (int i = -1; i < p->nTag && mrc == 0; i++) {
-    JtIter *it = i < 0 ? &p->it : &p->aTag[i];
+  for (int i = -2; i < p->nTag && mrc == 0; i++) {
+    JtIter *it = i == -2 ? &p->st : i < 0 ? &p->it : &p->aTag[i];
     if (it->c == 0) continue;
     mrc = mdb_cursor_renew(p->txn, it->c);
     if (mrc == 0 && !it->bEof) {
@@ -711,21 +720,26 @@ static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
   return SQLITE_OK;
 }
 
-/* Load the event a pos or tag index entry points at (value: num, seq). */
-static int slotLoadIndexed(JtCursor *p, const u8 *aNumSeq) {
+/* Load the event at pos that a pos or tag index entry points at (value:
+** num, seq): staged when pos is at or after the stage's first key. */
+static int slotLoadIndexed(JtCursor *p, const u8 *aNumSeq, u64 pos) {
   MDB_val k, v, rec;
   u64 num = ljGet64(aNumSeq), seq = ljGet64(aNumSeq + 8);
   const u8 *a;
   u32 i, n;
   int mrc = 0;
-  if (p->cEv == 0) {
-    mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &p->cEv);
+  if (pos >= p->stageLo) {
+    mrc = ljStageRecord(p->st.c, pos, num, seq, &rec);
+  } else {
+    if (p->cEv == 0) {
+      mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &p->cEv);
+    }
+    if (mrc == 0) mrc = ljRunFind(p->cEv, num, seq, &k, &v, &i);
+    if (mrc == 0) mrc = ljRunRecord(v.mv_data, v.mv_size, i, &a, &n);
+    rec.mv_data = (void *)a;
+    rec.mv_size = n;
   }
-  if (mrc == 0) mrc = ljRunFind(p->cEv, num, seq, &k, &v, &i);
-  if (mrc == 0) mrc = ljRunRecord(v.mv_data, v.mv_size, i, &a, &n);
   if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
-  rec.mv_data = (void *)a;
-  rec.mv_size = n;
   return slotLoad(p, num, seq, &rec);
 }
 
@@ -779,23 +793,131 @@ static void runEnter(JtCursor *p, const MDB_val *v, int bLast) {
   ** fill), which spares a GET_CURRENT for every event of the span. */
   it->vRun = *v;
   it->vGen = p->fillGen;
+  if (!isPosPlan(p)) {
+    p->spanNum = ljGet64(it->aKey);
+    p->spanSeq0 = ljGet64(&it->aKey[8]);
+  }
 }
 
 /* Still inside the plan's range?  Marks the iterator EOF when not. */
 static void runCheck(JtCursor *p) {
-  JtIter *it = &p->it;
+  JtIter *it = p->bStage ? &p->st : &p->it;
   i64 x;
   if (it->bEof || p->ePlan == JT_PLAN_FULL) return;
   if (p->ePlan == JT_PLAN_ACTOR) {
-    if (ljGet64(it->aKey) != p->num) {
+    if (p->spanNum != p->num) {
       it->bEof = 1;
       return;
     }
-    x = (i64)(ljGet64(&it->aKey[8]) + it->idx);
+    x = (i64)(p->spanSeq0 + it->idx);
   } else {
     x = (i64)(ljGet64(it->aKey) + it->idx);
   }
   if (x < p->lo || x > p->hi) it->bEof = 1;
+}
+
+/*
+** Staged spans (fullscan, actor).  The st iterator stands on a staged
+** batch; the span is the run of directory entry p->iDir in it (for the
+** actor plan, the entry of p->num).  stageEnter makes the batch under st
+** the current span, or answers MDB_NOTFOUND when it has none of the
+** actor's events.
+*/
+static int stageEnter(JtCursor *p, const MDB_val *pEnt, int bLast) {
+  JtIter *it = &p->st;
+  MDB_val run;
+  int mrc;
+  if (p->ePlan == JT_PLAN_ACTOR) {
+    mrc = ljStageFind(pEnt, p->num, &p->iDir);
+    if (mrc) return mrc;
+  } else {
+    u32 nAct = ljStageActors(pEnt);
+    if (nAct == 0) return MDB_CORRUPTED;
+    if (bLast >= 0) p->iDir = bLast ? nAct - 1 : 0;
+  }
+  mrc = ljStageDir(pEnt, p->iDir, &p->spanNum, &p->spanSeq0, &run);
+  if (mrc) return mrc;
+  it->nRun = ljRunCount(run.mv_data, run.mv_size);
+  if (it->nRun == 0) return MDB_CORRUPTED;
+  if (bLast >= 0) it->idx = bLast ? it->nRun - 1 : 0;
+  it->vRun = run;
+  it->vGen = p->fillGen;
+  return 0;
+}
+
+/* Move st to the next (or previous) staged batch holding a span. */
+static int stageNextBatch(JtCursor *p, MDB_cursor_op op) {
+  MDB_val k, v;
+  int mrc;
+  for (;;) {
+    mrc = iterGet(&p->st, &k, &v, op);
+    if (mrc || p->st.bEof) return mrc;
+    mrc = stageEnter(p, &v, op == MDB_PREV || op == MDB_LAST);
+    if (mrc != MDB_NOTFOUND) return mrc;
+    op = (op == MDB_PREV || op == MDB_LAST) ? MDB_PREV : MDB_NEXT;
+  }
+}
+
+/* Position st on the staged event x of the actor (or the nearest one in
+** the scan direction); for the full scan on the first or last span. */
+static int stageSeek(JtCursor *p, u64 x) {
+  JtIter *it = &p->st;
+  int mrc = stageNextBatch(p, p->bDesc ? MDB_LAST : MDB_FIRST);
+  while (mrc == 0 && !it->bEof && p->ePlan == JT_PLAN_ACTOR) {
+    u64 sLast = p->spanSeq0 + it->nRun - 1;
+    if (p->bDesc ? p->spanSeq0 <= x : sLast >= x) {
+      if (p->bDesc) it->idx = (u32)(x < sLast ? x - p->spanSeq0 : it->nRun - 1);
+      else it->idx = (u32)(x > p->spanSeq0 ? x - p->spanSeq0 : 0);
+      break;
+    }
+    mrc = stageNextBatch(p, p->bDesc ? MDB_PREV : MDB_NEXT);
+  }
+  runCheck(p);
+  return mrc;
+}
+
+/* Step st by one event. */
+static int stageStep(JtCursor *p) {
+  JtIter *it = &p->st;
+  MDB_val k, v;
+  int mrc = 0;
+  if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
+    it->idx += p->bDesc ? -1 : 1;
+  } else if (p->ePlan == JT_PLAN_FULL &&
+             (mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT)) == 0 &&
+             (p->bDesc ? p->iDir > 0 : p->iDir + 1 < ljStageActors(&v))) {
+    p->iDir += p->bDesc ? -1 : 1; /* the batch's next actor */
+    mrc = stageEnter(p, &v, -1);
+    it->idx = p->bDesc ? it->nRun - 1 : 0;
+  } else if (mrc == 0) {
+    mrc = stageNextBatch(p, p->bDesc ? MDB_PREV : MDB_NEXT);
+  }
+  runCheck(p);
+  return mrc;
+}
+
+/*
+** The actor plan and the full scan walk the runs, then the staged
+** batches (whose seqs all come later); backwards, the other way round.
+** Called when the current phase may have ended.
+*/
+static int runSeek(JtCursor *p, u64 x);
+static int phaseNext(JtCursor *p) {
+  MDB_val k, v;
+  if (p->ePlan != JT_PLAN_FULL && p->ePlan != JT_PLAN_ACTOR) return 0;
+  if (!p->bDesc && !p->bStage && p->it.bEof && p->st.c) {
+    p->bStage = 1;
+    return stageSeek(p, (u64)p->lo);
+  }
+  if (p->bDesc && p->bStage && p->st.bEof) {
+    int mrc;
+    p->bStage = 0;
+    if (p->ePlan == JT_PLAN_ACTOR) return runSeek(p, (u64)p->hi);
+    mrc = iterGet(&p->it, &k, &v, MDB_LAST);
+    runEnter(p, &v, 1);
+    return mrc;
+  }
+  return 0;
 }
 
 /* Step the span iterator by one entry, skipping the manifest entries of
@@ -804,6 +926,10 @@ static int runStep(JtCursor *p) {
   JtIter *it = &p->it;
   MDB_val k, v;
   int mrc = 0;
+  if (p->bStage) {
+    mrc = stageStep(p);
+    return mrc ? mrc : phaseNext(p);
+  }
   for (;;) {
     if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
       it->idx += p->bDesc ? -1 : 1; /* within the span */
@@ -816,7 +942,7 @@ static int runStep(JtCursor *p) {
     if (mrc || ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * it->idx) != 0) break;
   }
   runCheck(p);
-  return mrc;
+  return mrc ? mrc : phaseNext(p);
 }
 
 /*
@@ -856,13 +982,13 @@ static int runSeek(JtCursor *p, u64 x) {
     }
   }
   runCheck(p);
-  return mrc;
+  return mrc ? mrc : phaseNext(p);
 }
 
 /* Does any iterator still stand on a row? */
 static int cursorHasRow(JtCursor *p) {
   if (p->ePlan == JT_PLAN_TAG) return tagPick(p) != 0;
-  return !p->it.bEof;
+  return p->bStage ? !p->st.bEof : !p->it.bEof;
 }
 
 /* Copy the row the iterators stand on into the next slot.  For the tag
@@ -870,31 +996,39 @@ static int cursorHasRow(JtCursor *p) {
 static int cursorLoad(JtCursor *p) {
   MDB_val k, v;
   int mrc;
-  JtIter *it = p->ePlan == JT_PLAN_TAG ? tagPick(p) : &p->it;
-  if (it == &p->it && it->vGen == p->fillGen && it->vRun.mv_data) {
+  JtIter *it = p->ePlan == JT_PLAN_TAG ? tagPick(p)
+               : p->bStage             ? &p->st
+                                       : &p->it;
+  if (it->vGen == p->fillGen && it->vRun.mv_data && p->ePlan != JT_PLAN_TAG) {
     v = it->vRun;
   } else {
     mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
     if (mrc) return ljMdbToSqlite(mrc);
+    if (p->bStage) {
+      /* The batch: its run is the span (the map moved since entering). */
+      mrc = stageEnter(p, &v, -1);
+      if (mrc) return ljMdbToSqlite(mrc);
+      v = it->vRun;
+    }
   }
   if (p->ePlan == JT_PLAN_TAG) {
     if (v.mv_size != 16) return SQLITE_CORRUPT;
-    return slotLoadIndexed(p, v.mv_data);
+    return slotLoadIndexed(p, v.mv_data, ljGet64(&it->aKey[it->nPrefix]));
   }
   if (isPosPlan(p)) {
     if (v.mv_size < LJ_MANI_ENTRY * ((size_t)p->it.idx + 1)) return SQLITE_CORRUPT;
-    return slotLoadIndexed(p, (const u8 *)v.mv_data + LJ_MANI_ENTRY * p->it.idx);
+    return slotLoadIndexed(p, (const u8 *)v.mv_data + LJ_MANI_ENTRY * p->it.idx,
+                           ljGet64(p->it.aKey) + p->it.idx);
   }
   {
     MDB_val rec;
     const u8 *a;
     u32 n;
-    mrc = ljRunRecord(v.mv_data, v.mv_size, p->it.idx, &a, &n);
+    mrc = ljRunRecord(v.mv_data, v.mv_size, it->idx, &a, &n);
     if (mrc) return SQLITE_CORRUPT;
     rec.mv_data = (void *)a;
     rec.mv_size = n;
-    return slotLoad(p, ljGet64(p->it.aKey), ljGet64(&p->it.aKey[8]) + p->it.idx,
-                    &rec);
+    return slotLoad(p, p->spanNum, p->spanSeq0 + it->idx, &rec);
   }
 }
 
@@ -918,7 +1052,7 @@ static int cursorStep(JtCursor *p) {
     }
     return mrc;
   }
-  if (p->it.bEof) return 0;
+  if (!cursorHasRow(p)) return 0;
   return runStep(p);
 }
 
@@ -1123,15 +1257,27 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
     mrc = mdb_cursor_open(p->txn, dbi, &p->it.c);
     if (mrc) goto done;
   }
+  /* The stage, if anything is staged. */
+  mrc = mdb_cursor_open(p->txn, pEnv->aDbi[LJ_DB_STAGE], &p->st.c);
+  if (mrc == 0) mrc = iterGet(&p->st, &k, &v, MDB_FIRST);
+  if (mrc) goto done;
+  p->stageLo = p->st.bEof ? UINT64_MAX : ljGet64(p->st.aKey);
+  if (p->st.bEof) iterClose(&p->st);
   switch (p->ePlan) {
     case JT_PLAN_FULL:
-      mrc = iterGet(&p->it, &k, &v, p->bDesc ? MDB_LAST : MDB_FIRST);
-      runEnter(p, &v, p->bDesc);
+      if (p->bDesc && p->st.c) {
+        p->bStage = 1;
+        mrc = stageSeek(p, 0);
+      } else {
+        mrc = iterGet(&p->it, &k, &v, p->bDesc ? MDB_LAST : MDB_FIRST);
+        runEnter(p, &v, p->bDesc);
+      }
+      if (mrc == 0) mrc = phaseNext(p);
       break;
     case JT_PLAN_ACTOR: {
       const char *z;
       int n;
-      u64 floor, highest;
+      u64 floor;
       char *zErr = 0;
       rc = ljCheckActor(pKey, "actor_id", &z, &n, &zErr);
       sqlite3_free(zErr);
@@ -1141,13 +1287,18 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
         p->bEof = 1;
         goto done;
       }
-      mrc = ljActorLoad(pEnv, p->txn, (const u8 *)z, n, &p->num, &highest,
-                        &floor);
+      mrc = ljActorLoad(pEnv, p->txn, (const u8 *)z, n, &p->num, 0, &floor);
       if (mrc || p->num == 0) {
         p->bEof = 1;
         goto done;
       }
-      mrc = runSeek(p, p->bDesc ? (u64)hi : (u64)lo);
+      if (p->bDesc && p->st.c) {
+        p->bStage = 1;
+        mrc = stageSeek(p, (u64)hi);
+        if (mrc == 0) mrc = phaseNext(p);
+      } else {
+        mrc = runSeek(p, p->bDesc ? (u64)hi : (u64)lo);
+      }
       break;
     }
     case JT_PLAN_TS: {

@@ -22,6 +22,7 @@
 **                                               num u64 | seq u64 | ts i64
 **   tags       len u16 | tag bytes | pos u64    num u64 | seq u64
 **   snapshots  num u64 | seq u64                snapshot record (same form)
+**   stage      first pos u64 of a commit        staged batch (below)
 **
 **   actors.floor is the highest seq at the last truncation: an actor's
 **   highest seq is max(floor, seq of its last event), so it survives the
@@ -42,6 +43,23 @@
 **   starts at 1 and only grows (gaps appear only where truncation removed
 **   events).  Both are assigned inside the LMDB write transaction, so they
 **   are gap-free across processes.
+**
+**   Staging.  A batch spread over many actors (one or two events each)
+**   would cost one B-tree put, and one copied leaf page, per event.  Such
+**   a batch is instead put whole, with MDB_APPEND, into the stage db:
+**   one value per commit, keyed like its manifest, holding the runs the
+**   batch would have written.  Once the stage holds enough, the writer
+**   merges it in one sorted pass (every staged run of an actor becomes
+**   runs of up to LJ_RUN_BYTES in the events db) and empties it.
+**
+**    staged batch:  nact u32 | nev u32 | dir [nact] | run 0 | run 1 | ...
+**    dir entry:     num u64 | first seq u64 | end u32
+**                   (sorted by num; end: where run i ends, from run 0)
+**
+**   Invariant: while the stage is not empty every commit goes to it, so
+**   an actor's events are its runs in the events db followed by its runs
+**   in the staged batches, in pos order; and every pos at or after the
+**   stage's first key is staged.  Readers consult both (journal_table.c).
 **
 ** Event record (all integers big-endian):
 **
@@ -229,6 +247,109 @@ int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey, MDB_val *pVal, u32 *pi) {
   u8 aKey[8];
   ljPut64(aKey, pos);
   return spanFind(c, aKey, 0, ljManiCount, pKey, pVal, pi);
+}
+
+/*
+** Staged batches (drawing above).  ljStageDir reads directory entry i:
+** the actor number, the seq of the first event and the run itself.
+*/
+u32 ljStageActors(const MDB_val *v) {
+  return v->mv_size < LJ_STAGE_HDR ? 0 : ljGet32(v->mv_data);
+}
+
+u32 ljStageEvents(const MDB_val *v) {
+  return v->mv_size < LJ_STAGE_HDR ? 0 : ljGet32((u8 *)v->mv_data + 4);
+}
+
+int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0, MDB_val *pRun) {
+  const u8 *a = (const u8 *)v->mv_data;
+  u32 nAct = ljStageActors(v), beg, end;
+  size_t nBody;
+  if (i >= nAct || v->mv_size < LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)nAct)
+    return MDB_CORRUPTED;
+  nBody = v->mv_size - LJ_STAGE_HDR - LJ_STAGE_DIR * (size_t)nAct;
+  a += LJ_STAGE_HDR;
+  beg = i ? ljGet32(&a[LJ_STAGE_DIR * (i - 1) + 16]) : 0;
+  end = ljGet32(&a[LJ_STAGE_DIR * i + 16]);
+  if (beg > end || end > nBody) return MDB_CORRUPTED;
+  *pNum = ljGet64(&a[LJ_STAGE_DIR * i]);
+  *pSeq0 = ljGet64(&a[LJ_STAGE_DIR * i + 8]);
+  pRun->mv_data = (void *)(a + LJ_STAGE_DIR * (size_t)nAct + beg);
+  pRun->mv_size = end - beg;
+  return 0;
+}
+
+/* The directory entry of actor num in a staged batch, by binary search;
+** MDB_NOTFOUND when the batch has no event of it. */
+int ljStageFind(const MDB_val *v, u64 num, u32 *pi) {
+  const u8 *a = (const u8 *)v->mv_data + LJ_STAGE_HDR;
+  u32 lo = 0, hi = ljStageActors(v);
+  if (v->mv_size < LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)hi)
+    return MDB_CORRUPTED;
+  while (lo < hi) {
+    u32 mid = lo + (hi - lo) / 2;
+    u64 x = ljGet64(&a[LJ_STAGE_DIR * mid]);
+    if (x == num) {
+      *pi = mid;
+      return 0;
+    }
+    if (x < num) lo = mid + 1;
+    else hi = mid;
+  }
+  return MDB_NOTFOUND;
+}
+
+/*
+** The staged record of event (num, seq) at pos, with c a cursor on the
+** stage db.  MDB_NOTFOUND when it is not staged.
+*/
+int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq, MDB_val *pRec) {
+  MDB_val k, v, run;
+  u64 n0, s0;
+  u32 i, nRec;
+  const u8 *aRec;
+  u8 aKey[8];
+  int mrc;
+  ljPut64(aKey, pos);
+  k.mv_data = aKey;
+  k.mv_size = 8;
+  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  if (mrc == 0 && ljGet64(k.mv_data) != pos) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (mrc) return mrc;
+  if (k.mv_size != 8 || ljGet64(k.mv_data) > pos) return MDB_NOTFOUND;
+  mrc = ljStageFind(&v, num, &i);
+  if (mrc == 0) mrc = ljStageDir(&v, i, &n0, &s0, &run);
+  if (mrc) return mrc;
+  if (seq < s0 || seq - s0 >= ljRunCount(run.mv_data, run.mv_size))
+    return MDB_NOTFOUND;
+  mrc = ljRunRecord(run.mv_data, run.mv_size, (u32)(seq - s0), &aRec, &nRec);
+  if (mrc) return mrc;
+  pRec->mv_data = (void *)aRec;
+  pRec->mv_size = nRec;
+  return 0;
+}
+
+/* An actor's last staged seq (0 if it has none staged): the newest batch
+** holding it, searched from the end. */
+static int stageLast(LjEnv *p, MDB_txn *txn, u64 num, u64 *pLast) {
+  MDB_cursor *c;
+  MDB_val k, v, run;
+  u64 n0, s0;
+  u32 i;
+  int mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_STAGE], &c);
+  if (mrc) return mrc;
+  *pLast = 0;
+  for (mrc = mdb_cursor_get(c, &k, &v, MDB_LAST); mrc == 0;
+       mrc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
+    mrc = ljStageFind(&v, num, &i);
+    if (mrc == MDB_NOTFOUND) continue;
+    if (mrc == 0) mrc = ljStageDir(&v, i, &n0, &s0, &run);
+    if (mrc == 0) *pLast = s0 + ljRunCount(run.mv_data, run.mv_size) - 1;
+    break;
+  }
+  mdb_cursor_close(c);
+  return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
 void ljEvKey(u8 *aKey, u64 actorNum, u64 seq) {
@@ -510,13 +631,25 @@ int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
   k.mv_size = (size_t)nActor;
   mrc = mdb_get(txn, p->aDbi[LJ_DB_ACTORS], &k, &v);
   if (mrc == MDB_NOTFOUND) {
-    *pNum = *pHighest = *pFloor = 0;
+    *pNum = *pFloor = 0;
+    if (pHighest) *pHighest = 0;
     return 0;
   }
   if (mrc) return mrc;
   if (v.mv_size < 16) return MDB_CORRUPTED;
   num = ljGet64(v.mv_data);
   floor = ljGet64((u8 *)v.mv_data + 8);
+  *pNum = num;
+  *pFloor = floor;
+  if (pHighest == 0) return 0;
+  /* Staged events come after the runs: the stage decides when it has
+  ** any of this actor's. */
+  mrc = stageLast(p, txn, num, &last);
+  if (mrc) return mrc;
+  if (last) {
+    *pHighest = last > floor ? last : floor;
+    return 0;
+  }
   mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_EVENTS], &c);
   if (mrc) return mrc;
   ljEvKey(aKey, num + 1, 0);
@@ -531,8 +664,6 @@ int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
   }
   mdb_cursor_close(c);
   if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  *pNum = num;
-  *pFloor = floor;
   *pHighest = last > floor ? last : floor;
   return 0;
 }

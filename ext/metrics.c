@@ -91,6 +91,8 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ROW("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
   ROW("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
   ROW("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
+  ROW("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
+  ROW("stage_merged_events", __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
   ROW("queue_depth", wi.nQueue);
   ROW("last_pos", wi.lastPos);
   ROW("durable_pos", wi.durablePos);

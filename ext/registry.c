@@ -48,7 +48,7 @@ static pthread_mutex_t ljRegistryMutex = PTHREAD_MUTEX_INITIALIZER;
 static LjEnv *ljRegistry = 0;
 
 static const char *const azDbName[LJ_DB_COUNT] = {
-    "meta", "actors", "actnum", "events", "pos", "tags", "snapshots"};
+    "meta", "actors", "actnum", "events", "pos", "tags", "snapshots", "stage"};
 
 /*
 ** The one place where LMDB and errno codes become SQLite codes.
@@ -219,6 +219,20 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
             "format %d or older",
             p->zDir, fmt, LMDBJOURNAL_FORMAT_VERSION);
         return SQLITE_CORRUPT;
+      }
+      if (fmt < LMDBJOURNAL_FORMAT_VERSION) {
+        /* An older format is a subset of this one: record the upgrade,
+        ** so that older builds refuse the store instead of misreading
+        ** what this one writes. */
+        if (!bCreate) {
+          mdb_txn_abort(txn);
+          bCreate = 1;
+          continue;
+        }
+        ljPut32(aFmt, LMDBJOURNAL_FORMAT_VERSION);
+        v.mv_data = aFmt;
+        v.mv_size = 4;
+        mrc = mdb_put(txn, p->aDbi[LJ_DB_META], &k, &v, 0);
       }
     } else if (mrc == MDB_NOTFOUND) {
       *pzErr = sqlite3_mprintf(

@@ -87,6 +87,10 @@ struct LjWriter {
   u64 tailPos;
   i64 tailTs;
   u64 nextNum;
+  u64 nStageEnt;           /* staged batches (valid with bTail) */
+  u64 nStageEv;            /* ... their events */
+  u64 nStageBytes;         /* ... their bytes */
+  i64 usNoMergeUntil;      /* after a failed merge: not before this */
   int eFlags;              /* durability the env flags are set for */
   int bUnsynced;           /* commits since the last env sync */
   i64 usLastSync;
@@ -702,6 +706,227 @@ static int tagPut(void *pArg, const u8 *aTag, int nTag) {
   return t->mrc ? 1 : 0;
 }
 
+/* Encode events ap[0..n) (one actor, consecutive seqs) as a run. */
+static size_t runSize(LjEvent *const *ap, size_t n) {
+  size_t nByte = 4 + 4 * n;
+  for (size_t x = 0; x < n; x++) nByte += ap[x]->nRec;
+  return nByte;
+}
+
+static void runFill(u8 *z, LjEvent *const *ap, size_t n) {
+  size_t off = 0;
+  ljPut32(z, (u32)n);
+  for (size_t x = 0; x < n; x++) {
+    memcpy(&z[4 + 4 * n + off], ap[x]->aRec, ap[x]->nRec);
+    off += ap[x]->nRec;
+    ljPut32(&z[4 + 4 * x], (u32)off);
+  }
+}
+
+/* Events of the sorted batch from i on that belong to apSort[i]'s actor. */
+static size_t actorSpan(LjWriter *w, size_t i, size_t n) {
+  size_t j = i;
+  while (j < n && w->apSort[j]->pActor == w->apSort[i]->pActor) j++;
+  return j - i;
+}
+
+/*
+** Put the sorted batch (n events over nActor actors) into the stage as
+** one value keyed by its first pos (drawing in layout.c).
+*/
+static int stagePut(LjWriter *w, MDB_txn *txn, size_t n, size_t nActor,
+                    const u8 *aPos) {
+  MDB_val k, v;
+  size_t i, nByte = LJ_STAGE_HDR + LJ_STAGE_DIR * nActor, off = 0;
+  u32 iDir = 0;
+  u8 *z;
+  int mrc;
+  for (i = 0; i < n; i += actorSpan(w, i, n)) {
+    nByte += runSize(&w->apSort[i], actorSpan(w, i, n));
+  }
+  k.mv_data = (void *)aPos;
+  k.mv_size = 8;
+  v.mv_data = 0;
+  v.mv_size = nByte;
+  mrc = mdb_put(txn, w->pEnv->aDbi[LJ_DB_STAGE], &k, &v,
+                MDB_APPEND | MDB_RESERVE);
+  if (mrc) return mrc;
+  z = (u8 *)v.mv_data;
+  ljPut32(z, (u32)nActor);
+  ljPut32(&z[4], (u32)n);
+  for (i = 0; i < n; iDir++) {
+    size_t nA = actorSpan(w, i, n);
+    u8 *aDir = &z[LJ_STAGE_HDR + LJ_STAGE_DIR * iDir];
+    size_t nRun = runSize(&w->apSort[i], nA);
+    runFill(&z[LJ_STAGE_HDR + LJ_STAGE_DIR * nActor + off], &w->apSort[i], nA);
+    off += nRun;
+    ljPut64(aDir, w->apSort[i]->pActor->num);
+    ljPut64(&aDir[8], w->apSort[i]->seq);
+    ljPut32(&aDir[16], (u32)off);
+    i += nA;
+  }
+  w->nStageEnt++;
+  w->nStageEv += n;
+  w->nStageBytes += nByte;
+  return 0;
+}
+
+/* One actor's staged run inside the merge: batch iEnt, directory entry
+** iDir. */
+typedef struct StageItem StageItem;
+struct StageItem {
+  u64 num;
+  u32 iEnt;
+  u32 iDir;
+};
+
+static int cmpStageItem(const void *pA, const void *pB) {
+  const StageItem *a = (const StageItem *)pA, *b = (const StageItem *)pB;
+  if (a->num != b->num) return a->num < b->num ? -1 : 1;
+  return a->iEnt < b->iEnt ? -1 : (a->iEnt > b->iEnt);
+}
+
+/* Records gathered for one run of the merge. */
+typedef struct MergeRun MergeRun;
+struct MergeRun {
+  MDB_cursor *c;
+  u64 num, seq0; /* key of the run */
+  u32 n;
+  size_t nByte;
+  const u8 *apRec[LJ_RUN_MAX];
+  u32 anRec[LJ_RUN_MAX];
+};
+
+static int mergeFlush(MergeRun *r) {
+  MDB_val k, v;
+  u8 aKey[LJ_EVKEY], *z;
+  size_t off = 0;
+  int mrc;
+  if (r->n == 0) return 0;
+  ljEvKey(aKey, r->num, r->seq0);
+  k.mv_data = aKey;
+  k.mv_size = LJ_EVKEY;
+  v.mv_data = 0;
+  v.mv_size = 4 + 4 * (size_t)r->n + r->nByte;
+  mrc = mdb_cursor_put(r->c, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+  if (mrc) return mrc;
+  z = (u8 *)v.mv_data;
+  ljPut32(z, r->n);
+  for (u32 x = 0; x < r->n; x++) {
+    memcpy(&z[4 + 4 * (size_t)r->n + off], r->apRec[x], r->anRec[x]);
+    off += r->anRec[x];
+    ljPut32(&z[4 + 4 * x], (u32)off);
+  }
+  r->seq0 += r->n;
+  r->n = 0;
+  r->nByte = 0;
+  return 0;
+}
+
+/*
+** Merge the stage into the events db and empty it: every actor's staged
+** runs, in pos order, become runs of up to LJ_RUN_MAX events and
+** LJ_RUN_BYTES bytes, put in key order.  The records are copied as they
+** are (pos, ts and checksum do not change).
+*/
+static int stageMerge(LjWriter *w, MDB_txn *txn) {
+  LjEnv *pEnv = w->pEnv;
+  MDB_cursor *cSt = 0;
+  MDB_val k, v, *aEnt = 0;
+  StageItem *aItem = 0;
+  size_t nEnt = 0, nItem = 0, nEntAlloc = 0, nItemAlloc = 0, i;
+  MergeRun *r = 0;
+  int mrc;
+
+  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_STAGE], &cSt);
+  for (mrc = mrc ? mrc : mdb_cursor_get(cSt, &k, &v, MDB_FIRST); mrc == 0;
+       mrc = mdb_cursor_get(cSt, &k, &v, MDB_NEXT)) {
+    u32 nAct = ljStageActors(&v);
+    if (nEnt == nEntAlloc) {
+      size_t nNew = nEntAlloc ? nEntAlloc * 2 : 256;
+      MDB_val *a = sqlite3_realloc64(aEnt, sizeof(MDB_val) * nNew);
+      if (a == 0) { mrc = ENOMEM; break; }
+      aEnt = a;
+      nEntAlloc = nNew;
+    }
+    if (nItem + nAct > nItemAlloc) {
+      size_t nNew = (nItem + nAct) * 2;
+      StageItem *a = sqlite3_realloc64(aItem, sizeof(StageItem) * nNew);
+      if (a == 0) { mrc = ENOMEM; break; }
+      aItem = a;
+      nItemAlloc = nNew;
+    }
+    for (u32 d = 0; d < nAct && mrc == 0; d++) {
+      u64 s0;
+      MDB_val run;
+      mrc = ljStageDir(&v, d, &aItem[nItem].num, &s0, &run);
+      aItem[nItem].iEnt = (u32)nEnt;
+      aItem[nItem++].iDir = d;
+    }
+    if (mrc) break;
+    aEnt[nEnt++] = v;
+  }
+  if (cSt) mdb_cursor_close(cSt);
+  if (mrc == MDB_NOTFOUND) mrc = 0;
+  if (mrc == 0 && nItem > 0) {
+    r = sqlite3_malloc64(sizeof(*r));
+    if (r == 0) mrc = ENOMEM;
+  }
+  if (mrc == 0 && nItem > 0) {
+    qsort(aItem, nItem, sizeof(StageItem), cmpStageItem);
+    r->n = 0;
+    r->nByte = 0;
+    mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
+    for (i = 0; i < nItem && mrc == 0; i++) {
+      MDB_val run;
+      u64 num, s0;
+      u32 nRun;
+      mrc = ljStageDir(&aEnt[aItem[i].iEnt], aItem[i].iDir, &num, &s0, &run);
+      if (mrc) break;
+      if (i == 0 || num != r->num) {
+        mrc = mergeFlush(r);
+        r->num = num;
+        r->seq0 = s0;
+      } else if (s0 != r->seq0 + r->n) {
+        mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
+      }
+      nRun = ljRunCount(run.mv_data, run.mv_size);
+      for (u32 x = 0; x < nRun && mrc == 0; x++) {
+        const u8 *a;
+        u32 n;
+        mrc = ljRunRecord(run.mv_data, run.mv_size, x, &a, &n);
+        if (mrc) break;
+        if (r->n == LJ_RUN_MAX || (r->n > 0 && r->nByte + n > LJ_RUN_BYTES)) {
+          mrc = mergeFlush(r);
+          if (mrc) break;
+        }
+        r->apRec[r->n] = a;
+        r->anRec[r->n++] = n;
+        r->nByte += n;
+      }
+    }
+    if (mrc == 0) mrc = mergeFlush(r);
+    if (r->c) mdb_cursor_close(r->c);
+  }
+  if (mrc == 0 && nEnt > 0) mrc = mdb_drop(txn, pEnv->aDbi[LJ_DB_STAGE], 0);
+  if (mrc == 0) {
+    __atomic_add_fetch(&pEnv->m.nMerges, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pEnv->m.nMergedEvents, w->nStageEv, __ATOMIC_RELAXED);
+    w->nStageEnt = w->nStageEv = w->nStageBytes = 0;
+  }
+  sqlite3_free(r);
+  sqlite3_free(aItem);
+  sqlite3_free(aEnt);
+  return mrc;
+}
+
+/* Is the stage big enough to merge? */
+static int stageDue(const LjWriter *w) {
+  return w->bTail && (w->nStageEv >= LJ_STAGE_MERGE_EVENTS ||
+                      w->nStageEnt >= LJ_STAGE_MERGE_BATCHES ||
+                      w->nStageBytes >= LJ_STAGE_MERGE_BYTES);
+}
+
 /* Put every accepted event, in key order. */
 static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
                        size_t nEv) {
@@ -773,46 +998,46 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
       w->apSort[p->aEvent[j].pActor->iSort++] = &p->aEvent[j];
     }
   }
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &cEv);
-  if (mrc) return mrc;
-  /* One run per actor (split at LJ_RUN_MAX events / LJ_RUN_BYTES). */
-  for (i = 0; i < n && mrc == 0;) {
-    LjActor *a = w->apSort[i]->pActor;
-    size_t j = i, nRun, nByte = 0, off = 0;
-    u8 *z;
-    while (j < n && j - i < LJ_RUN_MAX && w->apSort[j]->pActor == a &&
-           (j == i || nByte + w->apSort[j]->nRec <= LJ_RUN_BYTES)) {
-      nByte += w->apSort[j++]->nRec;
-    }
-    nRun = j - i;
-    ljEvKey(aKey, a->num, w->apSort[i]->seq);
-    k.mv_data = aKey;
-    k.mv_size = LJ_EVKEY;
-    v.mv_data = 0;
-    v.mv_size = 4 + 4 * nRun + nByte;
-    mrc = mdb_cursor_put(cEv, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (mrc) break;
-    z = (u8 *)v.mv_data;
-    ljPut32(z, (u32)nRun);
-    for (size_t x = 0; x < nRun; x++) {
-      LjEvent *e = w->apSort[i + x];
-      memcpy(&z[4 + 4 * nRun + off], e->aRec, e->nRec);
-      off += e->nRec;
-      ljPut32(&z[4 + 4 * x], (u32)off);
-    }
-    i = j;
-  }
-  mdb_cursor_close(cEv);
-  if (mrc) return mrc;
-  /* The manifest: this commit's positions, in pos order, as one value at
-  ** the end of the pos tree.  Positions of accepted events are contiguous
-  ** (validateReq hands them out one by one). */
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &cPos);
-  if (mrc) return mrc;
+  /* Positions of accepted events are contiguous (validateReq hands them
+  ** out one by one): the batch is keyed by the first. */
   ljPut64(aPos, w->apSort[0]->pos);
   for (i = 1; i < n; i++) {
     if (w->apSort[i]->pos < ljGet64(aPos)) ljPut64(aPos, w->apSort[i]->pos);
   }
+  if (w->nStageEnt > 0 ||
+      (nActor >= LJ_STAGE_ACTORS && n < LJ_STAGE_DENSITY * nActor)) {
+    /* Many actors with few events each (or a stage already open, which
+    ** must take every commit until merged): stage the batch. */
+    mrc = stagePut(w, txn, n, nActor, aPos);
+    if (mrc) return mrc;
+  } else {
+    mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &cEv);
+    if (mrc) return mrc;
+    /* One run per actor (split at LJ_RUN_MAX events / LJ_RUN_BYTES). */
+    for (i = 0; i < n && mrc == 0;) {
+      LjActor *a = w->apSort[i]->pActor;
+      size_t j = i, nByte = 0;
+      while (j < n && j - i < LJ_RUN_MAX && w->apSort[j]->pActor == a &&
+             (j == i || nByte + w->apSort[j]->nRec <= LJ_RUN_BYTES)) {
+        nByte += w->apSort[j++]->nRec;
+      }
+      ljEvKey(aKey, a->num, w->apSort[i]->seq);
+      k.mv_data = aKey;
+      k.mv_size = LJ_EVKEY;
+      v.mv_data = 0;
+      v.mv_size = runSize(&w->apSort[i], j - i);
+      mrc = mdb_cursor_put(cEv, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+      if (mrc) break;
+      runFill((u8 *)v.mv_data, &w->apSort[i], j - i);
+      i = j;
+    }
+    mdb_cursor_close(cEv);
+    if (mrc) return mrc;
+  }
+  /* The manifest: this commit's positions, in pos order, as one value at
+  ** the end of the pos tree. */
+  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &cPos);
+  if (mrc) return mrc;
   k.mv_data = aPos;
   k.mv_size = 8;
   v.mv_data = 0;
@@ -861,6 +1086,17 @@ static int loadTail(LjWriter *w, MDB_txn *txn) {
   w->tailPos = 0;
   w->tailTs = 0;
   w->nextNum = 1;
+  w->nStageEnt = w->nStageEv = w->nStageBytes = 0;
+  mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_STAGE], &c);
+  if (mrc) return mrc;
+  for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    w->nStageEnt++;
+    w->nStageEv += ljStageEvents(&v);
+    w->nStageBytes += v.mv_size;
+  }
+  mdb_cursor_close(c);
+  if (mrc != MDB_NOTFOUND) return mrc;
   mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_POS], &c);
   if (mrc) return mrc;
   mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -1117,10 +1353,12 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
       *pbSync = 1;
       continue;
     }
-    if (p->eType == LJ_REQ_TRUNCATE) {
-      /* Always alone in its batch (see writerMain). */
+    if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
+      /* Always alone in its batch (see writerMain).  Truncation works on
+      ** runs only, so it merges the stage first. */
       p->nResult = 0;
-      mrc = truncateTxn(w, txn, p);
+      if (w->nStageEnt > 0) mrc = stageMerge(w, txn);
+      if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) mrc = truncateTxn(w, txn, p);
       if (mrc == 0) nEv = 1; /* commit */
       continue;
     }
@@ -1128,7 +1366,7 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
     mrc = validateReq(w, txn, p, now);
     if (mrc == 0 && p->rc == 0) nEv += (size_t)p->nEvent;
   }
-  if (mrc == 0 && nEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE) {
+  if (mrc == 0 && nEv > 0 && aReq[0]->eType == LJ_REQ_EVENTS) {
     mrc = writeEvents(w, txn, aReq, nReq, nEv);
   }
   if (mrc == 0 && nEv > 0) {
@@ -1300,6 +1538,27 @@ static void checkpoint(LjWriter *w) {
   }
 }
 
+/*
+** Merge the stage in a transaction of its own (writer thread, mutex not
+** held).  A failure leaves the stage as it was, readable; the merge is
+** tried again a second later.
+*/
+static void stageMergeNow(LjWriter *w) {
+  LjReq req, *pReq = &req;
+  int bSync = 0, mrc;
+  memset(&req, 0, sizeof(req));
+  req.eType = LJ_REQ_MERGE;
+  /* Losing a merge to an OS crash loses nothing (the stage is still
+  ** there), so it never needs more than meta durability. */
+  req.eDurability = LJ_DUR_META;
+  mrc = batchCommit(w, &pReq, 1, &bSync);
+  if (mrc) {
+    w->usNoMergeUntil = ljNowUs() + 1000000;
+    sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: merging the stage of %s "
+                "failed: %s", w->pEnv->zDir, mdb_strerror(mrc));
+  }
+}
+
 /* Distinct submitters among the queued requests, counting up to nMax
 ** (mutex held).  A long queue needs no group wait: it answers nMax. */
 static int queueClients(LjWriter *w, int nMax) {
@@ -1326,19 +1585,37 @@ static void *writerMain(void *pArg) {
   for (;;) {
     int nReq = 0, nEv = 0, bSync = 0, mrc;
     u64 nByte = 0;
-    i64 usOldest;
+    i64 usOldest, usIdle;
 
+    usIdle = ljNowUs();
     while (w->pHead == 0 && !w->bStop) {
+      /* Idle: wait for work, but wake for a due checkpoint and to merge
+      ** the stage once no batch came for LJ_STAGE_IDLE_US. */
+      i64 now = ljNowUs(), usDue = -1;
       w->eWait = W_IDLE;
       if (w->bUnsynced) {
-        struct timespec dl;
-        i64 usDue = w->usLastSync + pCfg->usCheckpoint - ljNowUs();
+        usDue = w->usLastSync + pCfg->usCheckpoint - now;
         if (usDue <= 0) {
           pthread_mutex_unlock(&w->mutex);
           checkpoint(w);
           pthread_mutex_lock(&w->mutex);
           continue;
         }
+      }
+      if (w->nStageEnt > 0) {
+        i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->usNoMergeUntil
+                           ? usIdle + LJ_STAGE_IDLE_US
+                           : w->usNoMergeUntil) - now;
+        if (usMerge <= 0) {
+          pthread_mutex_unlock(&w->mutex);
+          stageMergeNow(w);
+          pthread_mutex_lock(&w->mutex);
+          continue;
+        }
+        if (usDue < 0 || usMerge < usDue) usDue = usMerge;
+      }
+      if (usDue > 0) {
+        struct timespec dl;
         ljDeadline(&dl, usDue);
         pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
       } else {
@@ -1450,6 +1727,7 @@ static void *writerMain(void *pArg) {
         ljNowUs() - w->usLastSync >= pCfg->usCheckpoint) {
       checkpoint(w); /* a steady stream must not postpone it forever */
     }
+    if (stageDue(w) && ljNowUs() >= w->usNoMergeUntil) stageMergeNow(w);
     pthread_mutex_lock(&w->mutex);
   }
   w->eWait = W_BUSY;

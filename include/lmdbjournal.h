@@ -52,7 +52,7 @@ extern "C" {
 ** with a newer format is refused at CREATE/CONNECT time rather than being
 ** misread.
 */
-#define LMDBJOURNAL_FORMAT_VERSION 1
+#define LMDBJOURNAL_FORMAT_VERSION 2
 
 /*
 ** sqlite3_lmdbjournal_init -- register the extension on one connection.
