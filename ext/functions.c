@@ -204,7 +204,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjMetricRow aRow[LJ_METRICS_MAX];
   LjWriterInfo wi;
   sqlite3_str *pStr;
-  double mapSize = 0, mapUsed = 0, readers = 0, readersMax = 0;
+  double mapSize = 0, mapUsed = 0, readers = 0, readersMax = 0, staged = 0;
   double pctOfMax;
   int n, i, bQueue, bMap, bWriter, bReaders;
   i64 usOldest;
@@ -217,6 +217,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (strcmp(aRow[i].zName, "map_used") == 0) mapUsed = aRow[i].value;
     if (strcmp(aRow[i].zName, "readers_used") == 0) readers = aRow[i].value;
     if (strcmp(aRow[i].zName, "readers_max") == 0) readersMax = aRow[i].value;
+    if (strcmp(aRow[i].zName, "staged_events") == 0) staged = aRow[i].value;
   }
   ljWriterInfo(p->pEnv, &wi);
   pctOfMax = 100.0 * mapUsed / (double)p->pEnv->cfg.szMapMax;
@@ -245,6 +246,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_str_appendf(pStr, ",\"stale_readers_cleared\":%llu",
                       (unsigned long long)__atomic_load_n(
                           &p->pEnv->m.nStaleReaders, __ATOMIC_RELAXED));
+  sqlite3_str_appendf(pStr, ",\"staged_events\":%.0f", staged);
   sqlite3_str_appendf(pStr, ",\"last_error\":");
   if (wi.zLastError) {
     jsonString(pStr, wi.zLastError);

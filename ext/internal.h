@@ -252,9 +252,9 @@ LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
 ** batches (bench/README.md). */
 #define LJ_STAGE_ACTORS 64
 #define LJ_STAGE_DENSITY 4
-#define LJ_STAGE_MERGE_EVENTS 262144
+#define LJ_STAGE_MERGE_EVENTS 524288
 #define LJ_STAGE_MERGE_BATCHES 1024
-#define LJ_STAGE_MERGE_BYTES (64 << 20)
+#define LJ_STAGE_MERGE_BYTES (128 << 20)
 #define LJ_STAGE_IDLE_US 200000
 LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
 LJ_PRIVATE u32 ljStageEvents(const MDB_val *v);
@@ -393,6 +393,10 @@ LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
 /* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
 ** it leaves the gate, adopts the new size and re-enters. */
 LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
+
+/* How much is staged in a snapshot: batches, events, bytes. */
+LJ_PRIVATE int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch,
+                             u64 *pnEv, u64 *pnByte);
 
 /* Read an actor's state from a snapshot: number (0 if unknown), highest
 ** seq (max of truncation floor and last event, staged or not; pHighest

@@ -330,6 +330,24 @@ int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq, MDB_val *pRec) {
   return 0;
 }
 
+/* How much is staged: batches, events and bytes. */
+int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch, u64 *pnEv,
+                  u64 *pnByte) {
+  MDB_cursor *c;
+  MDB_val k, v;
+  int mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_STAGE], &c);
+  *pnBatch = *pnEv = *pnByte = 0;
+  if (mrc) return mrc;
+  for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    (*pnBatch)++;
+    *pnEv += ljStageEvents(&v);
+    *pnByte += v.mv_size;
+  }
+  mdb_cursor_close(c);
+  return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 /* An actor's last staged seq (0 if it has none staged): the newest batch
 ** holding it, searched from the end. */
 static int stageLast(LjEnv *p, MDB_txn *txn, u64 num, u64 *pLast) {

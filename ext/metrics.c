@@ -60,6 +60,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   MDB_stat st;
   LjHist commit, append;
   int n = 0;
+  u64 nStageBatch = 0, nStageEv = 0, nStageByte = 0;
   u64 nCommits = __atomic_load_n(&m->nCommits, __ATOMIC_RELAXED);
   u64 nEv = __atomic_load_n(&m->nCommitEvents, __ATOMIC_RELAXED);
 
@@ -72,6 +73,13 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ljGateEnter(pEnv);
   mdb_env_info(pEnv->env, &info);
   mdb_env_stat(pEnv->env, &st);
+  {
+    MDB_txn *txn;
+    if (ljReadBegin(pEnv, &txn) == 0) {
+      ljStageTotals(pEnv, txn, &nStageBatch, &nStageEv, &nStageByte);
+      mdb_txn_abort(txn);
+    }
+  }
   ljGateLeave(pEnv);
 
 #define ROW(zN, v)                 \
@@ -91,6 +99,9 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ROW("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
   ROW("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
   ROW("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
+  ROW("staged_batches", nStageBatch);
+  ROW("staged_events", nStageEv);
+  ROW("staged_bytes", nStageByte);
   ROW("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
   ROW("stage_merged_events", __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
   ROW("queue_depth", wi.nQueue);

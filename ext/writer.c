@@ -780,10 +780,33 @@ struct StageItem {
   u32 iDir;
 };
 
-static int cmpStageItem(const void *pA, const void *pB) {
-  const StageItem *a = (const StageItem *)pA, *b = (const StageItem *)pB;
-  if (a->num != b->num) return a->num < b->num ? -1 : 1;
-  return a->iEnt < b->iEnt ? -1 : (a->iEnt > b->iEnt);
+/*
+** Sort items by actor number, keeping batch order among equal numbers:
+** a stable LSD radix sort, 11 bits per pass, over the bits the largest
+** number uses.  The result is in a[] or aTmp[]; returned.
+*/
+static StageItem *stageSort(StageItem *a, StageItem *aTmp, size_t n,
+                            u64 numMax) {
+  enum { BITS = 11, BUCKETS = 1 << BITS };
+  size_t aCnt[BUCKETS];
+  for (int shift = 0; shift < 64 && (numMax >> shift) != 0; shift += BITS) {
+    size_t sum = 0;
+    StageItem *t;
+    memset(aCnt, 0, sizeof(aCnt));
+    for (size_t i = 0; i < n; i++) aCnt[(a[i].num >> shift) & (BUCKETS - 1)]++;
+    for (size_t d = 0; d < BUCKETS; d++) {
+      size_t c = aCnt[d];
+      aCnt[d] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; i++) {
+      aTmp[aCnt[(a[i].num >> shift) & (BUCKETS - 1)]++] = a[i];
+    }
+    t = a;
+    a = aTmp;
+    aTmp = t;
+  }
+  return a;
 }
 
 /* Records gathered for one run of the merge. */
@@ -823,98 +846,129 @@ static int mergeFlush(MergeRun *r) {
   return 0;
 }
 
+/* Write the sorted items as runs of up to LJ_RUN_MAX events and
+** LJ_RUN_BYTES bytes, in key order. */
+static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
+                     const StageItem *aItem, size_t nItem) {
+  MergeRun *r = sqlite3_malloc64(sizeof(*r));
+  int mrc;
+  if (r == 0) return ENOMEM;
+  r->n = 0;
+  r->nByte = 0;
+  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
+  for (size_t i = 0; i < nItem && mrc == 0; i++) {
+    MDB_val run;
+    u64 num, s0;
+    u32 nRun;
+    mrc = ljStageDir(&aEnt[aItem[i].iEnt], aItem[i].iDir, &num, &s0, &run);
+    if (mrc) break;
+    if (i == 0 || num != r->num) {
+      mrc = mergeFlush(r);
+      r->num = num;
+      r->seq0 = s0;
+    } else if (s0 != r->seq0 + r->n) {
+      mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
+    }
+    nRun = ljRunCount(run.mv_data, run.mv_size);
+    for (u32 x = 0; x < nRun && mrc == 0; x++) {
+      const u8 *a;
+      u32 n;
+      mrc = ljRunRecord(run.mv_data, run.mv_size, x, &a, &n);
+      if (mrc) break;
+      if (r->n == LJ_RUN_MAX || (r->n > 0 && r->nByte + n > LJ_RUN_BYTES)) {
+        mrc = mergeFlush(r);
+        if (mrc) break;
+      }
+      r->apRec[r->n] = a;
+      r->anRec[r->n++] = n;
+      r->nByte += n;
+    }
+  }
+  if (mrc == 0) mrc = mergeFlush(r);
+  if (r->c) mdb_cursor_close(r->c);
+  sqlite3_free(r);
+  return mrc;
+}
+
 /*
-** Merge the stage into the events db and empty it: every actor's staged
-** runs, in pos order, become runs of up to LJ_RUN_MAX events and
-** LJ_RUN_BYTES bytes, put in key order.  The records are copied as they
-** are (pos, ts and checksum do not change).
+** Merge the oldest staged batches, up to nBudget events (at least one
+** batch), into the events db and delete them from the stage: every
+** actor's staged runs, in pos order, become runs put in key order.  The
+** records are copied as they are (pos, ts and checksum do not change).
+** What stays staged is newer than what was merged, so the stage's
+** invariant (layout.c) holds.
 */
-static int stageMerge(LjWriter *w, MDB_txn *txn) {
+static int stageMerge(LjWriter *w, MDB_txn *txn, u64 nBudget) {
   LjEnv *pEnv = w->pEnv;
   MDB_cursor *cSt = 0;
   MDB_val k, v, *aEnt = 0;
-  StageItem *aItem = 0;
-  size_t nEnt = 0, nItem = 0, nEntAlloc = 0, nItemAlloc = 0, i;
-  MergeRun *r = 0;
+  StageItem *aItem = 0, *aSorted;
+  size_t nEnt = 0, nItem = 0, nEntAlloc = 0, nItemAlloc = 0;
+  u64 nEv = 0, nByte = 0, numMax = 0;
   int mrc;
 
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_STAGE], &cSt);
-  for (mrc = mrc ? mrc : mdb_cursor_get(cSt, &k, &v, MDB_FIRST); mrc == 0;
+  if (mrc) return mrc;
+  /* Size the arrays first: the batches within the budget and their
+  ** directory entries (twice: the second half is the sort's scratch). */
+  for (mrc = mdb_cursor_get(cSt, &k, &v, MDB_FIRST); mrc == 0;
+       mrc = mdb_cursor_get(cSt, &k, &v, MDB_NEXT)) {
+    if (nEntAlloc > 0 && nEv + ljStageEvents(&v) > nBudget) break;
+    nEntAlloc++;
+    nItemAlloc += 2 * (size_t)ljStageActors(&v);
+    nEv += ljStageEvents(&v);
+  }
+  if (mrc == MDB_NOTFOUND) mrc = 0;
+  nEv = 0;
+  if (mrc == 0 && nEntAlloc > 0) {
+    aEnt = sqlite3_malloc64(sizeof(MDB_val) * nEntAlloc);
+    aItem = sqlite3_malloc64(sizeof(StageItem) * (nItemAlloc ? nItemAlloc : 1));
+    if (aEnt == 0 || aItem == 0) mrc = ENOMEM;
+  }
+  for (mrc = mrc ? mrc : mdb_cursor_get(cSt, &k, &v, MDB_FIRST);
+       mrc == 0 && nEnt < nEntAlloc;
        mrc = mdb_cursor_get(cSt, &k, &v, MDB_NEXT)) {
     u32 nAct = ljStageActors(&v);
-    if (nEnt == nEntAlloc) {
-      size_t nNew = nEntAlloc ? nEntAlloc * 2 : 256;
-      MDB_val *a = sqlite3_realloc64(aEnt, sizeof(MDB_val) * nNew);
-      if (a == 0) { mrc = ENOMEM; break; }
-      aEnt = a;
-      nEntAlloc = nNew;
-    }
-    if (nItem + nAct > nItemAlloc) {
-      size_t nNew = (nItem + nAct) * 2;
-      StageItem *a = sqlite3_realloc64(aItem, sizeof(StageItem) * nNew);
-      if (a == 0) { mrc = ENOMEM; break; }
-      aItem = a;
-      nItemAlloc = nNew;
+    if (2 * (nItem + nAct) > nItemAlloc) {
+      mrc = MDB_CORRUPTED; /* changed under us: cannot be */
+      break;
     }
     for (u32 d = 0; d < nAct && mrc == 0; d++) {
       u64 s0;
       MDB_val run;
       mrc = ljStageDir(&v, d, &aItem[nItem].num, &s0, &run);
+      if (aItem[nItem].num > numMax) numMax = aItem[nItem].num;
       aItem[nItem].iEnt = (u32)nEnt;
       aItem[nItem++].iDir = d;
     }
     if (mrc) break;
     aEnt[nEnt++] = v;
+    nEv += ljStageEvents(&v);
+    nByte += v.mv_size;
+    if (nEnt == nEntAlloc) break;
   }
-  if (cSt) mdb_cursor_close(cSt);
   if (mrc == MDB_NOTFOUND) mrc = 0;
   if (mrc == 0 && nItem > 0) {
-    r = sqlite3_malloc64(sizeof(*r));
-    if (r == 0) mrc = ENOMEM;
+    aSorted = stageSort(aItem, &aItem[nItemAlloc / 2], nItem, numMax);
+    mrc = mergeRuns(pEnv, txn, aEnt, aSorted, nItem);
   }
-  if (mrc == 0 && nItem > 0) {
-    qsort(aItem, nItem, sizeof(StageItem), cmpStageItem);
-    r->n = 0;
-    r->nByte = 0;
-    mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
-    for (i = 0; i < nItem && mrc == 0; i++) {
-      MDB_val run;
-      u64 num, s0;
-      u32 nRun;
-      mrc = ljStageDir(&aEnt[aItem[i].iEnt], aItem[i].iDir, &num, &s0, &run);
-      if (mrc) break;
-      if (i == 0 || num != r->num) {
-        mrc = mergeFlush(r);
-        r->num = num;
-        r->seq0 = s0;
-      } else if (s0 != r->seq0 + r->n) {
-        mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
-      }
-      nRun = ljRunCount(run.mv_data, run.mv_size);
-      for (u32 x = 0; x < nRun && mrc == 0; x++) {
-        const u8 *a;
-        u32 n;
-        mrc = ljRunRecord(run.mv_data, run.mv_size, x, &a, &n);
-        if (mrc) break;
-        if (r->n == LJ_RUN_MAX || (r->n > 0 && r->nByte + n > LJ_RUN_BYTES)) {
-          mrc = mergeFlush(r);
-          if (mrc) break;
-        }
-        r->apRec[r->n] = a;
-        r->anRec[r->n++] = n;
-        r->nByte += n;
-      }
+  /* Delete the merged batches (the oldest: first in the stage). */
+  if (mrc == 0 && nEnt > 0 && nEnt == w->nStageEnt) {
+    mrc = mdb_drop(txn, pEnv->aDbi[LJ_DB_STAGE], 0);
+  } else {
+    for (size_t i = 0; i < nEnt && mrc == 0; i++) {
+      mrc = mdb_cursor_get(cSt, &k, &v, MDB_FIRST);
+      if (mrc == 0) mrc = mdb_cursor_del(cSt, 0);
     }
-    if (mrc == 0) mrc = mergeFlush(r);
-    if (r->c) mdb_cursor_close(r->c);
   }
-  if (mrc == 0 && nEnt > 0) mrc = mdb_drop(txn, pEnv->aDbi[LJ_DB_STAGE], 0);
+  mdb_cursor_close(cSt);
   if (mrc == 0) {
     __atomic_add_fetch(&pEnv->m.nMerges, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&pEnv->m.nMergedEvents, w->nStageEv, __ATOMIC_RELAXED);
-    w->nStageEnt = w->nStageEv = w->nStageBytes = 0;
+    __atomic_add_fetch(&pEnv->m.nMergedEvents, nEv, __ATOMIC_RELAXED);
+    w->nStageEnt -= nEnt;
+    w->nStageEv -= nEv;
+    w->nStageBytes -= nByte;
   }
-  sqlite3_free(r);
   sqlite3_free(aItem);
   sqlite3_free(aEnt);
   return mrc;
@@ -1086,17 +1140,9 @@ static int loadTail(LjWriter *w, MDB_txn *txn) {
   w->tailPos = 0;
   w->tailTs = 0;
   w->nextNum = 1;
-  w->nStageEnt = w->nStageEv = w->nStageBytes = 0;
-  mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_STAGE], &c);
+  mrc = ljStageTotals(w->pEnv, txn, &w->nStageEnt, &w->nStageEv,
+                      &w->nStageBytes);
   if (mrc) return mrc;
-  for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
-       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    w->nStageEnt++;
-    w->nStageEv += ljStageEvents(&v);
-    w->nStageBytes += v.mv_size;
-  }
-  mdb_cursor_close(c);
-  if (mrc != MDB_NOTFOUND) return mrc;
   mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_POS], &c);
   if (mrc) return mrc;
   mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -1357,7 +1403,10 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
       /* Always alone in its batch (see writerMain).  Truncation works on
       ** runs only, so it merges the stage first. */
       p->nResult = 0;
-      if (w->nStageEnt > 0) mrc = stageMerge(w, txn);
+      if (w->nStageEnt > 0) {
+        mrc = stageMerge(w, txn, p->eType == LJ_REQ_MERGE ? (u64)p->iToSeq
+                                                          : UINT64_MAX);
+      }
       if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) mrc = truncateTxn(w, txn, p);
       if (mrc == 0) nEv = 1; /* commit */
       continue;
@@ -1551,7 +1600,14 @@ static void stageMergeNow(LjWriter *w) {
   /* Losing a merge to an OS crash loses nothing (the stage is still
   ** there), so it never needs more than meta durability. */
   req.eDurability = LJ_DUR_META;
-  mrc = batchCommit(w, &pReq, 1, &bSync);
+  req.iToSeq = LJ_STAGE_MERGE_EVENTS;
+  for (;;) {
+    mrc = batchCommit(w, &pReq, 1, &bSync);
+    /* Too many pages for one transaction (very many actors): merge
+    ** fewer batches at a time. */
+    if (mrc != MDB_TXN_FULL || req.iToSeq <= 1) break;
+    req.iToSeq /= 4;
+  }
   if (mrc) {
     w->usNoMergeUntil = ljNowUs() + 1000000;
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: merging the stage of %s "
