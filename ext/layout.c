@@ -12,7 +12,7 @@
 **
 **   named db   key                              value
 **   --------   -------------------------------  ---------------------------
-**   meta       "format"                         u32 format version (=1)
+**   meta       "format"                         u32 format version (=2)
 **              "maxpos"                         u64 highest pos ever assigned
 **                                               (written by truncation)
 **   actors     actor id bytes (1..400)          num u64 | floor u64
