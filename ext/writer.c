@@ -339,18 +339,19 @@ static void reqFree(LjWriter *w, LjReq *p) {
 }
 
 /* Queue a request (mutex held) and wake the writer if it waits for it. */
-static void queuePush(LjWriter *w, LjReq *p) {
+/* Queue a request (mutex held).  Returns whether the writer must be
+** woken; the caller signals condWork, after unlocking when it can (a
+** woken writer would otherwise block at once on the mutex). */
+static int queuePush(LjWriter *w, LjReq *p) {
   p->iTicket = __atomic_add_fetch(&w->iNextTicket, 1, __ATOMIC_RELEASE);
   p->usQueued = ljNowUs();
   if (w->pTail) w->pTail->pNext = p;
   else w->pHead = p;
   w->pTail = p;
   w->nQueued += p->nEvent;
-  if (w->eWait == W_IDLE || w->eWait == W_GROUP ||
-      (w->eWait == W_GATHER &&
-       (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch))) {
-    pthread_cond_signal(&w->condWork);
-  }
+  return w->eWait == W_IDLE || w->eWait == W_GROUP ||
+         (w->eWait == W_GATHER &&
+          (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch));
 }
 
 static int writerUnavailable(LjWriter *w, char **pzErr) {
@@ -394,7 +395,7 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
   LjEnv *pEnv = pClient->pEnv;
   LjWriter *w = pEnv->pWriter;
   LjReq *p;
-  int rc = SQLITE_OK;
+  int rc = SQLITE_OK, bSignal;
   int i;
 
   pthread_mutex_lock(&w->mutex);
@@ -475,13 +476,15 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
     e->pActor->reserved = next;
     aEvent[i].seq = next;
   }
-  queuePush(w, p);
+  bSignal = queuePush(w, p);
   pClient->iLastTicket = p->iTicket;
   __atomic_add_fetch(&pEnv->m.nAppends, (u64)nEvent, __ATOMIC_RELAXED);
   if (!bWait) {
     pthread_mutex_unlock(&w->mutex);
+    if (bSignal) pthread_cond_signal(&w->condWork);
     return SQLITE_OK;
   }
+  if (bSignal) pthread_cond_signal(&w->condWork);
   /* Synchronous: wait for the outcome of this very request. */
   return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
 fail:
@@ -516,7 +519,7 @@ int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
     pthread_mutex_unlock(&w->mutex);
     return rc;
   }
-  queuePush(w, p);
+  if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
   pClient->iLastTicket = p->iTicket;
   return reqAwait(w, p, usTimeout, "journal_truncate", pnDeleted, pzErr);
 }
@@ -545,7 +548,7 @@ int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
       return SQLITE_NOMEM;
     }
     p->pClient = pClient;
-    queuePush(w, p);
+    if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
     pClient->iLastTicket = p->iTicket;
     t = p->iTicket;
   }
@@ -1508,7 +1511,8 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
   return mrc;
 }
 
-/* Record a batch's outcome and release its requests (mutex held). */
+/* Record a batch's outcome and release its requests (mutex held; the
+** caller wakes the waiters). */
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
                         int bSync) {
   LjEnv *pEnv = w->pEnv;
@@ -1565,7 +1569,6 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
     if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
   }
-  pthread_cond_broadcast(&w->condDone);
 }
 
 /* Sync a durability=none environment when a checkpoint is due. */
@@ -1779,6 +1782,8 @@ static void *writerMain(void *pArg) {
     pthread_mutex_lock(&w->mutex);
     batchFinish(w, aReq, nReq, mrc, bSync);
     pthread_mutex_unlock(&w->mutex);
+    /* Woken after the unlock, so that they do not block on the mutex. */
+    pthread_cond_broadcast(&w->condDone);
     if (w->bUnsynced &&
         ljNowUs() - w->usLastSync >= pCfg->usCheckpoint) {
       checkpoint(w); /* a steady stream must not postpone it forever */
