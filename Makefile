@@ -6,6 +6,7 @@
 #   make demo       install what is missing, build, run the demo in sqlite3
 #   make test-asan  the Tcl suite against an ASan+UBSan build
 #   make test-tsan  the threaded C driver under ThreadSanitizer
+#   make test-staged  the Tcl suite (ASan+UBSan) with every batch staged
 #   make soak       long crash/stress runs (not part of make test)
 #   make bench / make bench-quick   see bench/README.md
 
@@ -26,7 +27,7 @@ B := build
 PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
         libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang
 
-.PHONY: all static deps test test-tcl test-asan test-tsan test-c demo soak \
+.PHONY: all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
         bench bench-quick clean
 
 all: $(B)/lmdbjournal.so
@@ -66,20 +67,37 @@ $(B)/crashload: test/crashload.c $(SRC) $(HDR) | $(B)
 
 # ASan+UBSan build of the extension, loaded into an uninstrumented tclsh.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-test-asan: deps
-	@mkdir -p $(B)/asan
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -shared -o $(B)/asan/lmdbjournal.so $(SRC) $(LIBS)
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -DSQLITE_CORE -o $(B)/asan/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -DSQLITE_CORE -o $(B)/asan/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
+# asan_suite DIR EXTRA_CFLAGS: build the extension and the C drivers into
+# DIR with ASan+UBSan, then run the Tcl suite (quick) against them.
+define asan_suite
+	@mkdir -p $(1)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -shared -o $(1)/lmdbjournal.so $(SRC) $(LIBS)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  $(TCLSH) test/all.tcl --build $(B)/asan --quick $(TESTARGS)
+	  $(TCLSH) test/all.tcl --build $(1) --quick $(TESTARGS)
+endef
 
-# The threaded driver under ThreadSanitizer (extension linked in statically).
+test-asan: deps
+	$(call asan_suite,$(B)/asan,)
+
+# The threaded driver under ThreadSanitizer (extension linked in statically),
+# as built and with every batch staged.
 test-tsan: deps
 	@mkdir -p $(B)/tsan
 	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE -o $(B)/tsan/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
+	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE $(STAGED_FLAGS) -o $(B)/tsan/threads-staged test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(B)/tsan/threads $(B)/tsan/data 4 20000
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(B)/tsan/threads-staged $(B)/tsan/data 4 20000
+
+# The whole Tcl suite (under ASan+UBSan) against a build that stages every
+# batch and merges every 3,000 events (or after 20 ms idle): staged, merged
+# and mixed data must read the same.
+STAGED_FLAGS := -DLJ_STAGE_ACTORS=1 -DLJ_STAGE_DENSITY=1000000000 \
+  -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000
+test-staged: deps
+	$(call asan_suite,$(B)/staged,$(STAGED_FLAGS))
 
 # Long crash and stress runs.
 soak: all $(B)/threads $(B)/crashload

@@ -247,15 +247,30 @@ LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
 #define LJ_STAGE_DIR 20 /* num u64 | first seq u64 | end u32 */
 /* A batch is staged when it has at least LJ_STAGE_ACTORS actors and fewer
 ** than LJ_STAGE_DENSITY events per actor; the stage is merged once it
-** holds any of the LJ_STAGE_MERGE_* amounts, or when the writer idles
-** for LJ_STAGE_IDLE_US.  Measured at 100 B payloads and 1,000-event
-** batches (bench/README.md). */
+** holds any of the LJ_STAGE_MERGE_* amounts, when the writer idles for
+** LJ_STAGE_IDLE_US, and when the store closes.  Every staged batch costs
+** readers a binary search, hence the cap on batches.  Measured at 100 B
+** payloads and 1,000-event batches (bench/README.md).  A build may
+** override them (make test-staged stages every batch and merges often,
+** to run the whole suite against the stage). */
+#ifndef LJ_STAGE_ACTORS
 #define LJ_STAGE_ACTORS 64
+#endif
+#ifndef LJ_STAGE_DENSITY
 #define LJ_STAGE_DENSITY 4
+#endif
+#ifndef LJ_STAGE_MERGE_EVENTS
 #define LJ_STAGE_MERGE_EVENTS 524288
-#define LJ_STAGE_MERGE_BATCHES 1024
+#endif
+#ifndef LJ_STAGE_MERGE_BATCHES
+#define LJ_STAGE_MERGE_BATCHES 512
+#endif
+#ifndef LJ_STAGE_MERGE_BYTES
 #define LJ_STAGE_MERGE_BYTES (128 << 20)
+#endif
+#ifndef LJ_STAGE_IDLE_US
 #define LJ_STAGE_IDLE_US 200000
+#endif
 LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
 LJ_PRIVATE u32 ljStageEvents(const MDB_val *v);
 LJ_PRIVATE int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0,

@@ -1793,6 +1793,11 @@ static void *writerMain(void *pArg) {
   }
   w->eWait = W_BUSY;
   pthread_mutex_unlock(&w->mutex);
+  /* A clean close leaves nothing staged: the next opener's lookups need
+  ** not search the stage. */
+  while (w->bTail && w->nStageEnt > 0 && w->usNoMergeUntil == 0) {
+    stageMergeNow(w);
+  }
   if (w->bUnsynced) checkpoint(w);
   sqlite3_free(aReq);
   return 0;
