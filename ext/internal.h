@@ -231,6 +231,9 @@ LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 ** 100-byte payloads: 16 KiB runs 411 B of store per message and 0.69 M
 ** appends/s, 1 KiB runs 234 B and 0.82 M/s). */
 #define LJ_RUN_BYTES 1024
+#ifndef LJ_MERGE_RUN_PAGES
+#define LJ_MERGE_RUN_PAGES 2
+#endif
 LJ_PRIVATE u32 ljRunCount(const u8 *aRun, size_t nRun);
 LJ_PRIVATE int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa,
                            u32 *pn);
@@ -267,6 +270,11 @@ LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
 #endif
 #ifndef LJ_STAGE_MERGE_BYTES
 #define LJ_STAGE_MERGE_BYTES (128 << 20)
+#endif
+/* A merge must find this many events per actor to be worth it; below,
+** the writer stops staging for 4 x LJ_STAGE_MERGE_EVENTS events. */
+#ifndef LJ_STAGE_MIN_GAIN
+#define LJ_STAGE_MIN_GAIN 8
 #endif
 #ifndef LJ_STAGE_IDLE_US
 #define LJ_STAGE_IDLE_US 200000

@@ -90,6 +90,7 @@ struct LjWriter {
   u64 nStageEnt;           /* staged batches (valid with bTail) */
   u64 nStageEv;            /* ... their events */
   u64 nStageBytes;         /* ... their bytes */
+  u64 nDirectLeft;         /* events to write unstaged before staging again */
   i64 usNoMergeUntil;      /* after a failed merge: not before this */
   int eFlags;              /* durability the env flags are set for */
   int bUnsynced;           /* commits since the last env sync */
@@ -819,6 +820,7 @@ struct MergeRun {
   u64 num, seq0; /* key of the run */
   u32 n;
   size_t nByte;
+  size_t nMax;   /* largest run value */
   const u8 *apRec[LJ_RUN_MAX];
   u32 anRec[LJ_RUN_MAX];
 };
@@ -852,12 +854,17 @@ static int mergeFlush(MergeRun *r) {
 /* Write the sorted items as runs of up to LJ_RUN_MAX events and
 ** LJ_RUN_BYTES bytes, in key order. */
 static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
-                     const StageItem *aItem, size_t nItem) {
+                     const StageItem *aItem, size_t nItem, u64 *pnActor) {
   MergeRun *r = sqlite3_malloc64(sizeof(*r));
+  MDB_stat st;
   int mrc;
   if (r == 0) return ENOMEM;
   r->n = 0;
   r->nByte = 0;
+  /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly (the
+  ** first page has a 16-byte header). */
+  mdb_env_stat(pEnv->env, &st);
+  r->nMax = (size_t)st.ms_psize * LJ_MERGE_RUN_PAGES - 16;
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
   for (size_t i = 0; i < nItem && mrc == 0; i++) {
     MDB_val run;
@@ -869,6 +876,7 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
       mrc = mergeFlush(r);
       r->num = num;
       r->seq0 = s0;
+      (*pnActor)++;
     } else if (s0 != r->seq0 + r->n) {
       mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
     }
@@ -878,7 +886,8 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
       u32 n;
       mrc = ljRunRecord(run.mv_data, run.mv_size, x, &a, &n);
       if (mrc) break;
-      if (r->n == LJ_RUN_MAX || (r->n > 0 && r->nByte + n > LJ_RUN_BYTES)) {
+      if (r->n == LJ_RUN_MAX ||
+          (r->n > 0 && 4 + 4 * (size_t)(r->n + 1) + r->nByte + n > r->nMax)) {
         mrc = mergeFlush(r);
         if (mrc) break;
       }
@@ -907,7 +916,7 @@ static int stageMerge(LjWriter *w, MDB_txn *txn, u64 nBudget) {
   MDB_val k, v, *aEnt = 0;
   StageItem *aItem = 0, *aSorted;
   size_t nEnt = 0, nItem = 0, nEntAlloc = 0, nItemAlloc = 0;
-  u64 nEv = 0, nByte = 0, numMax = 0;
+  u64 nEv = 0, nByte = 0, numMax = 0, nActor = 0;
   int mrc;
 
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_STAGE], &cSt);
@@ -953,7 +962,7 @@ static int stageMerge(LjWriter *w, MDB_txn *txn, u64 nBudget) {
   if (mrc == MDB_NOTFOUND) mrc = 0;
   if (mrc == 0 && nItem > 0) {
     aSorted = stageSort(aItem, &aItem[nItemAlloc / 2], nItem, numMax);
-    mrc = mergeRuns(pEnv, txn, aEnt, aSorted, nItem);
+    mrc = mergeRuns(pEnv, txn, aEnt, aSorted, nItem, &nActor);
   }
   /* Delete the merged batches (the oldest: first in the stage). */
   if (mrc == 0 && nEnt > 0 && nEnt == w->nStageEnt) {
@@ -971,6 +980,13 @@ static int stageMerge(LjWriter *w, MDB_txn *txn, u64 nBudget) {
     w->nStageEnt -= nEnt;
     w->nStageEv -= nEv;
     w->nStageBytes -= nByte;
+    /* A full-size merge that found few events per actor (the batches'
+    ** actors are too many for the stage to gather their events) gained
+    ** little over direct puts: write directly for a while, then try
+    ** again. */
+    if (nEv >= LJ_STAGE_MERGE_EVENTS / 2 && nEv < LJ_STAGE_MIN_GAIN * nActor) {
+      w->nDirectLeft = 4 * (u64)LJ_STAGE_MERGE_EVENTS;
+    }
   }
   sqlite3_free(aItem);
   sqlite3_free(aEnt);
@@ -990,7 +1006,7 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   LjEnv *pEnv = w->pEnv;
   MDB_cursor *cEv = 0, *cPos = 0, *cTag = 0;
   size_t n = 0, i, nActor = 0, nPlaced;
-  int r, mrc;
+  int r, mrc, bStage;
   MDB_val k, v;
   u8 aKey[LJ_EVKEY], aPos[8];
   u8 *aMani = 0;
@@ -1061,10 +1077,15 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   for (i = 1; i < n; i++) {
     if (w->apSort[i]->pos < ljGet64(aPos)) ljPut64(aPos, w->apSort[i]->pos);
   }
-  if (w->nStageEnt > 0 ||
-      (nActor >= LJ_STAGE_ACTORS && n < LJ_STAGE_DENSITY * nActor)) {
-    /* Many actors with few events each (or a stage already open, which
-    ** must take every commit until merged): stage the batch. */
+  /* Many actors with few events each (or a stage already open, which
+  ** must take every commit until merged): stage the batch. */
+  bStage = w->nStageEnt > 0 ||
+           (w->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
+            n < LJ_STAGE_DENSITY * nActor);
+  if (!bStage && w->nDirectLeft > 0) {
+    w->nDirectLeft -= n < w->nDirectLeft ? n : w->nDirectLeft;
+  }
+  if (bStage) {
     mrc = stagePut(w, txn, n, nActor, aPos);
     if (mrc) return mrc;
   } else {
@@ -1601,8 +1622,11 @@ static void stageMergeNow(LjWriter *w) {
   memset(&req, 0, sizeof(req));
   req.eType = LJ_REQ_MERGE;
   /* Losing a merge to an OS crash loses nothing (the stage is still
-  ** there), so it never needs more than meta durability. */
-  req.eDurability = LJ_DUR_META;
+  ** there), so it never needs more than meta durability: the data pages
+  ** are synced before the meta page points at them.  After commits
+  ** without sync (durability=none) it needs none either: the checkpoint
+  ** that will sync them syncs the merge too. */
+  req.eDurability = w->eFlags == LJ_DUR_NONE ? LJ_DUR_NONE : LJ_DUR_META;
   req.iToSeq = LJ_STAGE_MERGE_EVENTS;
   for (;;) {
     mrc = batchCommit(w, &pReq, 1, &bSync);
