@@ -490,10 +490,13 @@ struct JtIter {
 ** destructor that drops a reference (found by aligning the pointer
 ** down), so no value is copied twice and no lock is taken per row.  A
 ** chunk still referenced by SQLite when the cursor refills is left to
-** SQLite and a new one is used.
+** SQLite; the cursor keeps JT_KEEP chunks and refills one SQLite has let
+** go of, so a scan reuses the same memory (allocating a 64 KiB-aligned
+** chunk per refill costs an mmap and its page faults in glibc).
 */
 #define JT_CHUNK 65536
 #define JT_SLOTS 64
+#define JT_KEEP 4 /* chunks a cursor keeps, reused once SQLite lets go */
 
 typedef struct JtChunk JtChunk;
 struct JtChunk {
@@ -563,7 +566,8 @@ struct JtCursor {
   i64 lo, hi;          /* inclusive bounds on seq or pos */
   i64 nLimit;          /* rows left to return, -1 = no limit */
   /* Rows copied out of the map, JT_SLOTS at a time (see fillRows). */
-  JtChunk *pChunk;
+  JtChunk *pChunk;     /* the chunk being filled (one of aChunk) */
+  JtChunk *aChunk[JT_KEEP]; /* chunks kept for reuse */
   JtSlot aSlot[JT_SLOTS];
   int nSlot;           /* slots filled */
   int iSlot;           /* the current row */
@@ -627,7 +631,7 @@ static int jtClose(sqlite3_vtab_cursor *pCur) {
     __atomic_add_fetch(&p->pEnv->m.nBytesRead, p->nBytes, __ATOMIC_RELAXED);
   }
   for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
-  chunkUnref(p->pChunk);
+  for (int i = 0; i < JT_KEEP; i++) chunkUnref(p->aChunk[i]);
   sqlite3_free(p->aUnz);
   sqlite3_free(p);
   return SQLITE_OK;
@@ -682,8 +686,8 @@ static int cursorRemap(JtCursor *p) {
 #define JT_FULL (-1) /* slotLoad: no room left in this chunk */
 
 /* Copy an event (and its actor id, once per chunk) into the next slot. */
-static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
-  JtSlot *s = &p->aSlot[p->nSlot];
+/* Copy actor num's id into the chunk, unless the last one copied. */
+static int slotName(JtCursor *p, u64 num) {
   u8 *a;
   if (num != p->nameNum) {
     MDB_val k, v;
@@ -701,6 +705,14 @@ static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
     p->nNameLast = (int)v.mv_size;
     p->nameNum = num;
   }
+  return SQLITE_OK;
+}
+
+static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
+  JtSlot *s = &p->aSlot[p->nSlot];
+  u8 *a;
+  int rc = slotName(p, num);
+  if (rc) return rc;
   s->zName = p->zNameLast;
   s->nName = p->nNameLast;
   s->aOwn = 0;
@@ -985,6 +997,24 @@ static int runSeek(JtCursor *p, u64 x) {
   return mrc ? mrc : phaseNext(p);
 }
 
+/* The value of the span the iterator stands on: remembered while this
+** fill holds the gate, else fetched again. */
+static int spanValue(JtCursor *p, JtIter *it, MDB_val *pVal) {
+  MDB_val k;
+  int mrc;
+  if (it->vGen == p->fillGen && it->vRun.mv_data) {
+    *pVal = it->vRun;
+    return 0;
+  }
+  mrc = mdb_cursor_get(it->c, &k, pVal, MDB_GET_CURRENT);
+  if (mrc == 0 && p->bStage) {
+    /* The batch: its run is the span. */
+    mrc = stageEnter(p, pVal, -1);
+    *pVal = it->vRun;
+  }
+  return mrc;
+}
+
 /* Does any iterator still stand on a row? */
 static int cursorHasRow(JtCursor *p) {
   if (p->ePlan == JT_PLAN_TAG) return tagPick(p) != 0;
@@ -999,17 +1029,12 @@ static int cursorLoad(JtCursor *p) {
   JtIter *it = p->ePlan == JT_PLAN_TAG ? tagPick(p)
                : p->bStage             ? &p->st
                                        : &p->it;
-  if (it->vGen == p->fillGen && it->vRun.mv_data && p->ePlan != JT_PLAN_TAG) {
-    v = it->vRun;
-  } else {
+  if (p->ePlan == JT_PLAN_TAG) {
     mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
     if (mrc) return ljMdbToSqlite(mrc);
-    if (p->bStage) {
-      /* The batch: its run is the span (the map moved since entering). */
-      mrc = stageEnter(p, &v, -1);
-      if (mrc) return ljMdbToSqlite(mrc);
-      v = it->vRun;
-    }
+  } else {
+    mrc = spanValue(p, it, &v);
+    if (mrc) return ljMdbToSqlite(mrc);
   }
   if (p->ePlan == JT_PLAN_TAG) {
     if (v.mv_size != 16) return SQLITE_CORRUPT;
@@ -1056,6 +1081,74 @@ static int cursorStep(JtCursor *p) {
   return runStep(p);
 }
 
+/*
+** Fullscan and actor plans: copy the rows of the current run from the
+** current one on (as many as the slots, the limit, the seq bounds and the
+** chunk allow) with one memcpy, since a run's records are contiguous,
+** then step past them.  Returns SQLITE_OK, JT_FULL or an error.
+*/
+static int fillSpan(JtCursor *p) {
+  JtIter *it = p->bStage ? &p->st : &p->it;
+  MDB_val v;
+  const u8 *a0, *aLast, *a;
+  u32 n0, nLast, n, first, k, j;
+  size_t nByte;
+  u8 *aDst;
+  int rc, mrc = spanValue(p, it, &v);
+  if (mrc) return ljMdbToSqlite(mrc);
+  k = p->bDesc ? it->idx + 1 : it->nRun - it->idx;
+  if (k > (u32)(JT_SLOTS - p->nSlot)) k = (u32)(JT_SLOTS - p->nSlot);
+  if (p->nLimit > 0 && (i64)k > p->nLimit) k = (u32)p->nLimit;
+  if (p->ePlan == JT_PLAN_ACTOR) {
+    i64 x = (i64)(p->spanSeq0 + it->idx); /* within [lo, hi] (runCheck) */
+    i64 nIn = p->bDesc ? x - p->lo + 1 : p->hi - x + 1;
+    if (nIn < (i64)k) k = (u32)nIn;
+  }
+  first = p->bDesc ? it->idx + 1 - k : it->idx;
+  if (ljRunRecord(v.mv_data, v.mv_size, first, &a0, &n0) ||
+      ljRunRecord(v.mv_data, v.mv_size, first + k - 1, &aLast, &nLast) ||
+      aLast + nLast < a0) {
+    return SQLITE_CORRUPT;
+  }
+  nByte = (size_t)(aLast + nLast - a0);
+  rc = slotName(p, p->spanNum);
+  if (rc) return rc;
+  aDst = chunkAlloc(p->pChunk, nByte);
+  if (aDst == 0) {
+    /* Not room for them all: one row the usual way. */
+    rc = cursorLoad(p);
+    if (rc == SQLITE_OK) {
+      if (p->nLimit > 0) p->nLimit--;
+      mrc = cursorStep(p);
+      if (mrc) rc = ljMdbToSqlite(mrc);
+    }
+    return rc;
+  }
+  memcpy(aDst, a0, nByte);
+  for (j = 0; j < k; j++) {
+    u32 r = p->bDesc ? it->idx - j : it->idx + j;
+    JtSlot *s = &p->aSlot[p->nSlot++];
+    if (ljRunRecord(v.mv_data, v.mv_size, r, &a, &n) || a < a0 ||
+        a + n > a0 + nByte) {
+      p->nSlot--;
+      return SQLITE_CORRUPT;
+    }
+    s->aRec = aDst + (a - a0);
+    s->nRec = n;
+    s->seq = p->spanSeq0 + r;
+    s->zName = p->zNameLast;
+    s->nName = p->nNameLast;
+    s->aOwn = 0;
+  }
+  p->nRows += k;
+  p->nBytes += nByte;
+  if (p->nLimit > 0) p->nLimit -= k;
+  /* Stand on the last row copied, then step past it. */
+  it->idx = p->bDesc ? first : first + k - 1;
+  mrc = cursorStep(p);
+  return mrc ? ljMdbToSqlite(mrc) : SQLITE_OK;
+}
+
 /* Decode the current slot. */
 static int slotDecode(JtCursor *p) {
   JtSlot *s = &p->aSlot[p->iSlot];
@@ -1074,10 +1167,27 @@ static int fillRows(JtCursor *p) {
   p->fillGen++;
   for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
   p->nSlot = p->iSlot = 0;
-  if (p->pChunk == 0 || p->pChunk->nRef > 1) {
-    chunkUnref(p->pChunk); /* SQLite still holds values in it */
-    p->pChunk = chunkNew();
-    if (p->pChunk == 0) return SQLITE_NOMEM;
+  if (p->pChunk == 0 ||
+      __atomic_load_n(&p->pChunk->nRef, __ATOMIC_ACQUIRE) > 1) {
+    /* SQLite still holds values in it (the last row's, usually): take a
+    ** kept chunk it let go of, else a new one (in place of a kept chunk
+    ** still held: SQLite frees that one when done). */
+    int i, iNew = 0;
+    for (i = 0; i < JT_KEEP; i++) {
+      JtChunk *c = p->aChunk[i];
+      if (c == 0 || __atomic_load_n(&c->nRef, __ATOMIC_ACQUIRE) == 1) break;
+      if (c != p->pChunk) iNew = i;
+    }
+    if (i == JT_KEEP) {
+      chunkUnref(p->aChunk[iNew]);
+      p->aChunk[iNew] = 0;
+      i = iNew;
+    }
+    if (p->aChunk[i] == 0) {
+      p->aChunk[i] = chunkNew();
+      if (p->aChunk[i] == 0) return SQLITE_NOMEM;
+    }
+    p->pChunk = p->aChunk[i];
   }
   p->pChunk->nUsed = sizeof(JtChunk);
   p->nameNum = 0;
@@ -1085,6 +1195,15 @@ static int fillRows(JtCursor *p) {
     if (p->nLimit == 0 || !cursorHasRow(p)) {
       p->bDone = 1;
       break;
+    }
+    if (p->ePlan == JT_PLAN_FULL || p->ePlan == JT_PLAN_ACTOR) {
+      rc = fillSpan(p);
+      if (rc == JT_FULL) {
+        rc = SQLITE_OK;
+        break;
+      }
+      if (rc) break;
+      continue;
     }
     rc = cursorLoad(p);
     if (rc == JT_FULL) {
