@@ -6,6 +6,7 @@
 **     lmdbjournal.c  registration, per-connection context, table lookup
 **     journal_table.c  the lmdb_journal virtual table     } SQL layer
 **     functions.c    journal_* scalar functions            }
+**     tvf.c          table-valued functions (journal_metrics) }
 **          |
 **          v
 **     writer.c       queue, background writer, group commit  } store
@@ -351,6 +352,7 @@ typedef struct LjMetricRow LjMetricRow;
 struct LjMetricRow {
   const char *zName;
   double value;
+  int bCounter; /* only ever grows (else a gauge) */
 };
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
@@ -591,12 +593,15 @@ struct LjTable {
 };
 
 LJ_PRIVATE void ljConnUnref(LjConn *p);
+/* ljConnUnref as a module's destructor. */
+LJ_PRIVATE void ljConnDestroy(void *p);
 LJ_PRIVATE void ljTableFree(LjTable *p);
 /* Find the table named zName (optionally "schema.table") on db. */
 LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
                            char **pzErr);
 LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
+LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
 
 /* Validate an actor id value (text, 1..400 bytes, UTF-8). */
 LJ_PRIVATE int ljCheckActor(sqlite3_value *v, const char *zWhat,

@@ -1793,9 +1793,7 @@ static sqlite3_module jtModule = {
     0             /* xShadowName */
 };
 
-static void connDestroy(void *p) { ljConnUnref((LjConn *)p); }
-
 int ljRegisterTable(sqlite3 *db, LjConn *pConn) {
   return sqlite3_create_module_v2(db, "lmdb_journal", &jtModule, pConn,
-                                  connDestroy);
+                                  ljConnDestroy);
 }

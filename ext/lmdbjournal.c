@@ -21,6 +21,8 @@ void ljConnUnref(LjConn *p) {
   if (p && --p->nRef == 0) sqlite3_free(p);
 }
 
+void ljConnDestroy(void *p) { ljConnUnref((LjConn *)p); }
+
 void ljTableFree(LjTable *p) {
   if (p) {
     sqlite3_free(p->zDb);
@@ -242,6 +244,7 @@ sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
   pConn->nRef = 1;
   rc = ljRegisterTable(db, pConn); /* takes ownership of that reference */
   if (rc == SQLITE_OK) rc = ljRegisterFunctions(db, pConn);
+  if (rc == SQLITE_OK) rc = ljRegisterTvfs(db, pConn);
   if (rc != SQLITE_OK && pzErrMsg) {
     *pzErrMsg = sqlite3_mprintf("lmdbjournal: %s", sqlite3_errmsg(db));
   }

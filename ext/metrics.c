@@ -82,28 +82,31 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   }
   ljGateLeave(pEnv);
 
-#define ROW(zN, v)                 \
+#define ROWK(zN, bC, v)            \
   if (n < nRow) {                  \
     aRow[n].zName = zN;            \
     aRow[n].value = (double)(v);   \
+    aRow[n].bCounter = bC;         \
   }                                \
   n++;
-  ROW("appends", __atomic_load_n(&m->nAppends, __ATOMIC_RELAXED));
-  ROW("commits", nCommits);
+#define COUNTER(zN, v) ROWK(zN, 1, v)
+#define ROW(zN, v) ROWK(zN, 0, v)
+  COUNTER("appends", __atomic_load_n(&m->nAppends, __ATOMIC_RELAXED));
+  COUNTER("commits", nCommits);
   ROW("batch_size_avg", nCommits ? (double)nEv / (double)nCommits : 0.0);
-  ROW("bytes_written", __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED));
-  ROW("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED));
-  ROW("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED));
-  ROW("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED));
-  ROW("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED));
-  ROW("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
-  ROW("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
-  ROW("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
+  COUNTER("bytes_written", __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED));
+  COUNTER("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED));
+  COUNTER("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED));
+  COUNTER("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED));
+  COUNTER("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED));
+  COUNTER("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
+  COUNTER("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
+  COUNTER("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
   ROW("staged_batches", nStageBatch);
   ROW("staged_events", nStageEv);
   ROW("staged_bytes", nStageByte);
-  ROW("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
-  ROW("stage_merged_events", __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
+  COUNTER("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
+  COUNTER("stage_merged_events", __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
   ROW("queue_depth", wi.nQueue);
   ROW("last_pos", wi.lastPos);
   ROW("durable_pos", wi.durablePos);
@@ -117,5 +120,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ROW("commit_latency_p999_us", ljHistQuantile(&commit, 0.999));
   ROW("append_latency_p99_us", ljHistQuantile(&append, 0.99));
 #undef ROW
+#undef COUNTER
+#undef ROWK
   return n;
 }
