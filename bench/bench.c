@@ -842,13 +842,37 @@ typedef void (*UseFn)(Sys *s, const Workload *w, void *pArg);
 
 /* Fresh store, write w (timed), verify, xUse, remove.  Returns messages
 ** per second, NAN when the system is not built in. */
+/* Seconds until the extension's stage is empty (0 when nothing is
+** staged): the merge work a run leaves behind it (bench/README.md). */
+static double ext_stage_drain(Sys *s) {
+  sqlite3_stmt *p = 0;
+  u64 t0 = now_ns();
+  if (s->cfg.kind != SYS_EXT ||
+      sqlite3_prepare_v2(s->db, "SELECT value FROM journal_metrics('j') "
+                         "WHERE name = 'staged_events'", -1, &p, 0) != SQLITE_OK) {
+    sqlite3_finalize(p);
+    return 0;
+  }
+  for (;;) {
+    double v = sqlite3_step(p) == SQLITE_ROW ? sqlite3_column_double(p, 0) : 0;
+    sqlite3_reset(p);
+    if (v <= 0 || secs_since(t0) > 120) break;
+    sqlite3_sleep(1);
+  }
+  sqlite3_finalize(p);
+  return secs_since(t0);
+}
+static double g_lastDrain; /* ext_stage_drain of the last bench_write */
+static double g_drain10k;  /* ... of the extension's run at A=10,000, N */
+
 static double bench_write(const SysCfg *c, const Workload *w, int K,
                           int syncEach, Lat *lat, UseFn xUse, void *pArg,
                           const char *zTag) {
   char zDir[PATH_MAX];
-  char zDiag[200];
+  char zDiag[260];
   Sys *s;
   double sec, rate;
+  size_t m;
   tmp_dir(zDir, sizeof zDir, zTag);
   s = sys_open(c, zDir);
   if (!s) {
@@ -856,10 +880,20 @@ static double bench_write(const SysCfg *c, const Workload *w, int K,
     return NAN;
   }
   sec = write_run(s, w, K, syncEach, lat);
+  g_lastDrain = ext_stage_drain(s);
+  if (c->kind == SYS_EXT && w->actors == 10000 && K == 1) {
+    g_drain10k = g_lastDrain;
+  }
   sys_verify(s, w);
   rate = (double)w->n / sec;
   g_lastStoreBytes = (double)dir_bytes(zDir);
   ext_diag(s, zDiag, sizeof zDiag);
+  m = strlen(zDiag);
+  if (g_lastDrain > 0.001) {
+    snprintf(zDiag + m, sizeof zDiag - m, " stage merged %.2f s later "
+             "(%.0f msg/s with it)", g_lastDrain,
+             (double)w->n / (sec + g_lastDrain));
+  }
   progress("%-14s %-12s A=%-6d N=%-8llu K=%d: %11.0f msg/s (%.2f s, "
            "verified)%s", zTag, azSysName[c->kind], w->actors,
            (unsigned long long)w->n, K, rate, sec, zDiag);
@@ -1184,9 +1218,22 @@ static void m_async(void) {
     row_target(rScan, row_ratio(rScan, SYS_SQL) >= 1.5, "≥ 1.5× SQLite");
   }
   if (g_o.only & M_ASYNC) {
+    Row *rMerged;
+    double drain;
     r = async_row(10000);
     for (k = 0; k < SYS_COUNT; k++) r->v[k] = async_rate(k, 10000, g_o.n, 0);
+    drain = g_drain10k;
     row_target(r, row_ratio(r, SYS_LMDB) >= 2.0, "≥ 2× LMDB");
+    /* The same, charging the extension for the merge still due at the
+    ** end (the anchors leave no work behind). */
+    rMerged = row_add(U_RATE, "… same, counting the extension's merge of "
+                      "what was still staged at the end");
+    for (k = 0; k < SYS_COUNT; k++) rMerged->v[k] = r->v[k];
+    if (!isnan(r->v[SYS_EXT]) && r->v[SYS_EXT] > 0) {
+      rMerged->v[SYS_EXT] =
+          (double)g_o.n / ((double)g_o.n / r->v[SYS_EXT] + drain);
+    }
+    row_target(rMerged, row_ratio(rMerged, SYS_LMDB) >= 2.0, "≥ 2× LMDB");
   }
 }
 
