@@ -50,7 +50,8 @@
 **   one value per commit, keyed like its manifest, holding the runs the
 **   batch would have written.  Once the stage holds enough, the writer
 **   merges it in one sorted pass (every staged run of an actor becomes
-**   runs of up to LJ_RUN_BYTES in the events db) and empties it.
+**   runs in the events db that fill LJ_MERGE_RUN_PAGES overflow pages)
+**   and empties it.
 **
 **    staged batch:  nact u32 | nev u32 | dir [nact] | run 0 | run 1 | ...
 **    dir entry:     num u64 | first seq u64 | end u32
