@@ -1226,6 +1226,7 @@ static int tagDel(void *pArg, const u8 *aTag, int nTag) {
 static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
   MDB_cursor *c;
   MDB_val k, v;
+  u8 aKey[8];
   u32 i, n, nLive = 0;
   u8 *a;
   int mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c);
@@ -1233,6 +1234,10 @@ static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
   mrc = ljManiFind(c, pos, &k, &v, &i);
   if (mrc == MDB_NOTFOUND) mrc = 0; /* already gone */
   else if (mrc == 0) {
+    /* The key points into the page, which the put may rewrite before it
+    ** reads the key (an overflow value is deleted and added again). */
+    memcpy(aKey, k.mv_data, 8);
+    k.mv_data = aKey;
     n = ljManiCount(&v);
     a = sqlite3_malloc64(v.mv_size);
     if (a == 0) {
