@@ -132,6 +132,11 @@ SELECT 'checks.' || key, value FROM json_each(journal_health('j'), '$.checks');
 .print
 .print '== 12. journal_config: the effective options'
 SELECT key, value FROM json_each(journal_config('j'));
+.print
+.print '== 12b. journal_metrics: counters and gauges of this process'
+SELECT name, value, type FROM journal_metrics('j')
+WHERE name IN ('appends', 'commits', 'batch_size_avg', 'rows_read',
+               'queue_depth', 'staged_events', 'commit_latency_p99_us');
 
 .print
 .print '== 13. query plans: served by LMDB cursors, not full scans'
