@@ -128,6 +128,10 @@ LJ_PRIVATE void ljConfigTakeEnv(LjConfig *pTab, const LjConfig *pEnv);
 /**************************************************************************
 ** Small utilities (layout.c)
 */
+/* Wait while *p == v, at most usTimeout (-1: no limit); wake every
+** waiter on p (layout.c: a futex on Linux, polling elsewhere). */
+LJ_PRIVATE void ljFutexWait(u32 *p, u32 v, i64 usTimeout);
+LJ_PRIVATE void ljFutexWakeAll(u32 *p);
 LJ_PRIVATE i64 ljNowMs(void);  /* wall clock, ms since the Unix epoch */
 LJ_PRIVATE i64 ljNowUs(void);  /* monotonic clock, microseconds */
 LJ_PRIVATE void ljDeadline(struct timespec *pTs, i64 usFromNow);

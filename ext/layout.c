@@ -82,9 +82,15 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 #include <lz4.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <zstd.h>
 
 i64 ljNowMs(void) {
@@ -110,6 +116,30 @@ void ljDeadline(struct timespec *pTs, i64 usFromNow) {
     pTs->tv_nsec -= 1000000000;
   }
 }
+
+#if defined(__linux__)
+void ljFutexWait(u32 *p, u32 v, i64 usTimeout) {
+  struct timespec ts, *pTs = 0;
+  if (usTimeout >= 0) {
+    ts.tv_sec = usTimeout / 1000000;
+    ts.tv_nsec = (long)(usTimeout % 1000000) * 1000;
+    pTs = &ts;
+  }
+  syscall(SYS_futex, p, FUTEX_WAIT_PRIVATE, v, pTs, 0, 0);
+}
+
+void ljFutexWakeAll(u32 *p) {
+  syscall(SYS_futex, p, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0, 0);
+}
+#else
+void ljFutexWait(u32 *p, u32 v, i64 usTimeout) {
+  struct timespec ts = {0, 50000};
+  (void)usTimeout;
+  if (__atomic_load_n(p, __ATOMIC_SEQ_CST) == v) nanosleep(&ts, 0);
+}
+
+void ljFutexWakeAll(u32 *p) { (void)p; }
+#endif
 
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
 int ljUtf8Valid(const unsigned char *z, int n) {

@@ -33,6 +33,10 @@
 **                     snapshot stays valid, only pointers moved).
 **                     The rwlock prefers writers, so growth is not starved;
 **                     hence no thread may take the gate shared twice.
+**
+** Without a lock: LjWriter.iDoneTicket (published with release stores,
+** read with acquire loads) and the doneSeq futex that waiters of a ticket
+** sleep on (writer.c, waitTicket).
 */
 #include "internal.h"
 

@@ -60,13 +60,15 @@ struct LjWriter {
   int bThread;
   pthread_mutex_t mutex;
   pthread_cond_t condWork; /* the writer waits here */
-  pthread_cond_t condDone; /* submitters wait here */
+  pthread_cond_t condDone; /* submitters wait here for queue space */
   /* (mutex) */
   LjReq *pHead, *pTail;    /* queue */
   i64 nQueued;             /* events queued */
   int eWait;               /* W_* */
   int bStop;
   int nSpaceWait;          /* submitters waiting for queue space */
+  u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
+  int nDoneWaiters;        /* threads in waitTicket (atomic) */
   u64 iFlushTicket;        /* commit up to here without gathering delay */
   u64 iSyncTicket;         /* a SYNC request at or before this is queued */
   int eState;              /* W_RUNNING ... */
@@ -242,21 +244,43 @@ LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode) {
 }
 
 /* Wait (mutex held) until ticket t is processed or the deadline passes. */
+/*
+** Wait (mutex held on entry and on return) until ticket t is processed or
+** the deadline passes.  The wait itself is on the doneSeq futex, without
+** the mutex: a batch often completes many waiters at once (group commit),
+** and waking them through a condition variable would hand the mutex from
+** one to the next, a context switch each, before the last could run.
+*/
 static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
-  struct timespec dl;
+  i64 usEnd = ljNowUs() + usTimeout;
+  int bSignal, rc = SQLITE_OK;
   if (w->iDoneTicket >= t) return SQLITE_OK;
   if (w->iFlushTicket < t) w->iFlushTicket = t;
-  if (w->eWait != W_BUSY) pthread_cond_signal(&w->condWork);
-  ljDeadline(&dl, usTimeout);
-  while (w->iDoneTicket < t) {
-    if (usTimeout < 0) {
-      pthread_cond_wait(&w->condDone, &w->mutex);
-    } else if (pthread_cond_timedwait(&w->condDone, &w->mutex, &dl) ==
-               ETIMEDOUT) {
-      return w->iDoneTicket >= t ? SQLITE_OK : SQLITE_BUSY;
+  bSignal = w->eWait != W_BUSY;
+  pthread_mutex_unlock(&w->mutex);
+  if (bSignal) pthread_cond_signal(&w->condWork);
+  __atomic_add_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
+  for (;;) {
+    u32 seq = __atomic_load_n(&w->doneSeq, __ATOMIC_SEQ_CST);
+    i64 usLeft = usEnd - ljNowUs();
+    if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) break;
+    if (usTimeout >= 0 && usLeft <= 0) {
+      rc = SQLITE_BUSY;
+      break;
     }
+    ljFutexWait(&w->doneSeq, seq, usTimeout < 0 ? -1 : usLeft);
   }
-  return SQLITE_OK;
+  __atomic_sub_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(&w->mutex);
+  return rc && w->iDoneTicket < t ? SQLITE_BUSY : SQLITE_OK;
+}
+
+/* Wake every waitTicket (writer, after publishing iDoneTicket). */
+static void wakeDone(LjWriter *w) {
+  __atomic_add_fetch(&w->doneSeq, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&w->nDoneWaiters, __ATOMIC_SEQ_CST) > 0) {
+    ljFutexWakeAll(&w->doneSeq);
+  }
 }
 
 void ljClientFree(LjClient *p) {
@@ -1812,6 +1836,7 @@ static void *writerMain(void *pArg) {
     batchFinish(w, aReq, nReq, mrc, bSync);
     pthread_mutex_unlock(&w->mutex);
     /* Woken after the unlock, so that they do not block on the mutex. */
+    wakeDone(w);
     pthread_cond_broadcast(&w->condDone);
     if (w->bUnsynced &&
         ljNowUs() - w->usLastSync >= pCfg->usCheckpoint) {
