@@ -825,7 +825,8 @@ static void ext_diag(Sys *s, char *zOut, size_t n) {
       sqlite3_prepare_v2(s->db,
                          "SELECT name, value FROM journal_metrics('j') WHERE "
                          "name IN ('commits', 'batch_size_avg', "
-                         "'commit_latency_p50_us', 'commit_latency_p99_us')",
+                         "'commit_latency_p50_us', 'commit_latency_p99_us', "
+                         "'stage_merged_events')",
                          -1, &p, 0) != SQLITE_OK) {
     sqlite3_finalize(p);
     return;

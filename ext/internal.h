@@ -281,6 +281,11 @@ LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
 #ifndef LJ_STAGE_MIN_GAIN
 #define LJ_STAGE_MIN_GAIN 8
 #endif
+/* A stage of at most this many events is merged at once when a large
+** dense batch comes (which then goes direct); a larger one takes it. */
+#ifndef LJ_STAGE_FLUSH_EVENTS
+#define LJ_STAGE_FLUSH_EVENTS 65536
+#endif
 #ifndef LJ_STAGE_IDLE_US
 #define LJ_STAGE_IDLE_US 200000
 #endif

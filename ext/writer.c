@@ -1103,9 +1103,22 @@ static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   }
   /* Many actors with few events each (or a stage already open, which
   ** must take every commit until merged): stage the batch. */
-  bStage = w->nStageEnt > 0 ||
-           (w->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
-            n < LJ_STAGE_DENSITY * nActor);
+  bStage = w->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
+           n < LJ_STAGE_DENSITY * nActor;
+  if (!bStage && w->nStageEnt > 0) {
+    /* A large dense batch behind a stage: a small stage (a sparse batch
+    ** or a few, say at start-up) is merged first, so that a dense stream
+    ** keeps its direct runs.  Otherwise the stage takes the batch (and is
+    ** merged when due), as every commit must go to the stage while it is
+    ** open. */
+    if (n >= LJ_STAGE_ACTORS * LJ_STAGE_DENSITY &&
+        w->nStageEv <= LJ_STAGE_FLUSH_EVENTS) {
+      mrc = stageMerge(w, txn, UINT64_MAX);
+      if (mrc) return mrc;
+    } else {
+      bStage = 1;
+    }
+  }
   if (!bStage && w->nDirectLeft > 0) {
     w->nDirectLeft -= n < w->nDirectLeft ? n : w->nDirectLeft;
   }
