@@ -885,6 +885,7 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
   if (r == 0) return ENOMEM;
   r->n = 0;
   r->nByte = 0;
+  r->c = 0;
   /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly (the
   ** first page has a 16-byte header). */
   mdb_env_stat(pEnv->env, &st);
@@ -1329,7 +1330,7 @@ static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun,
 ** highest seq survives.  The highest pos ever assigned is recorded in the
 ** meta db, so pos is never reused even when the newest events go.
 */
-static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p) {
+static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p, int *pbWrote) {
   LjEnv *pEnv = w->pEnv;
   const u8 *zActor = p->aEvent[0].aRec;
   int nActor = (int)p->aEvent[0].nRec;
@@ -1340,6 +1341,7 @@ static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p) {
   int mrc;
   mrc = ljActorLoad(pEnv, txn, zActor, nActor, &num, &highest, &floor);
   if (mrc || num == 0) return mrc;
+  *pbWrote = 1; /* the floor and maxpos at least */
   upTo = (p->iToSeq < 0 || (u64)p->iToSeq > highest) ? highest : (u64)p->iToSeq;
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &c);
   if (mrc) return mrc;
@@ -1468,20 +1470,28 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
     if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
       /* Always alone in its batch (see writerMain).  Truncation works on
       ** runs only, so it merges the stage first. */
+      int bWrote = w->nStageEnt > 0;
       p->nResult = 0;
-      if (w->nStageEnt > 0) {
+      if (bWrote) {
         mrc = stageMerge(w, txn, p->eType == LJ_REQ_MERGE ? (u64)p->iToSeq
                                                           : UINT64_MAX);
       }
-      if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) mrc = truncateTxn(w, txn, p);
-      if (mrc == 0) nEv = 1; /* commit */
+      if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) {
+        mrc = truncateTxn(w, txn, p, &bWrote);
+      }
+      /* Commit only what wrote something: LMDB does not advance the txn
+      ** id for an empty commit, and lastTxnId must be ours alone. */
+      if (mrc == 0 && bWrote) nEv = 1;
       continue;
     }
     if (p->rc) continue; /* failed in an earlier attempt */
     mrc = validateReq(w, txn, p, now);
     if (mrc == 0 && p->rc == 0) nEv += (size_t)p->nEvent;
   }
-  if (mrc == 0 && nEv > 0 && aReq[0]->eType == LJ_REQ_EVENTS) {
+  if (mrc == 0 && nEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
+      aReq[0]->eType != LJ_REQ_MERGE) {
+    /* (a batch may start with a sync request: only truncations and
+    ** merges are alone in theirs) */
     mrc = writeEvents(w, txn, aReq, nReq, nEv);
   }
   if (mrc == 0 && nEv > 0) {
@@ -1658,7 +1668,7 @@ static void checkpoint(LjWriter *w) {
 ** held).  A failure leaves the stage as it was, readable; the merge is
 ** tried again a second later.
 */
-static void stageMergeNow(LjWriter *w) {
+static int stageMergeNow(LjWriter *w) {
   LjReq req, *pReq = &req;
   int bSync = 0, mrc;
   memset(&req, 0, sizeof(req));
@@ -1681,7 +1691,10 @@ static void stageMergeNow(LjWriter *w) {
     w->usNoMergeUntil = ljNowUs() + 1000000;
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: merging the stage of %s "
                 "failed: %s", w->pEnv->zDir, mdb_strerror(mrc));
+  } else {
+    w->usNoMergeUntil = 0;
   }
+  return mrc;
 }
 
 /* Distinct submitters among the queued requests, counting up to nMax
@@ -1862,8 +1875,8 @@ static void *writerMain(void *pArg) {
   pthread_mutex_unlock(&w->mutex);
   /* A clean close leaves nothing staged: the next opener's lookups need
   ** not search the stage. */
-  while (w->bTail && w->nStageEnt > 0 && w->usNoMergeUntil == 0) {
-    stageMergeNow(w);
+  while ((!w->bTail || w->nStageEnt > 0) && w->eState == W_RUNNING) {
+    if (stageMergeNow(w)) break; /* (it reloads a stale view first) */
   }
   if (w->bUnsynced) checkpoint(w);
   sqlite3_free(aReq);
