@@ -1873,10 +1873,11 @@ static void *writerMain(void *pArg) {
   }
   w->eWait = W_BUSY;
   pthread_mutex_unlock(&w->mutex);
-  /* A clean close leaves nothing staged: the next opener's lookups need
-  ** not search the stage. */
-  while ((!w->bTail || w->nStageEnt > 0) && w->eState == W_RUNNING) {
-    if (stageMergeNow(w)) break; /* (it reloads a stale view first) */
+  /* A clean close of a process that wrote leaves nothing staged: the
+  ** next opener's lookups need not search the stage.  (A process that
+  ** only read does not take the write lock at close.) */
+  while (w->bTail && w->nStageEnt > 0 && w->eState == W_RUNNING) {
+    if (stageMergeNow(w)) break;
   }
   if (w->bUnsynced) checkpoint(w);
   sqlite3_free(aReq);
