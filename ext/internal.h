@@ -180,8 +180,10 @@ static inline u16 ljGet16(const u8 *a) {
 ** Storage layout (layout.c).  The authoritative drawing of the keys and
 ** records is at the top of layout.c and in docs/architecture.md.
 */
+#define LJ_NUMKEY 8   /* actor number key (actnum db; prefix of events keys) */
 #define LJ_EVKEY 16   /* events key: actor number (8) + seq (8) */
 #define LJ_POSKEY 8   /* pos key */
+#define LJ_TAGVAL 16  /* tag index value: actor number (8) + seq (8) */
 #define LJ_REC_HDR 32 /* fixed part of an event record */
 
 /* Record header flag bits (byte 0). */
@@ -246,6 +248,17 @@ LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,
                          MDB_val *pVal, u32 *pi);
 /* Manifests: the pos db's values, LJ_MANI_ENTRY bytes per pos. */
 #define LJ_MANI_ENTRY 24
+/* Entry i of a manifest (the caller checked the value holds it): the
+** event's actor number (0: truncated), seq and ts. */
+static inline u64 ljManiNum(const void *aMani, u32 i) {
+  return ljGet64((const u8 *)aMani + LJ_MANI_ENTRY * (size_t)i);
+}
+static inline u64 ljManiSeq(const void *aMani, u32 i) {
+  return ljGet64((const u8 *)aMani + LJ_MANI_ENTRY * (size_t)i + 8);
+}
+static inline i64 ljManiTs(const void *aMani, u32 i) {
+  return (i64)ljGet64((const u8 *)aMani + LJ_MANI_ENTRY * (size_t)i + 16);
+}
 LJ_PRIVATE u32 ljManiCount(const MDB_val *v);
 LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
                           MDB_val *pVal, u32 *pi);
@@ -437,6 +450,54 @@ LJ_PRIVATE int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch,
 ** may be NULL when only the number is wanted). */
 LJ_PRIVATE int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
                            u64 *pNum, u64 *pHighest, u64 *pFloor);
+
+/**************************************************************************
+** Read interface of the store (scan.c).  The only reader of events: the
+** SQL layer, and every later reader of the store, walks it through here.
+*/
+enum { LJ_SCAN_FULL = 0, LJ_SCAN_ACTOR, LJ_SCAN_POS, LJ_SCAN_TS, LJ_SCAN_TAG };
+
+typedef struct LjScan LjScan;
+typedef struct LjScanSpec LjScanSpec;
+struct LjScanSpec {
+  int ePlan;                 /* LJ_SCAN_* */
+  int bDesc;                 /* walk backwards */
+  const u8 *aActor;          /* LJ_SCAN_ACTOR: a valid actor id */
+  int nActor;
+  const u8 *const *aaTag;    /* LJ_SCAN_TAG: the tags (any order, repeats */
+  const int *anTag;          /*   allowed), their lengths */
+  int nTag;
+  i64 lo, hi;                /* inclusive bounds: seq (actor), pos (pos,
+                             ** tag) or ts (ts); full scans take all */
+  i64 nLimit;                /* rows at most, -1: no limit */
+  i64 nOffset;               /* rows skipped first */
+};
+
+/* One row of a scan: its actor id, seq and raw record, valid until the
+** next ljScanNext (or longer, see ljScanKeep). */
+typedef struct LjRow LjRow;
+struct LjRow {
+  const char *zActor;
+  int nActor;
+  u64 seq;
+  const u8 *aRec;
+  u32 nRec;
+};
+
+LJ_PRIVATE int ljScanNew(LjEnv *pEnv, LjScan **pp);
+/* Start (or restart) the plan.  The first start takes the scan's snapshot,
+** after waiting up to usTimeout for this process's queued appends. */
+LJ_PRIVATE int ljScanStart(LjScan *p, const LjScanSpec *pSpec, i64 usTimeout,
+                           char **pzErr);
+LJ_PRIVATE int ljScanNext(LjScan *p, char **pzErr);
+LJ_PRIVATE int ljScanEof(const LjScan *p);
+LJ_PRIVATE const LjRow *ljScanRow(const LjScan *p);
+/* The current row's record, decoded once (and decompressed). */
+LJ_PRIVATE int ljScanDecode(LjScan *p, const LjRec **ppRec);
+/* For bytes a of the current row the caller keeps past the next row: a
+** destructor to call when done with them, or NULL if they must be copied. */
+LJ_PRIVATE void (*ljScanKeep(LjScan *p, const void *a))(void *);
+LJ_PRIVATE void ljScanFree(LjScan *p);
 
 /**************************************************************************
 ** Writer (writer.c)

@@ -69,11 +69,11 @@ enum {
   COL_TAGS, COL_TAG
 };
 
-#define JT_PLAN_FULL 0
-#define JT_PLAN_ACTOR 1
-#define JT_PLAN_POS 2
-#define JT_PLAN_TS 3
-#define JT_PLAN_TAG 4
+#define JT_PLAN_FULL LJ_SCAN_FULL
+#define JT_PLAN_ACTOR LJ_SCAN_ACTOR
+#define JT_PLAN_POS LJ_SCAN_POS
+#define JT_PLAN_TS LJ_SCAN_TS
+#define JT_PLAN_TAG LJ_SCAN_TAG
 #define JT_PLAN_MASK 0x0007
 #define JT_DESC 0x0008
 #define JT_KEY 0x0010
@@ -465,764 +465,38 @@ static int jtBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
 }
 
 /**************************************************************************
-** Cursors
+** Cursors: SQL glue over the read interface (scan.c).  xFilter turns the
+** plan (idxNum, argv) into an LjScanSpec; rows come from the scan, and
+** values are handed to SQLite by reference into the scan's row chunks.
 */
-
-/* One LMDB cursor and the key it stands on, kept so that it can re-seek
-** after the map moved. */
-typedef struct JtIter JtIter;
-struct JtIter {
-  MDB_cursor *c;
-  int bEof;
-  int nKey;
-  int nPrefix;                          /* tag iterators: len+tag bytes */
-  u32 idx;                              /* events: index in the run */
-  u32 nRun;                             /* events: events in the run */
-  MDB_val vRun;                         /* the span's value, while vGen */
-  u32 vGen;                             /*   equals JtCursor.fillGen */
-  u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
-};
-
-/*
-** Rows are copied out of the map in batches of up to JT_SLOTS into a
-** 64 KiB chunk aligned on its size, under one hold of the gate.  Column
-** values are handed to SQLite as pointers into the chunk with a
-** destructor that drops a reference (found by aligning the pointer
-** down), so no value is copied twice and no lock is taken per row.  A
-** chunk still referenced by SQLite when the cursor refills is left to
-** SQLite; the cursor keeps JT_KEEP chunks and refills one SQLite has let
-** go of, so a scan reuses the same memory (allocating a 64 KiB-aligned
-** chunk per refill costs an mmap and its page faults in glibc).
-*/
-#define JT_CHUNK 65536
-#define JT_SLOTS 64
-#define JT_KEEP 4 /* chunks a cursor keeps, reused once SQLite lets go */
-
-typedef struct JtChunk JtChunk;
-struct JtChunk {
-  int nRef;   /* the cursor + values held by SQLite (atomic) */
-  u32 nUsed;  /* bytes used, header included */
-};
-
-typedef struct JtSlot JtSlot;
-struct JtSlot {
-  u64 seq;
-  const u8 *aRec;    /* in the chunk, or aOwn */
-  u32 nRec;
-  const char *zName; /* actor id, in the chunk */
-  int nName;
-  u8 *aOwn;          /* a record too large for a chunk */
-};
-
-static JtChunk *chunkNew(void) {
-  void *p = 0;
-  JtChunk *c;
-  /* Aligned allocation is what lets a value pointer find its chunk. */
-  if (posix_memalign(&p, JT_CHUNK, JT_CHUNK)) return 0;
-  c = (JtChunk *)p;
-  c->nRef = 1;
-  c->nUsed = sizeof(JtChunk);
-  return c;
-}
-
-static void chunkUnref(JtChunk *c) {
-  if (c && __atomic_sub_fetch(&c->nRef, 1, __ATOMIC_ACQ_REL) == 0) free(c);
-}
-
-static void chunkRelease(void *pValue) {
-  chunkUnref((JtChunk *)((uintptr_t)pValue & ~(uintptr_t)(JT_CHUNK - 1)));
-}
-
-/* Room for n bytes in the cursor's chunk, or NULL. */
-static u8 *chunkAlloc(JtChunk *c, size_t n) {
-  u8 *a;
-  if (c->nUsed + n > JT_CHUNK) return 0;
-  a = (u8 *)c + c->nUsed;
-  c->nUsed += (u32)n;
-  return a;
-}
-
 typedef struct JtCursor JtCursor;
 struct JtCursor {
   sqlite3_vtab_cursor base;
   LjTable *pTab;
-  LjEnv *pEnv;
-  MDB_txn *txn;
-  unsigned gen;        /* LjEnv.mapGen the cursors are positioned for */
-  int ePlan;
-  int bDesc;
-  int bEof;
-  JtIter it;           /* events (fullscan, actor) or pos (pos, ts) */
-  JtIter st;           /* staged batches (fullscan, actor; indexed loads) */
-  int bStage;          /* fullscan, actor: walking st rather than it */
-  u32 iDir;            /* ... the directory entry of the span in st */
-  u64 spanNum;         /* fullscan, actor: the span's actor ... */
-  u64 spanSeq0;        /* ... and the seq of its first event */
-  u64 stageLo;         /* first staged pos (UINT64_MAX: none) */
-  MDB_cursor *cEv;     /* pos, ts, tag: finds the events the index names */
-  JtIter *aTag;        /* tag plan: one per tag */
-  int nTag;
-  u64 num;             /* actor plan: the actor's number */
-  i64 lo, hi;          /* inclusive bounds on seq or pos */
-  i64 nLimit;          /* rows left to return, -1 = no limit */
-  /* Rows copied out of the map, JT_SLOTS at a time (see fillRows). */
-  JtChunk *pChunk;     /* the chunk being filled (one of aChunk) */
-  JtChunk *aChunk[JT_KEEP]; /* chunks kept for reuse */
-  JtSlot aSlot[JT_SLOTS];
-  int nSlot;           /* slots filled */
-  int iSlot;           /* the current row */
-  int bDone;           /* the iterators have nothing more */
-  u32 fillGen;         /* bumped per fill: span values older are stale */
-  u64 nameNum;         /* actor whose id was last copied into pChunk */
-  const char *zNameLast;
-  int nNameLast;
-  LjRec rec;           /* the current row, decoded when iDecoded==iSlot */
-  int iDecoded;
-  u8 *aUnz;            /* its decompressed payload */
-  size_t nUnz;
-  u64 nRows, nBytes;   /* for metrics, added at close */
-  LjReaderSlot slot;   /* tracked while txn is open */
+  LjScan *pScan;
 };
 
 static int jtOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
   LjTable *pTab = (LjTable *)pVtab;
   JtCursor *p = sqlite3_malloc64(sizeof(*p));
+  int rc;
   if (p == 0) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
   p->pTab = pTab;
-  p->pEnv = pTab->pEnv;
-  p->bEof = 1;
+  rc = ljScanNew(pTab->pEnv, &p->pScan);
+  if (rc) {
+    sqlite3_free(p);
+    return rc;
+  }
   *ppCur = &p->base;
   return SQLITE_OK;
 }
 
-static void iterClose(JtIter *it) {
-  if (it->c) mdb_cursor_close(it->c);
-  it->c = 0;
-}
-
-static void cursorReset(JtCursor *p) {
-  for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
-  p->nSlot = p->iSlot = 0;
-  p->iDecoded = -1;
-  iterClose(&p->it);
-  iterClose(&p->st);
-  p->st.bEof = 1;
-  p->bStage = 0;
-  if (p->cEv) mdb_cursor_close(p->cEv);
-  p->cEv = 0;
-  for (int i = 0; i < p->nTag; i++) iterClose(&p->aTag[i]);
-  sqlite3_free(p->aTag);
-  p->aTag = 0;
-  p->nTag = 0;
-}
-
 static int jtClose(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
-  if (p->txn) {
-    ljGateEnter(p->pEnv);
-    cursorReset(p);
-    mdb_txn_abort(p->txn);
-    ljGateLeave(p->pEnv);
-    ljReaderUntrack(p->pEnv, &p->slot);
-  }
-  if (p->nRows) {
-    __atomic_add_fetch(&p->pEnv->m.nRowsRead, p->nRows, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&p->pEnv->m.nBytesRead, p->nBytes, __ATOMIC_RELAXED);
-  }
-  for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
-  for (int i = 0; i < JT_KEEP; i++) chunkUnref(p->aChunk[i]);
-  sqlite3_free(p->aUnz);
+  ljScanFree(p->pScan);
   sqlite3_free(p);
   return SQLITE_OK;
-}
-
-static int iterGet(JtIter *it, MDB_val *pKey, MDB_val *pVal, MDB_cursor_op op) {
-  int mrc = mdb_cursor_get(it->c, pKey, pVal, op);
-  if (mrc == 0) {
-    if (pKey->mv_size > sizeof(it->aKey)) return MDB_CORRUPTED;
-    memcpy(it->aKey, pKey->mv_data, pKey->mv_size);
-    it->nKey = (int)pKey->mv_size;
-    it->bEof = 0;
-  } else if (mrc == MDB_NOTFOUND) {
-    it->bEof = 1;
-    mrc = 0;
-  }
-  return mrc;
-}
-
-/* Position on the first key >= aKey, or (bBack) the last key < aKey. */
-static int iterSeek(JtIter *it, const u8 *aKey, int nKey, int bBack,
-                    MDB_val *pKey, MDB_val *pVal) {
-  int mrc;
-  pKey->mv_data = (void *)aKey;
-  pKey->mv_size = (size_t)nKey;
-  mrc = iterGet(it, pKey, pVal, MDB_SET_RANGE);
-  if (mrc || !bBack) return mrc;
-  return iterGet(it, pKey, pVal, it->bEof ? MDB_LAST : MDB_PREV);
-}
-
-/* After the map moved: re-seek every cursor to its remembered key. */
-static int cursorRemap(JtCursor *p) {
-  unsigned gen = __atomic_load_n(&p->pEnv->mapGen, __ATOMIC_ACQUIRE);
-  MDB_val k, v;
-  int mrc = 0;
-  if (gen == p->gen) return 0;
-  p->gen = gen;
-  if (p->cEv) mrc = mdb_cursor_renew(p->txn, p->cEv);
-  for (int i = -2; i < p->nTag && mrc == 0; i++) {
-    JtIter *it = i == -2 ? &p->st : i < 0 ? &p->it : &p->aTag[i];
-    if (it->c == 0) continue;
-    mrc = mdb_cursor_renew(p->txn, it->c);
-    if (mrc == 0 && !it->bEof) {
-      k.mv_data = it->aKey;
-      k.mv_size = (size_t)it->nKey;
-      mrc = mdb_cursor_get(it->c, &k, &v, MDB_SET_KEY);
-    }
-  }
-  return mrc;
-}
-
-#define JT_FULL (-1) /* slotLoad: no room left in this chunk */
-
-/* Copy an event (and its actor id, once per chunk) into the next slot. */
-/* Copy actor num's id into the chunk, unless the last one copied. */
-static int slotName(JtCursor *p, u64 num) {
-  u8 *a;
-  if (num != p->nameNum) {
-    MDB_val k, v;
-    u8 aNum[8];
-    int mrc;
-    ljPut64(aNum, num);
-    k.mv_data = aNum;
-    k.mv_size = 8;
-    mrc = mdb_get(p->txn, p->pEnv->aDbi[LJ_DB_ACTNUM], &k, &v);
-    if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
-    a = chunkAlloc(p->pChunk, v.mv_size);
-    if (a == 0) return JT_FULL; /* a fresh chunk always has room for it */
-    memcpy(a, v.mv_data, v.mv_size);
-    p->zNameLast = (const char *)a;
-    p->nNameLast = (int)v.mv_size;
-    p->nameNum = num;
-  }
-  return SQLITE_OK;
-}
-
-static int slotLoad(JtCursor *p, u64 num, u64 seq, const MDB_val *pRec) {
-  JtSlot *s = &p->aSlot[p->nSlot];
-  u8 *a;
-  int rc = slotName(p, num);
-  if (rc) return rc;
-  s->zName = p->zNameLast;
-  s->nName = p->nNameLast;
-  s->aOwn = 0;
-  a = chunkAlloc(p->pChunk, pRec->mv_size);
-  if (a == 0) {
-    if (p->nSlot > 0) return JT_FULL;
-    a = s->aOwn = sqlite3_malloc64(pRec->mv_size);
-    if (a == 0) return SQLITE_NOMEM;
-  }
-  memcpy(a, pRec->mv_data, pRec->mv_size);
-  s->aRec = a;
-  s->nRec = (u32)pRec->mv_size;
-  s->seq = seq;
-  p->nRows++;
-  p->nBytes += pRec->mv_size;
-  p->nSlot++;
-  return SQLITE_OK;
-}
-
-/* Load the event at pos that a pos or tag index entry points at (value:
-** num, seq): staged when pos is at or after the stage's first key. */
-static int slotLoadIndexed(JtCursor *p, const u8 *aNumSeq, u64 pos) {
-  MDB_val k, v, rec;
-  u64 num = ljGet64(aNumSeq), seq = ljGet64(aNumSeq + 8);
-  const u8 *a;
-  u32 i, n;
-  int mrc = 0;
-  if (pos >= p->stageLo) {
-    mrc = ljStageRecord(p->st.c, pos, num, seq, &rec);
-  } else {
-    if (p->cEv == 0) {
-      mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &p->cEv);
-    }
-    if (mrc == 0) mrc = ljRunFind(p->cEv, num, seq, &k, &v, &i);
-    if (mrc == 0) mrc = ljRunRecord(v.mv_data, v.mv_size, i, &a, &n);
-    rec.mv_data = (void *)a;
-    rec.mv_size = n;
-  }
-  if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
-  return slotLoad(p, num, seq, &rec);
-}
-
-/* Tag iterators: pick the next pos in merge order, skipping duplicates. */
-static JtIter *tagPick(JtCursor *p) {
-  JtIter *pBest = 0;
-  u64 best = 0;
-  for (int i = 0; i < p->nTag; i++) {
-    JtIter *it = &p->aTag[i];
-    u64 pos;
-    if (it->bEof) continue;
-    pos = ljGet64(&it->aKey[it->nPrefix]);
-    if (pBest == 0 || (p->bDesc ? pos > best : pos < best)) {
-      pBest = it;
-      best = pos;
-    }
-  }
-  return pBest;
-}
-
-/* Is the iterator still inside its range?  Marks it EOF when not. */
-static void iterCheck(JtCursor *p, JtIter *it, const u8 *aPrefix,
-                      int nPrefix) {
-  i64 x;
-  if (it->bEof) return;
-  if (it->nKey != nPrefix + 8 ||
-      (nPrefix > 0 && memcmp(it->aKey, aPrefix, (size_t)nPrefix))) {
-    it->bEof = 1;
-    return;
-  }
-  x = (i64)ljGet64(&it->aKey[nPrefix]);
-  if (x < p->lo || x > p->hi) it->bEof = 1;
-}
-
-/* The events iterator entered a run (v): stand on its first or last. */
-/*
-** The main iterator walks spans: runs of the events db (fullscan, actor)
-** or manifests of the pos db (pos, ts), standing on entry idx of nRun.
-*/
-static int isPosPlan(const JtCursor *p) {
-  return p->ePlan == JT_PLAN_POS || p->ePlan == JT_PLAN_TS;
-}
-
-/* The iterator entered a span (v): stand on its first or last entry. */
-static void runEnter(JtCursor *p, const MDB_val *v, int bLast) {
-  JtIter *it = &p->it;
-  if (it->bEof) return;
-  it->nRun = isPosPlan(p) ? ljManiCount(v) : ljRunCount(v->mv_data, v->mv_size);
-  it->idx = bLast && it->nRun ? it->nRun - 1 : 0;
-  /* Remember the value: it stays valid while the gate is held (this
-  ** fill), which spares a GET_CURRENT for every event of the span. */
-  it->vRun = *v;
-  it->vGen = p->fillGen;
-  if (!isPosPlan(p)) {
-    p->spanNum = ljGet64(it->aKey);
-    p->spanSeq0 = ljGet64(&it->aKey[8]);
-  }
-}
-
-/* Still inside the plan's range?  Marks the iterator EOF when not. */
-static void runCheck(JtCursor *p) {
-  JtIter *it = p->bStage ? &p->st : &p->it;
-  i64 x;
-  if (it->bEof || p->ePlan == JT_PLAN_FULL) return;
-  if (p->ePlan == JT_PLAN_ACTOR) {
-    if (p->spanNum != p->num) {
-      it->bEof = 1;
-      return;
-    }
-    x = (i64)(p->spanSeq0 + it->idx);
-  } else {
-    x = (i64)(ljGet64(it->aKey) + it->idx);
-  }
-  if (x < p->lo || x > p->hi) it->bEof = 1;
-}
-
-/*
-** Staged spans (fullscan, actor).  The st iterator stands on a staged
-** batch; the span is the run of directory entry p->iDir in it (for the
-** actor plan, the entry of p->num).  stageEnter makes the batch under st
-** the current span, or answers MDB_NOTFOUND when it has none of the
-** actor's events.
-*/
-static int stageEnter(JtCursor *p, const MDB_val *pEnt, int bLast) {
-  JtIter *it = &p->st;
-  MDB_val run;
-  int mrc;
-  if (p->ePlan == JT_PLAN_ACTOR) {
-    mrc = ljStageFind(pEnt, p->num, &p->iDir);
-    if (mrc) return mrc;
-  } else {
-    u32 nAct = ljStageActors(pEnt);
-    if (nAct == 0) return MDB_CORRUPTED;
-    if (bLast >= 0) p->iDir = bLast ? nAct - 1 : 0;
-  }
-  mrc = ljStageDir(pEnt, p->iDir, &p->spanNum, &p->spanSeq0, &run);
-  if (mrc) return mrc;
-  it->nRun = ljRunCount(run.mv_data, run.mv_size);
-  if (it->nRun == 0) return MDB_CORRUPTED;
-  if (bLast >= 0) it->idx = bLast ? it->nRun - 1 : 0;
-  it->vRun = run;
-  it->vGen = p->fillGen;
-  return 0;
-}
-
-/* Move st to the next (or previous) staged batch holding a span. */
-static int stageNextBatch(JtCursor *p, MDB_cursor_op op) {
-  MDB_val k, v;
-  int mrc;
-  for (;;) {
-    mrc = iterGet(&p->st, &k, &v, op);
-    if (mrc || p->st.bEof) return mrc;
-    mrc = stageEnter(p, &v, op == MDB_PREV || op == MDB_LAST);
-    if (mrc != MDB_NOTFOUND) return mrc;
-    op = (op == MDB_PREV || op == MDB_LAST) ? MDB_PREV : MDB_NEXT;
-  }
-}
-
-/* Position st on the staged event x of the actor (or the nearest one in
-** the scan direction); for the full scan on the first or last span. */
-static int stageSeek(JtCursor *p, u64 x) {
-  JtIter *it = &p->st;
-  int mrc = stageNextBatch(p, p->bDesc ? MDB_LAST : MDB_FIRST);
-  while (mrc == 0 && !it->bEof && p->ePlan == JT_PLAN_ACTOR) {
-    u64 sLast = p->spanSeq0 + it->nRun - 1;
-    if (p->bDesc ? p->spanSeq0 <= x : sLast >= x) {
-      if (p->bDesc) it->idx = (u32)(x < sLast ? x - p->spanSeq0 : it->nRun - 1);
-      else it->idx = (u32)(x > p->spanSeq0 ? x - p->spanSeq0 : 0);
-      break;
-    }
-    mrc = stageNextBatch(p, p->bDesc ? MDB_PREV : MDB_NEXT);
-  }
-  runCheck(p);
-  return mrc;
-}
-
-/* Step st by one event. */
-static int stageStep(JtCursor *p) {
-  JtIter *it = &p->st;
-  MDB_val k, v;
-  int mrc = 0;
-  if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
-    it->idx += p->bDesc ? -1 : 1;
-  } else if (p->ePlan == JT_PLAN_FULL &&
-             (mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT)) == 0 &&
-             (p->bDesc ? p->iDir > 0 : p->iDir + 1 < ljStageActors(&v))) {
-    p->iDir += p->bDesc ? -1 : 1; /* the batch's next actor */
-    mrc = stageEnter(p, &v, -1);
-    it->idx = p->bDesc ? it->nRun - 1 : 0;
-  } else if (mrc == 0) {
-    mrc = stageNextBatch(p, p->bDesc ? MDB_PREV : MDB_NEXT);
-  }
-  runCheck(p);
-  return mrc;
-}
-
-/*
-** The actor plan and the full scan walk the runs, then the staged
-** batches (whose seqs all come later); backwards, the other way round.
-** Called when the current phase may have ended.
-*/
-static int runSeek(JtCursor *p, u64 x);
-static int phaseNext(JtCursor *p) {
-  MDB_val k, v;
-  if (p->ePlan != JT_PLAN_FULL && p->ePlan != JT_PLAN_ACTOR) return 0;
-  if (!p->bDesc && !p->bStage && p->it.bEof && p->st.c) {
-    p->bStage = 1;
-    return stageSeek(p, (u64)p->lo);
-  }
-  if (p->bDesc && p->bStage && p->st.bEof) {
-    int mrc;
-    p->bStage = 0;
-    if (p->ePlan == JT_PLAN_ACTOR) return runSeek(p, (u64)p->hi);
-    mrc = iterGet(&p->it, &k, &v, MDB_LAST);
-    runEnter(p, &v, 1);
-    return mrc;
-  }
-  return 0;
-}
-
-/* Step the span iterator by one entry, skipping the manifest entries of
-** truncated events. */
-static int runStep(JtCursor *p) {
-  JtIter *it = &p->it;
-  MDB_val k, v;
-  int mrc = 0;
-  if (p->bStage) {
-    mrc = stageStep(p);
-    return mrc ? mrc : phaseNext(p);
-  }
-  for (;;) {
-    if (p->bDesc ? it->idx > 0 : it->idx + 1 < it->nRun) {
-      it->idx += p->bDesc ? -1 : 1; /* within the span */
-    } else {
-      mrc = iterGet(it, &k, &v, p->bDesc ? MDB_PREV : MDB_NEXT);
-      runEnter(p, &v, p->bDesc);
-    }
-    if (mrc || it->bEof || !isPosPlan(p)) break;
-    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
-    if (mrc || ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * it->idx) != 0) break;
-  }
-  runCheck(p);
-  return mrc ? mrc : phaseNext(p);
-}
-
-/*
-** Position the span iterator on entry x (seq of p->num, or pos), or on the
-** nearest existing one in the scan direction.
-*/
-static int runSeek(JtCursor *p, u64 x) {
-  JtIter *it = &p->it;
-  MDB_val k, v;
-  u8 aKey[LJ_EVKEY];
-  int nPrefix = isPosPlan(p) ? 0 : 8;
-  u32 idx;
-  int mrc = isPosPlan(p) ? ljManiFind(it->c, x, &k, &v, &idx)
-                         : ljRunFind(it->c, p->num, x, &k, &v, &idx);
-  if (mrc == 0) {
-    memcpy(it->aKey, k.mv_data, k.mv_size);
-    it->nKey = (int)k.mv_size;
-    it->bEof = 0;
-    runEnter(p, &v, 0);
-    it->idx = idx;
-  } else if (mrc == MDB_NOTFOUND) {
-    /* Not held by any span: the first span after x, or the last before. */
-    if (nPrefix) ljPut64(aKey, p->num);
-    if (p->bDesc && x >= (u64)INT64_MAX) {
-      if (nPrefix) ljEvKey(aKey, p->num + 1, 0);
-      else ljPut64(aKey, (u64)INT64_MAX);
-    } else {
-      ljPut64(&aKey[nPrefix], p->bDesc ? x + 1 : x);
-    }
-    mrc = iterSeek(it, aKey, nPrefix + 8, p->bDesc, &k, &v);
-    runEnter(p, &v, p->bDesc);
-  }
-  if (mrc == 0 && !it->bEof && isPosPlan(p)) {
-    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
-    if (mrc == 0 && ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * it->idx) == 0) {
-      return runStep(p); /* a truncated event: move on */
-    }
-  }
-  runCheck(p);
-  return mrc ? mrc : phaseNext(p);
-}
-
-/* The value of the span the iterator stands on: remembered while this
-** fill holds the gate, else fetched again. */
-static int spanValue(JtCursor *p, JtIter *it, MDB_val *pVal) {
-  MDB_val k;
-  int mrc;
-  if (it->vGen == p->fillGen && it->vRun.mv_data) {
-    *pVal = it->vRun;
-    return 0;
-  }
-  mrc = mdb_cursor_get(it->c, &k, pVal, MDB_GET_CURRENT);
-  if (mrc == 0 && p->bStage) {
-    /* The batch: its run is the span. */
-    mrc = stageEnter(p, pVal, -1);
-    *pVal = it->vRun;
-  }
-  return mrc;
-}
-
-/* Does any iterator still stand on a row? */
-static int cursorHasRow(JtCursor *p) {
-  if (p->ePlan == JT_PLAN_TAG) return tagPick(p) != 0;
-  return p->bStage ? !p->st.bEof : !p->it.bEof;
-}
-
-/* Copy the row the iterators stand on into the next slot.  For the tag
-** plan, the iterator with the next pos is chosen. */
-static int cursorLoad(JtCursor *p) {
-  MDB_val k, v;
-  int mrc;
-  JtIter *it = p->ePlan == JT_PLAN_TAG ? tagPick(p)
-               : p->bStage             ? &p->st
-                                       : &p->it;
-  if (p->ePlan == JT_PLAN_TAG) {
-    mrc = mdb_cursor_get(it->c, &k, &v, MDB_GET_CURRENT);
-    if (mrc) return ljMdbToSqlite(mrc);
-  } else {
-    mrc = spanValue(p, it, &v);
-    if (mrc) return ljMdbToSqlite(mrc);
-  }
-  if (p->ePlan == JT_PLAN_TAG) {
-    if (v.mv_size != 16) return SQLITE_CORRUPT;
-    return slotLoadIndexed(p, v.mv_data, ljGet64(&it->aKey[it->nPrefix]));
-  }
-  if (isPosPlan(p)) {
-    if (v.mv_size < LJ_MANI_ENTRY * ((size_t)p->it.idx + 1)) return SQLITE_CORRUPT;
-    return slotLoadIndexed(p, (const u8 *)v.mv_data + LJ_MANI_ENTRY * p->it.idx,
-                           ljGet64(p->it.aKey) + p->it.idx);
-  }
-  {
-    MDB_val rec;
-    const u8 *a;
-    u32 n;
-    mrc = ljRunRecord(v.mv_data, v.mv_size, it->idx, &a, &n);
-    if (mrc) return SQLITE_CORRUPT;
-    rec.mv_data = (void *)a;
-    rec.mv_size = n;
-    return slotLoad(p, p->spanNum, p->spanSeq0 + it->idx, &rec);
-  }
-}
-
-/* Step the iterators once (no loading). */
-static int cursorStep(JtCursor *p) {
-  MDB_val k, v;
-  MDB_cursor_op op = p->bDesc ? MDB_PREV : MDB_NEXT;
-  int mrc = 0;
-  if (p->ePlan == JT_PLAN_TAG) {
-    JtIter *pCur = tagPick(p);
-    u64 pos;
-    if (pCur == 0) return 0;
-    pos = ljGet64(&pCur->aKey[pCur->nPrefix]);
-    for (int i = 0; i < p->nTag && mrc == 0; i++) {
-      JtIter *it = &p->aTag[i];
-      u8 aPrefix[2 + LJ_MAX_TAG_BYTES];
-      if (it->bEof || ljGet64(&it->aKey[it->nPrefix]) != pos) continue;
-      memcpy(aPrefix, it->aKey, (size_t)it->nPrefix);
-      mrc = iterGet(it, &k, &v, op);
-      iterCheck(p, it, aPrefix, it->nPrefix);
-    }
-    return mrc;
-  }
-  if (!cursorHasRow(p)) return 0;
-  return runStep(p);
-}
-
-/*
-** Fullscan and actor plans: copy the rows of the current run from the
-** current one on (as many as the slots, the limit, the seq bounds and the
-** chunk allow) with one memcpy, since a run's records are contiguous,
-** then step past them.  Returns SQLITE_OK, JT_FULL or an error.
-*/
-static int fillSpan(JtCursor *p) {
-  JtIter *it = p->bStage ? &p->st : &p->it;
-  MDB_val v;
-  const u8 *a0, *aLast, *a;
-  u32 n0, nLast, n, first, k, j;
-  size_t nByte;
-  u8 *aDst;
-  int rc, mrc = spanValue(p, it, &v);
-  if (mrc) return ljMdbToSqlite(mrc);
-  k = p->bDesc ? it->idx + 1 : it->nRun - it->idx;
-  if (k > (u32)(JT_SLOTS - p->nSlot)) k = (u32)(JT_SLOTS - p->nSlot);
-  if (p->nLimit > 0 && (i64)k > p->nLimit) k = (u32)p->nLimit;
-  if (p->ePlan == JT_PLAN_ACTOR) {
-    i64 x = (i64)(p->spanSeq0 + it->idx); /* within [lo, hi] (runCheck) */
-    i64 nIn = p->bDesc ? x - p->lo + 1 : p->hi - x + 1;
-    if (nIn < (i64)k) k = (u32)nIn;
-  }
-  first = p->bDesc ? it->idx + 1 - k : it->idx;
-  if (ljRunRecord(v.mv_data, v.mv_size, first, &a0, &n0) ||
-      ljRunRecord(v.mv_data, v.mv_size, first + k - 1, &aLast, &nLast) ||
-      aLast + nLast < a0) {
-    return SQLITE_CORRUPT;
-  }
-  nByte = (size_t)(aLast + nLast - a0);
-  rc = slotName(p, p->spanNum);
-  if (rc) return rc;
-  aDst = chunkAlloc(p->pChunk, nByte);
-  if (aDst == 0) {
-    /* Not room for them all: one row the usual way. */
-    rc = cursorLoad(p);
-    if (rc == SQLITE_OK) {
-      if (p->nLimit > 0) p->nLimit--;
-      mrc = cursorStep(p);
-      if (mrc) rc = ljMdbToSqlite(mrc);
-    }
-    return rc;
-  }
-  memcpy(aDst, a0, nByte);
-  for (j = 0; j < k; j++) {
-    u32 r = p->bDesc ? it->idx - j : it->idx + j;
-    JtSlot *s = &p->aSlot[p->nSlot++];
-    if (ljRunRecord(v.mv_data, v.mv_size, r, &a, &n) || a < a0 ||
-        a + n > a0 + nByte) {
-      p->nSlot--;
-      return SQLITE_CORRUPT;
-    }
-    s->aRec = aDst + (a - a0);
-    s->nRec = n;
-    s->seq = p->spanSeq0 + r;
-    s->zName = p->zNameLast;
-    s->nName = p->nNameLast;
-    s->aOwn = 0;
-  }
-  p->nRows += k;
-  p->nBytes += nByte;
-  if (p->nLimit > 0) p->nLimit -= k;
-  /* Stand on the last row copied, then step past it. */
-  it->idx = p->bDesc ? first : first + k - 1;
-  mrc = cursorStep(p);
-  return mrc ? ljMdbToSqlite(mrc) : SQLITE_OK;
-}
-
-/* Decode the current slot. */
-static int slotDecode(JtCursor *p) {
-  JtSlot *s = &p->aSlot[p->iSlot];
-  if (p->iDecoded == p->iSlot) return SQLITE_OK;
-  p->iDecoded = p->iSlot;
-  return ljRecDecode(s->aRec, s->nRec, &p->rec, &p->aUnz, &p->nUnz);
-}
-
-/*
-** Refill the slots: copy up to JT_SLOTS rows (as many as fit in a chunk)
-** and step past them.  Called with the gate held.  Sets bEof when there
-** is no row at all.
-*/
-static int fillRows(JtCursor *p) {
-  int rc = SQLITE_OK, mrc = 0;
-  p->fillGen++;
-  for (int i = 0; i < p->nSlot; i++) sqlite3_free(p->aSlot[i].aOwn);
-  p->nSlot = p->iSlot = 0;
-  if (p->pChunk == 0 ||
-      __atomic_load_n(&p->pChunk->nRef, __ATOMIC_ACQUIRE) > 1) {
-    /* SQLite still holds values in it (the last row's, usually): take a
-    ** kept chunk it let go of, else a new one (in place of a kept chunk
-    ** still held: SQLite frees that one when done). */
-    int i, iNew = 0;
-    for (i = 0; i < JT_KEEP; i++) {
-      JtChunk *c = p->aChunk[i];
-      if (c == 0 || __atomic_load_n(&c->nRef, __ATOMIC_ACQUIRE) == 1) break;
-      if (c != p->pChunk) iNew = i;
-    }
-    if (i == JT_KEEP) {
-      chunkUnref(p->aChunk[iNew]);
-      p->aChunk[iNew] = 0;
-      i = iNew;
-    }
-    if (p->aChunk[i] == 0) {
-      p->aChunk[i] = chunkNew();
-      if (p->aChunk[i] == 0) return SQLITE_NOMEM;
-    }
-    p->pChunk = p->aChunk[i];
-  }
-  p->pChunk->nUsed = sizeof(JtChunk);
-  p->nameNum = 0;
-  while (p->nSlot < JT_SLOTS && !p->bDone) {
-    if (p->nLimit == 0 || !cursorHasRow(p)) {
-      p->bDone = 1;
-      break;
-    }
-    if (p->ePlan == JT_PLAN_FULL || p->ePlan == JT_PLAN_ACTOR) {
-      rc = fillSpan(p);
-      if (rc == JT_FULL) {
-        rc = SQLITE_OK;
-        break;
-      }
-      if (rc) break;
-      continue;
-    }
-    rc = cursorLoad(p);
-    if (rc == JT_FULL) {
-      rc = SQLITE_OK;
-      break;
-    }
-    if (rc) break;
-    if (p->nLimit > 0) p->nLimit--;
-    mrc = cursorStep(p);
-    if (mrc) {
-      rc = ljMdbToSqlite(mrc);
-      break;
-    }
-  }
-  if (rc == SQLITE_OK) {
-    p->bEof = p->nSlot == 0;
-    p->iDecoded = -1; /* decoded on demand by xColumn/xRowid */
-  }
-  return rc;
 }
 
 /* Turn an SQL bound into an inclusive integer bound.  Returns 0 when the
@@ -1256,280 +530,154 @@ static int boundValue(sqlite3_value *v, int bLower, int bStrict, i64 *pOut) {
   }
 }
 
-/* Smallest pos whose ts is >= ts (bAfter: > ts); one past the end if none.
-** ts is non-decreasing in pos order, so this is a binary search over the
-** pos key space (gaps left by truncation are skipped by SET_RANGE). */
-static int posForTs(JtCursor *p, i64 ts, int bAfter, i64 *pPos) {
-  MDB_val k, v;
-  int mrc;
-  u64 lo, hi;
-  mrc = iterGet(&p->it, &k, &v, MDB_FIRST);
-  if (mrc || p->it.bEof) {
-    *pPos = 1;
-    return mrc;
-  }
-  lo = ljGet64(k.mv_data);
-  mrc = iterGet(&p->it, &k, &v, MDB_LAST);
-  if (mrc) return mrc;
-  hi = ljGet64(k.mv_data) + ljManiCount(&v);
-  /* Truncated entries keep their ts, so every pos in [lo, hi) has one. */
-  while (lo < hi) {
-    u64 mid = lo + (hi - lo) / 2;
-    u32 idx;
-    i64 tsMid;
-    mrc = ljManiFind(p->it.c, mid, &k, &v, &idx);
-    if (mrc == MDB_NOTFOUND) { /* a gap left by a deleted manifest */
-      u8 aKey[8];
-      ljPut64(aKey, mid);
-      k.mv_data = aKey;
-      k.mv_size = 8;
-      mrc = mdb_cursor_get(p->it.c, &k, &v, MDB_SET_RANGE);
-      idx = 0;
-      if (mrc == MDB_NOTFOUND) {
-        hi = mid;
-        continue;
-      }
-      if (mrc == 0) mid = ljGet64(k.mv_data);
+/* The bounds of the plan from argv (after the key); *pbEmpty when they
+** can match nothing.  Returns the next argv index. */
+static int filterBounds(int idxNum, sqlite3_value **argv, int iArg,
+                        LjScanSpec *s, int *pbEmpty) {
+  s->lo = 0;
+  s->hi = INT64_MAX;
+  if (idxNum & JT_EQ) {
+    sqlite3_value *x = argv[iArg++];
+    int eType = sqlite3_value_numeric_type(x);
+    /* 3.0 equals 3; 2.5 gives lo 3 > hi 2, which matches nothing. */
+    if (!boundValue(x, 1, 0, &s->lo) || !boundValue(x, 0, 0, &s->hi))
+      *pbEmpty = 1;
+    if (eType != SQLITE_INTEGER && eType != SQLITE_FLOAT) {
+      *pbEmpty = 1; /* text never equals a number column */
     }
-    if (mrc) return mrc;
-    tsMid = (i64)ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * idx + 16);
-    if (bAfter ? tsMid > ts : tsMid >= ts) hi = mid;
-    else lo = mid + 1;
   }
-  *pPos = (i64)lo;
-  return 0;
+  if ((idxNum & JT_LO) &&
+      !boundValue(argv[iArg++], 1, idxNum & JT_LO_GT, &s->lo))
+    *pbEmpty = 1;
+  if ((idxNum & JT_HI) &&
+      !boundValue(argv[iArg++], 0, idxNum & JT_HI_LT, &s->hi))
+    *pbEmpty = 1;
+  s->nLimit = (idxNum & JT_LIMIT) ? sqlite3_value_int64(argv[iArg++]) : -1;
+  s->nOffset = (idxNum & JT_OFFSET) ? sqlite3_value_int64(argv[iArg++]) : 0;
+  return iArg;
+}
+
+/* The tags of the tag plan: one value, or every value of an IN list,
+** copied (an IN list's values do not outlive the next one). */
+typedef struct JtTags JtTags;
+struct JtTags {
+  const u8 **aa; /* into the copies */
+  int *an;
+  u8 **aCopy;
+  int n, nAlloc;
+};
+
+static int tagsAdd(JtTags *t, sqlite3_value *pVal) {
+  const u8 *z = sqlite3_value_text(pVal);
+  int n = sqlite3_value_bytes(pVal);
+  if (z == 0) return SQLITE_NOMEM;
+  if (t->n >= t->nAlloc) {
+    int nNew = t->nAlloc ? t->nAlloc * 2 : 4;
+    size_t nByte = (sizeof(u8 *) * 2 + sizeof(int)) * (size_t)nNew;
+    u8 *a = sqlite3_malloc64(nByte);
+    if (a == 0) return SQLITE_NOMEM;
+    memcpy(a, t->aa, sizeof(u8 *) * (size_t)t->n);
+    memcpy(a + sizeof(u8 *) * nNew, t->aCopy, sizeof(u8 *) * (size_t)t->n);
+    memcpy(a + sizeof(u8 *) * 2 * nNew, t->an, sizeof(int) * (size_t)t->n);
+    sqlite3_free(t->aa);
+    t->aa = (const u8 **)a;
+    t->aCopy = (u8 **)(a + sizeof(u8 *) * nNew);
+    t->an = (int *)(a + sizeof(u8 *) * 2 * nNew);
+    t->nAlloc = nNew;
+  }
+  t->aCopy[t->n] = sqlite3_malloc64((size_t)n + 1);
+  if (t->aCopy[t->n] == 0) return SQLITE_NOMEM;
+  memcpy(t->aCopy[t->n], z, (size_t)n);
+  t->aa[t->n] = t->aCopy[t->n];
+  t->an[t->n++] = n;
+  return SQLITE_OK;
+}
+
+static void tagsFree(JtTags *t) {
+  for (int i = 0; i < t->n; i++) sqlite3_free(t->aCopy[i]);
+  sqlite3_free(t->aa);
+}
+
+static int tagsCollect(sqlite3_value *pKey, int bIn, JtTags *t) {
+  sqlite3_value *pVal = pKey;
+  int rc = bIn ? sqlite3_vtab_in_first(pKey, &pVal) : SQLITE_OK;
+  while (rc == SQLITE_OK && pVal) {
+    if (sqlite3_value_type(pVal) == SQLITE_TEXT) rc = tagsAdd(t, pVal);
+    if (!bIn || rc) break;
+    rc = sqlite3_vtab_in_next(pKey, &pVal);
+  }
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
                     int argc, sqlite3_value **argv) {
   JtCursor *p = (JtCursor *)pCur;
   LjTable *pTab = p->pTab;
-  LjEnv *pEnv = p->pEnv;
-  MDB_val k, v;
-  int iArg = 0, mrc = 0, rc = SQLITE_OK;
-  i64 lo = 0, hi = INT64_MAX, nOffset = 0;
-  int bEmpty = 0;
+  LjScanSpec s;
+  JtTags tags = {0, 0, 0, 0, 0};
   sqlite3_value *pKey = 0;
-  MDB_dbi dbi;
+  int rc = SQLITE_OK, bEmpty = 0, iArg = 0;
+  char *zErr = 0;
   (void)idxStr;
   (void)argc;
 
-  p->ePlan = idxNum & JT_PLAN_MASK;
-  p->bDesc = (idxNum & JT_DESC) != 0;
-  p->bEof = 0;
-  p->bDone = 0;
-  p->nLimit = -1;
+  memset(&s, 0, sizeof(s));
+  s.ePlan = idxNum & JT_PLAN_MASK;
+  s.bDesc = (idxNum & JT_DESC) != 0;
   if (idxNum & JT_KEY) pKey = argv[iArg++];
-  if (idxNum & JT_EQ) {
-    sqlite3_value *x = argv[iArg++];
-    /* 3.0 equals 3; 2.5 gives lo 3 > hi 2, which matches nothing. */
-    if (!boundValue(x, 1, 0, &lo) || !boundValue(x, 0, 0, &hi)) bEmpty = 1;
-    if (sqlite3_value_numeric_type(x) != SQLITE_INTEGER &&
-        sqlite3_value_numeric_type(x) != SQLITE_FLOAT) {
-      bEmpty = 1; /* text never equals a number column */
-    }
+  filterBounds(idxNum, argv, iArg, &s, &bEmpty);
+  if (s.ePlan == LJ_SCAN_ACTOR) {
+    const char *z;
+    /* Not a valid id: no event can have it. */
+    if (ljCheckActor(pKey, "actor_id", &z, &s.nActor, &zErr)) bEmpty = 1;
+    sqlite3_free(zErr);
+    zErr = 0;
+    s.aActor = (const u8 *)z;
+  } else if (s.ePlan == LJ_SCAN_TAG) {
+    rc = tagsCollect(pKey, (idxNum & JT_TAGIN) != 0, &tags);
+    s.aaTag = tags.aa;
+    s.anTag = tags.an;
+    s.nTag = tags.n;
   }
-  if ((idxNum & JT_LO) && !boundValue(argv[iArg++], 1, idxNum & JT_LO_GT, &lo))
-    bEmpty = 1;
-  if ((idxNum & JT_HI) && !boundValue(argv[iArg++], 0, idxNum & JT_HI_LT, &hi))
-    bEmpty = 1;
-  if (idxNum & JT_LIMIT) p->nLimit = sqlite3_value_int64(argv[iArg++]);
-  if (idxNum & JT_OFFSET) nOffset = sqlite3_value_int64(argv[iArg++]);
-  if (p->nLimit < -1) p->nLimit = -1;
-
-  /* The snapshot: taken once, after this process's queued appends. */
-  if (p->txn == 0) {
-    rc = ljFlushForRead(pEnv, pTab->cfg.usSyncTimeout);
-    if (rc) {
-      pTab->base.zErrMsg = sqlite3_mprintf(
-          "reading %s: timed out waiting for queued appends to commit",
-          pTab->zName);
-      return rc;
-    }
+  if (bEmpty) s.lo = 1, s.hi = 0; /* an empty range: no row */
+  if (rc == SQLITE_OK) {
+    rc = ljScanStart(p->pScan, &s, pTab->cfg.usSyncTimeout, &zErr);
   }
-  ljGateEnter(pEnv);
-  if (p->txn == 0) {
-    mrc = ljReadBegin(pEnv, &p->txn);
-    p->gen = __atomic_load_n(&pEnv->mapGen, __ATOMIC_ACQUIRE);
-    if (mrc) {
-      p->txn = 0;
-      goto done;
-    }
-    ljReaderTrack(pEnv, &p->slot);
-  } else {
-    mrc = cursorRemap(p);
-    if (mrc) goto done;
-  }
-  cursorReset(p);
-  if (lo < 0) lo = 0;
-  p->lo = lo;
-  p->hi = hi;
-  if (bEmpty || lo > hi) {
-    p->bEof = 1;
-    goto done;
-  }
-
-  dbi = pEnv->aDbi[(p->ePlan == JT_PLAN_FULL || p->ePlan == JT_PLAN_ACTOR)
-                       ? LJ_DB_EVENTS
-                       : LJ_DB_POS];
-  if (p->ePlan != JT_PLAN_TAG) {
-    mrc = mdb_cursor_open(p->txn, dbi, &p->it.c);
-    if (mrc) goto done;
-  }
-  /* The stage, if anything is staged. */
-  mrc = mdb_cursor_open(p->txn, pEnv->aDbi[LJ_DB_STAGE], &p->st.c);
-  if (mrc == 0) mrc = iterGet(&p->st, &k, &v, MDB_FIRST);
-  if (mrc) goto done;
-  p->stageLo = p->st.bEof ? UINT64_MAX : ljGet64(p->st.aKey);
-  if (p->st.bEof) iterClose(&p->st);
-  switch (p->ePlan) {
-    case JT_PLAN_FULL:
-      if (p->bDesc && p->st.c) {
-        p->bStage = 1;
-        mrc = stageSeek(p, 0);
-      } else {
-        mrc = iterGet(&p->it, &k, &v, p->bDesc ? MDB_LAST : MDB_FIRST);
-        runEnter(p, &v, p->bDesc);
-      }
-      if (mrc == 0) mrc = phaseNext(p);
-      break;
-    case JT_PLAN_ACTOR: {
-      const char *z;
-      int n;
-      u64 floor;
-      char *zErr = 0;
-      rc = ljCheckActor(pKey, "actor_id", &z, &n, &zErr);
-      sqlite3_free(zErr);
-      if (rc) {
-        /* Not a valid id: no event can have it. */
-        rc = SQLITE_OK;
-        p->bEof = 1;
-        goto done;
-      }
-      mrc = ljActorLoad(pEnv, p->txn, (const u8 *)z, n, &p->num, 0, &floor);
-      if (mrc || p->num == 0) {
-        p->bEof = 1;
-        goto done;
-      }
-      if (p->bDesc && p->st.c) {
-        p->bStage = 1;
-        mrc = stageSeek(p, (u64)hi);
-        if (mrc == 0) mrc = phaseNext(p);
-      } else {
-        mrc = runSeek(p, p->bDesc ? (u64)hi : (u64)lo);
-      }
-      break;
-    }
-    case JT_PLAN_TS: {
-      /* ts bounds become pos bounds. */
-      i64 posLo, posHi;
-      mrc = posForTs(p, lo, 0, &posLo);
-      if (mrc == 0) mrc = posForTs(p, hi, 1, &posHi);
-      if (mrc) break;
-      p->lo = lo = posLo;
-      p->hi = hi = posHi - 1;
-      if (lo > hi) {
-        p->bEof = 1;
-        goto done;
-      }
-    }
-    /* fall through */
-    case JT_PLAN_POS:
-      mrc = runSeek(p, p->bDesc ? (u64)hi : (u64)lo);
-      break;
-    case JT_PLAN_TAG: {
-      sqlite3_value *pVal = 0;
-      int nAlloc = 0;
-      if (idxNum & JT_TAGIN) rc = sqlite3_vtab_in_first(pKey, &pVal);
-      else pVal = pKey;
-      while (rc == SQLITE_OK && pVal) {
-        if (sqlite3_value_type(pVal) == SQLITE_TEXT &&
-            sqlite3_value_bytes(pVal) > 0 &&
-            sqlite3_value_bytes(pVal) <= LJ_MAX_TAG_BYTES) {
-          JtIter *it;
-          u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
-          int nTag = sqlite3_value_bytes(pVal);
-          const u8 *zTag = sqlite3_value_text(pVal);
-          int nKey;
-          if (p->nTag >= nAlloc) {
-            int nNew = nAlloc ? nAlloc * 2 : 4;
-            JtIter *a = sqlite3_realloc64(p->aTag, sizeof(JtIter) * (size_t)nNew);
-            if (a == 0) {
-              rc = SQLITE_NOMEM;
-              break;
-            }
-            p->aTag = a;
-            nAlloc = nNew;
-          }
-          it = &p->aTag[p->nTag++];
-          memset(it, 0, sizeof(*it));
-          it->nPrefix = 2 + nTag;
-          nKey = ljTagKey(aKey, zTag, nTag,
-                          p->bDesc ? (hi == INT64_MAX ? (u64)INT64_MAX
-                                                      : (u64)hi + 1)
-                                   : (u64)lo);
-          mrc = mdb_cursor_open(p->txn, pEnv->aDbi[LJ_DB_TAGS], &it->c);
-          if (mrc == 0) mrc = iterSeek(it, aKey, nKey, p->bDesc, &k, &v);
-          if (mrc) break;
-          iterCheck(p, it, aKey, it->nPrefix);
-        }
-        if (!(idxNum & JT_TAGIN)) break;
-        rc = sqlite3_vtab_in_next(pKey, &pVal);
-      }
-      if (rc == SQLITE_DONE) rc = SQLITE_OK;
-      break;
-    }
-  }
-  if (mrc == 0 && rc == SQLITE_OK) {
-    while (nOffset-- > 0 && mrc == 0 && cursorHasRow(p)) mrc = cursorStep(p);
-  }
-  if (mrc == 0 && rc == SQLITE_OK) rc = fillRows(p);
-done:
-  ljGateLeave(pEnv);
-  if (mrc) {
-    rc = ljMdbToSqlite(mrc);
+  tagsFree(&tags);
+  if (zErr) {
     sqlite3_free(pTab->base.zErrMsg);
-    pTab->base.zErrMsg = ljMdbErr("reading the journal", mrc);
+    pTab->base.zErrMsg = sqlite3_mprintf("reading %s: %z", pTab->zName, zErr);
   }
   return rc;
 }
 
 static int jtNext(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
-  int mrc, rc;
-  if (++p->iSlot < p->nSlot) return SQLITE_OK;
-  if (p->bDone) {
-    p->bEof = 1;
-    return SQLITE_OK;
-  }
-  ljGateEnter(p->pEnv);
-  mrc = cursorRemap(p);
-  rc = mrc ? ljMdbToSqlite(mrc) : fillRows(p);
-  ljGateLeave(p->pEnv);
-  if (mrc) {
+  char *zErr = 0;
+  int rc = ljScanNext(p->pScan, &zErr);
+  if (zErr) {
     sqlite3_free(p->pTab->base.zErrMsg);
-    p->pTab->base.zErrMsg = ljMdbErr("reading the journal", mrc);
+    p->pTab->base.zErrMsg =
+        sqlite3_mprintf("reading %s: %z", p->pTab->zName, zErr);
   }
   return rc;
 }
 
 static int jtEof(sqlite3_vtab_cursor *pCur) {
-  return ((JtCursor *)pCur)->bEof;
+  return ljScanEof(((JtCursor *)pCur)->pScan);
 }
 
-/* Text or blob bytes: by reference when they live in the chunk. */
+/* Text or blob bytes: by reference when the scan can keep them. */
 static void resultBytes(JtCursor *p, sqlite3_context *ctx, int bText,
                         const u8 *a, int n) {
-  void (*xDel)(void *) = SQLITE_TRANSIENT;
+  void (*xDel)(void *);
   if (n == 0) {
     if (bText) sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
     else sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
     return;
   }
-  if ((uintptr_t)a - (uintptr_t)p->pChunk < JT_CHUNK) {
-    __atomic_add_fetch(&p->pChunk->nRef, 1, __ATOMIC_RELAXED);
-    xDel = chunkRelease;
-  }
+  xDel = ljScanKeep(p->pScan, a);
+  if (xDel == 0) xDel = SQLITE_TRANSIENT;
   if (bText) sqlite3_result_text(ctx, (const char *)a, n, xDel);
   else sqlite3_result_blob(ctx, a, n, xDel);
 }
@@ -1559,15 +707,15 @@ static void resultValue(JtCursor *p, sqlite3_context *ctx, u8 e, const u8 *a,
 
 static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   JtCursor *p = (JtCursor *)pCur;
-  const LjRec *r = &p->rec;
-  const JtSlot *s = &p->aSlot[p->iSlot];
+  const LjRow *s = ljScanRow(p->pScan);
+  const LjRec *r = 0;
   if (i != COL_ACTOR && i != COL_SEQ && i != COL_TAG) {
-    int rc = slotDecode(p);
+    int rc = ljScanDecode(p->pScan, &r);
     if (rc) return rc;
   }
   switch (i) {
     case COL_ACTOR:
-      resultBytes(p, ctx, 1, (const u8 *)s->zName, s->nName);
+      resultBytes(p, ctx, 1, (const u8 *)s->zActor, s->nActor);
       break;
     case COL_SEQ: sqlite3_result_int64(ctx, (i64)s->seq); break;
     case COL_POS: sqlite3_result_int64(ctx, (i64)r->pos); break;
@@ -1591,8 +739,9 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
 
 static int jtRowid(sqlite3_vtab_cursor *pCur, sqlite_int64 *pRowid) {
   JtCursor *p = (JtCursor *)pCur;
-  int rc = slotDecode(p);
-  *pRowid = (i64)p->rec.pos;
+  const LjRec *r;
+  int rc = ljScanDecode(p->pScan, &r);
+  *pRowid = (i64)r->pos;
   return rc;
 }
 
