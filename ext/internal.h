@@ -242,6 +242,14 @@ LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 #define LJ_MERGE_RUN_PAGES 2
 #endif
 LJ_PRIVATE u32 ljRunCount(const u8 *aRun, size_t nRun);
+/* Unchecked parts of a run whose count ljRunRecord has validated: where
+** record i ends (from the first record), and where the records begin. */
+static inline u32 ljRunEnd(const void *aRun, u32 i) {
+  return ljGet32((const u8 *)aRun + 4 + 4 * (size_t)i);
+}
+static inline const u8 *ljRunBody(const void *aRun) {
+  return (const u8 *)aRun + 4 + 4 * (size_t)ljGet32(aRun);
+}
 LJ_PRIVATE int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa,
                            u32 *pn);
 LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,

@@ -71,9 +71,14 @@ struct ScanIter {
 #define SCAN_FULL (-1)          /* slotLoad: no room left in this chunk */
 #define SCAN_SKIP_STEP 4096     /* OFFSET rows skipped per hold of the gate */
 
+/* A chunk's references are counted without atomics: values in it are
+** handed to SQLite only on the cursor's connection, released by that
+** connection (SQLite copies a value before it leaves the connection), and
+** a connection is used by one thread at a time -- the same threads, under
+** the same serialization, as the scan that fills the chunk. */
 typedef struct ScanChunk ScanChunk;
 struct ScanChunk {
-  int nRef;  /* the scan + values held by the caller (atomic) */
+  int nRef;  /* the scan + values held by the caller */
   u32 nUsed; /* bytes used, header included */
 };
 
@@ -131,7 +136,7 @@ static ScanChunk *chunkNew(void) {
 }
 
 static void chunkUnref(ScanChunk *c) {
-  if (c && __atomic_sub_fetch(&c->nRef, 1, __ATOMIC_ACQ_REL) == 0) free(c);
+  if (c && --c->nRef == 0) free(c);
 }
 
 static void chunkRelease(void *pValue) {
@@ -152,13 +157,13 @@ static u8 *chunkAlloc(ScanChunk *c, size_t n) {
 ** place of a kept chunk still held: its last holder frees it). */
 static int chunkTake(LjScan *p) {
   int i, iNew = 0;
-  if (p->pChunk && __atomic_load_n(&p->pChunk->nRef, __ATOMIC_ACQUIRE) == 1) {
+  if (p->pChunk && p->pChunk->nRef == 1) {
     p->pChunk->nUsed = sizeof(ScanChunk);
     return SQLITE_OK;
   }
   for (i = 0; i < SCAN_KEEP; i++) {
     ScanChunk *c = p->aChunk[i];
-    if (c == 0 || __atomic_load_n(&c->nRef, __ATOMIC_ACQUIRE) == 1) break;
+    if (c == 0 || c->nRef == 1) break;
     if (c != p->pChunk) iNew = i;
   }
   if (i == SCAN_KEEP) {
@@ -177,7 +182,7 @@ static int chunkTake(LjScan *p) {
 
 void (*ljScanKeep(LjScan *p, const void *a))(void *) {
   if (p->pChunk && (uintptr_t)a - (uintptr_t)p->pChunk < SCAN_CHUNK) {
-    __atomic_add_fetch(&p->pChunk->nRef, 1, __ATOMIC_RELAXED);
+    p->pChunk->nRef++;
     return chunkRelease;
   }
   return 0;
@@ -721,12 +726,14 @@ static int fillSpan(LjScan *p) {
   aDst = chunkAlloc(p->pChunk, nByte);
   if (aDst == 0) return fillOne(p); /* not room for them all */
   memcpy(aDst, a0, nByte);
+  /* Record r spans [end[r-1], end[r]) of the run's body; the bounds of
+  ** the first and last were checked above, and ends must not decrease. */
   for (j = 0; j < k; j++) {
     u32 r = p->bDesc ? it->idx - j : it->idx + j;
-    if (ljRunRecord(v.mv_data, v.mv_size, r, &a, &n) || a < a0 ||
-        a + n > a0 + nByte) {
-      return SQLITE_CORRUPT;
-    }
+    u32 beg = r ? ljRunEnd(v.mv_data, r - 1) : 0, end = ljRunEnd(v.mv_data, r);
+    a = ljRunBody(v.mv_data) + beg;
+    n = end - beg;
+    if (beg > end || a < a0 || a + n > a0 + nByte) return SQLITE_CORRUPT;
     slotSet(p, &p->aSlot[p->nSlot++], p->spanSeq0 + r, aDst + (a - a0), n);
   }
   p->nRows += k;
