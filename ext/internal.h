@@ -681,6 +681,9 @@ LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
 
+/* Apply TEXT affinity to a value compared with a TEXT column (numbers
+** become text); SQLITE_MISMATCH when it equals no text (NULL, blob). */
+LJ_PRIVATE int ljTextAffinity(sqlite3_value *v);
 /* Validate an actor id value (text, 1..400 bytes, UTF-8). */
 LJ_PRIVATE int ljCheckActor(sqlite3_value *v, const char *zWhat,
                             const char **pz, int *pn, char **pzErr);

@@ -59,6 +59,7 @@
 */
 #include "internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,7 +176,8 @@ static int pendAdd(JtPending *p, LjEvent *pEv) {
 */
 static const char zSchema[] =
     "CREATE TABLE x(actor_id TEXT, seq INTEGER, pos INTEGER, ts INTEGER, "
-    "type TEXT, payload, meta, tags TEXT, tag HIDDEN)";
+    "type TEXT, payload, meta, tags TEXT, "
+    "tag TEXT HIDDEN)";
 
 static int jtDisconnect(sqlite3_vtab *pVtab);
 
@@ -249,7 +251,19 @@ static int jtRename(sqlite3_vtab *pVtab, const char *zNew) {
 }
 
 /**************************************************************************
-** Planning
+** Planning.  xBestIndex never fails a legal statement: it serves the
+** constraints it can (equality on actor_id or tag with the column's own
+** collation, integer bounds on seq, pos and ts, LIMIT/OFFSET when nothing
+** else is left to check) and leaves every other one to SQLite, which can
+** evaluate any operator on any column.
+**
+** The tag column reads as the event's tags array (NULL without tags), so
+** tag IS NOT NULL and tag LIKE work as SQLite evaluates them; but only
+** the tag index knows that tag = 'x' means "carries tag x".  So a tag
+** equality is always served by the index: a join offering one only as
+** unusable is refused, so that SQLite puts the other table first.  (Two
+** different tag equalities ANDed match nothing, as for any column:
+** SQLite folds them to false; json_each(tags) expresses "both tags".)
 */
 static int isBoundOp(int op) {
   return op == SQLITE_INDEX_CONSTRAINT_EQ || op == SQLITE_INDEX_CONSTRAINT_GT ||
@@ -263,13 +277,26 @@ struct JtBounds {
   int iEq, iLo, iHi;
 };
 
-static void boundsScan(sqlite3_index_info *p, int iCol, int iCol2,
-                       JtBounds *b) {
+/* What xBestIndex found and chose. */
+typedef struct JtPlan JtPlan;
+struct JtPlan {
+  int iActor, iTag, iLimit, iOffset; /* constraint indexes, -1: none */
+  int ePlan;
+  int idxNum;
+  int nArg;
+  int bActorIn;  /* actor_id IN (...) processed one value at a time */
+  int bTagLater; /* a tag equality is offered, but not usable yet */
+  double rows;
+  JtBounds b;
+};
+
+/* The bounds on column iCol (pos: also the rowid, column -1). */
+static void boundsScan(sqlite3_index_info *p, int iCol, JtBounds *b) {
   b->iEq = b->iLo = b->iHi = -1;
   for (int i = 0; i < p->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &p->aConstraint[i];
-    if (!c->usable || (c->iColumn != iCol && c->iColumn != iCol2)) continue;
-    if (!isBoundOp(c->op)) continue;
+    int bCol = c->iColumn == iCol || (iCol == COL_POS && c->iColumn == -1);
+    if (!c->usable || !bCol || !isBoundOp(c->op)) continue;
     if (c->op == SQLITE_INDEX_CONSTRAINT_EQ) {
       if (b->iEq < 0) b->iEq = i;
     } else if (c->op == SQLITE_INDEX_CONSTRAINT_GT ||
@@ -279,6 +306,10 @@ static void boundsScan(sqlite3_index_info *p, int iCol, int iCol2,
       b->iHi = i;
     }
   }
+}
+
+static int hasBounds(const JtBounds *b) {
+  return b->iEq >= 0 || b->iLo >= 0 || b->iHi >= 0;
 }
 
 /* Can the plan deliver the ORDER BY?  *pbDesc gets its direction. */
@@ -298,169 +329,185 @@ static int orderConsumable(sqlite3_index_info *p, int ePlan, int *pbDesc) {
   return 1;
 }
 
-static int jtBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
-  int iActor = -1, iTag = -1, iLimit = -1, iOffset = -1;
-  int ePlan, idxNum = 0, nArg = 0, bDesc = 0, bActorIn = 0;
-  JtBounds b;
-  double rows;
-  char *zStr;
-  const char *zCol = "";
-  int i;
+/* Is constraint i an equality the actor or tag index can answer: one
+** compared under BINARY (the indexes hold exact bytes)? */
+static int keyUsable(sqlite3_index_info *p, int i) {
+  const struct sqlite3_index_constraint *c = &p->aConstraint[i];
+  const char *z;
+  if (!c->usable || c->op != SQLITE_INDEX_CONSTRAINT_EQ) return 0;
+  z = sqlite3_vtab_collation(p, i);
+  return z == 0 || sqlite3_stricmp(z, "BINARY") == 0;
+}
 
-  for (i = 0; i < p->nConstraint; i++) {
+static void planConstraints(sqlite3_index_info *p, JtPlan *pl) {
+  pl->iActor = pl->iTag = pl->iLimit = pl->iOffset = -1;
+  for (int i = 0; i < p->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &p->aConstraint[i];
-    if (c->iColumn == COL_TAG) {
-      if (c->op != SQLITE_INDEX_CONSTRAINT_EQ) {
-        pVtab->zErrMsg = sqlite3_mprintf(
-            "the tag column supports only tag = ? and tag IN (...)");
-        return SQLITE_ERROR;
-      }
-      if (!c->usable) return SQLITE_CONSTRAINT; /* not a plan SQLite can use */
-      if (iTag >= 0) {
-        pVtab->zErrMsg = sqlite3_mprintf(
-            "only one tag constraint is supported; use tag IN (...) or "
-            "json_each(tags) for combinations");
-        return SQLITE_ERROR;
-      }
-      iTag = i;
-    } else if (c->usable && c->iColumn == COL_ACTOR &&
-               c->op == SQLITE_INDEX_CONSTRAINT_EQ && iActor < 0) {
-      iActor = i;
-    } else if (c->usable && c->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
-      iLimit = i;
-    } else if (c->usable && c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) {
-      iOffset = i;
+    if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
+      if (c->usable) pl->iLimit = i;
+    } else if (c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) {
+      if (c->usable) pl->iOffset = i;
+    } else if (c->iColumn == COL_TAG) {
+      if (pl->iTag < 0 && keyUsable(p, i)) pl->iTag = i;
+      if (!c->usable && c->op == SQLITE_INDEX_CONSTRAINT_EQ) pl->bTagLater = 1;
+    } else if (c->iColumn == COL_ACTOR) {
+      if (pl->iActor < 0 && keyUsable(p, i)) pl->iActor = i;
     }
   }
+}
 
-  /* Choose the plan and the column its bounds apply to. */
-  if (iTag >= 0) {
-    ePlan = JT_PLAN_TAG;
-    boundsScan(p, COL_POS, -1, &b);
-    rows = 1000;
-  } else if (iActor >= 0) {
-    ePlan = JT_PLAN_ACTOR;
-    boundsScan(p, COL_SEQ, COL_SEQ, &b);
-    rows = 1000;
+/* Choose the plan, and the column its bounds apply to. */
+static void planChoose(sqlite3_index_info *p, JtPlan *pl) {
+  int bDesc;
+  if (pl->iTag >= 0) {
+    pl->ePlan = JT_PLAN_TAG;
+    boundsScan(p, COL_POS, &pl->b);
+    pl->rows = 1000;
+  } else if (pl->iActor >= 0) {
+    pl->ePlan = JT_PLAN_ACTOR;
+    boundsScan(p, COL_SEQ, &pl->b);
+    pl->rows = 1000;
   } else {
-    boundsScan(p, COL_POS, -1, &b);
-    ePlan = JT_PLAN_POS;
-    rows = 100000;
-    if (b.iEq < 0 && b.iLo < 0 && b.iHi < 0) {
-      boundsScan(p, COL_TS, COL_TS, &b);
-      ePlan = JT_PLAN_TS;
-      rows = 150000;
-      if (b.iEq < 0 && b.iLo < 0 && b.iHi < 0) {
-        ePlan = JT_PLAN_FULL;
-        rows = 1000000;
-        if (p->nOrderBy > 0 && orderConsumable(p, JT_PLAN_POS, &bDesc)) {
-          ePlan = JT_PLAN_POS; /* a full scan in pos order */
-          rows = 1200000;
-        }
+    boundsScan(p, COL_POS, &pl->b);
+    pl->ePlan = JT_PLAN_POS;
+    pl->rows = 100000;
+    if (!hasBounds(&pl->b)) {
+      boundsScan(p, COL_TS, &pl->b);
+      pl->ePlan = JT_PLAN_TS;
+      pl->rows = 150000;
+    }
+    if (!hasBounds(&pl->b)) {
+      pl->ePlan = JT_PLAN_FULL;
+      pl->rows = 1000000;
+      if (p->nOrderBy > 0 && orderConsumable(p, JT_PLAN_POS, &bDesc)) {
+        pl->ePlan = JT_PLAN_POS; /* a full scan in pos order */
+        pl->rows = 1200000;
       }
     }
   }
-  idxNum = ePlan;
+  pl->idxNum = pl->ePlan;
+}
 
-  if (iTag >= 0) {
-    p->aConstraintUsage[iTag].argvIndex = ++nArg;
-    p->aConstraintUsage[iTag].omit = 1;
-    idxNum |= JT_KEY;
-    if (sqlite3_vtab_in(p, iTag, 1)) {
-      idxNum |= JT_TAGIN;
-      rows *= 4;
+static void planUse(sqlite3_index_info *p, JtPlan *pl, int i) {
+  p->aConstraintUsage[i].argvIndex = ++pl->nArg;
+  p->aConstraintUsage[i].omit = 1;
+}
+
+/* Hand the key and the bounds to xFilter, in that order. */
+static void planArgs(sqlite3_index_info *p, JtPlan *pl) {
+  if (pl->iTag >= 0) {
+    planUse(p, pl, pl->iTag);
+    pl->idxNum |= JT_KEY;
+    if (sqlite3_vtab_in(p, pl->iTag, 1)) {
+      pl->idxNum |= JT_TAGIN;
+      pl->rows *= 4;
     }
-  } else if (iActor >= 0) {
-    p->aConstraintUsage[iActor].argvIndex = ++nArg;
-    p->aConstraintUsage[iActor].omit = 1;
-    idxNum |= JT_KEY;
-    bActorIn = sqlite3_vtab_in(p, iActor, -1);
+  } else if (pl->iActor >= 0) {
+    planUse(p, pl, pl->iActor);
+    pl->idxNum |= JT_KEY;
+    pl->bActorIn = sqlite3_vtab_in(p, pl->iActor, -1);
   }
-  if (b.iEq >= 0) {
-    p->aConstraintUsage[b.iEq].argvIndex = ++nArg;
-    p->aConstraintUsage[b.iEq].omit = 1;
-    idxNum |= JT_EQ;
-    rows = 1;
-  } else {
-    if (b.iLo >= 0) {
-      p->aConstraintUsage[b.iLo].argvIndex = ++nArg;
-      p->aConstraintUsage[b.iLo].omit = 1;
-      idxNum |= JT_LO;
-      if (p->aConstraint[b.iLo].op == SQLITE_INDEX_CONSTRAINT_GT)
-        idxNum |= JT_LO_GT;
-      rows /= 4;
-    }
-    if (b.iHi >= 0) {
-      p->aConstraintUsage[b.iHi].argvIndex = ++nArg;
-      p->aConstraintUsage[b.iHi].omit = 1;
-      idxNum |= JT_HI;
-      if (p->aConstraint[b.iHi].op == SQLITE_INDEX_CONSTRAINT_LT)
-        idxNum |= JT_HI_LT;
-      rows /= 4;
-    }
+  if (pl->b.iEq >= 0) {
+    planUse(p, pl, pl->b.iEq);
+    pl->idxNum |= JT_EQ;
+    pl->rows = 1;
+    return;
   }
-  if (ePlan == JT_PLAN_POS && b.iEq >= 0) {
+  if (pl->b.iLo >= 0) {
+    planUse(p, pl, pl->b.iLo);
+    pl->idxNum |= JT_LO;
+    if (p->aConstraint[pl->b.iLo].op == SQLITE_INDEX_CONSTRAINT_GT)
+      pl->idxNum |= JT_LO_GT;
+    pl->rows /= 4;
+  }
+  if (pl->b.iHi >= 0) {
+    planUse(p, pl, pl->b.iHi);
+    pl->idxNum |= JT_HI;
+    if (p->aConstraint[pl->b.iHi].op == SQLITE_INDEX_CONSTRAINT_LT)
+      pl->idxNum |= JT_HI_LT;
+    pl->rows /= 4;
+  }
+}
+
+/* ORDER BY, then LIMIT/OFFSET only when nothing is left for SQLite to
+** filter or sort. */
+static void planOrderAndLimit(sqlite3_index_info *p, JtPlan *pl) {
+  int bDesc = 0, bAll = 1;
+  if (pl->ePlan == JT_PLAN_POS && pl->b.iEq >= 0) {
     p->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
   }
-  if (p->nOrderBy > 0 && !bActorIn && orderConsumable(p, ePlan, &bDesc)) {
+  if (p->nOrderBy > 0 && !pl->bActorIn &&
+      orderConsumable(p, pl->ePlan, &bDesc)) {
     p->orderByConsumed = 1;
-    if (bDesc) idxNum |= JT_DESC;
+    if (bDesc) pl->idxNum |= JT_DESC;
   }
+  if (pl->iLimit < 0 || pl->bActorIn ||
+      (p->nOrderBy > 0 && !p->orderByConsumed)) {
+    return;
+  }
+  for (int i = 0; i < p->nConstraint; i++) {
+    int op = p->aConstraint[i].op;
+    if (op == SQLITE_INDEX_CONSTRAINT_LIMIT ||
+        op == SQLITE_INDEX_CONSTRAINT_OFFSET)
+      continue;
+    if (!p->aConstraintUsage[i].omit) bAll = 0;
+  }
+  if (!bAll) return;
+  planUse(p, pl, pl->iLimit);
+  pl->idxNum |= JT_LIMIT;
+  if (pl->iOffset >= 0) {
+    planUse(p, pl, pl->iOffset);
+    pl->idxNum |= JT_OFFSET;
+  }
+  if (pl->rows > 1000) pl->rows = 1000; /* the limit's value is unknown */
+}
 
-  /* LIMIT/OFFSET only when nothing is left for SQLite to filter or sort. */
-  if (iLimit >= 0 && !bActorIn && (p->nOrderBy == 0 || p->orderByConsumed)) {
-    int bAll = 1;
-    for (i = 0; i < p->nConstraint; i++) {
-      int op = p->aConstraint[i].op;
-      if (op == SQLITE_INDEX_CONSTRAINT_LIMIT ||
-          op == SQLITE_INDEX_CONSTRAINT_OFFSET)
-        continue;
-      if (!p->aConstraintUsage[i].omit) bAll = 0;
-    }
-    if (bAll) {
-      p->aConstraintUsage[iLimit].argvIndex = ++nArg;
-      p->aConstraintUsage[iLimit].omit = 1;
-      idxNum |= JT_LIMIT;
-      if (iOffset >= 0) {
-        p->aConstraintUsage[iOffset].argvIndex = ++nArg;
-        p->aConstraintUsage[iOffset].omit = 1;
-        idxNum |= JT_OFFSET;
-      }
-      if (rows > 1000) rows = 1000; /* the limit's value is unknown here */
-    }
+/* The plan spelled out for EXPLAIN QUERY PLAN, e.g. "actor=? seq>=?". */
+static char *planString(const sqlite3_index_info *p, int idxNum) {
+  static const char *const azPlan[] = {"fullscan", "actor", "pos", "ts",
+                                       "tag"};
+  static const char *const azCol[] = {"", "seq", "pos", "ts", "pos"};
+  int ePlan = idxNum & JT_PLAN_MASK;
+  sqlite3_str *pStr = sqlite3_str_new(0);
+  sqlite3_str_appendall(pStr, azPlan[ePlan]);
+  if (idxNum & JT_TAGIN) sqlite3_str_appendall(pStr, " in(...)");
+  else if (idxNum & JT_KEY) sqlite3_str_appendall(pStr, "=?");
+  if (idxNum & JT_EQ) sqlite3_str_appendf(pStr, " %s=?", azCol[ePlan]);
+  if (idxNum & JT_LO) {
+    sqlite3_str_appendf(pStr, " %s%s", azCol[ePlan],
+                        (idxNum & JT_LO_GT) ? ">?" : ">=?");
   }
+  if (idxNum & JT_HI) {
+    sqlite3_str_appendf(pStr, " %s%s", azCol[ePlan],
+                        (idxNum & JT_HI_LT) ? "<?" : "<=?");
+  }
+  if (p->orderByConsumed) {
+    sqlite3_str_appendall(pStr, (idxNum & JT_DESC) ? " order desc"
+                                                   : " order asc");
+  }
+  if (idxNum & JT_LIMIT) sqlite3_str_appendall(pStr, " limit");
+  if (idxNum & JT_OFFSET) sqlite3_str_appendall(pStr, " offset");
+  return sqlite3_str_finish(pStr);
+}
 
-  switch (ePlan) {
-    case JT_PLAN_ACTOR: zCol = "seq"; break;
-    case JT_PLAN_TS: zCol = "ts"; break;
-    case JT_PLAN_POS:
-    case JT_PLAN_TAG: zCol = "pos"; break;
-  }
-  zStr = sqlite3_mprintf(
-      "%s%s%s%s%s%s%s%s%s%s%s%s%s%s%s",
-      ePlan == JT_PLAN_FULL    ? "fullscan"
-      : ePlan == JT_PLAN_ACTOR ? "actor"
-      : ePlan == JT_PLAN_POS   ? "pos"
-      : ePlan == JT_PLAN_TS    ? "ts"
-                               : "tag",
-      (idxNum & JT_TAGIN) ? " in(...)" : (idxNum & JT_KEY) ? "=?" : "",
-      (idxNum & JT_EQ) ? " " : "", (idxNum & JT_EQ) ? zCol : "",
-      (idxNum & JT_EQ) ? "=?" : "", (idxNum & JT_LO) ? " " : "",
-      (idxNum & JT_LO) ? zCol : "",
-      (idxNum & JT_LO) ? ((idxNum & JT_LO_GT) ? ">?" : ">=?") : "",
-      (idxNum & JT_HI) ? " " : "", (idxNum & JT_HI) ? zCol : "",
-      (idxNum & JT_HI) ? ((idxNum & JT_HI_LT) ? "<?" : "<=?") : "",
-      p->orderByConsumed ? ((idxNum & JT_DESC) ? " order desc" : " order asc")
-                         : "",
-      (idxNum & JT_LIMIT) ? " limit" : "", (idxNum & JT_OFFSET) ? " offset" : "",
-      "");
+static int jtBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
+  JtPlan pl;
+  char *zStr;
+  (void)pVtab;
+  memset(&pl, 0, sizeof(pl));
+  planConstraints(p, &pl);
+  if (pl.bTagLater && pl.iTag < 0) return SQLITE_CONSTRAINT;
+  planChoose(p, &pl);
+  planArgs(p, &pl);
+  planOrderAndLimit(p, &pl);
+  zStr = planString(p, pl.idxNum);
   if (zStr == 0) return SQLITE_NOMEM;
-  p->idxNum = idxNum;
+  p->idxNum = pl.idxNum;
   p->idxStr = zStr;
   p->needToFreeIdxStr = 1;
-  p->estimatedRows = (sqlite3_int64)(rows < 1 ? 1 : rows);
-  p->estimatedCost = (ePlan == JT_PLAN_FULL ? 0 : 20) + rows;
-  if (bActorIn) p->estimatedCost += 10;
+  p->estimatedRows = (sqlite3_int64)(pl.rows < 1 ? 1 : pl.rows);
+  p->estimatedCost = (pl.ePlan == JT_PLAN_FULL ? 0 : 20) + pl.rows;
+  if (pl.bActorIn) p->estimatedCost += 10;
   return SQLITE_OK;
 }
 
@@ -470,6 +517,14 @@ static int jtBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
 ** values are handed to SQLite by reference into the scan's row chunks.
 */
 typedef struct JtCursor JtCursor;
+typedef struct JtTags JtTags;
+struct JtTags {
+  const u8 **aa; /* into the copies */
+  int *an;
+  u8 **aCopy;
+  int n, nAlloc;
+};
+
 struct JtCursor {
   sqlite3_vtab_cursor base;
   LjTable *pTab;
@@ -530,6 +585,17 @@ static int boundValue(sqlite3_value *v, int bLower, int bStrict, i64 *pOut) {
   }
 }
 
+/* Apply TEXT affinity to a key compared with a TEXT column: numbers
+** become their text (as SQLite converts them); SQLITE_MISMATCH for NULL
+** and blobs, which equal no text. */
+int ljTextAffinity(sqlite3_value *v) {
+  int e = sqlite3_value_type(v);
+  if (e == SQLITE_INTEGER || e == SQLITE_FLOAT) {
+    return sqlite3_value_text(v) ? SQLITE_OK : SQLITE_NOMEM;
+  }
+  return e == SQLITE_TEXT ? SQLITE_OK : SQLITE_MISMATCH;
+}
+
 /* The bounds of the plan from argv (after the key); *pbEmpty when they
 ** can match nothing.  Returns the next argv index. */
 static int filterBounds(int idxNum, sqlite3_value **argv, int iArg,
@@ -559,13 +625,6 @@ static int filterBounds(int idxNum, sqlite3_value **argv, int iArg,
 
 /* The tags of the tag plan: one value, or every value of an IN list,
 ** copied (an IN list's values do not outlive the next one). */
-typedef struct JtTags JtTags;
-struct JtTags {
-  const u8 **aa; /* into the copies */
-  int *an;
-  u8 **aCopy;
-  int n, nAlloc;
-};
 
 static int tagsAdd(JtTags *t, sqlite3_value *pVal) {
   const u8 *z = sqlite3_value_text(pVal);
@@ -596,13 +655,24 @@ static int tagsAdd(JtTags *t, sqlite3_value *pVal) {
 static void tagsFree(JtTags *t) {
   for (int i = 0; i < t->n; i++) sqlite3_free(t->aCopy[i]);
   sqlite3_free(t->aa);
+  memset(t, 0, sizeof(*t));
+}
+
+/* A read error of the scan, with the table named. */
+static int cursorError(JtCursor *p, int rc, char *zErr) {
+  if (zErr) {
+    sqlite3_free(p->pTab->base.zErrMsg);
+    p->pTab->base.zErrMsg =
+        sqlite3_mprintf("reading %s: %z", p->pTab->zName, zErr);
+  }
+  return rc;
 }
 
 static int tagsCollect(sqlite3_value *pKey, int bIn, JtTags *t) {
   sqlite3_value *pVal = pKey;
   int rc = bIn ? sqlite3_vtab_in_first(pKey, &pVal) : SQLITE_OK;
   while (rc == SQLITE_OK && pVal) {
-    if (sqlite3_value_type(pVal) == SQLITE_TEXT) rc = tagsAdd(t, pVal);
+    if (ljTextAffinity(pVal) == SQLITE_OK) rc = tagsAdd(t, pVal);
     if (!bIn || rc) break;
     rc = sqlite3_vtab_in_next(pKey, &pVal);
   }
@@ -628,8 +698,12 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   filterBounds(idxNum, argv, iArg, &s, &bEmpty);
   if (s.ePlan == LJ_SCAN_ACTOR) {
     const char *z;
-    /* Not a valid id: no event can have it. */
-    if (ljCheckActor(pKey, "actor_id", &z, &s.nActor, &zErr)) bEmpty = 1;
+    /* actor_id is TEXT: a number compares as its text (affinity); an id
+    ** that is not valid matches no event. */
+    if (ljTextAffinity(pKey) ||
+        ljCheckActor(pKey, "actor_id", &z, &s.nActor, &zErr)) {
+      bEmpty = 1;
+    }
     sqlite3_free(zErr);
     zErr = 0;
     s.aActor = (const u8 *)z;
@@ -644,23 +718,14 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
     rc = ljScanStart(p->pScan, &s, pTab->cfg.usSyncTimeout, &zErr);
   }
   tagsFree(&tags);
-  if (zErr) {
-    sqlite3_free(pTab->base.zErrMsg);
-    pTab->base.zErrMsg = sqlite3_mprintf("reading %s: %z", pTab->zName, zErr);
-  }
-  return rc;
+  return cursorError(p, rc, zErr);
 }
 
 static int jtNext(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
   char *zErr = 0;
   int rc = ljScanNext(p->pScan, &zErr);
-  if (zErr) {
-    sqlite3_free(p->pTab->base.zErrMsg);
-    p->pTab->base.zErrMsg =
-        sqlite3_mprintf("reading %s: %z", p->pTab->zName, zErr);
-  }
-  return rc;
+  return cursorError(p, rc, zErr);
 }
 
 static int jtEof(sqlite3_vtab_cursor *pCur) {
@@ -709,7 +774,7 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   JtCursor *p = (JtCursor *)pCur;
   const LjRow *s = ljScanRow(p->pScan);
   const LjRec *r = 0;
-  if (i != COL_ACTOR && i != COL_SEQ && i != COL_TAG) {
+  if (i != COL_ACTOR && i != COL_SEQ) {
     int rc = ljScanDecode(p->pScan, &r);
     if (rc) return rc;
   }
@@ -728,11 +793,11 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
       resultValue(p, ctx, r->ePayload, r->aPayload, r->nPayload);
       break;
     case COL_META: resultValue(p, ctx, r->eMeta, r->aMeta, r->nMeta); break;
-    case COL_TAGS:
+    default:
+      assert(i == COL_TAGS || i == COL_TAG);
       resultValue(p, ctx, r->aTags ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aTags,
                   r->nTags);
       break;
-    default: sqlite3_result_null(ctx); break;
   }
   return SQLITE_OK;
 }
