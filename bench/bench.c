@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -973,13 +974,22 @@ static double ext_stage_drain(Sys *s) {
 static double g_lastDrain; /* ext_stage_drain of the last bench_write */
 static double g_drain10k;  /* ... of the extension's run at A=10,000, N */
 
+/* CPU seconds of the whole process (every thread), user + system: on a
+** busy machine the CPU a run costs varies less than its wall-clock time. */
+static double cpu_secs(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static double bench_write_use(const SysCfg *c, const Workload *w, int K,
                               int syncEach, Lat *lat, UseFn xUse,
                               ClosedFn xClosed, void *pArg, const char *zTag) {
   char zDir[PATH_MAX];
   char zDiag[260];
   Sys *s;
-  double sec, rate;
+  double sec, rate, cpu0, cpu;
   size_t m;
   tmp_dir(zDir, sizeof zDir, zTag);
   s = sys_open(c, zDir);
@@ -987,7 +997,9 @@ static double bench_write_use(const SysCfg *c, const Workload *w, int K,
     rm_tree(zDir);
     return NAN;
   }
+  cpu0 = cpu_secs();
   sec = write_run(s, w, K, syncEach, lat);
+  cpu = cpu_secs() - cpu0;
   g_lastDrain = ext_stage_drain(s);
   if (c->kind == SYS_EXT && w->actors == 10000 && K == 1) {
     g_drain10k = g_lastDrain;
@@ -1003,8 +1015,9 @@ static double bench_write_use(const SysCfg *c, const Workload *w, int K,
              (double)w->n / (sec + g_lastDrain));
   }
   progress("%-14s %-12s A=%-6d N=%-8llu K=%d: %11.0f msg/s (%.2f s, "
-           "verified)%s", zTag, azSysName[c->kind], w->actors,
-           (unsigned long long)w->n, K, rate, sec, zDiag);
+           "verified) cpu %.2f µs/msg%s", zTag, azSysName[c->kind], w->actors,
+           (unsigned long long)w->n, K, rate, sec, cpu * 1e6 / (double)w->n,
+           zDiag);
   if (xUse) xUse(s, w, pArg);
   sys_close(s);
   if (xClosed) xClosed(c, zDir, w, pArg);
