@@ -3,15 +3,21 @@
 **
 ** One process, one machine, one run.  Every workload is written three ways:
 **
-**   lmdbjournal  the extension, linked in statically (-DSQLITE_CORE), driven
-**                through SQL exactly as a user would: a prepared
+**   lmdbjournal  the extension as users get it: build/lmdbjournal.so loaded
+**                with sqlite3_load_extension into connections opened with
+**                default flags (serialized, as the sqlite3 shell and Python
+**                open them), driven through SQL: a prepared
 **                SELECT journal_append('j', ?1, ?2), INSERT INTO j, ...
+**                One row, marked, repeats the A=actors async run with the
+**                extension linked in statically (-DSQLITE_CORE) and
+**                SQLITE_OPEN_NOMUTEX connections, for comparison.
 **   raw LMDB     one mdb_put per message, key = actor (8 bytes BE) + seq
 **                (8 bytes BE), value = ts (8) + payload, B puts per write
 **                transaction, same durability.
 **   SQLite table (actor TEXT, seq INTEGER, ts INTEGER, payload BLOB,
 **                PRIMARY KEY(actor, seq)) WITHOUT ROWID, WAL, prepared
-**                INSERT, B rows per transaction, same sync level.
+**                INSERT, B rows per transaction, same sync level, default
+**                open flags.
 **
 ** Workload: N messages of P bytes round-robin over A actors; message i goes
 ** to actor i % A with seq i / A + 1; its payload is a deterministic
@@ -26,9 +32,15 @@
 ** Usage: bench [--quick] [--n N] [--actors A] [--payload P] [--batch B]
 **              [--out DIR] [--dir TMPBASE] [--only LIST] [--big N]
 **              [--small N] [--durable-n N] [--clients K] [--reps N]
-**              [--sys ext,lmdb,sqlite] [--ext-opts 'k=v, ...']
-** LIST is a comma list of: memory,async,scale,insert,syncmode,latency,
-** durable,scan,replay,tail.
+**              [--sys ext,static,lmdb,sqlite] [--ext-opts 'k=v, ...']
+**              [--ext PATH]
+** LIST is a comma list of: memory,async,append,scale,insert,syncmode,
+** latency,durable,scan,replay,tail.
+**
+** The cold scans run in fresh processes: the bench executes itself as
+**   bench --scan-child KIND QUERY DIR N P B EXTPATH [EXTOPTS]
+** which reopens the store in DIR, times one query and prints
+** "rows bytes seconds" on stdout.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -66,6 +79,11 @@ int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErr,
 #else
 #define HAVE_EXT 1
 #endif
+
+/* The loadable module (--ext; default: lmdbjournal.so beside this binary)
+** and this binary's own path, which the cold scans execute. */
+static char g_zExtPath[4096];
+static char g_zSelf[4096];
 
 typedef uint64_t u64;
 typedef uint8_t u8;
@@ -310,6 +328,7 @@ struct SysCfg {
   int syncMode;   /* ext: append_mode=sync */
   const char *zExtra; /* ext: extra CREATE VIRTUAL TABLE options */
   const char *zMap;   /* ext: map_size= (default 1GiB) */
+  int bStatic;    /* ext: linked in, NOMUTEX connection (not the user path) */
 };
 
 typedef struct Sys Sys;
@@ -342,16 +361,35 @@ static void ext_create_table(Sys *s) {
   sqlite3_free(zSql);
 }
 
-static void sql_open_conn(Sys *s, const char *zFile) {
+/* Register the extension on db the way users do: load the module.  With
+** bStatic, call the statically linked entry point instead (the old bench
+** path, kept as one comparison row). */
+static void ext_attach(sqlite3 *db, int bStatic) {
   char *zErr = 0;
+  int rc;
+  if (bStatic) {
+    rc = sqlite3_lmdbjournal_init(db, &zErr, 0);
+  } else {
+    sql_ok(db, sqlite3_enable_load_extension(db, 1), SQLITE_OK,
+           "enable_load_extension");
+    rc = sqlite3_load_extension(db, g_zExtPath, 0, &zErr);
+  }
+  if (rc != SQLITE_OK) {
+    die("loading the extension (%s): %s",
+        bStatic ? "static" : g_zExtPath, zErr ? zErr : "?");
+  }
+}
+
+/* Connections are opened with default flags (serialized), as the sqlite3
+** shell and Python open them; only the static comparison row asks for
+** SQLITE_OPEN_NOMUTEX, as the bench did before. */
+static void sql_open_conn(Sys *s, const char *zFile) {
+  int bStatic = s->cfg.kind == SYS_EXT && s->cfg.bStatic;
   sql_ok(0, sqlite3_open_v2(zFile, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                SQLITE_OPEN_NOMUTEX, 0),
+                                (bStatic ? SQLITE_OPEN_NOMUTEX : 0), 0),
          SQLITE_OK, "open");
-  if (s->cfg.kind == SYS_EXT &&
-      sqlite3_lmdbjournal_init(s->db, &zErr, 0) != SQLITE_OK) {
-    die("sqlite3_lmdbjournal_init: %s", zErr ? zErr : "?");
-  }
+  if (s->cfg.kind == SYS_EXT && HAVE_EXT) ext_attach(s->db, bStatic);
   sqlite3_busy_timeout(s->db, 60000);
 }
 
@@ -388,18 +426,20 @@ static Sys *sys_alloc(const SysCfg *pCfg, const char *zDir) {
   return s;
 }
 
-static unsigned g_sysMask = (1u << SYS_COUNT) - 1; /* --sys */
+/* --sys: which systems run; bit SYS_STATIC_BIT: the static comparison row */
+#define SYS_STATIC_BIT (1u << SYS_COUNT)
+static unsigned g_sysMask = ((1u << SYS_COUNT) - 1) | SYS_STATIC_BIT;
 
-/* Open a new store in the (existing, empty) directory zDir.  Returns NULL
-** for a system that is not built in (the extension with LJ_BENCH_NO_EXT)
-** or not selected with --sys. */
-static Sys *sys_open(const SysCfg *pCfg, const char *zDir) {
+/* Open the store in the directory zDir: a new one in an empty directory
+** (bNew), or the one a run wrote there (the cold scans).  Returns NULL for
+** a system that is not built in (the extension with LJ_BENCH_NO_EXT) or
+** not selected with --sys. */
+static Sys *sys_open_store(const SysCfg *pCfg, const char *zDir, int bNew) {
   Sys *s;
   char zFile[PATH_MAX + 8];
-  if ((pCfg->kind == SYS_EXT && !HAVE_EXT) ||
-      !(g_sysMask & (1u << pCfg->kind))) {
-    return 0;
-  }
+  unsigned bit = pCfg->kind == SYS_EXT && pCfg->bStatic ? SYS_STATIC_BIT
+                                                         : 1u << pCfg->kind;
+  if ((pCfg->kind == SYS_EXT && !HAVE_EXT) || !(g_sysMask & bit)) return 0;
   s = sys_alloc(pCfg, zDir);
   s->checkSeq = 1;
   switch (pCfg->kind) {
@@ -412,9 +452,11 @@ static Sys *sys_open(const SysCfg *pCfg, const char *zDir) {
       snprintf(zFile, sizeof zFile, "%s/t.db", zDir);
       sql_open_conn(s, zFile);
       sqltab_pragmas(s);
-      sql_exec(s->db,
-               "CREATE TABLE t(actor TEXT, seq INTEGER, ts INTEGER, payload "
-               "BLOB, PRIMARY KEY(actor, seq)) WITHOUT ROWID");
+      if (bNew) {
+        sql_exec(s->db,
+                 "CREATE TABLE t(actor TEXT, seq INTEGER, ts INTEGER, payload "
+                 "BLOB, PRIMARY KEY(actor, seq)) WITHOUT ROWID");
+      }
       sql_prepare_client(s);
       break;
     case SYS_LMDB: {
@@ -432,6 +474,10 @@ static Sys *sys_open(const SysCfg *pCfg, const char *zDir) {
     }
   }
   return s;
+}
+
+static Sys *sys_open(const SysCfg *pCfg, const char *zDir) {
+  return sys_open_store(pCfg, zDir, 1);
 }
 
 /* Another client of the same store (for a client thread).  LMDB shares the
@@ -567,10 +613,11 @@ static void sys_finish(Sys *s) {
   if (s->cfg.kind == SYS_LMDB) mdb_ok(mdb_env_sync(s->env, 1), "env_sync");
 }
 
-/* Walk every row: count, checksum (bVerify) and payload bytes. */
-static Sum sys_walk(Sys *s, int bVerify, u64 *pBytes) {
+static volatile u64 g_sink; /* keeps what was read from being optimised away */
+
+/* Walk every row: count and checksum over (actor, payload). */
+static Sum sys_walk(Sys *s) {
   Sum sum = {0, 0};
-  u64 nByte = 0;
   if (s->cfg.kind == SYS_LMDB) {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -580,22 +627,17 @@ static Sum sys_walk(Sys *s, int bVerify, u64 *pBytes) {
     mdb_ok(mdb_cursor_open(txn, s->dbi, &cur), "cursor_open");
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      const u8 *pk = k.mv_data;
+      u64 actor = 0;
+      int j;
       if (k.mv_size != 16 || v.mv_size < 8) die("raw LMDB: malformed record");
-      if (bVerify) {
-        const u8 *pk = k.mv_data;
-        u64 actor = 0;
-        int j;
-        for (j = 0; j < 8; j++) actor = (actor << 8) | pk[j];
-        sum_add(&sum, actor, (const u8 *)v.mv_data + 8, v.mv_size - 8);
-      } else {
-        sum.rows++;
-      }
-      nByte += v.mv_size - 8;
+      for (j = 0; j < 8; j++) actor = (actor << 8) | pk[j];
+      sum_add(&sum, actor, (const u8 *)v.mv_data + 8, v.mv_size - 8);
     }
     if (rc != MDB_NOTFOUND) mdb_ok(rc, "cursor_get");
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-  } else if (bVerify) {
+  } else {
     sqlite3_stmt *p = sql_prep(s->db, s->cfg.kind == SYS_EXT
                                           ? "SELECT actor_id, payload FROM j"
                                           : "SELECT actor, payload FROM t");
@@ -605,28 +647,90 @@ static Sum sys_walk(Sys *s, int bVerify, u64 *pBytes) {
       size_t n = (size_t)sqlite3_column_bytes(p, 1);
       sum_add(&sum, actor_parse(sqlite3_column_text(p, 0),
                                 sqlite3_column_bytes(p, 0)), pay, n);
-      nByte += n;
     }
     sql_ok(s->db, rc, SQLITE_DONE, "verify scan");
     sqlite3_finalize(p);
-  } else {
-    /* The analytics scan of SPEC section 7. */
-    sqlite3_stmt *p = sql_prep(
-        s->db, s->cfg.kind == SYS_EXT
-                   ? "SELECT count(*), sum(length(payload)) FROM j"
-                   : "SELECT count(*), sum(length(payload)) FROM t");
-    sql_step(p, SQLITE_ROW);
-    sum.rows = (u64)sqlite3_column_int64(p, 0);
-    nByte = (u64)sqlite3_column_int64(p, 1);
-    sqlite3_finalize(p);
   }
-  if (pBytes) *pBytes = nByte;
   return sum;
+}
+
+/* The two full scans of SPEC section 7: SCAN_AGG lets SQL count and sum
+** (count(*), sum(length(payload))); SCAN_ROWS steps every row of
+** (actor, seq, length(payload)) and reads each value in C.  Raw LMDB walks
+** a cursor doing the same work (for SCAN_ROWS decoding actor and seq from
+** the key).  Counts rows and payload bytes into *pRows, *pBytes. */
+enum { SCAN_AGG = 0, SCAN_ROWS = 1, SCAN_COUNT = 2 };
+static const char *const azScanSql[SYS_COUNT][SCAN_COUNT] = {
+    {"SELECT count(*), sum(length(payload)) FROM j",
+     "SELECT actor_id, seq, length(payload) FROM j"},
+    {0, 0},
+    {"SELECT count(*), sum(length(payload)) FROM t",
+     "SELECT actor, seq, length(payload) FROM t"},
+};
+
+static void lmdb_scan(Sys *s, int eQuery, u64 *pRows, u64 *pBytes) {
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  u64 nRow = 0, nByte = 0, x = 0;
+  int rc;
+  mdb_ok(mdb_txn_begin(s->env, 0, MDB_RDONLY, &txn), "txn_begin (read)");
+  mdb_ok(mdb_cursor_open(txn, s->dbi, &cur), "cursor_open");
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 16 || v.mv_size < 8) die("raw LMDB: malformed record");
+    if (eQuery == SCAN_ROWS) {
+      const u8 *pk = k.mv_data;
+      u64 actor = 0, seq = 0;
+      int j;
+      for (j = 0; j < 8; j++) actor = (actor << 8) | pk[j];
+      for (j = 8; j < 16; j++) seq = (seq << 8) | pk[j];
+      x += actor ^ seq;
+    }
+    nRow++;
+    nByte += v.mv_size - 8;
+  }
+  if (rc != MDB_NOTFOUND) mdb_ok(rc, "cursor_get");
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  g_sink += x;
+  *pRows = nRow;
+  *pBytes = nByte;
+}
+
+static void sys_scan(Sys *s, int eQuery, u64 *pRows, u64 *pBytes) {
+  sqlite3_stmt *p;
+  u64 nRow = 0, nByte = 0, x = 0;
+  int rc;
+  if (s->cfg.kind == SYS_LMDB) {
+    lmdb_scan(s, eQuery, pRows, pBytes);
+    return;
+  }
+  p = sql_prep(s->db, azScanSql[s->cfg.kind][eQuery]);
+  if (eQuery == SCAN_AGG) {
+    sql_step(p, SQLITE_ROW);
+    nRow = (u64)sqlite3_column_int64(p, 0);
+    nByte = (u64)sqlite3_column_int64(p, 1);
+  } else {
+    while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+      const unsigned char *zActor = sqlite3_column_text(p, 0);
+      int nActor = sqlite3_column_bytes(p, 0);
+      x += (u64)sqlite3_column_int64(p, 1) + (u64)nActor +
+           (zActor && nActor ? zActor[nActor - 1] : 0);
+      nByte += (u64)sqlite3_column_int64(p, 2);
+      nRow++;
+    }
+    sql_ok(s->db, rc, SQLITE_DONE, "scan");
+  }
+  sqlite3_finalize(p);
+  g_sink += x;
+  *pRows = nRow;
+  *pBytes = nByte;
 }
 
 /* The verifier: the store holds exactly what the workload wrote. */
 static void sys_verify(Sys *s, const Workload *w) {
-  Sum want = wl_expect(w), got = sys_walk(s, 1, 0);
+  Sum want = wl_expect(w), got = sys_walk(s);
   if (got.rows != want.rows || got.hash != want.hash) {
     die("verify %s: read back %llu rows (checksum %016llx), wrote %llu rows "
         "(checksum %016llx)", azSysName[s->cfg.kind],
@@ -634,8 +738,6 @@ static void sys_verify(Sys *s, const Workload *w) {
         (unsigned long long)want.rows, (unsigned long long)want.hash);
   }
 }
-
-static volatile u64 g_sink;
 
 /* Replay one actor's events in seq order; returns the number of events. */
 static u64 sys_replay(Sys *s, int actor) {
@@ -749,9 +851,11 @@ static void *client_main(void *pArg) {
 }
 
 /* Write all of w into s with K clients.  Returns the seconds from the first
-** message until sys_finish() returned. */
-static double write_run(Sys *s, const Workload *w, int K, int syncEach,
-                        Lat *lat) {
+** message until sys_finish() returned.  Not inlined: profiles collect from
+** here (valgrind --toggle-collect=write_run). */
+__attribute__((noinline)) static double write_run(Sys *s, const Workload *w,
+                                                  int K, int syncEach,
+                                                  Lat *lat) {
   WriteJob aJob[64];
   pthread_t aThr[64];
   Lat aLat[64];
@@ -838,8 +942,12 @@ static void ext_diag(Sys *s, char *zOut, size_t n) {
   sqlite3_finalize(p);
 }
 
-/* Called with a freshly written and verified store, before it is removed. */
+/* Called with a freshly written and verified store, before it is removed:
+** xUse while the writing connection is still open, then xClosed with the
+** store's directory once it is closed (the cold scans reopen it). */
 typedef void (*UseFn)(Sys *s, const Workload *w, void *pArg);
+typedef void (*ClosedFn)(const SysCfg *c, const char *zDir, const Workload *w,
+                         void *pArg);
 
 /* Fresh store, write w (timed), verify, xUse, remove.  Returns messages
 ** per second, NAN when the system is not built in. */
@@ -866,13 +974,22 @@ static double ext_stage_drain(Sys *s) {
 static double g_lastDrain; /* ext_stage_drain of the last bench_write */
 static double g_drain10k;  /* ... of the extension's run at A=10,000, N */
 
-static double bench_write(const SysCfg *c, const Workload *w, int K,
-                          int syncEach, Lat *lat, UseFn xUse, void *pArg,
-                          const char *zTag) {
+/* CPU seconds of the whole process (every thread), user + system: on a
+** busy machine the CPU a run costs varies less than its wall-clock time. */
+static double cpu_secs(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double bench_write_use(const SysCfg *c, const Workload *w, int K,
+                              int syncEach, Lat *lat, UseFn xUse,
+                              ClosedFn xClosed, void *pArg, const char *zTag) {
   char zDir[PATH_MAX];
   char zDiag[260];
   Sys *s;
-  double sec, rate;
+  double sec, rate, cpu0, cpu;
   size_t m;
   tmp_dir(zDir, sizeof zDir, zTag);
   s = sys_open(c, zDir);
@@ -880,7 +997,9 @@ static double bench_write(const SysCfg *c, const Workload *w, int K,
     rm_tree(zDir);
     return NAN;
   }
+  cpu0 = cpu_secs();
   sec = write_run(s, w, K, syncEach, lat);
+  cpu = cpu_secs() - cpu0;
   g_lastDrain = ext_stage_drain(s);
   if (c->kind == SYS_EXT && w->actors == 10000 && K == 1) {
     g_drain10k = g_lastDrain;
@@ -896,12 +1015,20 @@ static double bench_write(const SysCfg *c, const Workload *w, int K,
              (double)w->n / (sec + g_lastDrain));
   }
   progress("%-14s %-12s A=%-6d N=%-8llu K=%d: %11.0f msg/s (%.2f s, "
-           "verified)%s", zTag, azSysName[c->kind], w->actors,
-           (unsigned long long)w->n, K, rate, sec, zDiag);
+           "verified) cpu %.2f µs/msg%s", zTag, azSysName[c->kind], w->actors,
+           (unsigned long long)w->n, K, rate, sec, cpu * 1e6 / (double)w->n,
+           zDiag);
   if (xUse) xUse(s, w, pArg);
   sys_close(s);
+  if (xClosed) xClosed(c, zDir, w, pArg);
   rm_tree(zDir);
   return rate;
+}
+
+static double bench_write(const SysCfg *c, const Workload *w, int K,
+                          int syncEach, Lat *lat, UseFn xUse, void *pArg,
+                          const char *zTag) {
+  return bench_write_use(c, w, K, syncEach, lat, xUse, 0, pArg, zTag);
 }
 
 /**************************************************************************
@@ -975,7 +1102,7 @@ typedef struct Memo Memo;
 struct Memo { int kind, actors, variant; u64 n; double rate; };
 static Memo g_aMemo[64];
 static int g_nMemo;
-enum { V_ASYNC = 0 };
+enum { V_ASYNC = 0, V_STATIC = 1 };
 static double memo_get(int kind, int variant, int actors, u64 n) {
   int i;
   for (i = 0; i < g_nMemo; i++) {
@@ -998,11 +1125,12 @@ static void memo_put(int kind, int variant, int actors, u64 n, double r) {
 enum {
   M_MEMORY = 1 << 0, M_ASYNC = 1 << 1, M_SCALE = 1 << 2, M_INSERT = 1 << 3,
   M_SYNCMODE = 1 << 4, M_LATENCY = 1 << 5, M_DURABLE = 1 << 6,
-  M_SCAN = 1 << 7, M_REPLAY = 1 << 8, M_TAIL = 1 << 9
+  M_SCAN = 1 << 7, M_REPLAY = 1 << 8, M_TAIL = 1 << 9, M_APPEND = 1 << 10
 };
+/* "append": only the async rows at A=--actors (headline and static). */
 static const char *const azMeasure[] = {"memory", "async", "scale", "insert",
                                         "syncmode", "latency", "durable",
-                                        "scan", "replay", "tail"};
+                                        "scan", "replay", "tail", "append"};
 #define N_MEASURE ((int)(sizeof azMeasure / sizeof azMeasure[0]))
 
 typedef struct Opts Opts;
@@ -1057,16 +1185,23 @@ static void rss_now(double *pRss, double *pFile) {
   *pFile = (double)shared * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* Page in the SQLite and LMDB libraries, so that the "bare process" the
-** memory measure starts from is one that already uses both. */
-static void warm_libraries(const char *zDir) {
+/* Page in the SQLite and LMDB libraries (and for the extension the loaded
+** module), so that the "bare process" the memory measure starts from is one
+** that already uses them: the measure is of the store, not of the code. */
+static void warm_libraries(const char *zDir, int kind) {
   sqlite3 *db;
   MDB_env *env;
   char zSub[PATH_MAX + 8];
   sql_ok(0, sqlite3_open(":memory:", &db), SQLITE_OK, "open (warm-up)");
   sql_exec(db, "CREATE TABLE w(a PRIMARY KEY, b) WITHOUT ROWID;"
                "INSERT INTO w VALUES(1, x'00'); SELECT count(*) FROM w");
-  sql_ok(db, sqlite3_close(db), SQLITE_OK, "close (warm-up)");
+  if (kind == SYS_EXT && HAVE_EXT) {
+    /* Left open: closing it would unload the module again. */
+    ext_attach(db, 0);
+    sql_exec(db, "SELECT journal_version()");
+  } else {
+    sql_ok(db, sqlite3_close(db), SQLITE_OK, "close (warm-up)");
+  }
   snprintf(zSub, sizeof zSub, "%s/warm", zDir);
   if (mkdir(zSub, 0755) != 0) die("mkdir %s: %s", zSub, strerror(errno));
   mdb_ok(mdb_env_create(&env), "env_create (warm-up)");
@@ -1102,7 +1237,7 @@ static void m_memory(void) {
       char zStore[PATH_MAX + 8];
       g_isChild = 1;
       close(fd[0]);
-      warm_libraries(zDir);
+      warm_libraries(zDir, k);
       snprintf(zStore, sizeof zStore, "%s/store", zDir);
       if (mkdir(zStore, 0755) != 0) {
         die("mkdir %s: %s", zStore, strerror(errno));
@@ -1144,46 +1279,171 @@ static void m_memory(void) {
   row_target(rAnon, -1, "—");
 }
 
-/* The analytics scan, median of three. */
+/* The full scans (SCAN_AGG, SCAN_ROWS), rows per second: right after
+** writing, in the process that wrote (median of three), and from freshly
+** started processes on the reopened store (median of three processes, each
+** timing its first run of the query). */
 typedef struct ScanOut ScanOut;
-struct ScanOut { double rate; };
+struct ScanOut { double hot[SCAN_COUNT], cold[SCAN_COUNT]; };
 static int cmp_dbl(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
-static void use_scan(Sys *s, const Workload *w, void *pArg) {
-  double a[3];
-  int i;
-  for (i = 0; i < 3; i++) {
-    u64 nByte = 0, t0 = now_ns();
-    Sum got = sys_walk(s, 0, &nByte);
-    double sec = secs_since(t0);
-    if (got.rows != w->n || nByte != w->n * (u64)w->payload) {
-      die("scan %s: %llu rows / %llu bytes, expected %llu / %llu",
-          azSysName[s->cfg.kind], (unsigned long long)got.rows,
-          (unsigned long long)nByte, (unsigned long long)w->n,
-          (unsigned long long)(w->n * (u64)w->payload));
-    }
-    a[i] = (double)got.rows / sec;
-  }
+static double median3(double *a) {
   qsort(a, 3, sizeof a[0], cmp_dbl);
-  ((ScanOut *)pArg)->rate = a[1];
+  return a[1];
 }
 
-/* Async append throughput of every system at A actors, N messages. */
-static double async_rate(int kind, int actors, u64 n, Row *rScan) {
-  double r = memo_get(kind, V_ASYNC, actors, n);
+static void scan_check(const char *zSys, const char *zWhen, int eQuery,
+                       const Workload *w, u64 nRow, u64 nByte) {
+  if (nRow != w->n || nByte != w->n * (u64)w->payload) {
+    die("scan %d (%s) of %s: %llu rows / %llu bytes, expected %llu / %llu",
+        eQuery, zWhen, zSys, (unsigned long long)nRow,
+        (unsigned long long)nByte, (unsigned long long)w->n,
+        (unsigned long long)(w->n * (u64)w->payload));
+  }
+}
+
+static void use_scan(Sys *s, const Workload *w, void *pArg) {
+  ScanOut *o = pArg;
+  int q, i;
+  for (q = 0; q < SCAN_COUNT; q++) {
+    double a[3];
+    for (i = 0; i < 3; i++) {
+      u64 nRow = 0, nByte = 0, t0 = now_ns();
+      double sec;
+      sys_scan(s, q, &nRow, &nByte);
+      sec = secs_since(t0);
+      scan_check(azSysName[s->cfg.kind], "hot", q, w, nRow, nByte);
+      a[i] = (double)nRow / sec;
+    }
+    o->hot[q] = median3(a);
+  }
+}
+
+/* One cold scan: a fresh process of this binary reopens the store in zDir
+** and times query eQuery once (scan_child_main).  Returns rows/s. */
+static double scan_cold_once(const SysCfg *c, const char *zDir,
+                             const Workload *w, int eQuery) {
+  char zKind[16], zQuery[16], zN[32], zP[16], zB[16], zOut[256];
+  char *azArg[12];
+  int fd[2], st = 0, nArg = 0;
+  ssize_t got, m = 0;
+  unsigned long long nRow = 0, nByte = 0;
+  double sec = 0;
+  pid_t pid;
+  snprintf(zKind, sizeof zKind, "%d", c->kind);
+  snprintf(zQuery, sizeof zQuery, "%d", eQuery);
+  snprintf(zN, sizeof zN, "%llu", (unsigned long long)w->n);
+  snprintf(zP, sizeof zP, "%d", w->payload);
+  snprintf(zB, sizeof zB, "%d", c->batch);
+  azArg[nArg++] = g_zSelf;
+  azArg[nArg++] = "--scan-child";
+  azArg[nArg++] = zKind;
+  azArg[nArg++] = zQuery;
+  azArg[nArg++] = (char *)zDir;
+  azArg[nArg++] = zN;
+  azArg[nArg++] = zP;
+  azArg[nArg++] = zB;
+  azArg[nArg++] = g_zExtPath;
+  if (g_zExtOpts) azArg[nArg++] = (char *)g_zExtOpts;
+  azArg[nArg] = 0;
+  if (pipe(fd) != 0) die("pipe: %s", strerror(errno));
+  fflush(0);
+  pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    close(fd[1]);
+    execv(g_zSelf, azArg);
+    fprintf(stderr, "bench: exec %s: %s\n", g_zSelf, strerror(errno));
+    _exit(127);
+  }
+  close(fd[1]);
+  while (m < (ssize_t)sizeof zOut - 1 &&
+         (got = read(fd[0], zOut + m, sizeof zOut - 1 - (size_t)m)) > 0) {
+    m += got;
+  }
+  zOut[m] = 0;
+  close(fd[0]);
+  waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
+      sscanf(zOut, "%llu %llu %lf", &nRow, &nByte, &sec) != 3 || sec <= 0) {
+    die("cold scan of %s failed (child status %d, output '%s')",
+        azSysName[c->kind], st, zOut);
+  }
+  scan_check(azSysName[c->kind], "cold", eQuery, w, nRow, nByte);
+  return (double)nRow / sec;
+}
+
+static void closed_scan(const SysCfg *c, const char *zDir, const Workload *w,
+                        void *pArg) {
+  ScanOut *o = pArg;
+  int q, i;
+  for (q = 0; q < SCAN_COUNT; q++) {
+    double a[3];
+    for (i = 0; i < 3; i++) a[i] = scan_cold_once(c, zDir, w, q);
+    o->cold[q] = median3(a);
+  }
+}
+
+/* The child side of scan_cold_once: argv as built there.  Opens the store
+** untimed (for the extension: the module loaded, CREATE VIRTUAL TABLE),
+** then times one run of the query and prints "rows bytes seconds". */
+static int scan_child_main(int argc, char **argv) {
+  SysCfg c;
+  Sys *s;
+  u64 nRow = 0, nByte = 0, t0;
+  double sec;
+  int eQuery;
+  if (argc < 9) die("--scan-child: missing arguments");
+  memset(&c, 0, sizeof c);
+  c.kind = atoi(argv[2]);
+  eQuery = atoi(argv[3]);
+  c.batch = atoi(argv[7]);
+  snprintf(g_zExtPath, sizeof g_zExtPath, "%s", argv[8]);
+  if (argc > 9) g_zExtOpts = argv[9];
+  if (c.kind < 0 || c.kind >= SYS_COUNT || eQuery < 0 ||
+      eQuery >= SCAN_COUNT) {
+    die("--scan-child: bad system or query");
+  }
+  s = sys_open_store(&c, argv[4], 0);
+  if (!s) die("--scan-child: %s is not built in", azSysName[c.kind]);
+  t0 = now_ns();
+  sys_scan(s, eQuery, &nRow, &nByte);
+  sec = secs_since(t0);
+  printf("%llu %llu %.9f\n", (unsigned long long)nRow,
+         (unsigned long long)nByte, sec);
+  fflush(stdout);
+  sys_close(s);
+  return 0;
+}
+
+/* Async append throughput of system kind at A actors, N messages, as users
+** run it (V_ASYNC) or, for the extension, linked statically with NOMUTEX
+** connections (V_STATIC).  With o, the store is also scanned (ScanOut). */
+static double async_rate_v(int kind, int variant, int actors, u64 n,
+                           ScanOut *o) {
+  double r = memo_get(kind, variant, actors, n);
   Workload w = wl_make(n, actors);
-  ScanOut so = {NAN};
-  if (r >= 0 && !rScan) return r;
-  r = bench_write(cfg_of(kind, 0, g_o.batch), &w, 1, 0, 0,
-                  rScan ? use_scan : 0, &so, "async");
-  memo_put(kind, V_ASYNC, actors, n, r);
-  if (rScan) {
-    rScan->v[kind] = so.rate;
-    progress("scan           %-12s %11.0f rows/s", azSysName[kind], so.rate);
+  SysCfg c = *cfg_of(kind, 0, g_o.batch);
+  if (r >= 0 && !o) return r;
+  c.bStatic = variant == V_STATIC;
+  r = bench_write_use(&c, &w, 1, 0, 0, o ? use_scan : 0, o ? closed_scan : 0,
+                      o, variant == V_STATIC ? "async-static" : "async");
+  memo_put(kind, variant, actors, n, r);
+  if (o && !isnan(r)) {
+    progress("scan           %-12s count/sum %.0f rows/s (fresh process "
+             "%.0f), rows %.0f rows/s (fresh process %.0f)", azSysName[kind],
+             o->hot[SCAN_AGG], o->cold[SCAN_AGG], o->hot[SCAN_ROWS],
+             o->cold[SCAN_ROWS]);
   }
   return r;
+}
+
+static double async_rate(int kind, int actors, u64 n, ScanOut *o) {
+  return async_rate_v(kind, V_ASYNC, actors, n, o);
 }
 
 static Row *async_row(int actors) {
@@ -1192,31 +1452,66 @@ static Row *async_row(int actors) {
                  g_o.batch);
 }
 
-/* Async throughput at A=actors and at A=10,000; the first run's stores also
-** give the scan rate and the size on disk. */
+/* The four scan rows: two queries, right after writing and cold. */
+static void scan_rows(Row **ap) {
+  static const char *const azQ[SCAN_COUNT] = {
+      "SELECT count(*), sum(length(payload))",
+      "stepping SELECT actor_id, seq, length(payload), every value read in C"};
+  int q;
+  for (q = 0; q < SCAN_COUNT; q++) {
+    ap[2 * q] = row_add(U_RATE, "full scan rows/s, %s, %llu rows, right after "
+                        "writing (same process)", azQ[q],
+                        (unsigned long long)g_o.n);
+    ap[2 * q + 1] = row_add(U_RATE, "… same query, freshly started process "
+                            "on the reopened store");
+  }
+}
+
+/* Async throughput at A=actors (as users load the extension, and once
+** statically linked for comparison) and at A=10,000; the A=actors stores
+** also give the scan rates and the size on disk. */
 static void m_async(void) {
-  Row *r = 0, *rScan = 0, *rSize = 0;
-  int k;
-  if (g_o.only & (M_ASYNC | M_SCAN)) {
+  Row *r = 0, *rStatic = 0, *rSize = 0, *apScan[2 * SCAN_COUNT] = {0};
+  ScanOut aScan[SYS_COUNT];
+  int k, q;
+  if (g_o.only & (M_ASYNC | M_APPEND | M_SCAN)) {
     r = async_row(g_o.actors);
+    if ((g_o.only & (M_ASYNC | M_APPEND)) && (g_sysMask & SYS_STATIC_BIT)) {
+      rStatic = row_add(U_RATE, "… same, extension linked statically "
+                        "(-DSQLITE_CORE), SQLITE_OPEN_NOMUTEX connections "
+                        "(the earlier bench path; comparison only)");
+    }
     rSize = row_add(U_BYTES, "store size on disk per message (A=%d, P=%d)",
                     g_o.actors, g_o.payload);
   }
-  if (g_o.only & M_SCAN) {
-    rScan = row_add(U_RATE, "full scan rows/s (count(*), sum(length(payload)); "
-                    "%llu rows)", (unsigned long long)g_o.n);
-  }
+  if (g_o.only & M_SCAN) scan_rows(apScan);
   if (r) {
     for (k = 0; k < SYS_COUNT; k++) {
-      r->v[k] = async_rate(k, g_o.actors, g_o.n, rScan);
+      for (q = 0; q < SCAN_COUNT; q++) {
+        aScan[k].hot[q] = aScan[k].cold[q] = NAN;
+      }
+      r->v[k] = async_rate(k, g_o.actors, g_o.n, apScan[0] ? &aScan[k] : 0);
       if (!isnan(r->v[k])) rSize->v[k] = g_lastStoreBytes / (double)g_o.n;
     }
     row_target(r, row_ratio(r, SYS_LMDB) >= 1.0 && row_ratio(r, SYS_SQL) >= 5.0,
                "≥ 1.0× LMDB, ≥ 5× SQLite");
     row_target(rSize, -1, "—");
   }
-  if (rScan) {
-    row_target(rScan, row_ratio(rScan, SYS_SQL) >= 1.5, "≥ 1.5× SQLite");
+  if (rStatic) {
+    rStatic->v[SYS_EXT] =
+        async_rate_v(SYS_EXT, V_STATIC, g_o.actors, g_o.n, 0);
+    rStatic->v[SYS_LMDB] = r->v[SYS_LMDB];
+    rStatic->v[SYS_SQL] = r->v[SYS_SQL];
+    row_target(rStatic, -1, "—");
+  }
+  if (apScan[0]) {
+    for (q = 0; q < 2 * SCAN_COUNT; q++) {
+      Row *rs = apScan[q];
+      for (k = 0; k < SYS_COUNT; k++) {
+        rs->v[k] = q % 2 ? aScan[k].cold[q / 2] : aScan[k].hot[q / 2];
+      }
+      row_target(rs, row_ratio(rs, SYS_SQL) >= 1.5, "≥ 1.5× SQLite");
+    }
   }
   if (g_o.only & M_ASYNC) {
     Row *rMerged;
@@ -1628,11 +1923,8 @@ static char *ext_version(void) {
   if (HAVE_EXT) {
     sqlite3 *db;
     sqlite3_stmt *p;
-    char *zErr = 0;
     sql_ok(0, sqlite3_open(":memory:", &db), SQLITE_OK, "open");
-    if (sqlite3_lmdbjournal_init(db, &zErr, 0) != SQLITE_OK) {
-      die("sqlite3_lmdbjournal_init: %s", zErr ? zErr : "?");
-    }
+    ext_attach(db, 0);
     p = sql_prep(db, "SELECT journal_version()");
     sql_step(p, SQLITE_ROW);
     snprintf(z, sizeof z, "%s", (const char *)sqlite3_column_text(p, 0));
@@ -1843,7 +2135,8 @@ static void usage(void) {
           "[--batch B]\n"
           "             [--out DIR] [--dir TMPBASE] [--only LIST] [--big N]\n"
           "             [--small N] [--durable-n N] [--clients K] [--reps N]\n"
-          "             [--sys ext,lmdb,sqlite] [--ext-opts 'k=v, ...']\n"
+          "             [--sys ext,static,lmdb,sqlite] [--ext-opts 'k=v, ...']\n"
+          "             [--ext PATH-TO-lmdbjournal.so]\n"
           "LIST: comma-separated among");
   for (i = 0; i < N_MEASURE; i++) fprintf(stderr, " %s", azMeasure[i]);
   fprintf(stderr, "\n");
@@ -1873,7 +2166,8 @@ static unsigned parse_sys(const char *z) {
   if (strstr(z, "ext")) m |= 1u << SYS_EXT;
   if (strstr(z, "lmdb")) m |= 1u << SYS_LMDB;
   if (strstr(z, "sqlite")) m |= 1u << SYS_SQL;
-  if (!m) die("--sys takes a comma list of ext, lmdb, sqlite");
+  if (strstr(z, "static")) m |= SYS_STATIC_BIT;
+  if (!m) die("--sys takes a comma list of ext, static, lmdb, sqlite");
   return m;
 }
 
@@ -1918,6 +2212,9 @@ static void opts_parse(int argc, char **argv) {
     else if (strcmp(z, "--only") == 0) g_o.only = parse_only(zVal);
     else if (strcmp(z, "--sys") == 0) g_sysMask = parse_sys(zVal);
     else if (strcmp(z, "--ext-opts") == 0) g_zExtOpts = zVal;
+    else if (strcmp(z, "--ext") == 0) {
+      if (!realpath(zVal, g_zExtPath)) die("--ext %s: %s", zVal, strerror(errno));
+    }
     else usage();
   }
   g_o.n = nGiven ? nGiven : g_o.quick ? 200000 : 2000000;
@@ -1939,11 +2236,29 @@ static void opts_parse(int argc, char **argv) {
   }
 }
 
+/* This binary's path (the cold scans execute it) and the default module
+** path: lmdbjournal.so beside it (build/bench, build/lmdbjournal.so). */
+static void paths_init(void) {
+  char *zSlash;
+  ssize_t n = readlink("/proc/self/exe", g_zSelf, sizeof g_zSelf - 1);
+  if (n <= 0) die("readlink /proc/self/exe: %s", strerror(errno));
+  g_zSelf[n] = 0;
+  snprintf(g_zExtPath, sizeof g_zExtPath, "%s", g_zSelf);
+  zSlash = strrchr(g_zExtPath, '/');
+  snprintf(zSlash ? zSlash + 1 : g_zExtPath,
+           sizeof g_zExtPath - (size_t)(zSlash ? zSlash + 1 - g_zExtPath : 0),
+           "lmdbjournal.so");
+}
+
 int main(int argc, char **argv) {
   char zCmd[1024] = "";
   size_t n = 0;
   int i, maxA;
   g_t0 = now_ns();
+  paths_init();
+  if (argc > 1 && strcmp(argv[1], "--scan-child") == 0) {
+    return scan_child_main(argc, argv);
+  }
   g_loadStart = load_avg();
   opts_parse(argc, argv);
   for (i = 0; i < argc && n < sizeof zCmd - 2; i++) {
@@ -1953,8 +2268,6 @@ int main(int argc, char **argv) {
   if (mkdir(g_o.zOut, 0755) != 0 && errno != EEXIST) {
     die("mkdir %s: %s", g_o.zOut, strerror(errno));
   }
-  sql_ok(0, sqlite3_config(SQLITE_CONFIG_MULTITHREAD), SQLITE_OK,
-         "config multithread");
   maxA = 100000;
   if ((int)(g_o.nBig / 1000) > maxA) maxA = (int)(g_o.nBig / 1000);
   if (g_o.actors > maxA) maxA = g_o.actors;
