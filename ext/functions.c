@@ -50,6 +50,38 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   return p;
 }
 
+/*
+** Functions that write refuse on a connection that may not write: a
+** read-only database (mode=ro, immutable=1, a read-only file) or
+** PRAGMA query_only, with the error SQLite gives an INSERT there.  The
+** query_only flag has no C interface, so a statement reading it is kept
+** per connection.
+*/
+static int fnReadonly(sqlite3_context *ctx, LjTable *p) {
+  LjConn *pConn = p->pConn;
+  int bQueryOnly = 0;
+  if (sqlite3_db_readonly(pConn->db, p->zDb) == 1) {
+    sqlite3_result_error(ctx, "attempt to write a readonly database", -1);
+    sqlite3_result_error_code(ctx, SQLITE_READONLY);
+    return 1;
+  }
+  if (pConn->pQueryOnly == 0 &&
+      sqlite3_prepare_v3(pConn->db, "PRAGMA query_only", -1,
+                         SQLITE_PREPARE_PERSISTENT, &pConn->pQueryOnly, 0)) {
+    sqlite3_result_error_code(ctx, sqlite3_errcode(pConn->db));
+    return 1;
+  }
+  if (sqlite3_step(pConn->pQueryOnly) == SQLITE_ROW) {
+    bQueryOnly = sqlite3_column_int(pConn->pQueryOnly, 0);
+  }
+  sqlite3_reset(pConn->pQueryOnly);
+  if (bQueryOnly) {
+    sqlite3_result_error(ctx, "attempt to write a readonly database", -1);
+    sqlite3_result_error_code(ctx, SQLITE_READONLY);
+  }
+  return bQueryOnly;
+}
+
 static void fnError(sqlite3_context *ctx, int rc, char *zErr) {
   if (rc == SQLITE_NOMEM) {
     sqlite3_result_error_nomem(ctx);
@@ -69,7 +101,7 @@ static void fnAppend(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *zErr = 0;
   i64 usStart = 0;
   int bSample;
-  if (p == 0) return;
+  if (p == 0 || fnReadonly(ctx, p)) return;
   rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
   if (rc) {
     fnError(ctx, rc, zErr);

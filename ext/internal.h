@@ -477,8 +477,9 @@ struct LjScanSpec {
   int nTag;
   i64 lo, hi;                /* inclusive bounds: seq (actor), pos (pos,
                              ** tag) or ts (ts); full scans take all */
-  i64 nLimit;                /* rows at most, -1: no limit */
-  i64 nOffset;               /* rows skipped first */
+  i64 nLimit;                /* rows the caller expects to read (-1: not
+                             ** known): sizes the first fill only, so a
+                             ** scan still goes on if more are read */
 };
 
 /* One row of a scan: its actor id, seq and raw record, valid until the
@@ -642,7 +643,7 @@ struct LjWriterInfo {
 LJ_PRIVATE void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p);
 
 /**************************************************************************
-** SQL layer (lmdbjournal.c, journal_table.c, functions.c)
+** SQL layer (lmdbjournal.c, conn.c, journal_table.c, functions.c, tvf.c)
 */
 typedef struct LjConn LjConn;
 typedef struct LjTable LjTable;
@@ -652,8 +653,10 @@ typedef struct JtPending JtPending;
 struct LjConn {
   sqlite3 *db;
   int nRef;         /* the module registration + each table */
+  LjConn *pNextConn; /* every registered connection (conn.c) */
   LjTable *pList;   /* connected tables */
   LjTable *pLast;   /* table the journal_* functions resolved last */
+  sqlite3_stmt *pQueryOnly; /* "PRAGMA query_only" (functions.c) */
   char zLast[64];   /* ... from this argument text */
 };
 
@@ -670,6 +673,9 @@ struct LjTable {
   JtPending *pPending; /* INSERTs of the open transaction */
 };
 
+/* Connections (conn.c): the one registered on a handle, if any. */
+LJ_PRIVATE LjConn *ljConnFind(sqlite3 *db);
+LJ_PRIVATE void ljConnAdd(LjConn *p);
 LJ_PRIVATE void ljConnUnref(LjConn *p);
 /* ljConnUnref as a module's destructor. */
 LJ_PRIVATE void ljConnDestroy(void *p);

@@ -34,17 +34,19 @@
 **   0x0020  EQ       argv has one value that is both bounds
 **   0x0040  LO       argv has a lower bound; 0x0080: it is strict (>)
 **   0x0100  HI       argv has an upper bound; 0x0200: it is strict (<)
-**   0x0400  LIMIT    argv has the LIMIT
-**   0x0800  OFFSET   argv has the OFFSET
+**   0x0400  LIMIT    argv has the LIMIT: a hint sizing the first rows
+**                    read, never enforced here (SQLite offers LIMIT even
+**                    when a WHERE term it did not pass, such as
+**                    actor_id < type, still filters rows)
 **   0x1000  TAGIN    the tag argument is an IN list, processed at once
 **                    (sqlite3_vtab_in) and merged in pos order without
 **                    duplicates
 **
-** The argv values come in that order: key, bound(s), limit, offset.  The
+** The argv values come in that order: key, bound(s), limit.  The
 ** bounds apply to seq (actor), pos (pos, tag) or ts (ts).  idxStr spells
 ** the plan out for EXPLAIN QUERY PLAN, e.g. "actor=? seq>=? desc limit".
-** LIMIT and OFFSET are consumed only when every other constraint and the
-** ORDER BY are.
+** The LIMIT hint is taken only when every other constraint and the ORDER
+** BY are consumed; OFFSET is left to SQLite.
 **
 ** SNAPSHOTS.  A cursor opens one read transaction at its first xFilter,
 ** after waiting for this process's queued appends (read-your-writes), and
@@ -84,7 +86,6 @@ enum {
 #define JT_HI 0x0100
 #define JT_HI_LT 0x0200
 #define JT_LIMIT 0x0400
-#define JT_OFFSET 0x0800
 #define JT_TAGIN 0x1000
 
 /**************************************************************************
@@ -280,7 +281,7 @@ struct JtBounds {
 /* What xBestIndex found and chose. */
 typedef struct JtPlan JtPlan;
 struct JtPlan {
-  int iActor, iTag, iLimit, iOffset; /* constraint indexes, -1: none */
+  int iActor, iTag, iLimit; /* constraint indexes, -1: none */
   int ePlan;
   int idxNum;
   int nArg;
@@ -340,13 +341,13 @@ static int keyUsable(sqlite3_index_info *p, int i) {
 }
 
 static void planConstraints(sqlite3_index_info *p, JtPlan *pl) {
-  pl->iActor = pl->iTag = pl->iLimit = pl->iOffset = -1;
+  pl->iActor = pl->iTag = pl->iLimit = -1;
   for (int i = 0; i < p->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &p->aConstraint[i];
     if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
       if (c->usable) pl->iLimit = i;
     } else if (c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) {
-      if (c->usable) pl->iOffset = i;
+      continue;
     } else if (c->iColumn == COL_TAG) {
       if (pl->iTag < 0 && keyUsable(p, i)) pl->iTag = i;
       if (!c->usable && c->op == SQLITE_INDEX_CONSTRAINT_EQ) pl->bTagLater = 1;
@@ -429,7 +430,7 @@ static void planArgs(sqlite3_index_info *p, JtPlan *pl) {
   }
 }
 
-/* ORDER BY, then LIMIT/OFFSET only when nothing is left for SQLite to
+/* ORDER BY, then the LIMIT hint only when nothing is left for SQLite to
 ** filter or sort. */
 static void planOrderAndLimit(sqlite3_index_info *p, JtPlan *pl) {
   int bDesc = 0, bAll = 1;
@@ -453,12 +454,8 @@ static void planOrderAndLimit(sqlite3_index_info *p, JtPlan *pl) {
     if (!p->aConstraintUsage[i].omit) bAll = 0;
   }
   if (!bAll) return;
-  planUse(p, pl, pl->iLimit);
+  p->aConstraintUsage[pl->iLimit].argvIndex = ++pl->nArg; /* not omitted */
   pl->idxNum |= JT_LIMIT;
-  if (pl->iOffset >= 0) {
-    planUse(p, pl, pl->iOffset);
-    pl->idxNum |= JT_OFFSET;
-  }
   if (pl->rows > 1000) pl->rows = 1000; /* the limit's value is unknown */
 }
 
@@ -486,7 +483,6 @@ static char *planString(const sqlite3_index_info *p, int idxNum) {
                                                    : " order asc");
   }
   if (idxNum & JT_LIMIT) sqlite3_str_appendall(pStr, " limit");
-  if (idxNum & JT_OFFSET) sqlite3_str_appendall(pStr, " offset");
   return sqlite3_str_finish(pStr);
 }
 
@@ -619,7 +615,6 @@ static int filterBounds(int idxNum, sqlite3_value **argv, int iArg,
       !boundValue(argv[iArg++], 0, idxNum & JT_HI_LT, &s->hi))
     *pbEmpty = 1;
   s->nLimit = (idxNum & JT_LIMIT) ? sqlite3_value_int64(argv[iArg++]) : -1;
-  s->nOffset = (idxNum & JT_OFFSET) ? sqlite3_value_int64(argv[iArg++]) : 0;
   return iArg;
 }
 

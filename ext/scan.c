@@ -69,7 +69,6 @@ struct ScanIter {
 #define SCAN_SLOTS 64
 #define SCAN_KEEP 4 /* chunks a scan keeps, reused once the caller lets go */
 #define SCAN_FULL (-1)          /* slotLoad: no room left in this chunk */
-#define SCAN_SKIP_STEP 4096     /* OFFSET rows skipped per hold of the gate */
 
 /* A chunk's references are counted without atomics: values in it are
 ** handed to SQLite only on the cursor's connection, released by that
@@ -101,7 +100,7 @@ struct LjScan {
   int nTag;
   u64 num;            /* actor plan: the actor's number */
   i64 lo, hi;         /* inclusive bounds on seq or pos */
-  i64 nLimit;         /* rows left to return, -1 = no limit */
+  i64 nLimit;         /* rows the first fill stops at, -1: no hint */
   ScanChunk *pChunk;  /* the chunk being filled (one of aChunk) */
   ScanChunk *aChunk[SCAN_KEEP];
   LjRow aSlot[SCAN_SLOTS];
@@ -757,7 +756,8 @@ static int fillRows(LjScan *p) {
   rc = chunkTake(p);
   p->nameNum = 0;
   while (rc == SQLITE_OK && p->nSlot < SCAN_SLOTS && !p->bDone) {
-    if (p->nLimit == 0 || !scanHasRow(p)) {
+    if (p->nLimit == 0) break; /* as many as the caller expects */
+    if (!scanHasRow(p)) {
       p->bDone = 1;
       break;
     }
@@ -919,26 +919,6 @@ static int openIters(LjScan *p) {
   return 0;
 }
 
-/* Skip nOffset rows, leaving the gate every SCAN_SKIP_STEP rows so that a
-** long skip never blocks map growth.  Called with the gate held. */
-static int skipRows(LjScan *p, i64 nOffset) {
-  int mrc = 0;
-  while (nOffset > 0 && mrc == 0 && scanHasRow(p)) {
-    for (int i = 0; i < SCAN_SKIP_STEP && nOffset > 0 && mrc == 0; i++) {
-      if (!scanHasRow(p)) break;
-      mrc = scanStep(p);
-      nOffset--;
-    }
-    if (mrc == 0 && nOffset > 0) {
-      ljGateLeave(p->pEnv);
-      ljGateEnter(p->pEnv);
-      p->fillGen++; /* remembered span values may have moved */
-      mrc = scanRemap(p);
-    }
-  }
-  return mrc;
-}
-
 /* Begin the read transaction, or re-seek in it if the map moved.  Called
 ** with the gate held. */
 static int scanTxn(LjScan *p) {
@@ -976,7 +956,6 @@ int ljScanStart(LjScan *p, const LjScanSpec *s, i64 usTimeout, char **pzErr) {
   }
   if (mrc == 0 && !bEmpty) mrc = openIters(p);
   if (mrc == 0 && !bEmpty) mrc = startPlan(p, s, &bEmpty);
-  if (mrc == 0 && !bEmpty) mrc = skipRows(p, s->nOffset);
   if (mrc == 0 && !bEmpty) rc = fillRows(p);
   if (bEmpty) p->bEof = 1;
   ljGateLeave(p->pEnv);
@@ -994,6 +973,7 @@ int ljScanNext(LjScan *p, char **pzErr) {
     p->bEof = 1;
     return SQLITE_OK;
   }
+  p->nLimit = -1; /* the caller wants more than it expected */
   ljGateEnter(p->pEnv);
   mrc = scanRemap(p);
   rc = mrc ? ljMdbToSqlite(mrc) : fillRows(p);
