@@ -867,7 +867,7 @@ static int oneQuery(sqlite3 *db, int i) {
   snprintf(pShared->zJ, sizeof(pShared->zJ), "%s", q.j.z);
   if (bVerbose || iOnly >= 0) printf("query %d: %s\n", i, q.j.z);
   fflush(stdout);
-  alarm((unsigned)nTimeLimit + 2);
+  alarm((unsigned)nTimeLimit + 1);
   int rcJ = runQuery(db, q.j.z, &rj, &zErrJ);
   alarm(0);
   int rcT = runQuery(db, q.t.z, &rt, &zErrT);
@@ -1000,7 +1000,7 @@ static int diffMode(void) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
       printf("HANG seed=%llu query=%d: no answer after %ds (the interrupt "
              "did not stop it)\n  j: %s\n",
-             (unsigned long long)iSeed, i, nTimeLimit + 2, pShared->zJ);
+             (unsigned long long)iSeed, i, nTimeLimit + 1, pShared->zJ);
     } else if (WIFSIGNALED(status)) {
       printf("CRASH seed=%llu query=%d: signal %d\n  j: %s\n",
              (unsigned long long)iSeed, i, WTERMSIG(status), pShared->zJ);
