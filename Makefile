@@ -95,7 +95,7 @@ endef
 
 # The idle merge waits 2 s instead of 200 ms: instrumented reads are slow,
 # and stage.test checks what is staged before the writer merges it.
-test-asan: deps
+test-asan: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/asan,-DLJ_STAGE_IDLE_US=2000000)
 
 # The threaded driver under ThreadSanitizer (extension linked in statically),
@@ -113,7 +113,7 @@ test-tsan: deps
 STAGED_FLAGS := -DLJ_STAGE_ACTORS=1 -DLJ_STAGE_DENSITY=1000000000 \
   -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000 \
   -DLJ_STAGE_MIN_GAIN=0
-test-staged: deps
+test-staged: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/staged,$(STAGED_FLAGS))
 
 # Long crash and stress runs; native.test runs many more random queries.
