@@ -7,7 +7,9 @@
 #   make test-asan  the Tcl suite against an ASan+UBSan build
 #   make test-tsan  the threaded C driver under ThreadSanitizer
 #   make test-staged  the Tcl suite (ASan+UBSan) with every batch staged
-#   make soak       long crash/stress runs (not part of make test)
+#   make soak       long crash/stress runs and a long differential test
+#                   (not part of make test)
+#   make newest     fetch (once) and build the newest SQLite for the tests
 #   make bench / make bench-quick   see bench/README.md
 
 CC      ?= cc
@@ -29,7 +31,7 @@ PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
         libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang
 
 .PHONY: all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
-        bench bench-quick clean
+        bench bench-quick clean newest
 
 all: $(B)/lmdbjournal.so
 
@@ -54,11 +56,22 @@ deps:
 # ---- tests ---------------------------------------------------------------
 TCLSH ?= tclsh
 
-test: deps all $(B)/threads $(B)/crashload
+TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest newest
+
+test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
 
-test-tcl: all $(B)/threads $(B)/crashload
+test-tcl: all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
+
+# The differential tester (test/native.test) against the system SQLite, and
+# against the newest SQLite release (fetched once from the npm registry into
+# $(B)/newest; skipped with a message where that is not possible).
+$(B)/difftest: test/difftest.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ test/difftest.c -lsqlite3
+
+newest: | $(B)
+	@sh test/newest-sqlite.sh $(B)/newest $(CC) $(BASEFLAGS) $(CFLAGS)
 
 $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/threads.c $(SRC) -lsqlite3 $(LIBS)
@@ -82,7 +95,7 @@ endef
 
 # The idle merge waits 2 s instead of 200 ms: instrumented reads are slow,
 # and stage.test checks what is staged before the writer merges it.
-test-asan: deps
+test-asan: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/asan,-DLJ_STAGE_IDLE_US=2000000)
 
 # The threaded driver under ThreadSanitizer (extension linked in statically),
@@ -100,11 +113,11 @@ test-tsan: deps
 STAGED_FLAGS := -DLJ_STAGE_ACTORS=1 -DLJ_STAGE_DENSITY=1000000000 \
   -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000 \
   -DLJ_STAGE_MIN_GAIN=0
-test-staged: deps
+test-staged: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/staged,$(STAGED_FLAGS))
 
-# Long crash and stress runs.
-soak: all $(B)/threads $(B)/crashload
+# Long crash and stress runs; native.test runs many more random queries.
+soak: all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) --soak
 
 # ---- demo ----------------------------------------------------------------
