@@ -11,6 +11,7 @@
 #   make bench / make bench-quick   see bench/README.md
 #   make install    the module, the static library, the header and
 #                   lmdbjournal.pc under PREFIX (/usr/local); make uninstall
+#   make deb        build/deb/lmdbjournal_VERSION_ARCH.deb (dpkg-deb)
 
 CC      ?= cc
 OPT     ?= -O2
@@ -32,7 +33,7 @@ PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
         pkg-config python3
 
 .PHONY: all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
-        bench bench-quick clean install uninstall
+        bench bench-quick clean install uninstall deb
 
 all: $(B)/lmdbjournal.so
 
@@ -87,6 +88,25 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/liblmdbjournal.a $(DESTDIR)$(INCLUDEDIR)/lmdbjournal.h \
 	      $(DESTDIR)$(PCDIR)/lmdbjournal.pc
 	@$(RUN_LDCONFIG)
+
+# A Debian package of the same files under /usr (multiarch LIBDIR), built
+# with dpkg-deb; its dependencies are the runtime libraries' packages.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
+DEB_MAINTAINER ?= lmdbjournal developers <lmdbjournal@localhost>
+DEB_ROOT := $(B)/deb/lmdbjournal_$(VERSION)_$(DEB_ARCH)
+deb: all static
+	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr \
+	  LIBDIR=/usr/lib/$(DEB_MULTIARCH) LDCONFIG=true
+	printf '%s\n' 'Package: lmdbjournal' 'Version: $(VERSION)' 'Architecture: $(DEB_ARCH)' \
+	  'Maintainer: $(DEB_MAINTAINER)' 'Section: libs' 'Priority: optional' \
+	  'Depends: libc6, libsqlite3-0 (>= 3.38.0), liblmdb0, liblz4-1, libzstd1' \
+	  'Description: SQLite extension keeping actor-system event journals in LMDB' \
+	  ' The loadable module (.load lmdbjournal), the static library, its header' \
+	  ' and pkg-config file.' > $(DEB_ROOT)/DEBIAN/control
+	echo 'activate-noawait ldconfig' > $(DEB_ROOT)/DEBIAN/triggers
+	dpkg-deb --build --root-owner-group $(DEB_ROOT) $(B)/deb
 
 # Installs missing packages once; a no-op when everything is present.
 deps:
