@@ -91,10 +91,10 @@ uninstall:
 
 # A Debian package of the same files under /usr (multiarch LIBDIR), built
 # with dpkg-deb; its dependencies are the runtime libraries' packages.
-DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
-DEB_MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB_MULTIARCH = $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
 DEB_MAINTAINER ?= lmdbjournal developers <lmdbjournal@localhost>
-DEB_ROOT := $(B)/deb/lmdbjournal_$(VERSION)_$(DEB_ARCH)
+DEB_ROOT = $(B)/deb/lmdbjournal_$(VERSION)_$(DEB_ARCH)
 deb: all static
 	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr \
