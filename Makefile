@@ -11,6 +11,9 @@
 #                   (not part of make test)
 #   make newest     fetch (once) and build the newest SQLite for the tests
 #   make bench / make bench-quick   see bench/README.md
+#   make install    the module, the static library, the header and
+#                   lmdbjournal.pc under PREFIX (/usr/local); make uninstall
+#   make deb        build/deb/lmdbjournal_VERSION_ARCH.deb (dpkg-deb)
 
 CC      ?= cc
 OPT     ?= -O2
@@ -28,18 +31,21 @@ B := build
 
 # Debian packages the build, the tests, the demo and the bench need.
 PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
-        libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang
+        libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang \
+        pkg-config python3
 
 .PHONY: all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
-        bench bench-quick clean newest
+        bench bench-quick clean newest install uninstall deb
 
 all: $(B)/lmdbjournal.so
 
 $(B):
 	@mkdir -p $(B)
 
+# The soname is what ldconfig caches the installed module under, so that
+# dlopen("lmdbjournal.so") -- SQLite's ".load lmdbjournal" -- finds it.
 $(B)/lmdbjournal.so: $(SRC) $(HDR) | $(B)
-	$(CC) $(BASEFLAGS) $(CFLAGS) -shared -o $@ $(SRC) $(LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -shared -Wl,-soname,lmdbjournal.so -o $@ $(SRC) $(LIBS)
 
 $(B)/static/%.o: ext/%.c $(HDR)
 	@mkdir -p $(B)/static
@@ -48,6 +54,61 @@ $(B)/static/%.o: ext/%.c $(HDR)
 static: $(B)/liblmdbjournal.a
 $(B)/liblmdbjournal.a: $(patsubst ext/%.c,$(B)/static/%.o,$(SRC))
 	rm -f $@ && ar rcs $@ $^
+
+# ---- install -------------------------------------------------------------
+# LIBDIR gets the module as liblmdbjournal.so.VERSION plus the link
+# lmdbjournal.so: ldconfig only caches files named lib*, and dlopen looks the
+# short name "lmdbjournal.so" up in that cache (or LD_LIBRARY_PATH).  There is
+# deliberately no liblmdbjournal.so, so -llmdbjournal (lmdbjournal.pc) picks
+# the static archive.  ldconfig runs only for a real install by root.
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PCDIR      ?= $(LIBDIR)/pkgconfig
+INSTALL    ?= install
+LDCONFIG   ?= ldconfig
+VERSION := $(shell sed -n 's/^\#define LMDBJOURNAL_VERSION *"\(.*\)"/\1/p' include/lmdbjournal.h)
+SOFILE  := liblmdbjournal.so.$(VERSION)
+RUN_LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  PATH="$$PATH:/sbin:/usr/sbin" $(LDCONFIG) || true; fi
+
+# lmdbjournal.pc embeds the paths, so it is made on every install.
+install: all static
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    lmdbjournal.pc.in > $(B)/lmdbjournal.pc
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PCDIR)
+	$(INSTALL) -m 755 $(B)/lmdbjournal.so $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/lmdbjournal.so
+	$(INSTALL) -m 644 $(B)/liblmdbjournal.a $(DESTDIR)$(LIBDIR)/liblmdbjournal.a
+	$(INSTALL) -m 644 include/lmdbjournal.h $(DESTDIR)$(INCLUDEDIR)/lmdbjournal.h
+	$(INSTALL) -m 644 $(B)/lmdbjournal.pc $(DESTDIR)$(PCDIR)/lmdbjournal.pc
+	@$(RUN_LDCONFIG)
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(SOFILE) $(DESTDIR)$(LIBDIR)/lmdbjournal.so \
+	      $(DESTDIR)$(LIBDIR)/liblmdbjournal.a $(DESTDIR)$(INCLUDEDIR)/lmdbjournal.h \
+	      $(DESTDIR)$(PCDIR)/lmdbjournal.pc
+	@$(RUN_LDCONFIG)
+
+# A Debian package of the same files under /usr (multiarch LIBDIR), built
+# with dpkg-deb; its dependencies are the runtime libraries' packages.
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB_MULTIARCH = $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
+DEB_MAINTAINER ?= lmdbjournal developers <lmdbjournal@localhost>
+DEB_ROOT = $(B)/deb/lmdbjournal_$(VERSION)_$(DEB_ARCH)
+deb: all static
+	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr \
+	  LIBDIR=/usr/lib/$(DEB_MULTIARCH) LDCONFIG=true
+	printf '%s\n' 'Package: lmdbjournal' 'Version: $(VERSION)' 'Architecture: $(DEB_ARCH)' \
+	  'Maintainer: $(DEB_MAINTAINER)' 'Section: libs' 'Priority: optional' \
+	  'Depends: libc6, libsqlite3-0 (>= 3.38.0), liblmdb0, liblz4-1, libzstd1' \
+	  'Description: SQLite extension keeping actor-system event journals in LMDB' \
+	  ' The loadable module (.load lmdbjournal), the static library, its header' \
+	  ' and pkg-config file.' > $(DEB_ROOT)/DEBIAN/control
+	echo 'activate-noawait ldconfig' > $(DEB_ROOT)/DEBIAN/triggers
+	dpkg-deb --build --root-owner-group $(DEB_ROOT) $(B)/deb
 
 # Installs missing packages once; a no-op when everything is present.
 deps:
