@@ -33,10 +33,7 @@ void ljConnAdd(LjConn *p) {
 }
 
 void ljConnUnref(LjConn *p) {
-  if (p && --p->nRef == 0) {
-    sqlite3_finalize(p->pQueryOnly);
-    sqlite3_free(p);
-  }
+  if (p && --p->nRef == 0) sqlite3_free(p);
 }
 
 /* The module's destructor: the handle is closing (or the module is

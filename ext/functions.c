@@ -20,14 +20,25 @@
 
 #include <string.h>
 
+/* Functions that set a result subtype (JSON) must say so, or SQLite built
+** with SQLITE_STRICT_SUBTYPE refuses them; older headers lack the flag,
+** which older SQLite ignores. */
+#ifdef SQLITE_RESULT_SUBTYPE
+#define LJ_RESULT_SUBTYPE SQLITE_RESULT_SUBTYPE
+#else
+#define LJ_RESULT_SUBTYPE 0x001000000
+#endif
+
 /* The table named by argument 0, or NULL after reporting an error. */
 static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   LjConn *pConn = (LjConn *)sqlite3_user_data(ctx);
-  const char *zArg = (const char *)sqlite3_value_text(argv[0]);
+  /* The type first: reading a blob as text would make it text. */
+  int bText = sqlite3_value_type(argv[0]) == SQLITE_TEXT;
+  const char *zArg = bText ? (const char *)sqlite3_value_text(argv[0]) : 0;
   LjTable *p;
   char *zErr = 0;
   int rc;
-  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || zArg == 0) {
+  if (zArg == 0) {
     sqlite3_result_error(ctx, "the first argument must be the name of an "
                               "lmdb_journal table", -1);
     return 0;
@@ -51,35 +62,29 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
 }
 
 /*
-** Functions that write refuse on a connection that may not write: a
-** read-only database (mode=ro, immutable=1, a read-only file) or
-** PRAGMA query_only, with the error SQLite gives an INSERT there.  The
-** query_only flag has no C interface, so a statement reading it is kept
-** per connection.
+** Functions that write refuse where SQLite would refuse an INSERT, with
+** its error: on a read-only database (mode=ro, immutable=1, a read-only
+** file), and -- for the destructive journal_truncate -- under PRAGMA
+** query_only.  That flag has no C interface; reading it takes a statement
+** (about 0.8 us, prepared per call: a statement kept open would make
+** sqlite3_close fail), too dear for every journal_append.
 */
-static int fnReadonly(sqlite3_context *ctx, LjTable *p) {
-  LjConn *pConn = p->pConn;
-  int bQueryOnly = 0;
-  if (sqlite3_db_readonly(pConn->db, p->zDb) == 1) {
-    sqlite3_result_error(ctx, "attempt to write a readonly database", -1);
-    sqlite3_result_error_code(ctx, SQLITE_READONLY);
-    return 1;
+static int fnReadonly(sqlite3_context *ctx, LjTable *p, int bQueryOnly) {
+  sqlite3 *db = p->pConn->db;
+  int bRefuse = sqlite3_db_readonly(db, p->zDb) == 1;
+  if (!bRefuse && bQueryOnly) {
+    sqlite3_stmt *pStmt = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA query_only", -1, &pStmt, 0) == SQLITE_OK &&
+        sqlite3_step(pStmt) == SQLITE_ROW) {
+      bRefuse = sqlite3_column_int(pStmt, 0);
+    }
+    sqlite3_finalize(pStmt);
   }
-  if (pConn->pQueryOnly == 0 &&
-      sqlite3_prepare_v3(pConn->db, "PRAGMA query_only", -1,
-                         SQLITE_PREPARE_PERSISTENT, &pConn->pQueryOnly, 0)) {
-    sqlite3_result_error_code(ctx, sqlite3_errcode(pConn->db));
-    return 1;
-  }
-  if (sqlite3_step(pConn->pQueryOnly) == SQLITE_ROW) {
-    bQueryOnly = sqlite3_column_int(pConn->pQueryOnly, 0);
-  }
-  sqlite3_reset(pConn->pQueryOnly);
-  if (bQueryOnly) {
+  if (bRefuse) {
     sqlite3_result_error(ctx, "attempt to write a readonly database", -1);
     sqlite3_result_error_code(ctx, SQLITE_READONLY);
   }
-  return bQueryOnly;
+  return bRefuse;
 }
 
 static void fnError(sqlite3_context *ctx, int rc, char *zErr) {
@@ -101,7 +106,7 @@ static void fnAppend(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *zErr = 0;
   i64 usStart = 0;
   int bSample;
-  if (p == 0 || fnReadonly(ctx, p)) return;
+  if (p == 0 || fnReadonly(ctx, p, 0)) return;
   rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
   if (rc) {
     fnError(ctx, rc, zErr);
@@ -170,7 +175,7 @@ static void fnTruncate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *zErr = 0;
   i64 toSeq = -1, nDel = 0;
   (void)argc;
-  if (p == 0) return;
+  if (p == 0 || fnReadonly(ctx, p, 1)) return;
   rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
   if (rc == SQLITE_OK && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
     toSeq = sqlite3_value_int64(argv[2]);
@@ -345,8 +350,8 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       {"journal_sync", 1, 1, SQLITE_DIRECTONLY, fnSync},
       {"journal_highest_seq", 2, 2, 0, fnHighestSeq},
       {"journal_truncate", 3, 3, SQLITE_DIRECTONLY, fnTruncate},
-      {"journal_health", 1, 1, 0, fnHealth},
-      {"journal_config", 1, 1, 0, fnConfig},
+      {"journal_health", 1, 1, LJ_RESULT_SUBTYPE, fnHealth},
+      {"journal_config", 1, 1, LJ_RESULT_SUBTYPE, fnConfig},
       {"journal_version", 0, 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
        fnVersion},
       {"journal_debug", 0, 0, SQLITE_INNOCUOUS, fnDebug},

@@ -425,7 +425,9 @@ struct LjEnv {
   LjMetrics m;
 };
 
-LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, LjEnv **ppEnv, char **pzErr);
+/* Open (share) the store of pCfg->zPath; only bCreate creates one. */
+LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
+                         char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
 
 /* Map an LMDB (or errno) code to an SQLite result code. */
@@ -656,7 +658,6 @@ struct LjConn {
   LjConn *pNextConn; /* every registered connection (conn.c) */
   LjTable *pList;   /* connected tables */
   LjTable *pLast;   /* table the journal_* functions resolved last */
-  sqlite3_stmt *pQueryOnly; /* "PRAGMA query_only" (functions.c) */
   char zLast[64];   /* ... from this argument text */
 };
 

@@ -101,9 +101,25 @@ struct JtPending {
   int nCntSlot;
 };
 
+static int pendSlot(JtPending *p, LjActor *a);
+
+/* Count every actor's pending events afresh, in one pass. */
+static void pendRecount(JtPending *p) {
+  if (p->apCnt == 0) return;
+  memset(p->apCnt, 0, sizeof(LjActor *) * (size_t)p->nCntSlot);
+  for (int k = 0; k < p->nEv; k++) {
+    int i = pendSlot(p, p->aEv[k].pActor);
+    if (p->apCnt[i] == 0) {
+      p->apCnt[i] = p->aEv[k].pActor;
+      p->aCnt[i] = 0;
+    }
+    p->aCnt[i]++;
+  }
+}
+
 static void pendTruncate(JtPending *p, int nKeep) {
   while (p->nEv > nKeep) sqlite3_free(p->aEv[--p->nEv].aRec);
-  if (p->apCnt) memset(p->apCnt, 0, sizeof(LjActor *) * (size_t)p->nCntSlot);
+  pendRecount(p);
 }
 
 static void pendFree(JtPending *p) {
@@ -124,20 +140,12 @@ static int pendSlot(JtPending *p, LjActor *a) {
   return i;
 }
 
-/* Pending events of actor a (recounted after a partial rollback). */
+/* Pending events of actor a. */
 static i64 pendCount(JtPending *p, LjActor *a) {
   int i;
   if (p->nCntSlot == 0) return 0;
   i = pendSlot(p, a);
-  if (p->apCnt[i]) return p->aCnt[i];
-  /* Not in the set: counted lazily after a truncation cleared it. */
-  {
-    i64 n = 0;
-    for (int k = 0; k < p->nEv; k++) n += (p->aEv[k].pActor == a);
-    p->apCnt[i] = a;
-    p->aCnt[i] = n;
-    return n;
-  }
+  return p->apCnt[i] ? p->aCnt[i] : 0;
 }
 
 static int pendAdd(JtPending *p, LjEvent *pEv) {
@@ -160,13 +168,18 @@ static int pendAdd(JtPending *p, LjEvent *pEv) {
     memset(ap, 0, sizeof(LjActor *) * (size_t)nNew);
     sqlite3_free(p->apCnt);
     sqlite3_free(p->aCnt);
-    p->apCnt = ap; /* recounted lazily by pendCount */
+    p->apCnt = ap;
     p->aCnt = a;
     p->nCntSlot = nNew;
+    pendRecount(p);
   }
   {
-    i64 n = pendCount(p, pEv->pActor);
-    p->aCnt[pendSlot(p, pEv->pActor)] = n + 1;
+    int i = pendSlot(p, pEv->pActor);
+    if (p->apCnt[i] == 0) {
+      p->apCnt[i] = pEv->pActor;
+      p->aCnt[i] = 0;
+    }
+    p->aCnt[i]++;
   }
   p->aEv[p->nEv++] = *pEv;
   return SQLITE_OK;
@@ -182,9 +195,12 @@ static const char zSchema[] =
 
 static int jtDisconnect(sqlite3_vtab *pVtab);
 
-static int jtConnect(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+/* xCreate (bCreate: CREATE VIRTUAL TABLE creates a missing store) and
+** xConnect (a declaration in the schema, perhaps a file someone else
+** wrote: it only connects to a store that exists). */
+static int jtOpenTable(sqlite3 *db, void *pAux, int argc,
+                       const char *const *argv, sqlite3_vtab **ppVtab,
+                       char **pzErr, int bCreate) {
   LjConn *pConn = (LjConn *)pAux;
   LjTable *p;
   int rc;
@@ -199,7 +215,7 @@ static int jtConnect(sqlite3 *db, void *pAux, int argc,
     return SQLITE_NOMEM;
   }
   rc = ljConfigParse(&p->cfg, argc - 3, &argv[3], pzErr);
-  if (rc == SQLITE_OK) rc = ljEnvOpen(&p->cfg, &p->pEnv, pzErr);
+  if (rc == SQLITE_OK) rc = ljEnvOpen(&p->cfg, bCreate, &p->pEnv, pzErr);
   if (rc == SQLITE_OK) {
     p->pClient = ljClientNew(p->pEnv, p->cfg.eDurability, p->cfg.eAppendMode);
     if (p->pClient == 0) rc = SQLITE_NOMEM;
@@ -218,6 +234,18 @@ static int jtConnect(sqlite3 *db, void *pAux, int argc,
   pConn->pList = p;
   *ppVtab = &p->base;
   return SQLITE_OK;
+}
+
+static int jtCreate(sqlite3 *db, void *pAux, int argc,
+                    const char *const *argv, sqlite3_vtab **ppVtab,
+                    char **pzErr) {
+  return jtOpenTable(db, pAux, argc, argv, ppVtab, pzErr, 1);
+}
+
+static int jtConnect(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr) {
+  return jtOpenTable(db, pAux, argc, argv, ppVtab, pzErr, 0);
 }
 
 static int jtDisconnect(sqlite3_vtab *pVtab) {
@@ -404,9 +432,18 @@ static void planArgs(sqlite3_index_info *p, JtPlan *pl) {
       pl->rows *= 4;
     }
   } else if (pl->iActor >= 0) {
+    sqlite3_value *pRhs = 0;
     planUse(p, pl, pl->iActor);
     pl->idxNum |= JT_KEY;
     pl->bActorIn = sqlite3_vtab_in(p, pl->iActor, -1);
+    /* A number compared with actor_id takes TEXT affinity when it has
+    ** none (a literal), NUMERIC when it comes from a numeric column: xFilter
+    ** looks it up as text, so SQLite checks again unless the key is
+    ** known to be text. */
+    if (sqlite3_vtab_rhs_value(p, pl->iActor, &pRhs) != SQLITE_OK ||
+        sqlite3_value_type(pRhs) != SQLITE_TEXT) {
+      p->aConstraintUsage[pl->iActor].omit = 0;
+    }
   }
   if (pl->b.iEq >= 0) {
     planUse(p, pl, pl->b.iEq);
@@ -692,16 +729,15 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   if (idxNum & JT_KEY) pKey = argv[iArg++];
   filterBounds(idxNum, argv, iArg, &s, &bEmpty);
   if (s.ePlan == LJ_SCAN_ACTOR) {
-    const char *z;
     /* actor_id is TEXT: a number compares as its text (affinity); an id
-    ** that is not valid matches no event. */
-    if (ljTextAffinity(pKey) ||
-        ljCheckActor(pKey, "actor_id", &z, &s.nActor, &zErr)) {
+    ** no event can have (NULL, a blob, empty, too long) matches none. */
+    if (ljTextAffinity(pKey) == SQLITE_OK) {
+      s.aActor = sqlite3_value_text(pKey);
+      s.nActor = sqlite3_value_bytes(pKey);
+    }
+    if (s.aActor == 0 || s.nActor < 1 || s.nActor > LJ_MAX_ACTOR_BYTES) {
       bEmpty = 1;
     }
-    sqlite3_free(zErr);
-    zErr = 0;
-    s.aActor = (const u8 *)z;
   } else if (s.ePlan == LJ_SCAN_TAG) {
     rc = tagsCollect(pKey, (idxNum & JT_TAGIN) != 0, &tags);
     s.aaTag = tags.aa;
@@ -788,11 +824,15 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
       resultValue(p, ctx, r->ePayload, r->aPayload, r->nPayload);
       break;
     case COL_META: resultValue(p, ctx, r->eMeta, r->aMeta, r->nMeta); break;
-    default:
+    default: {
+      /* The tag column: NULL for an empty array, like no tags at all. */
+      int bNone = r->aTags == 0 ||
+                  (i == COL_TAG && !memchr(r->aTags, '"', (size_t)r->nTags));
       assert(i == COL_TAGS || i == COL_TAG);
-      resultValue(p, ctx, r->aTags ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aTags,
+      resultValue(p, ctx, bNone ? LJ_VAL_NULL : LJ_VAL_TEXT, r->aTags,
                   r->nTags);
       break;
+    }
   }
   return SQLITE_OK;
 }
@@ -812,6 +852,12 @@ static int jtError(LjTable *p, int rc, char *zErr) {
   sqlite3_free(p->base.zErrMsg);
   p->base.zErrMsg = zErr;
   return rc;
+}
+
+/* NULL, or the empty text .import gives for an empty CSV field. */
+static int valueAbsent(sqlite3_value *v) {
+  return sqlite3_value_type(v) == SQLITE_NULL ||
+         (sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0);
 }
 
 static int jtUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
@@ -836,11 +882,11 @@ static int jtUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
                                    "allowed (events are immutable)",
                                    p->zName));
   }
-  if (sqlite3_value_type(argv[1]) != SQLITE_NULL ||
-      sqlite3_value_type(aCol[COL_POS]) != SQLITE_NULL) {
+  if (!valueAbsent(argv[1]) || !valueAbsent(aCol[COL_POS])) {
     return jtError(p, SQLITE_CONSTRAINT,
                    sqlite3_mprintf("pos is assigned by the journal; leave it "
-                                   "out of the INSERT"));
+                                   "out of the INSERT (or NULL, or empty "
+                                   "as .import gives an empty CSV field)"));
   }
   if (sqlite3_value_type(aCol[COL_TAG]) != SQLITE_NULL) {
     return jtError(p, SQLITE_CONSTRAINT,
@@ -977,7 +1023,7 @@ static int jtRollbackTo(sqlite3_vtab *pVtab, int iSave) {
 
 static sqlite3_module jtModule = {
     3,            /* iVersion */
-    jtConnect,    /* xCreate */
+    jtCreate,     /* xCreate */
     jtConnect,    /* xConnect */
     jtBestIndex,  /* xBestIndex */
     jtDisconnect, /* xDisconnect */

@@ -628,7 +628,10 @@ int ljTagsParse(const char *z, int n, int (*xTag)(void *, const u8 *, int),
           default: goto bad;
         }
         i += 2;
-        if (nTag + 4 > LJ_MAX_TAG_BYTES) goto toolong;
+        {
+          int nCp = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+          if (nTag + nCp > LJ_MAX_TAG_BYTES) goto toolong;
+        }
         nTag += tagUtf8(&aTag[nTag], cp);
       } else {
         if (nTag >= LJ_MAX_TAG_BYTES) goto toolong;

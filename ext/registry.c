@@ -345,13 +345,32 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   return SQLITE_OK;
 }
 
-int ljEnvOpen(const LjConfig *pCfg, LjEnv **ppEnv, char **pzErr) {
+/* Does the directory hold a store (an LMDB data file)? */
+static int envExists(const char *zDir) {
+  struct stat st;
+  char *z = sqlite3_mprintf("%s/data.mdb", zDir);
+  int bExists = z && stat(z, &st) == 0 && S_ISREG(st.st_mode);
+  sqlite3_free(z);
+  return bExists;
+}
+
+int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
+              char **pzErr) {
   struct stat st;
   LjEnv *p;
   int rc = SQLITE_OK;
   int e;
 
   *ppEnv = 0;
+  if (!bCreate && !envExists(pCfg->zPath)) {
+    *pzErr = sqlite3_mprintf(
+        "lmdb_journal: no store at '%s': a table declaration only connects "
+        "to an existing store (CREATE VIRTUAL TABLE creates one); is the "
+        "path relative to another working directory, or the volume not "
+        "mounted?",
+        pCfg->zPath);
+    return SQLITE_CANTOPEN;
+  }
   e = envMkdirs(pCfg->zPath);
   if (e == 0 && stat(pCfg->zPath, &st)) e = errno;
   if (e == 0 && !S_ISDIR(st.st_mode)) e = ENOTDIR;
