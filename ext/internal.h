@@ -10,11 +10,14 @@
 **          |
 **          v
 **     writer.c       queue, background writer, group commit  } store
-**     registry.c     one LMDB environment per directory,     }
-**                    the gate, error mapping                  }
+**     stage.c        staging: put, merge, lookups             }
+**     registry.c     one LMDB environment per directory      }
+**     env.c          the gate, map growth, read transactions, }
+**                    error mapping                            }
 **     layout.c       keys, records, checksums, tags          }
 **     config.c       CREATE VIRTUAL TABLE options
-**     metrics.c      counters and latency histograms
+**     metrics.c      counters and latency histograms (reads what the
+**                    writer publishes, calls nothing above env.c)
 **
 ** The SQL layer never calls LMDB directly: it reads through the snapshot
 ** helpers of registry.c/layout.c and writes by submitting requests to
@@ -119,7 +122,6 @@ LJ_PRIVATE int ljConfigParse(LjConfig *p, int nArg, const char *const *azArg,
 LJ_PRIVATE void ljConfigClear(LjConfig *p);
 LJ_PRIVATE char *ljConfigJson(const LjConfig *p, const char *zResolvedPath);
 LJ_PRIVATE const char *ljDurabilityName(int e);
-LJ_PRIVATE const char *ljCodecName(int e);
 LJ_PRIVATE int ljConfigEnvConflict(const LjConfig *pOpen, const LjConfig *pNew,
                                    char **pzErr);
 /* Copy the environment-level settings in effect (pEnv) over pTab. */
@@ -178,11 +180,26 @@ static inline u16 ljGet16(const u8 *a) {
 
 /**************************************************************************
 ** Storage layout (layout.c).  The authoritative drawing of the keys and
-** records is at the top of layout.c and in docs/architecture.md.
+** records is at the top of layout.c (docs/architecture.md links to it);
+** every byte offset of a record, run, manifest, staged batch and index
+** value is named here, and no other file spells one out.
 */
+typedef struct LjEvent LjEvent;
+
 #define LJ_EVKEY 16   /* events key: actor number (8) + seq (8) */
-#define LJ_POSKEY 8   /* pos key */
+#define LJ_POSKEY 8   /* pos key (also the stage's and actnum's key) */
 #define LJ_REC_HDR 32 /* fixed part of an event record */
+
+/* Byte offsets in the fixed part of an event record. */
+#define LJ_REC_FLAGS 0  /* u8 flags (LJ_RECF_*) */
+#define LJ_REC_PCLS 1   /* u8 storage class of the payload */
+#define LJ_REC_MCLS 2   /* u8 storage class of meta */
+#define LJ_REC_CRC 4    /* u32 crc32c of bytes LJ_REC_POS .. end */
+#define LJ_REC_POS 8    /* u64 pos */
+#define LJ_REC_TS 16    /* i64 ts, ms */
+#define LJ_REC_NTYPE 24 /* u16 type length */
+#define LJ_REC_NTAGS 26 /* u16 tags length */
+#define LJ_REC_NMETA 28 /* u32 meta length */
 
 /* Record header flag bits (byte 0). */
 #define LJ_RECF_CODEC 0x03 /* LJ_CODEC_* of the payload */
@@ -193,6 +210,15 @@ static inline u16 ljGet16(const u8 *a) {
 #define LJ_VAL_FLOAT 2
 #define LJ_VAL_TEXT 3
 #define LJ_VAL_BLOB 4
+
+/* A record's ts and tags without decoding it (aRec is a whole record). */
+static inline i64 ljRecTs(const u8 *aRec) {
+  return (i64)ljGet64(&aRec[LJ_REC_TS]);
+}
+static inline int ljRecTags(const u8 *aRec, const u8 **paTags) {
+  *paTags = &aRec[LJ_REC_HDR + ljGet16(&aRec[LJ_REC_NTYPE])];
+  return ljGet16(&aRec[LJ_REC_NTAGS]);
+}
 
 /* A decoded record.  Pointers refer to the record's bytes (or to the
 ** decompression buffer handed to ljRecDecode) and live as long as those. */
@@ -227,6 +253,27 @@ LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
                            size_t *pnBuf);
 
 LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
+/* The actor number and seq of an events key (LJ_EVKEY bytes). */
+static inline u64 ljEvKeyNum(const void *aKey) {
+  return ljGet64((const u8 *)aKey);
+}
+static inline u64 ljEvKeySeq(const void *aKey) {
+  return ljGet64((const u8 *)aKey + 8);
+}
+
+/* Values of the actors db (num u64 | floor u64) and of the tags db
+** (num u64 | seq u64), and the longest tag key. */
+#define LJ_ACTVAL 16
+#define LJ_TAGVAL 16
+#define LJ_TAGKEY_MAX (2 + LJ_MAX_TAG_BYTES + LJ_POSKEY)
+LJ_PRIVATE void ljActorVal(u8 *aVal, u64 num, u64 floor);
+/* Read an actors value; MDB_CORRUPTED when malformed. */
+LJ_PRIVATE int ljActorValGet(const MDB_val *v, u64 *pNum, u64 *pFloor);
+LJ_PRIVATE void ljTagVal(u8 *aVal, u64 num, u64 seq);
+/* Keys of the meta db. */
+#define LJ_META_FORMAT "format" /* u32 format version */
+#define LJ_META_MAXPOS "maxpos" /* u64 highest pos ever assigned */
+LJ_PRIVATE void ljMetaKey(MDB_val *pKey, const char *zKey);
 
 /* Runs: the events db's values (drawing in layout.c). */
 #define LJ_RUN_MAX 256      /* most events in one run */
@@ -239,20 +286,266 @@ LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 #ifndef LJ_MERGE_RUN_PAGES
 #define LJ_MERGE_RUN_PAGES 2
 #endif
+/* Bytes of a run of n records before the first record. */
+#define LJ_RUN_HEAD(n) (4 + 4 * (size_t)(n))
 LJ_PRIVATE u32 ljRunCount(const u8 *aRun, size_t nRun);
 LJ_PRIVATE int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa,
                            u32 *pn);
 LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,
                          MDB_val *pVal, u32 *pi);
-/* Manifests: the pos db's values, LJ_MANI_ENTRY bytes per pos. */
+/* Writing a run of n records: ljRunStart, then ljRunSetEnd for each
+** record i with the offset where it ends, counted from the first record
+** (which starts at LJ_RUN_HEAD(n)). */
+static inline void ljRunStart(u8 *aRun, u32 n) { ljPut32(aRun, n); }
+static inline void ljRunSetEnd(u8 *aRun, u32 i, u32 end) {
+  ljPut32(&aRun[4 + 4 * (size_t)i], end);
+}
+/* Size of, and encode, the run of events ap[0..n) (one actor,
+** consecutive seqs, records stamped). */
+LJ_PRIVATE size_t ljRunSize(LjEvent *const *ap, size_t n);
+LJ_PRIVATE void ljRunFill(u8 *aRun, LjEvent *const *ap, size_t n);
+
+/* Manifests: the pos db's values, LJ_MANI_ENTRY bytes per pos: entry i
+** describes pos (key + i) as num u64 | seq u64 | ts i64; num 0 marks a
+** truncated event. */
 #define LJ_MANI_ENTRY 24
 LJ_PRIVATE u32 ljManiCount(const MDB_val *v);
 LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
                           MDB_val *pVal, u32 *pi);
+static inline u64 ljManiNum(const u8 *aMani, u32 i) {
+  return ljGet64(&aMani[LJ_MANI_ENTRY * (size_t)i]);
+}
+static inline u64 ljManiSeq(const u8 *aMani, u32 i) {
+  return ljGet64(&aMani[LJ_MANI_ENTRY * (size_t)i + 8]);
+}
+static inline i64 ljManiTs(const u8 *aMani, u32 i) {
+  return (i64)ljGet64(&aMani[LJ_MANI_ENTRY * (size_t)i + 16]);
+}
+static inline void ljManiSet(u8 *aMani, u32 i, u64 num, u64 seq, i64 ts) {
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i], num);
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i + 8], seq);
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i + 16], (u64)ts);
+}
+static inline void ljManiSetNum(u8 *aMani, u32 i, u64 num) {
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i], num);
+}
+/* Entry i of manifest v; MDB_CORRUPTED when v has no entry i. */
+LJ_PRIVATE int ljManiEntry(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq,
+                           i64 *pTs);
 
-/* Staged batches: the stage db's values (drawing in layout.c). */
+/* Staged batches: the stage db's values (drawing in layout.c; what
+** staging is, in stage.c).  Header nact u32 | nev u32, then nact
+** directory entries num u64 | first seq u64 | end u32, then the runs. */
 #define LJ_STAGE_HDR 8  /* nact u32 | nev u32 */
 #define LJ_STAGE_DIR 20 /* num u64 | first seq u64 | end u32 */
+static inline void ljStageSetHead(u8 *aBatch, u32 nAct, u32 nEv) {
+  ljPut32(aBatch, nAct);
+  ljPut32(&aBatch[4], nEv);
+}
+static inline u8 *ljStageDirAt(const u8 *aBatch, u32 i) {
+  return (u8 *)&aBatch[LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)i];
+}
+static inline void ljStageSetDir(u8 *aBatch, u32 i, u64 num, u64 seq0,
+                                 u32 end) {
+  u8 *a = ljStageDirAt(aBatch, i);
+  ljPut64(a, num);
+  ljPut64(&a[8], seq0);
+  ljPut32(&a[16], end);
+}
+static inline u64 ljStageDirNum(const u8 *aBatch, u32 i) {
+  return ljGet64(ljStageDirAt(aBatch, i));
+}
+static inline u64 ljStageDirSeq(const u8 *aBatch, u32 i) {
+  return ljGet64(ljStageDirAt(aBatch, i) + 8);
+}
+static inline u32 ljStageDirEnd(const u8 *aBatch, u32 i) {
+  return ljGet32(ljStageDirAt(aBatch, i) + 16);
+}
+/* Where run 0 of a batch of nAct actors starts. */
+static inline size_t ljStageBodyOff(u32 nAct) {
+  return LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)nAct;
+}
+
+/* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
+** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or
+** SQLITE_ERROR with *pzErr set (sqlite3_malloc'd). */
+LJ_PRIVATE int ljTagsParse(const char *zJson, int nJson,
+                           int (*xTag)(void *, const u8 *, int), void *pArg,
+                           char **pzErr);
+/* Tag index key: len (2) + tag bytes + pos (8).  Returns key length. */
+LJ_PRIVATE int ljTagKey(u8 *aKey, const u8 *aTag, int nTag, u64 pos);
+
+/**************************************************************************
+** Environment registry (registry.c)
+*/
+typedef struct LjEnv LjEnv;
+typedef struct LjWriter LjWriter;
+typedef struct LjActor LjActor;
+typedef struct LjClient LjClient;
+typedef struct LjMetrics LjMetrics;
+
+/* Named databases of a store. */
+enum {
+  LJ_DB_META = 0, /* "meta": format version and store facts */
+  LJ_DB_ACTORS,   /* "actors": actor id -> number, truncation floor */
+  LJ_DB_ACTNUM,   /* "actnum": actor number -> actor id */
+  LJ_DB_EVENTS,   /* "events": (actor number, seq) -> record */
+  LJ_DB_POS,      /* "pos": pos -> (actor number, seq, ts) */
+  LJ_DB_TAGS,     /* "tags": (tag, pos) -> (actor number, seq) */
+  LJ_DB_SNAPS,    /* "snapshots": (actor number, seq) -> record */
+  LJ_DB_STAGE,    /* "stage": first pos of a commit -> staged batch */
+  LJ_DB_COUNT
+};
+
+/**************************************************************************
+** Metrics (metrics.c).  Counters and gauges live in LjEnv.m: whoever does
+** the work bumps a counter with a relaxed atomic; the writer publishes its
+** gauges there (writer.c, publishGauges).  metrics.c only reads them.
+*/
+/* Latency histogram: log-linear buckets over microseconds. */
+#define LJ_HIST_BUCKETS 256
+#define LJ_HIST_SUB 8 /* buckets per power of two */
+typedef struct LjHist LjHist;
+struct LjHist {
+  u64 aCount[LJ_HIST_BUCKETS];
+  u64 nTotal;
+};
+
+/* Counters of one environment.  Updated with relaxed atomics. */
+struct LjMetrics {
+  u64 nAppends;      /* events accepted into the queue */
+  u64 nCommits;      /* write transactions committed */
+  u64 nCommitEvents; /* events committed */
+  u64 nBytesWritten; /* record bytes committed */
+  u64 nBytesRead;    /* record bytes returned to SQL */
+  u64 nRowsRead;     /* rows returned by journal tables */
+  u64 nErrors;       /* failed requests */
+  u64 nRetries;      /* batch retries */
+  u64 nMapResizes;   /* map growths, ours or adopted */
+  u64 nConflicts;    /* sequence conflicts */
+  u64 nStaleReaders; /* reader slots of dead processes cleared */
+  u64 nMerges;       /* stage merges */
+  u64 nMergedEvents; /* events moved from the stage into runs */
+  /* Gauges the writer publishes (stored under the writer mutex). */
+  i64 nQueued;       /* events queued */
+  i64 lastPos;       /* last committed pos */
+  i64 durablePos;    /* last pos known durable */
+  LjHist commitHist; /* commit latency, us */
+  LjHist appendHist; /* journal_append latency, us (sampled) */
+  pthread_mutex_t histMutex; /* guards both histograms */
+};
+/* Count a latency (histMutex held).  Inline: the writer and the append
+** path record here; metrics.c reads. */
+static inline void ljHistAdd(LjHist *p, u64 us) {
+  int i = (int)us;
+  if (us >= LJ_HIST_SUB) {
+    int e = 63 - __builtin_clzll(us); /* us >= 8, so e >= 3 */
+    i = LJ_HIST_SUB + (e - 3) * LJ_HIST_SUB +
+        (int)((us >> (e - 3)) & (LJ_HIST_SUB - 1));
+    if (i >= LJ_HIST_BUCKETS) i = LJ_HIST_BUCKETS - 1;
+  }
+  p->aCount[i]++;
+  p->nTotal++;
+}
+LJ_PRIVATE u64 ljHistQuantile(const LjHist *p, double q);
+typedef struct LjMetricRow LjMetricRow;
+struct LjMetricRow {
+  const char *zName;
+  double value;
+  int bCounter; /* only ever grows (else a gauge) */
+};
+/* Fill up to nRow rows; returns how many metrics there are. */
+LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
+#define LJ_METRICS_MAX 32
+
+/*
+** One LMDB environment per directory per process (registry.c; the
+** threading model is described once, at the top of registry.c).
+**
+** Locks, in the order they are taken (a thread holding one never waits
+** for an earlier one):
+**
+**   1. ljRegistryMutex (registry.c)  the registry list and LjEnv.nRef.
+**                      Held across opening and closing an environment,
+**                      so it is held while the writer thread is started
+**                      and joined.
+**   2. LjEnv.gate      rwlock: shared around every piece of work on LMDB
+**                      memory (a read transaction's calls, the writer's
+**                      whole write transaction), exclusive to change the
+**                      map size (env.c, ljEnvResize).  Held only during a
+**                      call, never across calls into SQLite; never taken
+**                      shared twice by one thread.
+**   3. LjWriter.mutex  "the writer mutex" (writer.c): the queue, tickets,
+**                      request pool, actor cache, client errors.  The
+**                      writer takes it inside its transaction (gate held)
+**                      to resync an actor, so nobody may wait for the
+**                      gate while holding it.
+**   4. LjEnv.readerMutex  the list of open read transactions (env.c).
+**      LjMetrics.histMutex  the two latency histograms.
+**                      Leaves: nothing is taken while holding either.
+**
+** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
+** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
+** gauges of LjMetrics (atomics).
+*/
+/* An open read transaction of this process, for health's reader age. */
+typedef struct LjReaderSlot LjReaderSlot;
+struct LjReaderSlot {
+  LjReaderSlot *pPrev, *pNext; /* LjEnv.pReaders (LjEnv.readerMutex) */
+  i64 usStart;
+};
+
+struct LjEnv {
+  LjEnv *pNext;          /* registry list (registry mutex) */
+  pthread_mutex_t readerMutex; /* guards pReaders */
+  LjReaderSlot *pReaders;      /* open read transactions, oldest last */
+  int nRef;              /* tables using it (registry mutex) */
+  dev_t dev;             /* identity of the directory */
+  ino_t ino;
+  char *zDir;            /* resolved directory path */
+  MDB_env *env;
+  MDB_dbi aDbi[LJ_DB_COUNT];
+  LjConfig cfg;          /* environment-level settings in effect */
+  pthread_rwlock_t gate; /* see above */
+  unsigned mapGen;       /* bumped when the map moves (atomic) */
+  i64 szMap;             /* current map size (gate) */
+  LjWriter *pWriter;     /* the background writer */
+  LjMetrics m;
+};
+
+LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, LjEnv **ppEnv, char **pzErr);
+LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
+
+/**************************************************************************
+** Working on an open environment (env.c): error mapping, the gate, map
+** growth, read transactions.
+*/
+/* Map an LMDB (or errno) code to an SQLite result code. */
+LJ_PRIVATE int ljMdbToSqlite(int mrc);
+/* "<zOp> failed: <mdb_strerror>" as a new string (or NULL on OOM). */
+LJ_PRIVATE char *ljMdbErr(const char *zOp, int mrc);
+
+/* Gate.  ljGateEnter/Leave bracket every piece of work on LMDB memory. */
+LJ_PRIVATE void ljGateEnter(LjEnv *p);
+LJ_PRIVATE void ljGateLeave(LjEnv *p);
+/* Grow (szNew>0) or adopt another process's size (szNew==0).  Called with
+** the gate NOT held; takes it exclusively. */
+LJ_PRIVATE int ljEnvResize(LjEnv *p, i64 szNew);
+
+/* Track an open read transaction; age of the oldest one (0 if none). */
+LJ_PRIVATE void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot);
+LJ_PRIVATE void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot);
+LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
+
+/* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
+** it leaves the gate, adopts the new size and re-enters. */
+LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
+
+/**************************************************************************
+** Staging (stage.c): batches spread over many actors are put whole into
+** the stage db and merged into runs later; what that means for readers
+** is explained at the top of stage.c.
+*/
 /* A batch is staged when it has at least LJ_STAGE_ACTORS actors and fewer
 ** than LJ_STAGE_DENSITY events per actor; the stage is merged once it
 ** holds any of the LJ_STAGE_MERGE_* amounts, when the writer idles for
@@ -289,6 +582,35 @@ LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
 #ifndef LJ_STAGE_IDLE_US
 #define LJ_STAGE_IDLE_US 200000
 #endif
+
+/* The writer's view of the stage (writer thread only; valid while the
+** writer's cached tail is, see writer.c loadTail). */
+typedef struct LjStage LjStage;
+struct LjStage {
+  u64 nEnt;           /* staged batches */
+  u64 nEv;            /* ... their events */
+  u64 nBytes;         /* ... their bytes */
+  u64 nDirectLeft;    /* events to write unstaged before staging again */
+  i64 usNoMergeUntil; /* after a failed merge: not before this */
+};
+
+/* Writer side.  ljStageLoad reads the totals from the store.
+** ljStageChoose decides whether the sorted batch of n events over nActor
+** actors is staged (*pbStage), merging a small stage first when the
+** batch goes direct.  ljStagePut puts the batch (apSort, in key order,
+** first pos pos0).  ljStageMerge merges the oldest batches, up to nBudget
+** events (at least one batch).  ljStageDue: big enough to merge. */
+LJ_PRIVATE int ljStageLoad(LjEnv *p, MDB_txn *txn, LjStage *pSt);
+LJ_PRIVATE int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n,
+                             size_t nActor, int *pbStage);
+LJ_PRIVATE int ljStagePut(LjEnv *p, LjStage *pSt, MDB_txn *txn,
+                          LjEvent *const *apSort, size_t n, size_t nActor,
+                          u64 pos0);
+LJ_PRIVATE int ljStageMerge(LjEnv *p, LjStage *pSt, MDB_txn *txn,
+                            u64 nBudget);
+LJ_PRIVATE int ljStageDue(const LjStage *pSt);
+
+/* Reader side (also used by the writer inside its transaction). */
 LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
 LJ_PRIVATE u32 ljStageEvents(const MDB_val *v);
 LJ_PRIVATE int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0,
@@ -296,145 +618,14 @@ LJ_PRIVATE int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0,
 LJ_PRIVATE int ljStageFind(const MDB_val *v, u64 num, u32 *pi);
 LJ_PRIVATE int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq,
                              MDB_val *pRec);
-
-/* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
-** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or
-** SQLITE_ERROR with *pzErr set (sqlite3_malloc'd). */
-LJ_PRIVATE int ljTagsParse(const char *zJson, int nJson,
-                           int (*xTag)(void *, const u8 *, int), void *pArg,
-                           char **pzErr);
-/* Tag index key: len (2) + tag bytes + pos (8).  Returns key length. */
-LJ_PRIVATE int ljTagKey(u8 *aKey, const u8 *aTag, int nTag, u64 pos);
-
-/**************************************************************************
-** Environment registry (registry.c)
-*/
-typedef struct LjEnv LjEnv;
-typedef struct LjWriter LjWriter;
-typedef struct LjActor LjActor;
-typedef struct LjClient LjClient;
-typedef struct LjMetrics LjMetrics;
-
-/* Named databases of a store. */
-enum {
-  LJ_DB_META = 0, /* "meta": format version and store facts */
-  LJ_DB_ACTORS,   /* "actors": actor id -> number, truncation floor */
-  LJ_DB_ACTNUM,   /* "actnum": actor number -> actor id */
-  LJ_DB_EVENTS,   /* "events": (actor number, seq) -> record */
-  LJ_DB_POS,      /* "pos": pos -> (actor number, seq, ts) */
-  LJ_DB_TAGS,     /* "tags": (tag, pos) -> (actor number, seq) */
-  LJ_DB_SNAPS,    /* "snapshots": (actor number, seq) -> record */
-  LJ_DB_STAGE,    /* "stage": first pos of a commit -> staged batch */
-  LJ_DB_COUNT
-};
-
-/* Latency histogram: log-linear buckets over microseconds. */
-#define LJ_HIST_BUCKETS 256
-typedef struct LjHist LjHist;
-struct LjHist {
-  u64 aCount[LJ_HIST_BUCKETS];
-  u64 nTotal;
-};
-
-/* Counters of one environment.  Updated with relaxed atomics. */
-struct LjMetrics {
-  u64 nAppends;      /* events accepted into the queue */
-  u64 nCommits;      /* write transactions committed */
-  u64 nCommitEvents; /* events committed */
-  u64 nBytesWritten; /* record bytes committed */
-  u64 nBytesRead;    /* record bytes returned to SQL */
-  u64 nRowsRead;     /* rows returned by journal tables */
-  u64 nErrors;       /* failed requests */
-  u64 nRetries;      /* batch retries */
-  u64 nMapResizes;   /* map growths, ours or adopted */
-  u64 nConflicts;    /* sequence conflicts */
-  u64 nStaleReaders; /* reader slots of dead processes cleared */
-  u64 nMerges;       /* stage merges */
-  u64 nMergedEvents; /* events moved from the stage into runs */
-  LjHist commitHist; /* commit latency, us */
-  LjHist appendHist; /* journal_append latency, us (sampled) */
-  pthread_mutex_t histMutex; /* guards both histograms */
-};
-LJ_PRIVATE void ljHistAdd(LjHist *p, u64 us);
-LJ_PRIVATE u64 ljHistQuantile(const LjHist *p, double q);
-typedef struct LjMetricRow LjMetricRow;
-struct LjMetricRow {
-  const char *zName;
-  double value;
-  int bCounter; /* only ever grows (else a gauge) */
-};
-/* Fill up to nRow rows; returns how many metrics there are. */
-LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
-#define LJ_METRICS_MAX 32
-
-/*
-** One LMDB environment per directory per process.
-**
-** Locking (the threading model is described once, in registry.c):
-**   ljRegistry mutex  guards the registry list and LjEnv.nRef.
-**   LjEnv.gate        rwlock; every use of LMDB memory (a read or write
-**                     transaction's work) holds it shared; changing the
-**                     map size holds it exclusively.  It is held only
-**                     during a call, never across calls into SQLite.
-**   LjEnv.mutex       guards the actor cache, the queue and the tickets
-**                     (see writer.c).
-*/
-/* An open read transaction of this process, for health's reader age. */
-typedef struct LjReaderSlot LjReaderSlot;
-struct LjReaderSlot {
-  LjReaderSlot *pPrev, *pNext; /* LjEnv.pReaders (LjEnv.readerMutex) */
-  i64 usStart;
-};
-
-struct LjEnv {
-  LjEnv *pNext;          /* registry list (registry mutex) */
-  pthread_mutex_t readerMutex; /* guards pReaders */
-  LjReaderSlot *pReaders;      /* open read transactions, oldest last */
-  int nRef;              /* tables using it (registry mutex) */
-  dev_t dev;             /* identity of the directory */
-  ino_t ino;
-  char *zDir;            /* resolved directory path */
-  MDB_env *env;
-  MDB_dbi aDbi[LJ_DB_COUNT];
-  LjConfig cfg;          /* environment-level settings in effect */
-  pthread_rwlock_t gate; /* see above */
-  unsigned mapGen;       /* bumped when the map moves (atomic) */
-  i64 szMap;             /* current map size (gate) */
-  LjWriter *pWriter;     /* the background writer */
-  LjMetrics m;
-};
-
-LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, LjEnv **ppEnv, char **pzErr);
-LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
-
-/* Map an LMDB (or errno) code to an SQLite result code. */
-LJ_PRIVATE int ljMdbToSqlite(int mrc);
-/* "<zOp> failed: <mdb_strerror>" as a new string (or NULL on OOM). */
-LJ_PRIVATE char *ljMdbErr(const char *zOp, int mrc);
-
-/* Gate.  ljGateEnter/Leave bracket every piece of work on LMDB memory. */
-LJ_PRIVATE void ljGateEnter(LjEnv *p);
-LJ_PRIVATE void ljGateLeave(LjEnv *p);
-/* Grow (szNew>0) or adopt another process's size (szNew==0).  Called with
-** the gate NOT held; takes it exclusively. */
-LJ_PRIVATE int ljEnvResize(LjEnv *p, i64 szNew);
-
-/* Track an open read transaction; age of the oldest one (0 if none). */
-LJ_PRIVATE void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot);
-LJ_PRIVATE void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot);
-LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
-
-/* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
-** it leaves the gate, adopts the new size and re-enters. */
-LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
-
 /* How much is staged in a snapshot: batches, events, bytes. */
 LJ_PRIVATE int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch,
                              u64 *pnEv, u64 *pnByte);
 
 /* Read an actor's state from a snapshot: number (0 if unknown), highest
 ** seq (max of truncation floor and last event, staged or not; pHighest
-** may be NULL when only the number is wanted). */
+** may be NULL when only the number is wanted).  Here because the last
+** event may be staged. */
 LJ_PRIVATE int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
                            u64 *pNum, u64 *pHighest, u64 *pFloor);
 
@@ -446,7 +637,6 @@ LJ_PRIVATE int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
 ** One event waiting to be written.  Allocated as one block with the
 ** request; aRec holds the encoded record with pos/ts to be stamped.
 */
-typedef struct LjEvent LjEvent;
 struct LjEvent {
   const char *zActor; /* actor id, used by ljSubmit when pActor is NULL */
   int nActor;
@@ -464,7 +654,7 @@ enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2, LJ_REQ_TRUNCATE = 3,
 
 typedef struct LjReq LjReq;
 struct LjReq {
-  LjReq *pNext;     /* queue link (env mutex) */
+  LjReq *pNext;     /* queue link (writer mutex) */
   int eType;        /* LJ_REQ_* */
   u64 iTicket;      /* position in the queue order */
   LjClient *pClient;
@@ -478,7 +668,7 @@ struct LjReq {
   /* LJ_REQ_TRUNCATE: the actor (aEvent[0].zActor) and the last seq to
   ** delete (-1: all). */
   i64 iToSeq;
-  /* Outcome, set by the writer (env mutex) for waiting submitters. */
+  /* Outcome, set by the writer (writer mutex) for waiting submitters. */
   i64 nResult;      /* rows deleted by a truncation */
   int bDone;
   int rc;
@@ -488,7 +678,7 @@ struct LjReq {
 /*
 ** A submitter: one journal table of one connection.  Errors of its async
 ** appends are parked here until journal_sync (or a COMMIT) reports them.
-** Guarded by the env mutex.
+** Guarded by the writer mutex.
 */
 struct LjClient {
   LjEnv *pEnv;
@@ -502,9 +692,9 @@ struct LjClient {
 
 /* Actor cache entry, one per actor this process has appended to. */
 struct LjActor {
-  LjActor *pHashNext; /* env mutex */
-  u64 reserved;       /* highest seq handed out, incl. queued (env mutex) */
-  u32 epoch;          /* bumped on a conflict (writer, under env mutex) */
+  LjActor *pHashNext; /* writer mutex */
+  u64 reserved;       /* highest seq handed out, incl. queued (writer mutex) */
+  u32 epoch;          /* bumped on a conflict (writer, under the writer mutex) */
   /* Fields below are owned by the writer thread alone. */
   u32 wGen;           /* num/committed valid when equal to writer's */
   u64 num;            /* actor number, 0 = not yet known/created */
@@ -521,7 +711,7 @@ LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 
 /* Find (or load from the store and insert) the cache entry of an actor.
-** Takes the env mutex itself. */
+** Takes the writer mutex itself. */
 LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
                           LjActor **ppActor, char **pzErr);
 
