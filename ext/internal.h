@@ -707,6 +707,52 @@ struct LjActor {
   char zActor[1];     /* actor id bytes (not terminated) */
 };
 
+/* The accepted events of a batch (requests of events that have not
+** failed), in queue order:
+**   for (e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) ... */
+typedef struct LjEvIter LjEvIter;
+struct LjEvIter {
+  LjReq **aReq;
+  int nReq;
+  int r, j; /* next: event j of request r */
+};
+LJ_PRIVATE LjEvent *ljEvFirst(LjEvIter *it, LjReq **aReq, int nReq);
+LJ_PRIVATE LjEvent *ljEvNext(LjEvIter *it);
+
+/**************************************************************************
+** Writing a batch (put.c).  All of it runs on the writer thread, inside
+** its write transaction.
+*/
+typedef struct LjPut LjPut;
+struct LjPut {
+  LjEnv *pEnv;
+  u32 txnSerial;         /* bumped per write transaction */
+  int bTail;             /* the fields below are valid */
+  u64 tailPos;           /* last pos assigned */
+  i64 tailTs;            /* its ts */
+  u64 nextNum;           /* next actor number */
+  LjStage stage;         /* the stage's totals */
+  LjEvent **apSort;      /* scratch for key ordering */
+  LjActor **apSortActor;
+  size_t nSortAlloc;
+};
+/* Load the tail when not valid (bTail). */
+LJ_PRIVATE int ljPutLoadTail(LjPut *pPut, MDB_txn *txn);
+/* The store's last pos and its ts (0, 0 if none). */
+LJ_PRIVATE int ljPutLastPos(LjEnv *pEnv, MDB_txn *txn, u64 *pPos, i64 *pTs);
+/* Put the nEv accepted events of a batch (pos and ts stamped): new actor
+** numbers, runs or a staged batch, manifest, tag index entries. */
+LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
+                           size_t nEv);
+/* Carry out truncation request p (the stage must be merged);
+** *pbWrote is set when anything was written. */
+LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p,
+                             int *pbWrote);
+LJ_PRIVATE void ljPutFree(LjPut *pPut);
+
+/**************************************************************************
+** Writer (writer.c), continued
+*/
 LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 

@@ -88,24 +88,15 @@ struct LjWriter {
   i64 durablePos;          /* last pos known synced per durability */
   /* (writer) */
   u32 wGen;                /* LjActor.wGen valid when equal */
-  u32 txnSerial;
+  LjPut put;               /* the write transaction's state (put.c) */
   size_t lastTxnId;        /* id of our last commit */
-  int bTail;               /* tailPos/tailTs/nextNum valid */
-  u64 tailPos;
-  i64 tailTs;
-  u64 nextNum;
-  LjStage stage;           /* the stage's totals (valid with bTail) */
   int eFlags;              /* durability the env flags are set for */
   int bUnsynced;           /* commits since the last env sync */
   i64 usLastSync;
-  LjEvent **apSort;        /* scratch for key ordering */
-  LjActor **apSortActor;
-  size_t nSortActorAlloc;
   int nLastClients;        /* distinct submitters of recent batches */
   i64 usLastCommit;        /* how long the last commit took */
   LjReq *pPool;            /* recycled requests (mutex) */
   int nPool;
-  size_t nSortAlloc;
 };
 
 /* Marks the functions that touch the fields marked (writer) above and in
@@ -634,36 +625,10 @@ void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
 ** The write transaction
 */
 
-/* The accepted events of a batch (requests of events, not failed), in
-** queue order: for (e = evFirst(&it, aReq, nReq); e; e = evNext(&it)). */
-typedef struct EvIter EvIter;
-struct EvIter {
-  LjReq **aReq;
-  int nReq;
-  int r, j; /* next: event j of request r */
-};
-
-static LjEvent *evNext(EvIter *it) {
-  for (; it->r < it->nReq; it->r++, it->j = 0) {
-    LjReq *p = it->aReq[it->r];
-    if (p->rc == 0 && p->eType == LJ_REQ_EVENTS && it->j < p->nEvent) {
-      return &p->aEvent[it->j++];
-    }
-  }
-  return 0;
-}
-
-static LjEvent *evFirst(EvIter *it, LjReq **aReq, int nReq) {
-  it->aReq = aReq;
-  it->nReq = nReq;
-  it->r = it->j = 0;
-  return evNext(it);
-}
-
 /* An actor's highest seq as seen inside the current write transaction. */
 static int txnHighest(LjWriter *w, MDB_txn *txn, LjActor *a, u64 *pH) {
   WRITER_ONLY(w);
-  if (a->txnSerial == w->txnSerial) {
+  if (a->txnSerial == w->put.txnSerial) {
     *pH = a->txnHighest;
     return 0;
   }
@@ -674,7 +639,7 @@ static int txnHighest(LjWriter *w, MDB_txn *txn, LjActor *a, u64 *pH) {
     if (mrc) return mrc;
     a->wGen = w->wGen;
   }
-  a->txnSerial = w->txnSerial;
+  a->txnSerial = w->put.txnSerial;
   a->txnHighest = a->committed;
   *pH = a->committed;
   return 0;
@@ -713,7 +678,7 @@ static void reqConflict(LjWriter *w, LjReq *p, LjEvent *e, u64 h) {
 */
 static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   int i, mrc;
-  i64 tsLast = w->tailTs;
+  i64 tsLast = w->put.tailTs;
   WRITER_ONLY(w);
   for (i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
@@ -747,478 +712,13 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   }
   for (i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
-    i64 ts = e->tsGiven >= 0 ? e->tsGiven : (now > w->tailTs ? now : w->tailTs);
-    assert(ts >= w->tailTs);
-    e->pos = ++w->tailPos; /* strictly increasing, one by one */
-    w->tailTs = ts;
+    i64 ts = e->tsGiven >= 0 ? e->tsGiven : (now > w->put.tailTs ? now : w->put.tailTs);
+    assert(ts >= w->put.tailTs);
+    e->pos = ++w->put.tailPos; /* strictly increasing, one by one */
+    w->put.tailTs = ts;
     ljRecStamp(e->aRec, e->nRec, e->pos, ts);
   }
   return 0;
-}
-
-static int cmpActor(const void *pA, const void *pB) {
-  const LjActor *a = *(LjActor *const *)pA;
-  const LjActor *b = *(LjActor *const *)pB;
-  return a->num < b->num ? -1 : (a->num > b->num);
-}
-
-/* Give a new actor its number: the actors and actnum entries. */
-static int actorCreate(LjWriter *w, MDB_txn *txn, LjActor *a) {
-  LjEnv *pEnv = w->pEnv;
-  u8 aNum[LJ_POSKEY], aAct[LJ_ACTVAL];
-  MDB_val k, v;
-  int mrc;
-  a->num = w->nextNum++;
-  ljPut64(aNum, a->num);
-  ljActorVal(aAct, a->num, 0);
-  k.mv_data = a->zActor;
-  k.mv_size = (size_t)a->nActor;
-  v.mv_data = aAct;
-  v.mv_size = LJ_ACTVAL;
-  mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, MDB_NOOVERWRITE);
-  if (mrc) return mrc;
-  k.mv_data = aNum;
-  k.mv_size = sizeof(aNum);
-  v.mv_data = a->zActor;
-  v.mv_size = (size_t)a->nActor;
-  return mdb_put(txn, pEnv->aDbi[LJ_DB_ACTNUM], &k, &v, MDB_APPEND);
-}
-
-/* Make room for nEv events in the sort arrays. */
-static int sortReserve(LjWriter *w, size_t nEv) {
-  if (nEv > w->nSortAlloc) {
-    LjEvent **a = sqlite3_realloc64(w->apSort, sizeof(LjEvent *) * nEv);
-    LjActor **b = sqlite3_realloc64(w->apSortActor, sizeof(LjActor *) * nEv);
-    if (a) w->apSort = a;
-    if (b) w->apSortActor = b;
-    if (a == 0 || b == 0) return ENOMEM;
-    w->nSortAlloc = nEv;
-  }
-  return 0;
-}
-
-/*
-** Order the accepted events by key into w->apSort[0..*pn), numbering new
-** actors (in arrival order) on the way; *pnActor gets the number of
-** distinct actors.  An actor's events are already in seq order (reserved
-** in queue order), so sorting the distinct actors by number and placing
-** each actor's events after the previous actor's orders the batch.
-*/
-static int sortBatch(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
-                     size_t *pn, size_t *pnActor) {
-  size_t n = 0, nActor = 0, nPlaced = 0;
-  EvIter it;
-  LjEvent *e;
-  for (e = evFirst(&it, aReq, nReq); e; e = evNext(&it)) {
-    LjActor *a = e->pActor;
-    if (a->num == 0) {
-      int mrc = actorCreate(w, txn, a);
-      if (mrc) return mrc;
-    }
-    if (a->sortSerial != w->txnSerial) {
-      a->sortSerial = w->txnSerial;
-      a->iSort = 0;
-      w->apSortActor[nActor++] = a;
-    }
-    a->iSort++;
-    n++;
-  }
-  qsort(w->apSortActor, nActor, sizeof(LjActor *), cmpActor);
-  for (size_t i = 0; i < nActor; i++) {
-    u32 nA = w->apSortActor[i]->iSort;
-    w->apSortActor[i]->iSort = (u32)nPlaced;
-    nPlaced += nA;
-  }
-  for (e = evFirst(&it, aReq, nReq); e; e = evNext(&it)) {
-    w->apSort[e->pActor->iSort++] = e;
-  }
-  *pn = n;
-  *pnActor = nActor;
-  return 0;
-}
-
-/* Put the sorted batch directly: one run per actor (split at LJ_RUN_MAX
-** events / LJ_RUN_BYTES bytes). */
-static int putRuns(LjWriter *w, MDB_txn *txn, size_t n) {
-  LjEvent **ap = w->apSort;
-  MDB_cursor *cEv = 0;
-  MDB_val k, v;
-  u8 aKey[LJ_EVKEY];
-  int mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_EVENTS], &cEv);
-  for (size_t i = 0; i < n && mrc == 0;) {
-    LjActor *a = ap[i]->pActor;
-    size_t j = i, nByte = 0;
-    while (j < n && j - i < LJ_RUN_MAX && ap[j]->pActor == a &&
-           (j == i || nByte + ap[j]->nRec <= LJ_RUN_BYTES)) {
-      assert(j == i || ap[j]->seq == ap[j - 1]->seq + 1);
-      nByte += ap[j++]->nRec;
-    }
-    ljEvKey(aKey, a->num, ap[i]->seq);
-    k.mv_data = aKey;
-    k.mv_size = LJ_EVKEY;
-    v.mv_data = 0;
-    v.mv_size = ljRunSize(&ap[i], j - i);
-    mrc = mdb_cursor_put(cEv, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (mrc) break;
-    ljRunFill((u8 *)v.mv_data, &ap[i], j - i);
-    i = j;
-  }
-  if (cEv) mdb_cursor_close(cEv);
-  return mrc;
-}
-
-typedef struct TagCtx TagCtx;
-struct TagCtx {
-  MDB_cursor *c;
-  u64 pos;
-  u8 aVal[LJ_TAGVAL];
-  int mrc;
-};
-
-static int tagPut(void *pArg, const u8 *aTag, int nTag) {
-  TagCtx *t = (TagCtx *)pArg;
-  u8 aKey[LJ_TAGKEY_MAX];
-  MDB_val k, v;
-  k.mv_data = aKey;
-  k.mv_size = (size_t)ljTagKey(aKey, aTag, nTag, t->pos);
-  v.mv_data = t->aVal;
-  v.mv_size = sizeof(t->aVal);
-  t->mrc = mdb_cursor_put(t->c, &k, &v, 0);
-  return t->mrc ? 1 : 0;
-}
-
-/* Index an event's tags (if any), opening the tags cursor on first use. */
-static int putTags(LjWriter *w, MDB_txn *txn, MDB_cursor **pcTag,
-                   const LjEvent *e) {
-  const u8 *aTags;
-  int nTags = ljRecTags(e->aRec, &aTags);
-  TagCtx t;
-  char *zErr = 0;
-  if (nTags == 0) return 0;
-  if (*pcTag == 0) {
-    int mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_TAGS], pcTag);
-    if (mrc) return mrc;
-  }
-  t.c = *pcTag;
-  t.pos = e->pos;
-  t.mrc = 0;
-  ljTagVal(t.aVal, e->pActor->num, e->seq);
-  ljTagsParse((const char *)aTags, nTags, tagPut, &t, &zErr);
-  sqlite3_free(zErr); /* validated when the event was built */
-  return t.mrc;
-}
-
-/* The manifest (this commit's positions, in pos order, as one value at
-** the end of the pos tree) and the tag index entries. */
-static int putManifest(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
-                       size_t n, u64 pos0) {
-  MDB_cursor *cPos = 0, *cTag = 0;
-  MDB_val k, v;
-  u8 aPos[LJ_POSKEY], *aMani;
-  u64 posPrev = pos0 - 1;
-  EvIter it;
-  LjEvent *e;
-  int mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_POS], &cPos);
-  if (mrc) return mrc;
-  ljPut64(aPos, pos0);
-  k.mv_data = aPos;
-  k.mv_size = LJ_POSKEY;
-  v.mv_data = 0;
-  v.mv_size = LJ_MANI_ENTRY * n;
-  mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND | MDB_RESERVE);
-  aMani = (u8 *)v.mv_data;
-  for (e = evFirst(&it, aReq, nReq); e && mrc == 0; e = evNext(&it)) {
-    /* Positions of accepted events are contiguous and in queue order. */
-    assert(e->pos > posPrev && e->pos - pos0 < n);
-    posPrev = e->pos;
-    ljManiSet(aMani, (u32)(e->pos - pos0), e->pActor->num, e->seq,
-              ljRecTs(e->aRec));
-    mrc = putTags(w, txn, &cTag, e);
-  }
-  if (cTag) mdb_cursor_close(cTag);
-  mdb_cursor_close(cPos);
-  return mrc;
-}
-
-/* Put every accepted event: runs (or a staged batch), manifest, tags. */
-static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
-                       size_t nEv) {
-  size_t n = 0, nActor = 0;
-  u64 pos0;
-  int mrc, bStage;
-  WRITER_ONLY(w);
-  mrc = sortReserve(w, nEv);
-  if (mrc == 0) mrc = sortBatch(w, txn, aReq, nReq, &n, &nActor);
-  if (mrc || n == 0) return mrc;
-  /* Positions of accepted events are contiguous (validateReq hands them
-  ** out one by one): the batch is keyed by the first. */
-  pos0 = w->apSort[0]->pos;
-  for (size_t i = 1; i < n; i++) {
-    if (w->apSort[i]->pos < pos0) pos0 = w->apSort[i]->pos;
-  }
-  mrc = ljStageChoose(w->pEnv, &w->stage, txn, n, nActor, &bStage);
-  if (mrc == 0 && bStage) {
-    mrc = ljStagePut(w->pEnv, &w->stage, txn, w->apSort, n, nActor, pos0);
-  } else if (mrc == 0) {
-    mrc = putRuns(w, txn, n);
-  }
-  if (mrc == 0) mrc = putManifest(w, txn, aReq, nReq, n, pos0);
-  return mrc;
-}
-
-/* Read a u64 from the meta db into *pv (left alone when absent). */
-static int metaGet64(LjEnv *pEnv, MDB_txn *txn, const char *zKey, u64 *pv) {
-  MDB_val k, v;
-  int mrc;
-  ljMetaKey(&k, zKey);
-  mrc = mdb_get(txn, pEnv->aDbi[LJ_DB_META], &k, &v);
-  if (mrc == 0 && v.mv_size == sizeof(u64)) *pv = ljGet64(v.mv_data);
-  return mrc == MDB_NOTFOUND ? 0 : mrc;
-}
-
-/* The last key (and value) of a named db: MDB_NOTFOUND when empty. */
-static int lastEntry(LjEnv *pEnv, MDB_txn *txn, int iDb, MDB_val *pKey,
-                     MDB_val *pVal) {
-  MDB_cursor *c;
-  int mrc = mdb_cursor_open(txn, pEnv->aDbi[iDb], &c);
-  if (mrc) return mrc;
-  mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
-  mdb_cursor_close(c); /* the values stay valid until the txn ends */
-  return mrc;
-}
-
-/* Load the tail (last pos, ts, next actor number, stage totals) if not
-** known. */
-static int loadTail(LjWriter *w, MDB_txn *txn) {
-  LjEnv *pEnv = w->pEnv;
-  MDB_val k, v;
-  u64 maxPos = 0;
-  int mrc;
-  WRITER_ONLY(w);
-  if (w->bTail) return 0;
-  w->tailPos = 0;
-  w->tailTs = 0;
-  w->nextNum = 1;
-  mrc = ljStageLoad(pEnv, txn, &w->stage);
-  if (mrc == 0) mrc = lastEntry(pEnv, txn, LJ_DB_POS, &k, &v);
-  if (mrc == 0 && k.mv_size == LJ_POSKEY && ljManiCount(&v) > 0) {
-    u32 nMani = ljManiCount(&v);
-    w->tailPos = ljGet64(k.mv_data) + nMani - 1;
-    w->tailTs = ljManiTs(v.mv_data, nMani - 1);
-  }
-  if (mrc == MDB_NOTFOUND) mrc = 0;
-  if (mrc == 0) mrc = lastEntry(pEnv, txn, LJ_DB_ACTNUM, &k, &v);
-  if (mrc == 0 && k.mv_size == LJ_POSKEY) w->nextNum = ljGet64(k.mv_data) + 1;
-  if (mrc == MDB_NOTFOUND) mrc = 0;
-  /* pos must never be reused, even after the newest events were
-  ** truncated: the meta db remembers the highest pos ever assigned. */
-  if (mrc == 0) mrc = metaGet64(pEnv, txn, LJ_META_MAXPOS, &maxPos);
-  if (mrc) return mrc;
-  if (maxPos > w->tailPos) w->tailPos = maxPos;
-  w->bTail = 1;
-  return 0;
-}
-
-/**************************************************************************
-** Truncation
-*/
-typedef struct TagDel TagDel;
-struct TagDel {
-  MDB_txn *txn;
-  MDB_dbi dbi;
-  u64 pos;
-  int mrc;
-};
-
-static int tagDel(void *pArg, const u8 *aTag, int nTag) {
-  TagDel *t = (TagDel *)pArg;
-  u8 aKey[LJ_TAGKEY_MAX];
-  MDB_val k;
-  k.mv_data = aKey;
-  k.mv_size = (size_t)ljTagKey(aKey, aTag, nTag, t->pos);
-  t->mrc = mdb_del(t->txn, t->dbi, &k, 0);
-  if (t->mrc == MDB_NOTFOUND) t->mrc = 0; /* a repeated tag */
-  return t->mrc ? 1 : 0;
-}
-
-/*
-** Mark pos as deleted in its manifest (num 0, ts kept so that the ts
-** search still sees a non-decreasing sequence); a manifest left with only
-** deleted entries goes.
-*/
-static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
-  MDB_cursor *c;
-  MDB_val k, v;
-  u8 aKey[LJ_POSKEY];
-  u32 i, n, nLive = 0;
-  u8 *a;
-  int mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c);
-  if (mrc) return mrc;
-  mrc = ljManiFind(c, pos, &k, &v, &i);
-  if (mrc == MDB_NOTFOUND) mrc = 0; /* already gone */
-  else if (mrc == 0) {
-    /* The key points into the page, which the put may rewrite before it
-    ** reads the key (an overflow value is deleted and added again). */
-    memcpy(aKey, k.mv_data, LJ_POSKEY);
-    k.mv_data = aKey;
-    n = ljManiCount(&v);
-    a = sqlite3_malloc64(v.mv_size);
-    if (a == 0) {
-      mrc = ENOMEM;
-    } else {
-      memcpy(a, v.mv_data, v.mv_size);
-      ljManiSetNum(a, i, 0);
-      for (u32 x = 0; x < n; x++) nLive += ljManiNum(a, x) != 0;
-      if (nLive == 0) {
-        mrc = mdb_cursor_del(c, 0);
-      } else {
-        v.mv_data = a;
-        mrc = mdb_cursor_put(c, &k, &v, MDB_CURRENT);
-      }
-      sqlite3_free(a);
-    }
-  }
-  mdb_cursor_close(c);
-  return mrc;
-}
-
-/* Remove record i of a run from the pos and tag indexes. */
-static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun,
-                         size_t nRun, u32 i) {
-  LjRec rec;
-  u8 *aUnz = 0;
-  size_t nUnz = 0;
-  const u8 *a;
-  u32 n;
-  int mrc = ljRunRecord(aRun, nRun, i, &a, &n);
-  if (mrc) return mrc;
-  if (ljRecDecode(a, n, &rec, &aUnz, &nUnz)) return MDB_CORRUPTED;
-  sqlite3_free(aUnz);
-  mrc = maniTombstone(pEnv, txn, rec.pos);
-  if (mrc == 0 && rec.nTags) {
-    TagDel t;
-    char *zErr = 0;
-    t.txn = txn;
-    t.dbi = pEnv->aDbi[LJ_DB_TAGS];
-    t.pos = rec.pos;
-    t.mrc = 0;
-    ljTagsParse((const char *)rec.aTags, rec.nTags, tagDel, &t, &zErr);
-    sqlite3_free(zErr);
-    mrc = t.mrc;
-  }
-  return mrc;
-}
-
-/* The records nDel.. of run v as a new run (sqlite3_malloc'd). */
-static int runTail(const MDB_val *v, u32 nDel, u8 **paKeep, size_t *pnKeep) {
-  u32 nRun = ljRunCount(v->mv_data, v->mv_size), nKeep = nRun - nDel;
-  const u8 *a0, *aLast;
-  u32 n0, nLast;
-  size_t nBody;
-  u8 *aKeep;
-  int mrc = ljRunRecord(v->mv_data, v->mv_size, nDel, &a0, &n0);
-  if (mrc == 0) mrc = ljRunRecord(v->mv_data, v->mv_size, nRun - 1, &aLast, &nLast);
-  if (mrc) return mrc;
-  nBody = (size_t)(aLast + nLast - a0);
-  aKeep = sqlite3_malloc64(LJ_RUN_HEAD(nKeep) + nBody);
-  if (aKeep == 0) return ENOMEM;
-  ljRunStart(aKeep, nKeep);
-  for (u32 i = nDel; i < nRun; i++) {
-    const u8 *a;
-    u32 n;
-    ljRunRecord(v->mv_data, v->mv_size, i, &a, &n);
-    ljRunSetEnd(aKeep, i - nDel, (u32)(a + n - a0));
-  }
-  memcpy(&aKeep[LJ_RUN_HEAD(nKeep)], a0, nBody);
-  *paKeep = aKeep;
-  *pnKeep = LJ_RUN_HEAD(nKeep) + nBody;
-  return 0;
-}
-
-/* Delete the run under cursor c (key k, value v) up to seq upTo; a
-** partial run keeps its tail as a new run starting at upTo+1.  *pnDel
-** gets the number of events deleted; aKey the deleted key. */
-static int truncateRun(LjEnv *pEnv, MDB_txn *txn, MDB_cursor *c, MDB_val *k,
-                       MDB_val *v, u64 upTo, u8 *aKey, u32 *pnDel) {
-  u64 num = ljEvKeyNum(k->mv_data), s0 = ljEvKeySeq(k->mv_data);
-  u32 nRun = ljRunCount(v->mv_data, v->mv_size);
-  u32 nDel = (u32)(upTo - s0 + 1 < nRun ? upTo - s0 + 1 : nRun);
-  u8 *aKeep = 0;
-  size_t nKeep = 0;
-  int mrc = 0;
-  for (u32 i = 0; i < nDel && mrc == 0; i++) {
-    mrc = unindexRecord(pEnv, txn, v->mv_data, v->mv_size, i);
-  }
-  if (mrc == 0 && nDel < nRun) mrc = runTail(v, nDel, &aKeep, &nKeep);
-  if (mrc) return mrc;
-  memcpy(aKey, k->mv_data, LJ_EVKEY);
-  mrc = mdb_cursor_del(c, 0);
-  if (mrc == 0 && aKeep) {
-    u8 aNew[LJ_EVKEY];
-    MDB_val kNew, vNew;
-    ljEvKey(aNew, num, upTo + 1);
-    kNew.mv_data = aNew;
-    kNew.mv_size = LJ_EVKEY;
-    vNew.mv_data = aKeep;
-    vNew.mv_size = nKeep;
-    mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_EVENTS], &kNew, &vNew, MDB_NOOVERWRITE);
-  }
-  sqlite3_free(aKeep);
-  *pnDel = nDel;
-  return mrc;
-}
-
-/*
-** Delete an actor's events up to p->iToSeq with their pos and tag index
-** entries, and raise the actor's floor to its highest seq so that the
-** highest seq survives.  The highest pos ever assigned is recorded in the
-** meta db, so pos is never reused even when the newest events go.
-*/
-static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p, int *pbWrote) {
-  LjEnv *pEnv = w->pEnv;
-  const u8 *zActor = p->aEvent[0].aRec;
-  int nActor = (int)p->aEvent[0].nRec;
-  u64 num, highest, floor, upTo;
-  u8 aKey[LJ_EVKEY], aAct[LJ_ACTVAL], aMax[sizeof(u64)];
-  MDB_cursor *c;
-  MDB_val k, v;
-  int mrc;
-  WRITER_ONLY(w);
-  mrc = ljActorLoad(pEnv, txn, zActor, nActor, &num, &highest, &floor);
-  if (mrc || num == 0) return mrc;
-  *pbWrote = 1; /* the floor and maxpos at least */
-  upTo = (p->iToSeq < 0 || (u64)p->iToSeq > highest) ? highest : (u64)p->iToSeq;
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &c);
-  if (mrc) return mrc;
-  ljEvKey(aKey, num, 1);
-  k.mv_data = aKey;
-  k.mv_size = LJ_EVKEY;
-  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (mrc == 0 && ljEvKeyNum(k.mv_data) == num &&
-         ljEvKeySeq(k.mv_data) <= upTo) {
-    u32 nDel = 0;
-    mrc = truncateRun(pEnv, txn, c, &k, &v, upTo, aKey, &nDel);
-    if (mrc) break;
-    p->nResult += nDel;
-    /* Re-seek from the deleted key: the next one is the successor. */
-    k.mv_data = aKey;
-    k.mv_size = LJ_EVKEY;
-    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  }
-  mdb_cursor_close(c);
-  if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  ljActorVal(aAct, num, highest);
-  k.mv_data = (void *)zActor;
-  k.mv_size = (size_t)nActor;
-  v.mv_data = aAct;
-  v.mv_size = sizeof(aAct);
-  mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, 0);
-  if (mrc) return mrc;
-  ljPut64(aMax, w->tailPos);
-  ljMetaKey(&k, LJ_META_MAXPOS);
-  v.mv_data = aMax;
-  v.mv_size = sizeof(aMax);
-  return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
 }
 
 /**************************************************************************
@@ -1237,15 +737,15 @@ static void setDurability(LjWriter *w, int eDur) {
 ** on runs only, so it merges the stage first.  *pnEv becomes 1 when the
 ** transaction wrote something. */
 static int batchMaintain(LjWriter *w, MDB_txn *txn, LjReq *p, size_t *pnEv) {
-  int bWrote = w->stage.nEnt > 0;
+  int bWrote = w->put.stage.nEnt > 0;
   int mrc = 0;
   p->nResult = 0;
   if (bWrote) {
     u64 nBudget = p->eType == LJ_REQ_MERGE ? (u64)p->iToSeq : UINT64_MAX;
-    mrc = ljStageMerge(w->pEnv, &w->stage, txn, nBudget);
+    mrc = ljStageMerge(w->pEnv, &w->put.stage, txn, nBudget);
   }
   if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) {
-    mrc = truncateTxn(w, txn, p, &bWrote);
+    mrc = ljPutTruncate(&w->put, txn, p, &bWrote);
   }
   /* Commit only what wrote something: LMDB does not advance the txn id
   ** for an empty commit, and lastTxnId must be ours alone. */
@@ -1275,7 +775,7 @@ static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   ** are alone in theirs. */
   if (mrc == 0 && *pnEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
       aReq[0]->eType != LJ_REQ_MERGE) {
-    mrc = writeEvents(w, txn, aReq, nReq, *pnEv);
+    mrc = ljPutEvents(&w->put, txn, aReq, nReq, *pnEv);
   }
   return mrc;
 }
@@ -1305,13 +805,13 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
     /* Another process committed since our last commit: forget what we
     ** cached about the store. */
     w->wGen++;
-    w->bTail = 0;
+    w->put.bTail = 0;
   }
-  w->txnSerial++;
-  mrc = loadTail(w, txn);
-  tailPos0 = w->tailPos;
-  tailTs0 = w->tailTs;
-  nextNum0 = w->nextNum;
+  w->put.txnSerial++;
+  mrc = ljPutLoadTail(&w->put, txn);
+  tailPos0 = w->put.tailPos;
+  tailTs0 = w->put.tailTs;
+  nextNum0 = w->put.nextNum;
   if (mrc == 0) mrc = batchWrite(w, txn, aReq, nReq, pbSync, &nEv);
   if (mrc == 0 && nEv > 0) {
     setDurability(w, eDur);
@@ -1323,17 +823,17 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
   ljGateLeave(pEnv);
   if (mrc) {
     /* The transaction is gone: everything it decided is void. */
-    w->tailPos = tailPos0;
-    w->tailTs = tailTs0;
-    w->nextNum = nextNum0;
-    w->bTail = 0;
+    w->put.tailPos = tailPos0;
+    w->put.tailTs = tailTs0;
+    w->put.nextNum = nextNum0;
+    w->put.bTail = 0;
     w->wGen++;
     return mrc;
   }
   if (nEv > 0) {
-    EvIter it;
+    LjEvIter it;
     w->lastTxnId = txnId;
-    for (LjEvent *e = evFirst(&it, aReq, nReq); e; e = evNext(&it)) {
+    for (LjEvent *e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) {
       e->pActor->committed = e->pActor->txnHighest;
     }
     if (eDur == LJ_DUR_NONE && !*pbSync) w->bUnsynced = 1;
@@ -1453,7 +953,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
   }
   sqlite3_free(zFail);
   if (mrc == 0) {
-    w->lastPos = (i64)w->tailPos;
+    w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
     if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
   }
@@ -1508,11 +1008,11 @@ static int stageMergeNow(LjWriter *w) {
     req.iToSeq /= 4;
   }
   if (mrc) {
-    w->stage.usNoMergeUntil = ljNowUs() + 1000000;
+    w->put.stage.usNoMergeUntil = ljNowUs() + 1000000;
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: merging the stage of %s "
                 "failed: %s", w->pEnv->zDir, mdb_strerror(mrc));
   } else {
-    w->stage.usNoMergeUntil = 0;
+    w->put.stage.usNoMergeUntil = 0;
   }
   return mrc;
 }
@@ -1568,10 +1068,10 @@ static void writerIdle(LjWriter *w) {
         continue;
       }
     }
-    if (w->stage.nEnt > 0) {
-      i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->stage.usNoMergeUntil
+    if (w->put.stage.nEnt > 0) {
+      i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->put.stage.usNoMergeUntil
                          ? usIdle + LJ_STAGE_IDLE_US
-                         : w->stage.usNoMergeUntil) - now;
+                         : w->put.stage.usNoMergeUntil) - now;
       if (usMerge <= 0) {
         pthread_mutex_unlock(&w->mutex);
         stageMergeNow(w);
@@ -1702,8 +1202,8 @@ static void writerAfterBatch(LjWriter *w) {
       ljNowUs() - w->usLastSync >= w->pEnv->cfg.usCheckpoint) {
     checkpoint(w); /* a steady stream must not postpone it forever */
   }
-  if (w->bTail && ljStageDue(&w->stage) &&
-      ljNowUs() >= w->stage.usNoMergeUntil) {
+  if (w->put.bTail && ljStageDue(&w->put.stage) &&
+      ljNowUs() >= w->put.stage.usNoMergeUntil) {
     stageMergeNow(w);
   }
 }
@@ -1743,7 +1243,7 @@ static void *writerMain(void *pArg) {
   /* A clean close of a process that wrote leaves nothing staged: the
   ** next opener's lookups need not search the stage.  (A process that
   ** only read does not take the write lock at close.) */
-  while (w->bTail && w->stage.nEnt > 0 && w->eState == W_RUNNING) {
+  while (w->put.bTail && w->put.stage.nEnt > 0 && w->eState == W_RUNNING) {
     if (stageMergeNow(w)) break;
   }
   if (w->bUnsynced) checkpoint(w);
@@ -1756,17 +1256,15 @@ static void *writerMain(void *pArg) {
 static void initLastPos(LjWriter *w) {
   LjEnv *pEnv = w->pEnv;
   MDB_txn *txn;
-  MDB_val k, v;
+  u64 pos = 0;
+  i64 ts;
   ljGateEnter(pEnv);
   if (ljReadBegin(pEnv, &txn) == 0) {
-    if (lastEntry(pEnv, txn, LJ_DB_POS, &k, &v) == 0 &&
-        k.mv_size == LJ_POSKEY && ljManiCount(&v) > 0) {
-      w->lastPos = w->durablePos =
-          (i64)(ljGet64(k.mv_data) + ljManiCount(&v) - 1);
-    }
+    if (ljPutLastPos(pEnv, txn, &pos, &ts)) pos = 0;
     mdb_txn_abort(txn);
   }
   ljGateLeave(pEnv);
+  w->lastPos = w->durablePos = (i64)pos;
   publishGauges(w);
 }
 
@@ -1777,6 +1275,7 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
   if (w == 0) return SQLITE_NOMEM;
   memset(w, 0, sizeof(*w));
   w->pEnv = pEnv;
+  w->put.pEnv = pEnv;
   w->eFlags = -1;
   w->usLastSync = ljNowUs();
   pthread_mutex_init(&w->mutex, 0);
@@ -1823,8 +1322,7 @@ void ljWriterStop(LjEnv *pEnv) {
   }
   w->eState = W_STOPPED;
   sqlite3_free(w->aHash);
-  sqlite3_free(w->apSort);
-  sqlite3_free(w->apSortActor);
+  ljPutFree(&w->put);
   while (w->pPool) {
     LjReq *p = w->pPool;
     w->pPool = p->pNext;
