@@ -19,7 +19,7 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd
 
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
-       ext/tvf.c ext/stage.c ext/put.c
+       ext/tvf.c ext/stage.c ext/put.c ext/submit.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build

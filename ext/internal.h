@@ -9,19 +9,26 @@
 **     tvf.c          table-valued functions (journal_metrics) }
 **          |
 **          v
-**     writer.c       queue, background writer, group commit  } store
+**     registry.c     one LMDB environment per directory:     }
+**                    open, share, close (starts the writer)   }
+**     submit.c       submitters' side of the writer: actor    }
+**                    cache, seqs, queueing, tickets           }
+**     writer.c       queue, writer thread, group commit, the  } store
+**                    batch transaction                        }
+**     put.c          what a transaction writes; truncation    }
 **     stage.c        staging: put, merge, lookups             }
-**     registry.c     one LMDB environment per directory      }
+**     metrics.c      counters, histograms, published gauges   }
 **     env.c          the gate, map growth, read transactions, }
 **                    error mapping                            }
 **     layout.c       keys, records, checksums, tags          }
 **     config.c       CREATE VIRTUAL TABLE options
-**     metrics.c      counters and latency histograms (reads what the
-**                    writer publishes, calls nothing above env.c)
+**
+** A file calls only files below it in this list (metrics.c reads the
+** gauges the writer publishes in LjEnv.m rather than calling it).
 **
 ** The SQL layer never calls LMDB directly: it reads through the snapshot
-** helpers of registry.c/layout.c and writes by submitting requests to
-** writer.c.  The writer knows nothing of the virtual table API.
+** helpers of env.c/stage.c/layout.c and writes by submitting requests
+** (submit.c) to the writer.  The writer knows nothing of the virtual table API.
 */
 #ifndef LMDBJOURNAL_INTERNAL_H
 #define LMDBJOURNAL_INTERNAL_H
@@ -484,6 +491,9 @@ LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
 **      LjMetrics.histMutex  the two latency histograms.
 **                      Leaves: nothing is taken while holding either.
 **
+** (layout.c's crcOnce is a pthread_once that takes nothing.)  The
+** condition variables LjWriter.condWork/condDone wait on the writer mutex.
+**
 ** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
 ** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
 ** gauges of LjMetrics (atomics).
@@ -753,6 +763,74 @@ LJ_PRIVATE void ljPutFree(LjPut *pPut);
 /**************************************************************************
 ** Writer (writer.c), continued
 */
+/*
+** The writer of one environment (writer.c; its submitters' side is
+** submit.c).  Locking: the writer mutex guards the fields marked (mutex);
+** the fields marked (writer) belong to the writer thread alone.
+*/
+/* Wait states of the writer thread, so submitters signal only when it
+** matters (a signal per append would cost a syscall). */
+enum { LJ_W_BUSY = 0, LJ_W_IDLE = 1, LJ_W_GATHER = 2, LJ_W_GROUP = 3 };
+enum { LJ_W_RUNNING = 0, LJ_W_STOPPED = 1, LJ_W_FAILED = 2 };
+
+struct LjWriter {
+  LjEnv *pEnv;
+  pthread_t thread;        /* the writer thread (see WRITER_ONLY) */
+  int bThread;
+  pthread_mutex_t mutex;
+  pthread_cond_t condWork; /* the writer waits here */
+  pthread_cond_t condDone; /* submitters wait here for queue space */
+  /* (mutex) */
+  LjReq *pHead, *pTail;    /* queue */
+  i64 nQueued;             /* events queued */
+  int eWait;               /* W_* */
+  int bStop;
+  int nSpaceWait;          /* submitters waiting for queue space */
+  u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
+  int nDoneWaiters;        /* threads in waitTicket (atomic) */
+  u64 iFlushTicket;        /* commit up to here without gathering delay */
+  int eState;              /* LJ_W_RUNNING ... */
+  char *zLastError;
+  LjActor **aHash;         /* actor cache */
+  u32 nHash;
+  u32 nActor;
+  /* published with atomics (written under mutex) */
+  u64 iNextTicket;         /* last ticket handed out */
+  u64 iDoneTicket;         /* every ticket <= this is processed */
+  i64 lastPos;             /* last committed pos */
+  i64 durablePos;          /* last pos known synced per durability */
+  /* (writer) */
+  u32 wGen;                /* LjActor.wGen valid when equal */
+  LjPut put;               /* the write transaction's state (put.c) */
+  size_t lastTxnId;        /* id of our last commit */
+  int eFlags;              /* durability the env flags are set for */
+  int bUnsynced;           /* commits since the last env sync */
+  i64 usLastSync;
+  int nLastClients;        /* distinct submitters of recent batches */
+  i64 usLastCommit;        /* how long the last commit took */
+  LjReq *pPool;            /* recycled requests (mutex) */
+  int nPool;
+};
+
+/* Publish the gauges metrics.c reports (writer mutex held, or before
+** the writer thread starts). */
+static inline void ljWriterPublish(LjWriter *w) {
+  LjMetrics *m = &w->pEnv->m;
+  __atomic_store_n(&m->nQueued, w->nQueued, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->lastPos, w->lastPos, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->durablePos, w->durablePos, __ATOMIC_RELAXED);
+}
+/*
+** Requests of up to LJ_POOL_BLOCK bytes (a single small append) are
+** recycled through a free list (LjWriter.pPool) instead of malloc/free:
+** the submitting thread would allocate and the writer thread free, which
+** makes the allocator move memory between threads on every append.
+*/
+#define LJ_POOL_BLOCK 512
+#define LJ_POOL_MAX 8192
+/* Release a request (writer mutex held). */
+LJ_PRIVATE void ljReqFree(LjWriter *w, LjReq *p);
+
 LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 

@@ -54,178 +54,9 @@
 #include <string.h>
 #include <time.h>
 
-/* Wait states of the writer thread, so submitters signal only when it
-** matters (a signal per append would cost a syscall). */
-enum { W_BUSY = 0, W_IDLE = 1, W_GATHER = 2, W_GROUP = 3 };
-enum { W_RUNNING = 0, W_STOPPED = 1, W_FAILED = 2 };
-
-struct LjWriter {
-  LjEnv *pEnv;
-  pthread_t thread;        /* the writer thread (see WRITER_ONLY) */
-  int bThread;
-  pthread_mutex_t mutex;
-  pthread_cond_t condWork; /* the writer waits here */
-  pthread_cond_t condDone; /* submitters wait here for queue space */
-  /* (mutex) */
-  LjReq *pHead, *pTail;    /* queue */
-  i64 nQueued;             /* events queued */
-  int eWait;               /* W_* */
-  int bStop;
-  int nSpaceWait;          /* submitters waiting for queue space */
-  u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
-  int nDoneWaiters;        /* threads in waitTicket (atomic) */
-  u64 iFlushTicket;        /* commit up to here without gathering delay */
-  u64 iSyncTicket;         /* a SYNC request at or before this is queued */
-  int eState;              /* W_RUNNING ... */
-  char *zLastError;
-  LjActor **aHash;         /* actor cache */
-  u32 nHash;
-  u32 nActor;
-  /* published with atomics (written under mutex) */
-  u64 iNextTicket;         /* last ticket handed out */
-  u64 iDoneTicket;         /* every ticket <= this is processed */
-  i64 lastPos;             /* last committed pos */
-  i64 durablePos;          /* last pos known synced per durability */
-  /* (writer) */
-  u32 wGen;                /* LjActor.wGen valid when equal */
-  LjPut put;               /* the write transaction's state (put.c) */
-  size_t lastTxnId;        /* id of our last commit */
-  int eFlags;              /* durability the env flags are set for */
-  int bUnsynced;           /* commits since the last env sync */
-  i64 usLastSync;
-  int nLastClients;        /* distinct submitters of recent batches */
-  i64 usLastCommit;        /* how long the last commit took */
-  LjReq *pPool;            /* recycled requests (mutex) */
-  int nPool;
-};
-
 /* Marks the functions that touch the fields marked (writer) above and in
 ** LjActor: they run on the writer thread alone. */
 #define WRITER_ONLY(w) assert(pthread_equal(pthread_self(), (w)->thread))
-
-/* Publish the gauges metrics.c reports (mutex held, or before the
-** writer thread starts). */
-static void publishGauges(LjWriter *w) {
-  LjMetrics *m = &w->pEnv->m;
-  __atomic_store_n(&m->nQueued, w->nQueued, __ATOMIC_RELAXED);
-  __atomic_store_n(&m->lastPos, w->lastPos, __ATOMIC_RELAXED);
-  __atomic_store_n(&m->durablePos, w->durablePos, __ATOMIC_RELAXED);
-}
-
-/**************************************************************************
-** Actor cache.  Entries live until the environment closes; requests point
-** at them.
-*/
-static u32 actorHash(const char *z, int n) {
-  u32 h = 2166136261u;
-  for (int i = 0; i < n; i++) h = (h ^ (u8)z[i]) * 16777619u;
-  return h;
-}
-
-static LjActor *actorFind(LjWriter *w, const char *z, int n) {
-  LjActor *p;
-  if (w->nHash == 0) return 0;
-  for (p = w->aHash[actorHash(z, n) & (w->nHash - 1)]; p; p = p->pHashNext) {
-    if (p->nActor == n && memcmp(p->zActor, z, (size_t)n) == 0) return p;
-  }
-  return 0;
-}
-
-/* Insert a new entry (mutex held). */
-static LjActor *actorInsert(LjWriter *w, const char *z, int n, u64 highest) {
-  LjActor *p;
-  u32 h;
-  if (w->nActor >= w->nHash) {
-    u32 nNew = w->nHash ? w->nHash * 2 : 256;
-    LjActor **aNew = sqlite3_malloc64(sizeof(LjActor *) * nNew);
-    if (aNew == 0) return 0;
-    memset(aNew, 0, sizeof(LjActor *) * nNew);
-    for (u32 i = 0; i < w->nHash; i++) {
-      LjActor *pNext;
-      for (p = w->aHash[i]; p; p = pNext) {
-        pNext = p->pHashNext;
-        h = actorHash(p->zActor, p->nActor) & (nNew - 1);
-        p->pHashNext = aNew[h];
-        aNew[h] = p;
-      }
-    }
-    sqlite3_free(w->aHash);
-    w->aHash = aNew;
-    w->nHash = nNew;
-  }
-  p = sqlite3_malloc64(sizeof(LjActor) + (size_t)n);
-  if (p == 0) return 0;
-  memset(p, 0, sizeof(LjActor));
-  p->reserved = highest;
-  p->nActor = n;
-  memcpy(p->zActor, z, (size_t)n);
-  h = actorHash(z, n) & (w->nHash - 1);
-  p->pHashNext = w->aHash[h];
-  w->aHash[h] = p;
-  w->nActor++;
-  return p;
-}
-
-/* An actor's highest seq in the store, from a short read transaction. */
-static int storeHighest(LjEnv *pEnv, const char *z, int n, u64 *pHighest,
-                        char **pzErr) {
-  MDB_txn *txn = 0;
-  u64 num, floor;
-  int mrc;
-  ljGateEnter(pEnv);
-  mrc = ljReadBegin(pEnv, &txn);
-  if (mrc == 0) {
-    mrc = ljActorLoad(pEnv, txn, (const u8 *)z, n, &num, pHighest, &floor);
-    mdb_txn_abort(txn);
-  }
-  ljGateLeave(pEnv);
-  if (mrc) {
-    *pzErr = ljMdbErr("reading the actor registry", mrc);
-    return ljMdbToSqlite(mrc);
-  }
-  return SQLITE_OK;
-}
-
-int ljActorGet(LjEnv *pEnv, const char *z, int n, LjActor **ppActor,
-               char **pzErr) {
-  LjWriter *w = pEnv->pWriter;
-  LjActor *p;
-  u64 highest = 0;
-  int rc;
-  pthread_mutex_lock(&w->mutex);
-  p = actorFind(w, z, n);
-  pthread_mutex_unlock(&w->mutex);
-  if (p) {
-    *ppActor = p;
-    return SQLITE_OK;
-  }
-  rc = storeHighest(pEnv, z, n, &highest, pzErr);
-  if (rc) return rc;
-  pthread_mutex_lock(&w->mutex);
-  p = actorFind(w, z, n);
-  if (p == 0) p = actorInsert(w, z, n, highest);
-  pthread_mutex_unlock(&w->mutex);
-  if (p == 0) return SQLITE_NOMEM;
-  *ppActor = p;
-  return SQLITE_OK;
-}
-
-int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq,
-                 char **pzErr) {
-  LjWriter *w = pEnv->pWriter;
-  LjActor *p;
-  u64 reserved = 0, stored = 0;
-  int rc;
-  /* The store counts other processes' appends; the cache counts this
-  ** process's queued ones. */
-  rc = storeHighest(pEnv, z, n, &stored, pzErr);
-  pthread_mutex_lock(&w->mutex);
-  p = actorFind(w, z, n);
-  if (p) reserved = p->reserved;
-  pthread_mutex_unlock(&w->mutex);
-  *piSeq = (i64)(reserved > stored ? reserved : stored);
-  return rc;
-}
 
 /* After a failure: restart an actor's reservations from what is stored
 ** (writer thread, mutex held). */
@@ -235,50 +66,8 @@ static void actorResync(LjActor *p, u64 highest) {
 }
 
 /**************************************************************************
-** Clients
+** Tickets and requests, the writer's side
 */
-LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode) {
-  LjClient *p = sqlite3_malloc64(sizeof(*p));
-  if (p) {
-    memset(p, 0, sizeof(*p));
-    p->pEnv = pEnv;
-    p->eDurability = eDurability;
-    p->eMode = eMode;
-  }
-  return p;
-}
-
-/*
-** Wait (mutex held on entry and on return) until ticket t is processed or
-** the deadline passes.  The wait itself is on the doneSeq futex, without
-** the mutex: a batch often completes many waiters at once (group commit),
-** and waking them through a condition variable would hand the mutex from
-** one to the next, a context switch each, before the last could run.
-*/
-static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
-  i64 usEnd = ljNowUs() + usTimeout;
-  int bSignal, rc = SQLITE_OK;
-  if (w->iDoneTicket >= t) return SQLITE_OK;
-  if (w->iFlushTicket < t) w->iFlushTicket = t;
-  bSignal = w->eWait != W_BUSY;
-  pthread_mutex_unlock(&w->mutex);
-  if (bSignal) pthread_cond_signal(&w->condWork);
-  __atomic_add_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
-  for (;;) {
-    u32 seq = __atomic_load_n(&w->doneSeq, __ATOMIC_SEQ_CST);
-    i64 usLeft = usEnd - ljNowUs();
-    if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) break;
-    if (usTimeout >= 0 && usLeft <= 0) {
-      rc = SQLITE_BUSY;
-      break;
-    }
-    ljFutexWait(&w->doneSeq, seq, usTimeout < 0 ? -1 : usLeft);
-  }
-  __atomic_sub_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
-  pthread_mutex_lock(&w->mutex);
-  return rc && w->iDoneTicket < t ? SQLITE_BUSY : SQLITE_OK;
-}
-
 /* Wake every waitTicket (writer, after publishing iDoneTicket). */
 static void wakeDone(LjWriter *w) {
   __atomic_add_fetch(&w->doneSeq, 1, __ATOMIC_SEQ_CST);
@@ -287,76 +76,9 @@ static void wakeDone(LjWriter *w) {
   }
 }
 
-void ljClientFree(LjClient *p) {
-  LjWriter *w;
-  if (p == 0) return;
-  w = p->pEnv->pWriter;
-  pthread_mutex_lock(&w->mutex);
-  /* The queue holds pointers to this client until its tickets are done. */
-  waitTicket(w, p->iLastTicket, -1);
-  pthread_mutex_unlock(&w->mutex);
-  sqlite3_free(p->zErr);
-  sqlite3_free(p);
-}
-
-/* Report (and clear) the client's parked error, mutex held. */
-static int clientTakeError(LjClient *p, u64 tUpTo, char **pzErr) {
-  int rc;
-  if (p->iErrTicket == 0 || p->iErrTicket > tUpTo) return SQLITE_OK;
-  rc = p->errRc;
-  *pzErr = p->zErr;
-  p->zErr = 0;
-  p->iErrTicket = 0;
-  return rc;
-}
-
-/**************************************************************************
-** Submitting
-*/
-/*
-** Requests of up to LJ_POOL_BLOCK bytes (a single small append) are
-** recycled through a free list instead of malloc/free: the submitting
-** thread would allocate and the writer thread free, which makes the
-** allocator move memory between threads on every append.  Both functions
-** are called with the mutex held.
-*/
-#define LJ_POOL_BLOCK 512
-#define LJ_POOL_MAX 8192
-
-static LjReq *reqAlloc(LjWriter *w, int eType, const LjEvent *aEvent,
-                       int nEvent) {
-  size_t nByte = sizeof(LjReq) + sizeof(LjEvent) * (size_t)nEvent;
-  u64 nRec = 0;
-  LjReq *p;
-  u8 *z;
-  int i;
-  for (i = 0; i < nEvent; i++) nRec += aEvent[i].nRec;
-  nByte += nRec;
-  if (nByte <= LJ_POOL_BLOCK && w->pPool) {
-    p = w->pPool;
-    w->pPool = p->pNext;
-    w->nPool--;
-  } else {
-    p = sqlite3_malloc64(nByte <= LJ_POOL_BLOCK ? LJ_POOL_BLOCK : nByte);
-    if (p == 0) return 0;
-  }
-  memset(p, 0, sizeof(LjReq));
-  p->bPooled = nByte <= LJ_POOL_BLOCK;
-  p->eType = eType;
-  p->nEvent = nEvent;
-  p->nByte = nRec;
-  p->aEvent = (LjEvent *)&p[1];
-  z = (u8 *)&p->aEvent[nEvent];
-  for (i = 0; i < nEvent; i++) {
-    p->aEvent[i] = aEvent[i];
-    p->aEvent[i].aRec = z;
-    memcpy(z, aEvent[i].aRec, aEvent[i].nRec);
-    z += aEvent[i].nRec;
-  }
-  return p;
-}
-
-static void reqFree(LjWriter *w, LjReq *p) {
+/* Release a request: back to the pool when it came from there (mutex
+** held). */
+void ljReqFree(LjWriter *w, LjReq *p) {
   sqlite3_free(p->zErr);
   if (p->bPooled && w->nPool < LJ_POOL_MAX) {
     p->pNext = w->pPool;
@@ -365,260 +87,6 @@ static void reqFree(LjWriter *w, LjReq *p) {
   } else {
     sqlite3_free(p);
   }
-}
-
-/* Queue a request (mutex held).  Returns whether the writer must be
-** woken; the caller signals condWork, after unlocking when it can (a
-** woken writer would otherwise block at once on the mutex). */
-static int queuePush(LjWriter *w, LjReq *p) {
-  p->iTicket = __atomic_add_fetch(&w->iNextTicket, 1, __ATOMIC_RELEASE);
-  p->usQueued = ljNowUs();
-  if (w->pTail) w->pTail->pNext = p;
-  else w->pHead = p;
-  w->pTail = p;
-  w->nQueued += p->nEvent;
-  publishGauges(w);
-  return w->eWait == W_IDLE || w->eWait == W_GROUP ||
-         (w->eWait == W_GATHER &&
-          (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch));
-}
-
-static int writerUnavailable(LjWriter *w, char **pzErr) {
-  *pzErr = sqlite3_mprintf("journal writer is %s%s%s",
-                           w->eState == W_FAILED ? "failed" : "stopped",
-                           w->zLastError ? ": " : "",
-                           w->zLastError ? w->zLastError : "");
-  return SQLITE_ERROR;
-}
-
-/*
-** Wait (mutex held) for the outcome of a request its submitter waits on,
-** then release the mutex and the request.  On timeout the request stays
-** queued, will still be processed, and the writer frees it.
-*/
-static int reqAwait(LjWriter *w, LjReq *p, i64 usTimeout, const char *zWhat,
-                    i64 *pnResult, char **pzErr) {
-  int rc = waitTicket(w, p->iTicket, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    p->bWait = 0;
-    *pzErr = sqlite3_mprintf(
-        "%s timed out after %lldms (sync_timeout); it stays queued and "
-        "journal_sync reports its outcome",
-        zWhat, usTimeout / 1000);
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_BUSY;
-  }
-  rc = p->rc;
-  if (pnResult) *pnResult = p->nResult;
-  if (rc) {
-    *pzErr = p->zErr;
-    p->zErr = 0;
-  }
-  reqFree(w, p);
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
-             i64 usTimeout, char **pzErr) {
-  LjEnv *pEnv = pClient->pEnv;
-  LjWriter *w = pEnv->pWriter;
-  LjReq *p;
-  int rc = SQLITE_OK, bSignal;
-  int i;
-
-  pthread_mutex_lock(&w->mutex);
-  p = reqAlloc(w, LJ_REQ_EVENTS, aEvent, nEvent);
-  if (p == 0) {
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_NOMEM;
-  }
-  p->pClient = pClient;
-  p->eDurability = pClient->eDurability;
-  p->bWait = bWait;
-  /* Resolve actors not resolved by the caller; a cache miss reads the
-  ** store outside the mutex. */
-  for (i = 0; i < nEvent; i++) {
-    LjEvent *e = &p->aEvent[i];
-    if (e->pActor) continue;
-    e->pActor = actorFind(w, e->zActor, e->nActor);
-    if (e->pActor == 0) {
-      u64 highest = 0;
-      pthread_mutex_unlock(&w->mutex);
-      rc = storeHighest(pEnv, e->zActor, e->nActor, &highest, pzErr);
-      pthread_mutex_lock(&w->mutex);
-      if (rc) goto fail;
-      e->pActor = actorFind(w, e->zActor, e->nActor);
-      if (e->pActor == 0) {
-        e->pActor = actorInsert(w, e->zActor, e->nActor, highest);
-        if (e->pActor == 0) {
-          rc = SQLITE_NOMEM;
-          goto fail;
-        }
-      }
-    }
-    e->zActor = e->pActor->zActor; /* the caller's copy may go away */
-  }
-  if (w->eState != W_RUNNING) {
-    rc = writerUnavailable(w, pzErr);
-    goto fail;
-  }
-  /* Backpressure: wait for room, but a request larger than the whole
-  ** queue still goes in once the queue is empty. */
-  if (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax) {
-    struct timespec dl;
-    ljDeadline(&dl, usTimeout);
-    w->nSpaceWait++;
-    while (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax &&
-           w->eState == W_RUNNING) {
-      if (w->eWait != W_BUSY) pthread_cond_signal(&w->condWork);
-      if (pthread_cond_timedwait(&w->condDone, &w->mutex, &dl) == ETIMEDOUT) {
-        break;
-      }
-    }
-    w->nSpaceWait--;
-    if (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax) {
-      rc = SQLITE_BUSY;
-      *pzErr = sqlite3_mprintf(
-          "journal append timed out after %lldms: the queue is full "
-          "(queue_max=%d); the writer is not keeping up or is blocked",
-          usTimeout / 1000, pEnv->cfg.nQueueMax);
-      goto fail;
-    }
-  }
-  /* Reserve seqs.  Events of one actor in one request take consecutive
-  ** seqs; on an expected-seq mismatch every reservation is undone. */
-  for (i = 0; i < nEvent; i++) {
-    LjEvent *e = &p->aEvent[i];
-    u64 next = e->pActor->reserved + 1;
-    if (e->seq != 0 && e->seq != next) {
-      rc = SQLITE_CONSTRAINT;
-      *pzErr = sqlite3_mprintf(
-          "expected seq %llu for actor '%.*s' but got %llu (seq must be "
-          "exactly the next one)",
-          next, e->pActor->nActor, e->pActor->zActor, e->seq);
-      while (--i >= 0) p->aEvent[i].pActor->reserved--;
-      goto fail;
-    }
-    e->seq = next;
-    e->epoch = e->pActor->epoch;
-    e->pActor->reserved = next;
-    aEvent[i].seq = next;
-  }
-  bSignal = queuePush(w, p);
-  pClient->iLastTicket = p->iTicket;
-  __atomic_add_fetch(&pEnv->m.nAppends, (u64)nEvent, __ATOMIC_RELAXED);
-  if (!bWait) {
-    pthread_mutex_unlock(&w->mutex);
-    if (bSignal) pthread_cond_signal(&w->condWork);
-    return SQLITE_OK;
-  }
-  if (bSignal) pthread_cond_signal(&w->condWork);
-  /* Synchronous: wait for the outcome of this very request. */
-  return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
-fail:
-  reqFree(w, p);
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
-               i64 usTimeout, i64 *pnDeleted, char **pzErr) {
-  LjWriter *w = pClient->pEnv->pWriter;
-  LjEvent ev;
-  LjReq *p;
-  int rc;
-  memset(&ev, 0, sizeof(ev));
-  ev.aRec = (u8 *)zActor; /* the actor id travels as the "record" */
-  ev.nRec = (u32)nActor;
-  pthread_mutex_lock(&w->mutex);
-  p = reqAlloc(w, LJ_REQ_TRUNCATE, &ev, 1);
-  if (p == 0) {
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_NOMEM;
-  }
-  p->nEvent = 0; /* no event is appended */
-  p->iToSeq = iToSeq;
-  p->pClient = pClient;
-  p->eDurability = pClient->eDurability;
-  p->bWait = 1;
-  if (w->eState != W_RUNNING) {
-    rc = writerUnavailable(w, pzErr);
-    reqFree(w, p);
-    pthread_mutex_unlock(&w->mutex);
-    return rc;
-  }
-  if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
-  pClient->iLastTicket = p->iTicket;
-  return reqAwait(w, p, usTimeout, "journal_truncate", pnDeleted, pzErr);
-}
-
-int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
-           char **pzErr) {
-  LjWriter *w = pClient->pEnv->pWriter;
-  u64 t;
-  int rc;
-  pthread_mutex_lock(&w->mutex);
-  t = w->iNextTicket;
-  if (bDurable && pClient->eDurability == LJ_DUR_NONE) {
-    /* Only an explicit env sync makes durability=none commits durable.
-    ** The request is not "waited" (the writer frees it); this thread
-    ** waits for its ticket instead, and its failure is parked on the
-    ** client like an async append's. */
-    LjReq *p;
-    if (w->eState != W_RUNNING) {
-      rc = writerUnavailable(w, pzErr);
-      pthread_mutex_unlock(&w->mutex);
-      return rc;
-    }
-    p = reqAlloc(w, LJ_REQ_SYNC, 0, 0);
-    if (p == 0) {
-      pthread_mutex_unlock(&w->mutex);
-      return SQLITE_NOMEM;
-    }
-    p->pClient = pClient;
-    if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
-    pClient->iLastTicket = p->iTicket;
-    t = p->iTicket;
-  }
-  rc = waitTicket(w, t, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    *pzErr = sqlite3_mprintf(
-        "journal_sync timed out after %lldms (sync_timeout): the writer has "
-        "not committed the queued appends",
-        usTimeout / 1000);
-  } else {
-    rc = clientTakeError(pClient, t, pzErr);
-    if (rc == SQLITE_OK && w->eState == W_FAILED) {
-      rc = writerUnavailable(w, pzErr);
-    }
-  }
-  *pPos = bDurable ? w->durablePos : w->lastPos;
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-int ljFlushForRead(LjEnv *pEnv, i64 usTimeout) {
-  LjWriter *w = pEnv->pWriter;
-  u64 t = __atomic_load_n(&w->iNextTicket, __ATOMIC_ACQUIRE);
-  int rc;
-  if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) return 0;
-  pthread_mutex_lock(&w->mutex);
-  rc = waitTicket(w, t, usTimeout);
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
-  LjWriter *w = pEnv->pWriter;
-  static const char *const azState[] = {"running", "stopped", "failed"};
-  pthread_mutex_lock(&w->mutex);
-  p->zState = azState[w->eState];
-  p->nQueue = w->nQueued;
-  p->lastPos = w->lastPos;
-  p->durablePos = w->durablePos;
-  p->zLastError = w->zLastError ? sqlite3_mprintf("%s", w->zLastError) : 0;
-  pthread_mutex_unlock(&w->mutex);
 }
 
 /**************************************************************************
@@ -910,7 +378,7 @@ static char *batchError(LjWriter *w, int mrc, int rcFail) {
   sqlite3_free(w->zLastError);
   w->zLastError = zFail ? sqlite3_mprintf("%s", zFail) : 0;
   sqlite3_log(rcFail, "lmdbjournal: %s (%s)", zFail ? zFail : "", pEnv->zDir);
-  if (mrc == MDB_PANIC || mrc == MDB_CORRUPTED) w->eState = W_FAILED;
+  if (mrc == MDB_PANIC || mrc == MDB_CORRUPTED) w->eState = LJ_W_FAILED;
   return zFail;
 }
 
@@ -948,7 +416,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     if (p->bWait) {
       p->bDone = 1;
     } else {
-      reqFree(w, p);
+      ljReqFree(w, p);
     }
   }
   sqlite3_free(zFail);
@@ -957,7 +425,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
     if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
   }
-  publishGauges(w);
+  ljWriterPublish(w);
 }
 
 /* Sync a durability=none environment when a checkpoint is due. */
@@ -973,7 +441,7 @@ static void checkpoint(LjWriter *w) {
     w->bUnsynced = 0;
     pthread_mutex_lock(&w->mutex);
     w->durablePos = w->lastPos;
-    publishGauges(w);
+    ljWriterPublish(w);
     pthread_mutex_unlock(&w->mutex);
   } else {
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: checkpoint of %s failed: %s",
@@ -1058,7 +526,7 @@ static void writerIdle(LjWriter *w) {
   i64 usIdle = ljNowUs();
   while (w->pHead == 0 && !w->bStop) {
     i64 now = ljNowUs(), usDue = -1;
-    w->eWait = W_IDLE;
+    w->eWait = LJ_W_IDLE;
     if (w->bUnsynced) {
       usDue = w->usLastSync + pCfg->usCheckpoint - now;
       if (usDue <= 0) {
@@ -1110,7 +578,7 @@ static void writerGather(LjWriter *w) {
   while (!w->bStop && w->nQueued < pCfg->nBatch &&
          w->iFlushTicket < w->pTail->iTicket && !w->pTail->bWait &&
          pCfg->usSyncInterval > 0) {
-    if (!writerWaitUntil(w, W_GATHER, usEnd)) break;
+    if (!writerWaitUntil(w, LJ_W_GATHER, usEnd)) break;
   }
   /* Group commit: the last batch served several submitters but fewer
   ** are queued now (they are still waking up from that commit).  Give
@@ -1121,10 +589,10 @@ static void writerGather(LjWriter *w) {
                                                           : pCfg->usSyncInterval;
     usEnd = ljNowUs() + usWait;
     while (!w->bStop && queueClients(w, w->nLastClients) < w->nLastClients) {
-      if (!writerWaitUntil(w, W_GROUP, usEnd)) break;
+      if (!writerWaitUntil(w, LJ_W_GROUP, usEnd)) break;
     }
   }
-  w->eWait = W_BUSY;
+  w->eWait = LJ_W_BUSY;
 }
 
 /* The writer's batch: the requests taken off the queue. */
@@ -1168,7 +636,7 @@ static void writerTake(LjWriter *w, Batch *b) {
     b->nByte += p->nByte;
   }
   w->nQueued -= b->nEv;
-  publishGauges(w);
+  ljWriterPublish(w);
   if (w->nSpaceWait) pthread_cond_broadcast(&w->condDone);
   if (b->nReq > 0) {
     /* Remember how many submitters this batch serves (for the group
@@ -1238,12 +706,12 @@ static void *writerMain(void *pArg) {
     writerAfterBatch(w);
     pthread_mutex_lock(&w->mutex);
   }
-  w->eWait = W_BUSY;
+  w->eWait = LJ_W_BUSY;
   pthread_mutex_unlock(&w->mutex);
   /* A clean close of a process that wrote leaves nothing staged: the
   ** next opener's lookups need not search the stage.  (A process that
   ** only read does not take the write lock at close.) */
-  while (w->put.bTail && w->put.stage.nEnt > 0 && w->eState == W_RUNNING) {
+  while (w->put.bTail && w->put.stage.nEnt > 0 && w->eState == LJ_W_RUNNING) {
     if (stageMergeNow(w)) break;
   }
   if (w->bUnsynced) checkpoint(w);
@@ -1265,7 +733,7 @@ static void initLastPos(LjWriter *w) {
   }
   ljGateLeave(pEnv);
   w->lastPos = w->durablePos = (i64)pos;
-  publishGauges(w);
+  ljWriterPublish(w);
 }
 
 int ljWriterStart(LjEnv *pEnv, char **pzErr) {
@@ -1320,7 +788,7 @@ void ljWriterStop(LjEnv *pEnv) {
       sqlite3_free(p);
     }
   }
-  w->eState = W_STOPPED;
+  w->eState = LJ_W_STOPPED;
   sqlite3_free(w->aHash);
   ljPutFree(&w->put);
   while (w->pPool) {
