@@ -594,7 +594,7 @@ LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
 #endif
 
 /* The writer's view of the stage (writer thread only; valid while the
-** writer's cached tail is, see writer.c loadTail). */
+** writer's cached tail is, see put.c ljPutLoadTail). */
 typedef struct LjStage LjStage;
 struct LjStage {
   u64 nEnt;           /* staged batches */

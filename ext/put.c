@@ -194,7 +194,7 @@ static int putManifest(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
   MDB_cursor *cPos = 0, *cTag = 0;
   MDB_val k, v;
   u8 aPos[LJ_POSKEY], *aMani;
-  u64 posPrev = pos0 - 1;
+  u32 i = 0;
   LjEvIter it;
   LjEvent *e;
   int mrc = mdb_cursor_open(txn, pPut->pEnv->aDbi[LJ_DB_POS], &cPos);
@@ -207,11 +207,10 @@ static int putManifest(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
   mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND | MDB_RESERVE);
   aMani = (u8 *)v.mv_data;
   for (e = ljEvFirst(&it, aReq, nReq); e && mrc == 0; e = ljEvNext(&it)) {
-    /* Positions of accepted events are contiguous and in queue order. */
-    assert(e->pos > posPrev && e->pos - pos0 < n);
-    posPrev = e->pos;
-    ljManiSet(aMani, (u32)(e->pos - pos0), e->pActor->num, e->seq,
-              ljRecTs(e->aRec));
+    /* Positions of accepted events are contiguous and strictly
+    ** increasing in queue order (validateReq hands them out so). */
+    assert(i < n && e->pos == pos0 + i);
+    ljManiSet(aMani, i++, e->pActor->num, e->seq, ljRecTs(e->aRec));
     mrc = putTags(pPut, txn, &cTag, e);
   }
   if (cTag) mdb_cursor_close(cTag);

@@ -38,13 +38,14 @@
 ** per commit).  With durability=none, the environment is synced every
 ** checkpoint_interval and on journal_sync.
 **
-** Locking: LjWriter.mutex (the writer mutex) guards everything marked
-** (mutex) below; the fields marked (writer) belong to the writer thread
-** alone (asserted: WRITER_ONLY).  The lock order is in internal.h.
+** Locking: LjWriter.mutex (the writer mutex) guards the fields of
+** LjWriter (internal.h) marked (mutex); those marked (writer) belong to
+** the writer thread alone (asserted: WRITER_ONLY).  The lock order is in
+** internal.h.  The submitters' side (ljSubmit, ljSync, ...) is submit.c.
 **
-** Staging (stage.c) is the writer's too: writeEvents asks it whether a
-** batch is staged, and the writer runs its merges as requests of its own,
-** each alone in its batch (stageMergeNow).
+** Staging (stage.c) is the writer's too: ljPutEvents (put.c) asks it
+** whether a batch is staged, and the writer runs its merges as requests
+** of its own, each alone in its batch (stageMergeNow).
 */
 #include "internal.h"
 
