@@ -761,12 +761,9 @@ LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p,
 LJ_PRIVATE void ljPutFree(LjPut *pPut);
 
 /**************************************************************************
-** Writer (writer.c), continued
-*/
-/*
-** The writer of one environment (writer.c; its submitters' side is
-** submit.c).  Locking: the writer mutex guards the fields marked (mutex);
-** the fields marked (writer) belong to the writer thread alone.
+** Writer (writer.c), continued: the writer of one environment.  Locking:
+** the writer mutex (LjWriter.mutex) guards the fields marked (mutex); the
+** fields marked (writer) belong to the writer thread alone.
 */
 /* Wait states of the writer thread, so submitters signal only when it
 ** matters (a signal per append would cost a syscall). */
@@ -783,7 +780,7 @@ struct LjWriter {
   /* (mutex) */
   LjReq *pHead, *pTail;    /* queue */
   i64 nQueued;             /* events queued */
-  int eWait;               /* W_* */
+  int eWait;               /* LJ_W_BUSY ... */
   int bStop;
   int nSpaceWait;          /* submitters waiting for queue space */
   u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
@@ -834,6 +831,9 @@ LJ_PRIVATE void ljReqFree(LjWriter *w, LjReq *p);
 LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 
+/**************************************************************************
+** Submitting (submit.c): the SQL threads' side of the writer.
+*/
 /* Find (or load from the store and insert) the cache entry of an actor.
 ** Takes the writer mutex itself. */
 LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
