@@ -293,6 +293,9 @@ LJ_PRIVATE void ljMetaKey(MDB_val *pKey, const char *zKey);
 #ifndef LJ_MERGE_RUN_PAGES
 #define LJ_MERGE_RUN_PAGES 2
 #endif
+/* LMDB's header on the first page of an overflow value (merged runs are
+** sized to fill LJ_MERGE_RUN_PAGES pages exactly). */
+#define LJ_OVERFLOW_HDR 16
 /* Bytes of a run of n records before the first record. */
 #define LJ_RUN_HEAD(n) (4 + 4 * (size_t)(n))
 LJ_PRIVATE u32 ljRunCount(const u8 *aRun, size_t nRun);
@@ -348,6 +351,12 @@ LJ_PRIVATE int ljManiEntry(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq,
 static inline void ljStageSetHead(u8 *aBatch, u32 nAct, u32 nEv) {
   ljPut32(aBatch, nAct);
   ljPut32(&aBatch[4], nEv);
+}
+static inline u32 ljStageHeadActors(const u8 *aBatch) {
+  return ljGet32(aBatch);
+}
+static inline u32 ljStageHeadEvents(const u8 *aBatch) {
+  return ljGet32(&aBatch[4]);
 }
 static inline u8 *ljStageDirAt(const u8 *aBatch, u32 i) {
   return (u8 *)&aBatch[LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)i];

@@ -46,11 +46,11 @@
 ** Reading staged batches.
 */
 u32 ljStageActors(const MDB_val *v) {
-  return v->mv_size < LJ_STAGE_HDR ? 0 : ljGet32(v->mv_data);
+  return v->mv_size < LJ_STAGE_HDR ? 0 : ljStageHeadActors(v->mv_data);
 }
 
 u32 ljStageEvents(const MDB_val *v) {
-  return v->mv_size < LJ_STAGE_HDR ? 0 : ljGet32((u8 *)v->mv_data + 4);
+  return v->mv_size < LJ_STAGE_HDR ? 0 : ljStageHeadEvents(v->mv_data);
 }
 
 /* Directory entry i of a staged batch: the actor number, the seq of its
@@ -417,10 +417,9 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
   int mrc;
   if (r == 0) return ENOMEM;
   memset(r, 0, offsetof(MergeRun, apRec));
-  /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly (the
-  ** first page has a 16-byte header). */
+  /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly. */
   mdb_env_stat(pEnv->env, &st);
-  r->nMax = (size_t)st.ms_psize * LJ_MERGE_RUN_PAGES - 16;
+  r->nMax = (size_t)st.ms_psize * LJ_MERGE_RUN_PAGES - LJ_OVERFLOW_HDR;
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
   for (size_t i = 0; i < nItem && mrc == 0; i++) {
     MDB_val run;
