@@ -11,7 +11,8 @@
 ** in layout.c), keyed by its first pos like its manifest.
 **
 ** When.  A batch is staged when it has at least LJ_STAGE_ACTORS actors
-** and fewer than LJ_STAGE_DENSITY events per actor (ljStageChoose), and
+** and fewer than LJ_STAGE_DENSITY events per actor (LJ_STAGE_WIDE_DENSITY
+** over LJ_STAGE_WIDE_ACTORS actors or more: ljStageChoose), and
 ** every batch is staged while the stage is not empty (the invariant
 ** below) -- except that a large dense batch behind a small stage merges
 ** the stage first and goes direct, so that a dense stream keeps its
@@ -228,10 +229,19 @@ static size_t actorSpan(LjEvent *const *ap, size_t i, size_t n) {
   return j - i;
 }
 
+/* Below how many events per actor a batch over nActor actors is staged. */
+static size_t stageDensity(size_t nActor) {
+  size_t nDensity = LJ_STAGE_DENSITY;
+  if (nActor >= LJ_STAGE_WIDE_ACTORS && nDensity < LJ_STAGE_WIDE_DENSITY) {
+    nDensity = LJ_STAGE_WIDE_DENSITY;
+  }
+  return nDensity;
+}
+
 int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n,
                   size_t nActor, int *pbStage) {
   int bStage = pSt->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
-               n < LJ_STAGE_DENSITY * nActor;
+               n < stageDensity(nActor) * nActor;
   if (!bStage && pSt->nEnt > 0) {
     /* A large dense batch behind a stage: a small stage (a sparse batch
     ** or a few, say at start-up) is merged first, so that a dense stream
