@@ -22,9 +22,9 @@ WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 -fPIC -fvisibility=hidden -pthread $(WARN) -Iinclude
 LIBS    := -llmdb -lpthread -llz4 -lzstd
 
-SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c \
+SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
-       ext/tvf.c ext/scan.c ext/conn.c
+       ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build

@@ -496,7 +496,6 @@ char *ljConfigJson(const LjConfig *p, const char *zResolvedPath) {
 }
 
 const char *ljDurabilityName(int e) { return ljNameOf(aDurability, e); }
-const char *ljCodecName(int e) { return ljNameOf(aCodec, e); }
 
 /*
 ** A directory has one environment and one writer per process, so the

@@ -3,22 +3,37 @@
 **
 ** The extension is layered; data flows one way:
 **
-**     lmdbjournal.c  registration, per-connection context, table lookup
-**     journal_table.c  the lmdb_journal virtual table     } SQL layer
-**     functions.c    journal_* scalar functions            }
-**     tvf.c          table-valued functions (journal_metrics) }
+**     lmdbjournal.c  the entry point: registration             }
+**     journal_table.c  the lmdb_journal virtual table         }
+**     functions.c    journal_* scalar functions                } SQL layer
+**     tvf.c          table-valued functions (journal_metrics)  }
+**     conn.c         per-connection state, table lookup, SQL   }
+**                    value checks shared by the files above    }
 **          |
 **          v
-**     writer.c       queue, background writer, group commit  } store
-**     registry.c     one LMDB environment per directory,     }
-**                    the gate, error mapping                  }
+**     scan.c         the read interface: every plan's walk     }
+**                    over runs, manifests, stage and indexes   }
+**     registry.c     one LMDB environment per directory:     }
+**                    open, share, close (starts the writer)   }
+**     submit.c       submitters' side of the writer: actor    }
+**                    cache, seqs, queueing, tickets           }
+**     writer.c       queue, writer thread, group commit, the  } store
+**                    batch transaction                        }
+**     put.c          what a transaction writes; truncation    }
+**     stage.c        staging: put, merge, lookups             }
+**     metrics.c      counters, histograms, published gauges   }
+**     env.c          the gate, map growth, read transactions, }
+**                    error mapping                            }
 **     layout.c       keys, records, checksums, tags          }
 **     config.c       CREATE VIRTUAL TABLE options
-**     metrics.c      counters and latency histograms
 **
-** The SQL layer never calls LMDB directly: it reads through the snapshot
-** helpers of registry.c/layout.c and writes by submitting requests to
-** writer.c.  The writer knows nothing of the virtual table API.
+** A file calls only files below it in this list (metrics.c reads the
+** gauges the writer publishes in LjEnv.m rather than calling it).
+**
+** The SQL layer never calls LMDB directly (.ci/run checks it makes no
+** mdb_* call): it reads through the read interface (scan.c) and writes
+** by submitting requests (submit.c) to the writer.  The writer knows
+** nothing of the virtual table API.
 */
 #ifndef LMDBJOURNAL_INTERNAL_H
 #define LMDBJOURNAL_INTERNAL_H
@@ -119,7 +134,6 @@ LJ_PRIVATE int ljConfigParse(LjConfig *p, int nArg, const char *const *azArg,
 LJ_PRIVATE void ljConfigClear(LjConfig *p);
 LJ_PRIVATE char *ljConfigJson(const LjConfig *p, const char *zResolvedPath);
 LJ_PRIVATE const char *ljDurabilityName(int e);
-LJ_PRIVATE const char *ljCodecName(int e);
 LJ_PRIVATE int ljConfigEnvConflict(const LjConfig *pOpen, const LjConfig *pNew,
                                    char **pzErr);
 /* Copy the environment-level settings in effect (pEnv) over pTab. */
@@ -178,13 +192,27 @@ static inline u16 ljGet16(const u8 *a) {
 
 /**************************************************************************
 ** Storage layout (layout.c).  The authoritative drawing of the keys and
-** records is at the top of layout.c and in docs/architecture.md.
+** records is at the top of layout.c (docs/architecture.md links to it);
+** every byte offset of a record, run, manifest, staged batch and index
+** value is named here, and no other file spells one out.
 */
+typedef struct LjEvent LjEvent;
+
 #define LJ_NUMKEY 8   /* actor number key (actnum db; prefix of events keys) */
 #define LJ_EVKEY 16   /* events key: actor number (8) + seq (8) */
-#define LJ_POSKEY 8   /* pos key */
-#define LJ_TAGVAL 16  /* tag index value: actor number (8) + seq (8) */
+#define LJ_POSKEY 8   /* pos key (also the stage's key) */
 #define LJ_REC_HDR 32 /* fixed part of an event record */
+
+/* Byte offsets in the fixed part of an event record. */
+#define LJ_REC_FLAGS 0  /* u8 flags (LJ_RECF_*) */
+#define LJ_REC_PCLS 1   /* u8 storage class of the payload */
+#define LJ_REC_MCLS 2   /* u8 storage class of meta */
+#define LJ_REC_CRC 4    /* u32 crc32c of bytes LJ_REC_POS .. end */
+#define LJ_REC_POS 8    /* u64 pos */
+#define LJ_REC_TS 16    /* i64 ts, ms */
+#define LJ_REC_NTYPE 24 /* u16 type length */
+#define LJ_REC_NTAGS 26 /* u16 tags length */
+#define LJ_REC_NMETA 28 /* u32 meta length */
 
 /* Record header flag bits (byte 0). */
 #define LJ_RECF_CODEC 0x03 /* LJ_CODEC_* of the payload */
@@ -195,6 +223,15 @@ static inline u16 ljGet16(const u8 *a) {
 #define LJ_VAL_FLOAT 2
 #define LJ_VAL_TEXT 3
 #define LJ_VAL_BLOB 4
+
+/* A record's ts and tags without decoding it (aRec is a whole record). */
+static inline i64 ljRecTs(const u8 *aRec) {
+  return (i64)ljGet64(&aRec[LJ_REC_TS]);
+}
+static inline int ljRecTags(const u8 *aRec, const u8 **paTags) {
+  *paTags = &aRec[LJ_REC_HDR + ljGet16(&aRec[LJ_REC_NTYPE])];
+  return ljGet16(&aRec[LJ_REC_NTAGS]);
+}
 
 /* A decoded record.  Pointers refer to the record's bytes (or to the
 ** decompression buffer handed to ljRecDecode) and live as long as those. */
@@ -229,6 +266,27 @@ LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
                            size_t *pnBuf);
 
 LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
+/* The actor number and seq of an events key (LJ_EVKEY bytes). */
+static inline u64 ljEvKeyNum(const void *aKey) {
+  return ljGet64((const u8 *)aKey);
+}
+static inline u64 ljEvKeySeq(const void *aKey) {
+  return ljGet64((const u8 *)aKey + 8);
+}
+
+/* Values of the actors db (num u64 | floor u64) and of the tags db
+** (num u64 | seq u64), and the longest tag key. */
+#define LJ_ACTVAL 16
+#define LJ_TAGVAL 16
+#define LJ_TAGKEY_MAX (2 + LJ_MAX_TAG_BYTES + LJ_POSKEY)
+LJ_PRIVATE void ljActorVal(u8 *aVal, u64 num, u64 floor);
+/* Read an actors value; MDB_CORRUPTED when malformed. */
+LJ_PRIVATE int ljActorValGet(const MDB_val *v, u64 *pNum, u64 *pFloor);
+LJ_PRIVATE void ljTagVal(u8 *aVal, u64 num, u64 seq);
+/* Keys of the meta db. */
+#define LJ_META_FORMAT "format" /* u32 format version */
+#define LJ_META_MAXPOS "maxpos" /* u64 highest pos ever assigned */
+LJ_PRIVATE void ljMetaKey(MDB_val *pKey, const char *zKey);
 
 /* Runs: the events db's values (drawing in layout.c). */
 #define LJ_RUN_MAX 256      /* most events in one run */
@@ -241,6 +299,11 @@ LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 #ifndef LJ_MERGE_RUN_PAGES
 #define LJ_MERGE_RUN_PAGES 2
 #endif
+/* LMDB's header on the first page of an overflow value (merged runs are
+** sized to fill LJ_MERGE_RUN_PAGES pages exactly). */
+#define LJ_OVERFLOW_HDR 16
+/* Bytes of a run of n records before the first record. */
+#define LJ_RUN_HEAD(n) (4 + 4 * (size_t)(n))
 LJ_PRIVATE u32 ljRunCount(const u8 *aRun, size_t nRun);
 /* Unchecked parts of a run whose count ljRunRecord has validated: where
 ** record i ends (from the first record), and where the records begin. */
@@ -248,75 +311,92 @@ static inline u32 ljRunEnd(const void *aRun, u32 i) {
   return ljGet32((const u8 *)aRun + 4 + 4 * (size_t)i);
 }
 static inline const u8 *ljRunBody(const void *aRun) {
-  return (const u8 *)aRun + 4 + 4 * (size_t)ljGet32(aRun);
+  return (const u8 *)aRun + LJ_RUN_HEAD(ljGet32(aRun));
 }
 LJ_PRIVATE int ljRunRecord(const u8 *aRun, size_t nRun, u32 i, const u8 **pa,
                            u32 *pn);
 LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,
                          MDB_val *pVal, u32 *pi);
-/* Manifests: the pos db's values, LJ_MANI_ENTRY bytes per pos. */
+/* Writing a run of n records: ljRunStart, then ljRunSetEnd for each
+** record i with the offset where it ends, counted from the first record
+** (which starts at LJ_RUN_HEAD(n)). */
+static inline void ljRunStart(u8 *aRun, u32 n) { ljPut32(aRun, n); }
+static inline void ljRunSetEnd(u8 *aRun, u32 i, u32 end) {
+  ljPut32(&aRun[4 + 4 * (size_t)i], end);
+}
+/* Size of, and encode, the run of events ap[0..n) (one actor,
+** consecutive seqs, records stamped). */
+LJ_PRIVATE size_t ljRunSize(LjEvent *const *ap, size_t n);
+LJ_PRIVATE void ljRunFill(u8 *aRun, LjEvent *const *ap, size_t n);
+
+/* Manifests: the pos db's values, LJ_MANI_ENTRY bytes per pos: entry i
+** describes pos (key + i) as num u64 | seq u64 | ts i64; num 0 marks a
+** truncated event. */
 #define LJ_MANI_ENTRY 24
-/* Entry i of a manifest (the caller checked the value holds it): the
-** event's actor number (0: truncated), seq and ts. */
-static inline u64 ljManiNum(const void *aMani, u32 i) {
-  return ljGet64((const u8 *)aMani + LJ_MANI_ENTRY * (size_t)i);
-}
-static inline u64 ljManiSeq(const void *aMani, u32 i) {
-  return ljGet64((const u8 *)aMani + LJ_MANI_ENTRY * (size_t)i + 8);
-}
-static inline i64 ljManiTs(const void *aMani, u32 i) {
-  return (i64)ljGet64((const u8 *)aMani + LJ_MANI_ENTRY * (size_t)i + 16);
-}
 LJ_PRIVATE u32 ljManiCount(const MDB_val *v);
 LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
                           MDB_val *pVal, u32 *pi);
+/* Entry i of a manifest (the caller checked the value holds it): the
+** event's actor number (0: truncated), seq and ts. */
+static inline u64 ljManiNum(const u8 *aMani, u32 i) {
+  return ljGet64(&aMani[LJ_MANI_ENTRY * (size_t)i]);
+}
+static inline u64 ljManiSeq(const u8 *aMani, u32 i) {
+  return ljGet64(&aMani[LJ_MANI_ENTRY * (size_t)i + 8]);
+}
+static inline i64 ljManiTs(const u8 *aMani, u32 i) {
+  return (i64)ljGet64(&aMani[LJ_MANI_ENTRY * (size_t)i + 16]);
+}
+static inline void ljManiSet(u8 *aMani, u32 i, u64 num, u64 seq, i64 ts) {
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i], num);
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i + 8], seq);
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i + 16], (u64)ts);
+}
+static inline void ljManiSetNum(u8 *aMani, u32 i, u64 num) {
+  ljPut64(&aMani[LJ_MANI_ENTRY * (size_t)i], num);
+}
+/* Entry i of manifest v; MDB_CORRUPTED when v has no entry i. */
+LJ_PRIVATE int ljManiEntry(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq,
+                           i64 *pTs);
 
-/* Staged batches: the stage db's values (drawing in layout.c). */
+/* Staged batches: the stage db's values (drawing in layout.c; what
+** staging is, in stage.c).  Header nact u32 | nev u32, then nact
+** directory entries num u64 | first seq u64 | end u32, then the runs. */
 #define LJ_STAGE_HDR 8  /* nact u32 | nev u32 */
 #define LJ_STAGE_DIR 20 /* num u64 | first seq u64 | end u32 */
-/* A batch is staged when it has at least LJ_STAGE_ACTORS actors and fewer
-** than LJ_STAGE_DENSITY events per actor; the stage is merged once it
-** holds any of the LJ_STAGE_MERGE_* amounts, when the writer idles for
-** LJ_STAGE_IDLE_US, and when the store closes.  Every staged batch costs
-** readers a binary search, hence the cap on batches.  Measured at 100 B
-** payloads and 1,000-event batches (bench/README.md).  A build may
-** override them (make test-staged stages every batch and merges often,
-** to run the whole suite against the stage). */
-#ifndef LJ_STAGE_ACTORS
-#define LJ_STAGE_ACTORS 64
-#endif
-#ifndef LJ_STAGE_DENSITY
-#define LJ_STAGE_DENSITY 4
-#endif
-#ifndef LJ_STAGE_MERGE_EVENTS
-#define LJ_STAGE_MERGE_EVENTS 524288
-#endif
-#ifndef LJ_STAGE_MERGE_BATCHES
-#define LJ_STAGE_MERGE_BATCHES 512
-#endif
-#ifndef LJ_STAGE_MERGE_BYTES
-#define LJ_STAGE_MERGE_BYTES (128 << 20)
-#endif
-/* A merge must find this many events per actor to be worth it; below,
-** the writer stops staging for 4 x LJ_STAGE_MERGE_EVENTS events. */
-#ifndef LJ_STAGE_MIN_GAIN
-#define LJ_STAGE_MIN_GAIN 8
-#endif
-/* A stage of at most this many events is merged at once when a large
-** dense batch comes (which then goes direct); a larger one takes it. */
-#ifndef LJ_STAGE_FLUSH_EVENTS
-#define LJ_STAGE_FLUSH_EVENTS 65536
-#endif
-#ifndef LJ_STAGE_IDLE_US
-#define LJ_STAGE_IDLE_US 200000
-#endif
-LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
-LJ_PRIVATE u32 ljStageEvents(const MDB_val *v);
-LJ_PRIVATE int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0,
-                          MDB_val *pRun);
-LJ_PRIVATE int ljStageFind(const MDB_val *v, u64 num, u32 *pi);
-LJ_PRIVATE int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq,
-                             MDB_val *pRec);
+static inline void ljStageSetHead(u8 *aBatch, u32 nAct, u32 nEv) {
+  ljPut32(aBatch, nAct);
+  ljPut32(&aBatch[4], nEv);
+}
+static inline u32 ljStageHeadActors(const u8 *aBatch) {
+  return ljGet32(aBatch);
+}
+static inline u32 ljStageHeadEvents(const u8 *aBatch) {
+  return ljGet32(&aBatch[4]);
+}
+static inline u8 *ljStageDirAt(const u8 *aBatch, u32 i) {
+  return (u8 *)&aBatch[LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)i];
+}
+static inline void ljStageSetDir(u8 *aBatch, u32 i, u64 num, u64 seq0,
+                                 u32 end) {
+  u8 *a = ljStageDirAt(aBatch, i);
+  ljPut64(a, num);
+  ljPut64(&a[8], seq0);
+  ljPut32(&a[16], end);
+}
+static inline u64 ljStageDirNum(const u8 *aBatch, u32 i) {
+  return ljGet64(ljStageDirAt(aBatch, i));
+}
+static inline u64 ljStageDirSeq(const u8 *aBatch, u32 i) {
+  return ljGet64(ljStageDirAt(aBatch, i) + 8);
+}
+static inline u32 ljStageDirEnd(const u8 *aBatch, u32 i) {
+  return ljGet32(ljStageDirAt(aBatch, i) + 16);
+}
+/* Where run 0 of a batch of nAct actors starts. */
+static inline size_t ljStageBodyOff(u32 nAct) {
+  return LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)nAct;
+}
 
 /* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
 ** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or
@@ -349,8 +429,14 @@ enum {
   LJ_DB_COUNT
 };
 
+/**************************************************************************
+** Metrics (metrics.c).  Counters and gauges live in LjEnv.m: whoever does
+** the work bumps a counter with a relaxed atomic; the writer publishes its
+** gauges there (writer.c, publishGauges).  metrics.c only reads them.
+*/
 /* Latency histogram: log-linear buckets over microseconds. */
 #define LJ_HIST_BUCKETS 256
+#define LJ_HIST_SUB 8 /* buckets per power of two */
 typedef struct LjHist LjHist;
 struct LjHist {
   u64 aCount[LJ_HIST_BUCKETS];
@@ -372,11 +458,27 @@ struct LjMetrics {
   u64 nStaleReaders; /* reader slots of dead processes cleared */
   u64 nMerges;       /* stage merges */
   u64 nMergedEvents; /* events moved from the stage into runs */
+  /* Gauges the writer publishes (stored under the writer mutex). */
+  i64 nQueued;       /* events queued */
+  i64 lastPos;       /* last committed pos */
+  i64 durablePos;    /* last pos known durable */
   LjHist commitHist; /* commit latency, us */
   LjHist appendHist; /* journal_append latency, us (sampled) */
   pthread_mutex_t histMutex; /* guards both histograms */
 };
-LJ_PRIVATE void ljHistAdd(LjHist *p, u64 us);
+/* Count a latency (histMutex held).  Inline: the writer and the append
+** path record here; metrics.c reads. */
+static inline void ljHistAdd(LjHist *p, u64 us) {
+  int i = (int)us;
+  if (us >= LJ_HIST_SUB) {
+    int e = 63 - __builtin_clzll(us); /* us >= 8, so e >= 3 */
+    i = LJ_HIST_SUB + (e - 3) * LJ_HIST_SUB +
+        (int)((us >> (e - 3)) & (LJ_HIST_SUB - 1));
+    if (i >= LJ_HIST_BUCKETS) i = LJ_HIST_BUCKETS - 1;
+  }
+  p->aCount[i]++;
+  p->nTotal++;
+}
 LJ_PRIVATE u64 ljHistQuantile(const LjHist *p, double q);
 typedef struct LjMetricRow LjMetricRow;
 struct LjMetricRow {
@@ -389,16 +491,37 @@ LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
 #define LJ_METRICS_MAX 32
 
 /*
-** One LMDB environment per directory per process.
+** One LMDB environment per directory per process (registry.c; the
+** threading model is described once, at the top of registry.c).
 **
-** Locking (the threading model is described once, in registry.c):
-**   ljRegistry mutex  guards the registry list and LjEnv.nRef.
-**   LjEnv.gate        rwlock; every use of LMDB memory (a read or write
-**                     transaction's work) holds it shared; changing the
-**                     map size holds it exclusively.  It is held only
-**                     during a call, never across calls into SQLite.
-**   LjEnv.mutex       guards the actor cache, the queue and the tickets
-**                     (see writer.c).
+** Locks, in the order they are taken (a thread holding one never waits
+** for an earlier one):
+**
+**   1. ljRegistryMutex (registry.c)  the registry list and LjEnv.nRef.
+**                      Held across opening and closing an environment,
+**                      so it is held while the writer thread is started
+**                      and joined.
+**   2. LjEnv.gate      rwlock: shared around every piece of work on LMDB
+**                      memory (a read transaction's calls, the writer's
+**                      whole write transaction), exclusive to change the
+**                      map size (env.c, ljEnvResize).  Held only during a
+**                      call, never across calls into SQLite; never taken
+**                      shared twice by one thread.
+**   3. LjWriter.mutex  "the writer mutex" (writer.c): the queue, tickets,
+**                      request pool, actor cache, client errors.  The
+**                      writer takes it inside its transaction (gate held)
+**                      to resync an actor, so nobody may wait for the
+**                      gate while holding it.
+**   4. LjEnv.readerMutex  the list of open read transactions (env.c).
+**      LjMetrics.histMutex  the two latency histograms.
+**                      Leaves: nothing is taken while holding either.
+**
+** (layout.c's crcOnce is a pthread_once that takes nothing.)  The
+** condition variables LjWriter.condWork/condDone wait on the writer mutex.
+**
+** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
+** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
+** gauges of LjMetrics (atomics).
 */
 /* An open read transaction of this process, for health's reader age. */
 typedef struct LjReaderSlot LjReaderSlot;
@@ -430,6 +553,10 @@ LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
 
+/**************************************************************************
+** Working on an open environment (env.c): error mapping, the gate, map
+** growth, read transactions.
+*/
 /* Map an LMDB (or errno) code to an SQLite result code. */
 LJ_PRIVATE int ljMdbToSqlite(int mrc);
 /* "<zOp> failed: <mdb_strerror>" as a new string (or NULL on OOM). */
@@ -451,13 +578,106 @@ LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
 ** it leaves the gate, adopts the new size and re-enters. */
 LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
 
+/**************************************************************************
+** Staging (stage.c): batches spread over many actors are put whole into
+** the stage db and merged into runs later; what that means for readers
+** is explained at the top of stage.c.
+*/
+/* A batch is staged when it has at least LJ_STAGE_ACTORS actors and fewer
+** than LJ_STAGE_DENSITY events per actor; the stage is merged once it
+** holds any of the LJ_STAGE_MERGE_* amounts, when the writer idles for
+** LJ_STAGE_IDLE_US, and when the store closes.  Every staged batch costs
+** readers a binary search, hence the cap on batches.  Measured at 100 B
+** payloads and 1,000-event batches (bench/README.md).  A build may
+** override them (make test-staged stages every batch and merges often,
+** to run the whole suite against the stage). */
+#ifndef LJ_STAGE_ACTORS
+#define LJ_STAGE_ACTORS 64
+#endif
+#ifndef LJ_STAGE_DENSITY
+#define LJ_STAGE_DENSITY 4
+#endif
+/* A batch over at least LJ_STAGE_WIDE_ACTORS actors is staged below
+** LJ_STAGE_WIDE_DENSITY events per actor: written directly, it would
+** leave every actor a short run per batch and fragment its history,
+** while a merge gathers LJ_STAGE_MERGE_EVENTS / actors events of each
+** into full runs.  (Only batches of more than 4,096 events reach it:
+** batch_size above its default, or one large INSERT transaction.)
+** Measured on the bench's 10M-event replay store (10,000 actors,
+** batch_size=50,000, about 5 events per actor per batch): generating it
+** 28.0 s -> 13.8 s, replaying 1,000 events of one actor 372 -> 270 us. */
+#ifndef LJ_STAGE_WIDE_ACTORS
+#define LJ_STAGE_WIDE_ACTORS 1024
+#endif
+#ifndef LJ_STAGE_WIDE_DENSITY
+#define LJ_STAGE_WIDE_DENSITY 8
+#endif
+#ifndef LJ_STAGE_MERGE_EVENTS
+#define LJ_STAGE_MERGE_EVENTS 524288
+#endif
+#ifndef LJ_STAGE_MERGE_BATCHES
+#define LJ_STAGE_MERGE_BATCHES 512
+#endif
+#ifndef LJ_STAGE_MERGE_BYTES
+#define LJ_STAGE_MERGE_BYTES (128 << 20)
+#endif
+/* A merge must find this many events per actor to be worth it; below,
+** the writer stops staging for 4 x LJ_STAGE_MERGE_EVENTS events. */
+#ifndef LJ_STAGE_MIN_GAIN
+#define LJ_STAGE_MIN_GAIN 8
+#endif
+/* A stage of at most this many events is merged at once when a large
+** dense batch comes (which then goes direct); a larger one takes it. */
+#ifndef LJ_STAGE_FLUSH_EVENTS
+#define LJ_STAGE_FLUSH_EVENTS 65536
+#endif
+#ifndef LJ_STAGE_IDLE_US
+#define LJ_STAGE_IDLE_US 200000
+#endif
+
+/* The writer's view of the stage (writer thread only; valid while the
+** writer's cached tail is, see put.c ljPutLoadTail). */
+typedef struct LjStage LjStage;
+struct LjStage {
+  u64 nEnt;           /* staged batches */
+  u64 nEv;            /* ... their events */
+  u64 nBytes;         /* ... their bytes */
+  u64 nDirectLeft;    /* events to write unstaged before staging again */
+  i64 usNoMergeUntil; /* after a failed merge: not before this */
+};
+
+/* Writer side.  ljStageLoad reads the totals from the store.
+** ljStageChoose decides whether the sorted batch of n events over nActor
+** actors is staged (*pbStage), merging a small stage first when the
+** batch goes direct.  ljStagePut puts the batch (apSort, in key order,
+** first pos pos0).  ljStageMerge merges the oldest batches, up to nBudget
+** events (at least one batch).  ljStageDue: big enough to merge. */
+LJ_PRIVATE int ljStageLoad(LjEnv *p, MDB_txn *txn, LjStage *pSt);
+LJ_PRIVATE int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n,
+                             size_t nActor, int *pbStage);
+LJ_PRIVATE int ljStagePut(LjEnv *p, LjStage *pSt, MDB_txn *txn,
+                          LjEvent *const *apSort, size_t n, size_t nActor,
+                          u64 pos0);
+LJ_PRIVATE int ljStageMerge(LjEnv *p, LjStage *pSt, MDB_txn *txn,
+                            u64 nBudget);
+LJ_PRIVATE int ljStageDue(const LjStage *pSt);
+
+/* Reader side (also used by the writer inside its transaction). */
+LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
+LJ_PRIVATE u32 ljStageEvents(const MDB_val *v);
+LJ_PRIVATE int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0,
+                          MDB_val *pRun);
+LJ_PRIVATE int ljStageFind(const MDB_val *v, u64 num, u32 *pi);
+LJ_PRIVATE int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq,
+                             MDB_val *pRec);
 /* How much is staged in a snapshot: batches, events, bytes. */
 LJ_PRIVATE int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch,
                              u64 *pnEv, u64 *pnByte);
 
 /* Read an actor's state from a snapshot: number (0 if unknown), highest
 ** seq (max of truncation floor and last event, staged or not; pHighest
-** may be NULL when only the number is wanted). */
+** may be NULL when only the number is wanted).  Here because the last
+** event may be staged. */
 LJ_PRIVATE int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
                            u64 *pNum, u64 *pHighest, u64 *pFloor);
 
@@ -518,7 +738,6 @@ LJ_PRIVATE void ljScanFree(LjScan *p);
 ** One event waiting to be written.  Allocated as one block with the
 ** request; aRec holds the encoded record with pos/ts to be stamped.
 */
-typedef struct LjEvent LjEvent;
 struct LjEvent {
   const char *zActor; /* actor id, used by ljSubmit when pActor is NULL */
   int nActor;
@@ -536,7 +755,7 @@ enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2, LJ_REQ_TRUNCATE = 3,
 
 typedef struct LjReq LjReq;
 struct LjReq {
-  LjReq *pNext;     /* queue link (env mutex) */
+  LjReq *pNext;     /* queue link (writer mutex) */
   int eType;        /* LJ_REQ_* */
   u64 iTicket;      /* position in the queue order */
   LjClient *pClient;
@@ -550,7 +769,7 @@ struct LjReq {
   /* LJ_REQ_TRUNCATE: the actor (aEvent[0].zActor) and the last seq to
   ** delete (-1: all). */
   i64 iToSeq;
-  /* Outcome, set by the writer (env mutex) for waiting submitters. */
+  /* Outcome, set by the writer (writer mutex) for waiting submitters. */
   i64 nResult;      /* rows deleted by a truncation */
   int bDone;
   int rc;
@@ -560,7 +779,7 @@ struct LjReq {
 /*
 ** A submitter: one journal table of one connection.  Errors of its async
 ** appends are parked here until journal_sync (or a COMMIT) reports them.
-** Guarded by the env mutex.
+** Guarded by the writer mutex.
 */
 struct LjClient {
   LjEnv *pEnv;
@@ -574,9 +793,9 @@ struct LjClient {
 
 /* Actor cache entry, one per actor this process has appended to. */
 struct LjActor {
-  LjActor *pHashNext; /* env mutex */
-  u64 reserved;       /* highest seq handed out, incl. queued (env mutex) */
-  u32 epoch;          /* bumped on a conflict (writer, under env mutex) */
+  LjActor *pHashNext; /* writer mutex */
+  u64 reserved;       /* highest seq handed out, incl. queued (writer mutex) */
+  u32 epoch;          /* bumped on a conflict (writer, under the writer mutex) */
   /* Fields below are owned by the writer thread alone. */
   u32 wGen;           /* num/committed valid when equal to writer's */
   u64 num;            /* actor number, 0 = not yet known/created */
@@ -589,11 +808,125 @@ struct LjActor {
   char zActor[1];     /* actor id bytes (not terminated) */
 };
 
+/* The accepted events of a batch (requests of events that have not
+** failed), in queue order:
+**   for (e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) ... */
+typedef struct LjEvIter LjEvIter;
+struct LjEvIter {
+  LjReq **aReq;
+  int nReq;
+  int r, j; /* next: event j of request r */
+};
+LJ_PRIVATE LjEvent *ljEvFirst(LjEvIter *it, LjReq **aReq, int nReq);
+LJ_PRIVATE LjEvent *ljEvNext(LjEvIter *it);
+
+/**************************************************************************
+** Writing a batch (put.c).  All of it runs on the writer thread, inside
+** its write transaction.
+*/
+typedef struct LjPut LjPut;
+struct LjPut {
+  LjEnv *pEnv;
+  u32 txnSerial;         /* bumped per write transaction */
+  int bTail;             /* the fields below are valid */
+  u64 tailPos;           /* last pos assigned */
+  i64 tailTs;            /* its ts */
+  u64 nextNum;           /* next actor number */
+  LjStage stage;         /* the stage's totals */
+  LjEvent **apSort;      /* scratch for key ordering */
+  LjActor **apSortActor;
+  size_t nSortAlloc;
+};
+/* Load the tail when not valid (bTail). */
+LJ_PRIVATE int ljPutLoadTail(LjPut *pPut, MDB_txn *txn);
+/* The store's last pos and its ts (0, 0 if none). */
+LJ_PRIVATE int ljPutLastPos(LjEnv *pEnv, MDB_txn *txn, u64 *pPos, i64 *pTs);
+/* Put the nEv accepted events of a batch (pos and ts stamped): new actor
+** numbers, runs or a staged batch, manifest, tag index entries. */
+LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
+                           size_t nEv);
+/* Carry out truncation request p (the stage must be merged);
+** *pbWrote is set when anything was written. */
+LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p,
+                             int *pbWrote);
+LJ_PRIVATE void ljPutFree(LjPut *pPut);
+
+/**************************************************************************
+** Writer (writer.c), continued: the writer of one environment.  Locking:
+** the writer mutex (LjWriter.mutex) guards the fields marked (mutex); the
+** fields marked (writer) belong to the writer thread alone.
+*/
+/* Wait states of the writer thread, so submitters signal only when it
+** matters (a signal per append would cost a syscall). */
+enum { LJ_W_BUSY = 0, LJ_W_IDLE = 1, LJ_W_GATHER = 2, LJ_W_GROUP = 3 };
+enum { LJ_W_RUNNING = 0, LJ_W_STOPPED = 1, LJ_W_FAILED = 2 };
+
+struct LjWriter {
+  LjEnv *pEnv;
+  pthread_t thread;        /* the writer thread (see WRITER_ONLY) */
+  int bThread;
+  pthread_mutex_t mutex;
+  pthread_cond_t condWork; /* the writer waits here */
+  pthread_cond_t condDone; /* submitters wait here for queue space */
+  /* (mutex) */
+  LjReq *pHead, *pTail;    /* queue */
+  i64 nQueued;             /* events queued */
+  int eWait;               /* LJ_W_BUSY ... */
+  int bStop;
+  int nSpaceWait;          /* submitters waiting for queue space */
+  u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
+  int nDoneWaiters;        /* threads in waitTicket (atomic) */
+  u64 iFlushTicket;        /* commit up to here without gathering delay */
+  int eState;              /* LJ_W_RUNNING ... */
+  char *zLastError;
+  LjActor **aHash;         /* actor cache */
+  u32 nHash;
+  u32 nActor;
+  /* published with atomics (written under mutex) */
+  u64 iNextTicket;         /* last ticket handed out */
+  u64 iDoneTicket;         /* every ticket <= this is processed */
+  i64 lastPos;             /* last committed pos */
+  i64 durablePos;          /* last pos known synced per durability */
+  /* (writer) */
+  u32 wGen;                /* LjActor.wGen valid when equal */
+  LjPut put;               /* the write transaction's state (put.c) */
+  size_t lastTxnId;        /* id of our last commit */
+  int eFlags;              /* durability the env flags are set for */
+  int bUnsynced;           /* commits since the last env sync */
+  i64 usLastSync;
+  int nLastClients;        /* distinct submitters of recent batches */
+  i64 usLastCommit;        /* how long the last commit took */
+  LjReq *pPool;            /* recycled requests (mutex) */
+  int nPool;
+};
+
+/* Publish the gauges metrics.c reports (writer mutex held, or before
+** the writer thread starts). */
+static inline void ljWriterPublish(LjWriter *w) {
+  LjMetrics *m = &w->pEnv->m;
+  __atomic_store_n(&m->nQueued, w->nQueued, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->lastPos, w->lastPos, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->durablePos, w->durablePos, __ATOMIC_RELAXED);
+}
+/*
+** Requests of up to LJ_POOL_BLOCK bytes (a single small append) are
+** recycled through a free list (LjWriter.pPool) instead of malloc/free:
+** the submitting thread would allocate and the writer thread free, which
+** makes the allocator move memory between threads on every append.
+*/
+#define LJ_POOL_BLOCK 512
+#define LJ_POOL_MAX 8192
+/* Release a request (writer mutex held). */
+LJ_PRIVATE void ljReqFree(LjWriter *w, LjReq *p);
+
 LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 
+/**************************************************************************
+** Submitting (submit.c): the SQL threads' side of the writer.
+*/
 /* Find (or load from the store and insert) the cache entry of an actor.
-** Takes the env mutex itself. */
+** Takes the writer mutex itself. */
 LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
                           LjActor **ppActor, char **pzErr);
 

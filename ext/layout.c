@@ -44,14 +44,10 @@
 **   events).  Both are assigned inside the LMDB write transaction, so they
 **   are gap-free across processes.
 **
-**   Staging.  A batch spread over many actors (one or two events each)
-**   would cost one B-tree put, and one copied leaf page, per event.  Such
-**   a batch is instead put whole, with MDB_APPEND, into the stage db:
-**   one value per commit, keyed like its manifest, holding the runs the
-**   batch would have written.  Once the stage holds enough, the writer
-**   merges it in one sorted pass (every staged run of an actor becomes
-**   runs in the events db that fill LJ_MERGE_RUN_PAGES overflow pages)
-**   and empties it.
+**   Staging (why, when, the merge: stage.c).  A batch spread over many
+**   actors is put whole, with MDB_APPEND, into the stage db: one value
+**   per commit, keyed like its manifest, holding the runs the batch
+**   would have written.
 **
 **    staged batch:  nact u32 | nev u32 | dir [nact] | run 0 | run 1 | ...
 **    dir entry:     num u64 | first seq u64 | end u32
@@ -60,7 +56,10 @@
 **   Invariant: while the stage is not empty every commit goes to it, so
 **   an actor's events are its runs in the events db followed by its runs
 **   in the staged batches, in pos order; and every pos at or after the
-**   stage's first key is staged.  Readers consult both (journal_table.c).
+**   stage's first key is staged.  Readers consult both.
+**
+**   Every offset drawn here has a name in internal.h (LJ_REC_*, LJ_RUN_HEAD,
+**   ljManiNum/Seq/Ts, ljStageDir*, ...); code uses those names.
 **
 ** Event record (all integers big-endian):
 **
@@ -232,6 +231,32 @@ u32 ljRunCount(const u8 *aRun, size_t nRun) {
 
 u32 ljManiCount(const MDB_val *v) { return (u32)(v->mv_size / LJ_MANI_ENTRY); }
 
+int ljManiEntry(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq, i64 *pTs) {
+  const u8 *a = (const u8 *)v->mv_data;
+  if (i >= ljManiCount(v)) return MDB_CORRUPTED;
+  *pNum = ljManiNum(a, i);
+  *pSeq = ljManiSeq(a, i);
+  *pTs = ljManiTs(a, i);
+  return 0;
+}
+
+/* Encode events ap[0..n) (one actor, consecutive seqs) as a run. */
+size_t ljRunSize(LjEvent *const *ap, size_t n) {
+  size_t nByte = LJ_RUN_HEAD(n);
+  for (size_t x = 0; x < n; x++) nByte += ap[x]->nRec;
+  return nByte;
+}
+
+void ljRunFill(u8 *z, LjEvent *const *ap, size_t n) {
+  size_t off = 0;
+  ljRunStart(z, (u32)n);
+  for (size_t x = 0; x < n; x++) {
+    memcpy(&z[LJ_RUN_HEAD(n) + off], ap[x]->aRec, ap[x]->nRec);
+    off += ap[x]->nRec;
+    ljRunSetEnd(z, (u32)x, (u32)off);
+  }
+}
+
 static u32 runCountVal(const MDB_val *v) {
   return ljRunCount(v->mv_data, v->mv_size);
 }
@@ -244,7 +269,7 @@ static u32 runCountVal(const MDB_val *v) {
 static int spanFind(MDB_cursor *c, const u8 *aKey, int nPrefix,
                     u32 (*xCount)(const MDB_val *), MDB_val *pKey,
                     MDB_val *pVal, u32 *pi) {
-  int nKey = nPrefix + 8;
+  int nKey = nPrefix + (int)sizeof(u64); /* prefix | start u64 */
   u64 x = ljGet64(&aKey[nPrefix]), s0;
   int mrc;
   pKey->mv_data = (void *)aKey;
@@ -270,135 +295,14 @@ int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey, MDB_val *pVal,
               u32 *pi) {
   u8 aKey[LJ_EVKEY];
   ljEvKey(aKey, num, seq);
-  return spanFind(c, aKey, 8, runCountVal, pKey, pVal, pi);
+  return spanFind(c, aKey, (int)sizeof(u64), runCountVal, pKey, pVal, pi);
 }
 
 /* Position c on the manifest holding pos. */
 int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey, MDB_val *pVal, u32 *pi) {
-  u8 aKey[8];
+  u8 aKey[LJ_POSKEY];
   ljPut64(aKey, pos);
   return spanFind(c, aKey, 0, ljManiCount, pKey, pVal, pi);
-}
-
-/*
-** Staged batches (drawing above).  ljStageDir reads directory entry i:
-** the actor number, the seq of the first event and the run itself.
-*/
-u32 ljStageActors(const MDB_val *v) {
-  return v->mv_size < LJ_STAGE_HDR ? 0 : ljGet32(v->mv_data);
-}
-
-u32 ljStageEvents(const MDB_val *v) {
-  return v->mv_size < LJ_STAGE_HDR ? 0 : ljGet32((u8 *)v->mv_data + 4);
-}
-
-int ljStageDir(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq0, MDB_val *pRun) {
-  const u8 *a = (const u8 *)v->mv_data;
-  u32 nAct = ljStageActors(v), beg, end;
-  size_t nBody;
-  if (i >= nAct || v->mv_size < LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)nAct)
-    return MDB_CORRUPTED;
-  nBody = v->mv_size - LJ_STAGE_HDR - LJ_STAGE_DIR * (size_t)nAct;
-  a += LJ_STAGE_HDR;
-  beg = i ? ljGet32(&a[LJ_STAGE_DIR * (i - 1) + 16]) : 0;
-  end = ljGet32(&a[LJ_STAGE_DIR * i + 16]);
-  if (beg > end || end > nBody) return MDB_CORRUPTED;
-  *pNum = ljGet64(&a[LJ_STAGE_DIR * i]);
-  *pSeq0 = ljGet64(&a[LJ_STAGE_DIR * i + 8]);
-  pRun->mv_data = (void *)(a + LJ_STAGE_DIR * (size_t)nAct + beg);
-  pRun->mv_size = end - beg;
-  return 0;
-}
-
-/* The directory entry of actor num in a staged batch, by binary search;
-** MDB_NOTFOUND when the batch has no event of it. */
-int ljStageFind(const MDB_val *v, u64 num, u32 *pi) {
-  const u8 *a = (const u8 *)v->mv_data + LJ_STAGE_HDR;
-  u32 lo = 0, hi = ljStageActors(v);
-  if (v->mv_size < LJ_STAGE_HDR + LJ_STAGE_DIR * (size_t)hi)
-    return MDB_CORRUPTED;
-  while (lo < hi) {
-    u32 mid = lo + (hi - lo) / 2;
-    u64 x = ljGet64(&a[LJ_STAGE_DIR * mid]);
-    if (x == num) {
-      *pi = mid;
-      return 0;
-    }
-    if (x < num) lo = mid + 1;
-    else hi = mid;
-  }
-  return MDB_NOTFOUND;
-}
-
-/*
-** The staged record of event (num, seq) at pos, with c a cursor on the
-** stage db.  MDB_NOTFOUND when it is not staged.
-*/
-int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq, MDB_val *pRec) {
-  MDB_val k, v, run;
-  u64 n0, s0;
-  u32 i, nRec;
-  const u8 *aRec;
-  u8 aKey[8];
-  int mrc;
-  ljPut64(aKey, pos);
-  k.mv_data = aKey;
-  k.mv_size = 8;
-  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  if (mrc == 0 && ljGet64(k.mv_data) != pos) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (mrc) return mrc;
-  if (k.mv_size != 8 || ljGet64(k.mv_data) > pos) return MDB_NOTFOUND;
-  mrc = ljStageFind(&v, num, &i);
-  if (mrc == 0) mrc = ljStageDir(&v, i, &n0, &s0, &run);
-  if (mrc) return mrc;
-  if (seq < s0 || seq - s0 >= ljRunCount(run.mv_data, run.mv_size))
-    return MDB_NOTFOUND;
-  mrc = ljRunRecord(run.mv_data, run.mv_size, (u32)(seq - s0), &aRec, &nRec);
-  if (mrc) return mrc;
-  pRec->mv_data = (void *)aRec;
-  pRec->mv_size = nRec;
-  return 0;
-}
-
-/* How much is staged: batches, events and bytes. */
-int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch, u64 *pnEv,
-                  u64 *pnByte) {
-  MDB_cursor *c;
-  MDB_val k, v;
-  int mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_STAGE], &c);
-  *pnBatch = *pnEv = *pnByte = 0;
-  if (mrc) return mrc;
-  for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
-       mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    (*pnBatch)++;
-    *pnEv += ljStageEvents(&v);
-    *pnByte += v.mv_size;
-  }
-  mdb_cursor_close(c);
-  return mrc == MDB_NOTFOUND ? 0 : mrc;
-}
-
-/* An actor's last staged seq (0 if it has none staged): the newest batch
-** holding it, searched from the end. */
-static int stageLast(LjEnv *p, MDB_txn *txn, u64 num, u64 *pLast) {
-  MDB_cursor *c;
-  MDB_val k, v, run;
-  u64 n0, s0;
-  u32 i;
-  int mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_STAGE], &c);
-  if (mrc) return mrc;
-  *pLast = 0;
-  for (mrc = mdb_cursor_get(c, &k, &v, MDB_LAST); mrc == 0;
-       mrc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
-    mrc = ljStageFind(&v, num, &i);
-    if (mrc == MDB_NOTFOUND) continue;
-    if (mrc == 0) mrc = ljStageDir(&v, i, &n0, &s0, &run);
-    if (mrc == 0) *pLast = s0 + ljRunCount(run.mv_data, run.mv_size) - 1;
-    break;
-  }
-  mdb_cursor_close(c);
-  return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
 void ljEvKey(u8 *aKey, u64 actorNum, u64 seq) {
@@ -410,7 +314,29 @@ int ljTagKey(u8 *aKey, const u8 *aTag, int nTag, u64 pos) {
   ljPut16(aKey, (u16)nTag);
   memcpy(&aKey[2], aTag, (size_t)nTag);
   ljPut64(&aKey[2 + nTag], pos);
-  return 2 + nTag + 8;
+  return 2 + nTag + LJ_POSKEY;
+}
+
+void ljTagVal(u8 *aVal, u64 num, u64 seq) {
+  ljPut64(aVal, num);
+  ljPut64(&aVal[8], seq);
+}
+
+void ljActorVal(u8 *aVal, u64 num, u64 floor) {
+  ljPut64(aVal, num);
+  ljPut64(&aVal[8], floor);
+}
+
+int ljActorValGet(const MDB_val *v, u64 *pNum, u64 *pFloor) {
+  if (v->mv_size < LJ_ACTVAL) return MDB_CORRUPTED;
+  *pNum = ljGet64(v->mv_data);
+  *pFloor = ljGet64((const u8 *)v->mv_data + 8);
+  return 0;
+}
+
+void ljMetaKey(MDB_val *pKey, const char *zKey) {
+  pKey->mv_data = (void *)zKey;
+  pKey->mv_size = strlen(zKey);
 }
 
 /*
@@ -464,12 +390,12 @@ int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 *aBuf,
     if (nBody) memcpy(&a[nHead], p->aPayload, nBody);
   }
   memset(a, 0, LJ_REC_HDR);
-  a[0] = (u8)eUse;
-  a[1] = p->ePayload;
-  a[2] = p->eMeta;
-  ljPut16(&a[24], (u16)p->nType);
-  ljPut16(&a[26], (u16)p->nTags);
-  ljPut32(&a[28], (u32)p->nMeta);
+  a[LJ_REC_FLAGS] = (u8)eUse;
+  a[LJ_REC_PCLS] = p->ePayload;
+  a[LJ_REC_MCLS] = p->eMeta;
+  ljPut16(&a[LJ_REC_NTYPE], (u16)p->nType);
+  ljPut16(&a[LJ_REC_NTAGS], (u16)p->nTags);
+  ljPut32(&a[LJ_REC_NMETA], (u32)p->nMeta);
   {
     u8 *z = &a[LJ_REC_HDR];
     if (p->nType) memcpy(z, p->aType, (size_t)p->nType);
@@ -485,9 +411,9 @@ int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 *aBuf,
 
 /* Give a record its pos and ts, then seal it with the checksum. */
 void ljRecStamp(u8 *a, size_t n, u64 pos, i64 ts) {
-  ljPut64(&a[8], pos);
-  ljPut64(&a[16], (u64)ts);
-  ljPut32(&a[4], ljCrc32c(0, &a[8], n - 8));
+  ljPut64(&a[LJ_REC_POS], pos);
+  ljPut64(&a[LJ_REC_TS], (u64)ts);
+  ljPut32(&a[LJ_REC_CRC], ljCrc32c(0, &a[LJ_REC_POS], n - LJ_REC_POS));
 }
 
 /*
@@ -499,21 +425,21 @@ int ljRecDecode(const u8 *a, size_t n, LjRec *p, u8 **paBuf, size_t *pnBuf) {
   size_t nHead;
   int eCodec;
   if (n < LJ_REC_HDR) return SQLITE_CORRUPT;
-  p->crc = ljGet32(&a[4]);
-  p->pos = ljGet64(&a[8]);
-  p->ts = (i64)ljGet64(&a[16]);
-  p->nType = ljGet16(&a[24]);
-  p->nTags = ljGet16(&a[26]);
-  p->nMeta = (int)ljGet32(&a[28]);
+  p->crc = ljGet32(&a[LJ_REC_CRC]);
+  p->pos = ljGet64(&a[LJ_REC_POS]);
+  p->ts = (i64)ljGet64(&a[LJ_REC_TS]);
+  p->nType = ljGet16(&a[LJ_REC_NTYPE]);
+  p->nTags = ljGet16(&a[LJ_REC_NTAGS]);
+  p->nMeta = (int)ljGet32(&a[LJ_REC_NMETA]);
   nHead = LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags + (size_t)p->nMeta;
-  if (nHead > n || a[1] > LJ_VAL_BLOB || a[2] > LJ_VAL_BLOB)
+  if (nHead > n || a[LJ_REC_PCLS] > LJ_VAL_BLOB || a[LJ_REC_MCLS] > LJ_VAL_BLOB)
     return SQLITE_CORRUPT;
   p->aType = p->nType ? &a[LJ_REC_HDR] : 0;
   p->aTags = p->nTags ? &a[LJ_REC_HDR + p->nType] : 0;
-  p->eMeta = a[2];
+  p->eMeta = a[LJ_REC_MCLS];
   p->aMeta = &a[LJ_REC_HDR + p->nType + p->nTags];
-  p->ePayload = a[1];
-  eCodec = a[0] & LJ_RECF_CODEC;
+  p->ePayload = a[LJ_REC_PCLS];
+  eCodec = a[LJ_REC_FLAGS] & LJ_RECF_CODEC;
   if (eCodec == LJ_CODEC_NONE) {
     p->aPayload = &a[nHead];
     p->nPayload = (int)(n - nHead);
@@ -667,55 +593,4 @@ bad:
   *pzErr = sqlite3_mprintf(
       "tags must be a JSON array of strings, e.g. '[\"order\",\"eu\"]'");
   return SQLITE_ERROR;
-}
-
-/*
-** An actor's state as of a snapshot.  Called with the gate held.
-*/
-int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
-                u64 *pNum, u64 *pHighest, u64 *pFloor) {
-  MDB_val k, v;
-  MDB_cursor *c;
-  u8 aKey[LJ_EVKEY];
-  int mrc;
-  u64 num, floor, last = 0;
-  k.mv_data = (void *)zActor;
-  k.mv_size = (size_t)nActor;
-  mrc = mdb_get(txn, p->aDbi[LJ_DB_ACTORS], &k, &v);
-  if (mrc == MDB_NOTFOUND) {
-    *pNum = *pFloor = 0;
-    if (pHighest) *pHighest = 0;
-    return 0;
-  }
-  if (mrc) return mrc;
-  if (v.mv_size < 16) return MDB_CORRUPTED;
-  num = ljGet64(v.mv_data);
-  floor = ljGet64((u8 *)v.mv_data + 8);
-  *pNum = num;
-  *pFloor = floor;
-  if (pHighest == 0) return 0;
-  /* Staged events come after the runs: the stage decides when it has
-  ** any of this actor's. */
-  mrc = stageLast(p, txn, num, &last);
-  if (mrc) return mrc;
-  if (last) {
-    *pHighest = last > floor ? last : floor;
-    return 0;
-  }
-  mrc = mdb_cursor_open(txn, p->aDbi[LJ_DB_EVENTS], &c);
-  if (mrc) return mrc;
-  ljEvKey(aKey, num + 1, 0);
-  k.mv_data = aKey;
-  k.mv_size = LJ_EVKEY;
-  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  if (mrc == 0) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (mrc == 0 && k.mv_size == LJ_EVKEY && ljGet64(k.mv_data) == num) {
-    u32 n = ljRunCount(v.mv_data, v.mv_size);
-    last = ljGet64((u8 *)k.mv_data + 8) + (n ? n - 1 : 0);
-  }
-  mdb_cursor_close(c);
-  if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  *pHighest = last > floor ? last : floor;
-  return 0;
 }

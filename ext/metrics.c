@@ -2,7 +2,10 @@
 ** metrics.c -- counters, latency histograms and their exposition.
 **
 ** Counters live in LjEnv.m and are bumped with relaxed atomics by whoever
-** does the work (writer, cursors, functions).  Latencies go into
+** does the work (writer, cursors, functions); the writer publishes its
+** gauges (queue depth, last and durable pos) there too, so this file reads
+** them without calling into the writer.  The bucket of a latency is
+** computed by ljHistAdd (internal.h).  Latencies go into
 ** log-linear histograms: 8 buckets per power of two, so a quantile is
 ** reported within 12.5% of the true value whatever its magnitude, in a
 ** fixed 2 KiB per histogram.
@@ -11,29 +14,14 @@
 
 #include <string.h>
 
-#define HIST_SUB 8 /* buckets per power of two */
-
-static int histBucket(u64 v) {
-  int e, i;
-  if (v < HIST_SUB) return (int)v;
-  e = 63 - __builtin_clzll(v); /* v >= 8, so e >= 3 */
-  i = HIST_SUB + (e - 3) * HIST_SUB + (int)((v >> (e - 3)) & (HIST_SUB - 1));
-  return i < LJ_HIST_BUCKETS ? i : LJ_HIST_BUCKETS - 1;
-}
-
 /* Upper edge of a bucket: the value reported for a quantile in it. */
 static u64 histUpper(int i) {
   int e;
   u64 sub;
-  if (i < HIST_SUB) return (u64)i;
-  e = (i - HIST_SUB) / HIST_SUB + 3;
-  sub = (u64)((i - HIST_SUB) % HIST_SUB);
-  return ((HIST_SUB + sub + 1) << (e - 3)) - 1;
-}
-
-void ljHistAdd(LjHist *p, u64 us) {
-  p->aCount[histBucket(us)]++;
-  p->nTotal++;
+  if (i < LJ_HIST_SUB) return (u64)i;
+  e = (i - LJ_HIST_SUB) / LJ_HIST_SUB + 3;
+  sub = (u64)((i - LJ_HIST_SUB) % LJ_HIST_SUB);
+  return ((LJ_HIST_SUB + sub + 1) << (e - 3)) - 1;
 }
 
 u64 ljHistQuantile(const LjHist *p, double q) {
@@ -55,7 +43,6 @@ u64 ljHistQuantile(const LjHist *p, double q) {
 */
 int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   LjMetrics *m = &pEnv->m;
-  LjWriterInfo wi;
   MDB_envinfo info;
   MDB_stat st;
   LjHist commit, append;
@@ -68,8 +55,6 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   commit = m->commitHist;
   append = m->appendHist;
   pthread_mutex_unlock(&m->histMutex);
-  ljWriterInfo(pEnv, &wi);
-  sqlite3_free(wi.zLastError);
   ljGateEnter(pEnv);
   mdb_env_info(pEnv->env, &info);
   mdb_env_stat(pEnv->env, &st);
@@ -107,9 +92,9 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ROW("staged_bytes", nStageByte);
   COUNTER("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
   COUNTER("stage_merged_events", __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
-  ROW("queue_depth", wi.nQueue);
-  ROW("last_pos", wi.lastPos);
-  ROW("durable_pos", wi.durablePos);
+  ROW("queue_depth", __atomic_load_n(&m->nQueued, __ATOMIC_RELAXED));
+  ROW("last_pos", __atomic_load_n(&m->lastPos, __ATOMIC_RELAXED));
+  ROW("durable_pos", __atomic_load_n(&m->durablePos, __ATOMIC_RELAXED));
   ROW("map_size", info.me_mapsize);
   ROW("map_used", (info.me_last_pgno + 1) * (u64)st.ms_psize);
   ROW("readers_used", info.me_numreaders);

@@ -1,6 +1,7 @@
 /*
-** registry.c -- one LMDB environment per directory per process, the gate
-** that makes map growth safe, and the mapping of LMDB errors to SQLite.
+** registry.c -- one LMDB environment per directory per process: found,
+** opened (with its writer), shared, and closed.  The gate and error
+** mapping it relies on are in env.c.
 **
 ** THREADING MODEL (the authoritative description; other files refer here)
 **
@@ -15,28 +16,19 @@
 ** The environment is opened with MDB_NOTLS: read transactions belong to
 ** table cursors, not threads, and one thread may hold several.
 **
-** Locks, outermost first (never take one while holding a later one):
+** The gate.  LjEnv.gate (env.c) is an rwlock held shared by any thread
+** while it works on LMDB memory: a read transaction's cursor calls, the
+** writer's whole write transaction.  It is held exclusively to change the
+** map size, which remaps the file and may move it.  The gate is held only
+** for the duration of one call: never while SQLite has control.  So a
+** statement left open in the middle of a scan cannot block map growth;
+** instead, every cursor remembers its key and, seeing LjEnv.mapGen
+** change, re-seeks inside its unchanged read transaction (pages are
+** addressed by number, the snapshot stays valid, only pointers moved).
+** The rwlock prefers writers, so growth is not starved; hence no thread
+** may take the gate shared twice.
 **
-**   ljRegistryMutex   the registry list and nRef.
-**   LjWriter.mutex    the queue, tickets, actor cache (writer.c).
-**   LjEnv.gate        rwlock.  Held shared by any thread while it works
-**                     on LMDB memory: a read transaction's cursor calls,
-**                     the writer's whole write transaction.  Held
-**                     exclusively to change the map size, which remaps
-**                     the file and may move it.  The gate is held only for
-**                     the duration of one call: never while SQLite has
-**                     control.  So a statement left open in the middle of
-**                     a scan cannot block map growth; instead, every
-**                     cursor remembers its key and, seeing LjEnv.mapGen
-**                     change, re-seeks inside its unchanged read
-**                     transaction (pages are addressed by number, the
-**                     snapshot stays valid, only pointers moved).
-**                     The rwlock prefers writers, so growth is not starved;
-**                     hence no thread may take the gate shared twice.
-**
-** Without a lock: LjWriter.iDoneTicket (published with release stores,
-** read with acquire loads) and the doneSeq futex that waiters of a ticket
-** sleep on (writer.c, waitTicket).
+** Every lock and the order they are taken in: internal.h, above LjEnv.
 */
 #include "internal.h"
 
@@ -55,128 +47,6 @@ static const char *const azDbName[LJ_DB_COUNT] = {
     "meta", "actors", "actnum", "events", "pos", "tags", "snapshots", "stage"};
 
 /*
-** The one place where LMDB and errno codes become SQLite codes.
-*/
-int ljMdbToSqlite(int mrc) {
-  switch (mrc) {
-    case 0: return SQLITE_OK;
-    case MDB_MAP_FULL:
-    case MDB_TXN_FULL:
-    case MDB_CURSOR_FULL:
-    case MDB_PAGE_FULL:
-    case MDB_DBS_FULL:
-    case ENOSPC: return SQLITE_FULL;
-    case MDB_READERS_FULL:
-    case EAGAIN:
-    case EBUSY: return SQLITE_BUSY;
-    case MDB_KEYEXIST: return SQLITE_CONSTRAINT;
-    case MDB_NOTFOUND: return SQLITE_NOTFOUND;
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-    case MDB_INCOMPATIBLE: return SQLITE_CORRUPT;
-    case ENOMEM: return SQLITE_NOMEM;
-    case EACCES:
-    case EPERM: return SQLITE_PERM;
-    case EROFS: return SQLITE_READONLY;
-    case EIO: return SQLITE_IOERR;
-    case ENOENT:
-    case ENOTDIR: return SQLITE_CANTOPEN;
-    default: return SQLITE_ERROR;
-  }
-}
-
-char *ljMdbErr(const char *zOp, int mrc) {
-  return sqlite3_mprintf("%s failed: %s", zOp, mdb_strerror(mrc));
-}
-
-void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot) {
-  pSlot->usStart = ljNowUs();
-  pthread_mutex_lock(&p->readerMutex);
-  pSlot->pPrev = 0;
-  pSlot->pNext = p->pReaders;
-  if (p->pReaders) p->pReaders->pPrev = pSlot;
-  p->pReaders = pSlot;
-  pthread_mutex_unlock(&p->readerMutex);
-}
-
-void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot) {
-  pthread_mutex_lock(&p->readerMutex);
-  if (pSlot->pPrev) pSlot->pPrev->pNext = pSlot->pNext;
-  else p->pReaders = pSlot->pNext;
-  if (pSlot->pNext) pSlot->pNext->pPrev = pSlot->pPrev;
-  pthread_mutex_unlock(&p->readerMutex);
-}
-
-i64 ljOldestReaderUs(LjEnv *p) {
-  i64 usOldest = 0, now = ljNowUs();
-  pthread_mutex_lock(&p->readerMutex);
-  for (LjReaderSlot *s = p->pReaders; s; s = s->pNext) {
-    if (now - s->usStart > usOldest) usOldest = now - s->usStart;
-  }
-  pthread_mutex_unlock(&p->readerMutex);
-  return usOldest;
-}
-
-void ljGateEnter(LjEnv *p) { pthread_rwlock_rdlock(&p->gate); }
-void ljGateLeave(LjEnv *p) { pthread_rwlock_unlock(&p->gate); }
-
-int ljEnvResize(LjEnv *p, i64 szNew) {
-  int mrc;
-  MDB_envinfo info;
-  struct timespec dl;
-  /* The writer holds the gate shared while it waits for LMDB's write lock,
-  ** which a stuck writer in another process may hold forever: give up
-  ** after sync_timeout rather than hang (readers queue behind this). */
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += p->cfg.usSyncTimeout / 1000000;
-  dl.tv_nsec += (long)(p->cfg.usSyncTimeout % 1000000) * 1000;
-  if (dl.tv_nsec >= 1000000000) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000;
-  }
-  if (pthread_rwlock_timedwrlock(&p->gate, &dl)) return EBUSY;
-  mdb_env_info(p->env, &info);
-  if (szNew > 0 && (i64)info.me_mapsize >= szNew) {
-    /* Another thread grew it while we waited. */
-    pthread_rwlock_unlock(&p->gate);
-    return 0;
-  }
-  mrc = mdb_env_set_mapsize(p->env, (size_t)(szNew > 0 ? szNew : 0));
-  if (mrc == 0) {
-    mdb_env_info(p->env, &info);
-    __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&p->m.nMapResizes, 1, __ATOMIC_RELAXED);
-  }
-  pthread_rwlock_unlock(&p->gate);
-  return mrc;
-}
-
-int ljReadBegin(LjEnv *p, MDB_txn **ppTxn) {
-  int nTry;
-  int mrc = 0;
-  for (nTry = 0; nTry < 8; nTry++) {
-    mrc = mdb_txn_begin(p->env, 0, MDB_RDONLY, ppTxn);
-    if (mrc == MDB_MAP_RESIZED) {
-      ljGateLeave(p);
-      mrc = ljEnvResize(p, 0);
-      ljGateEnter(p);
-      if (mrc) break;
-    } else if (mrc == MDB_READERS_FULL) {
-      int nDead = 0;
-      mdb_reader_check(p->env, &nDead);
-      if (nDead == 0) break;
-      __atomic_add_fetch(&p->m.nStaleReaders, (u64)nDead, __ATOMIC_RELAXED);
-    } else {
-      break;
-    }
-  }
-  return mrc;
-}
-
-/*
 ** Open the named databases, creating them (and recording the format
 ** version) in a new store.  Most opens find them present, so a read
 ** transaction is tried first: it does not wait for the write lock.
@@ -187,8 +57,7 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
   int bCreate = 0;
   u8 aFmt[4];
   MDB_val k, v;
-  k.mv_data = (void *)"format";
-  k.mv_size = 6;
+  ljMetaKey(&k, LJ_META_FORMAT);
   for (;;) {
     mrc = mdb_txn_begin(p->env, 0, bCreate ? 0 : MDB_RDONLY, &txn);
     if (mrc == MDB_MAP_RESIZED) {
@@ -212,10 +81,10 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
     if (mrc == MDB_NOTFOUND && bCreate) {
       ljPut32(aFmt, LMDBJOURNAL_FORMAT_VERSION);
       v.mv_data = aFmt;
-      v.mv_size = 4;
+      v.mv_size = sizeof(aFmt);
       mrc = mdb_put(txn, p->aDbi[LJ_DB_META], &k, &v, 0);
     } else if (mrc == 0) {
-      u32 fmt = v.mv_size == 4 ? ljGet32(v.mv_data) : 0;
+      u32 fmt = v.mv_size == sizeof(aFmt) ? ljGet32(v.mv_data) : 0;
       if (fmt == 0 || fmt > LMDBJOURNAL_FORMAT_VERSION) {
         mdb_txn_abort(txn);
         *pzErr = sqlite3_mprintf(
@@ -235,7 +104,7 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
         }
         ljPut32(aFmt, LMDBJOURNAL_FORMAT_VERSION);
         v.mv_data = aFmt;
-        v.mv_size = 4;
+        v.mv_size = sizeof(aFmt);
         mrc = mdb_put(txn, p->aDbi[LJ_DB_META], &k, &v, 0);
       }
     } else if (mrc == MDB_NOTFOUND) {

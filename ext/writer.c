@@ -38,189 +38,26 @@
 ** per commit).  With durability=none, the environment is synced every
 ** checkpoint_interval and on journal_sync.
 **
-** Locking: LjWriter.mutex guards everything marked (mutex) below; the
-** fields marked (writer) belong to the writer thread alone.  Lock order is
-** in registry.c.
+** Locking: LjWriter.mutex (the writer mutex) guards the fields of
+** LjWriter (internal.h) marked (mutex); those marked (writer) belong to
+** the writer thread alone (asserted: WRITER_ONLY).  The lock order is in
+** internal.h.  The submitters' side (ljSubmit, ljSync, ...) is submit.c.
+**
+** Staging (stage.c) is the writer's too: ljPutEvents (put.c) asks it
+** whether a batch is staged, and the writer runs its merges as requests
+** of its own, each alone in its batch (stageMergeNow).
 */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* Wait states of the writer thread, so submitters signal only when it
-** matters (a signal per append would cost a syscall). */
-enum { W_BUSY = 0, W_IDLE = 1, W_GATHER = 2, W_GROUP = 3 };
-enum { W_RUNNING = 0, W_STOPPED = 1, W_FAILED = 2 };
-
-struct LjWriter {
-  LjEnv *pEnv;
-  pthread_t thread;
-  int bThread;
-  pthread_mutex_t mutex;
-  pthread_cond_t condWork; /* the writer waits here */
-  pthread_cond_t condDone; /* submitters wait here for queue space */
-  /* (mutex) */
-  LjReq *pHead, *pTail;    /* queue */
-  i64 nQueued;             /* events queued */
-  int eWait;               /* W_* */
-  int bStop;
-  int nSpaceWait;          /* submitters waiting for queue space */
-  u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
-  int nDoneWaiters;        /* threads in waitTicket (atomic) */
-  u64 iFlushTicket;        /* commit up to here without gathering delay */
-  u64 iSyncTicket;         /* a SYNC request at or before this is queued */
-  int eState;              /* W_RUNNING ... */
-  char *zLastError;
-  LjActor **aHash;         /* actor cache */
-  u32 nHash;
-  u32 nActor;
-  /* published with atomics (written under mutex) */
-  u64 iNextTicket;         /* last ticket handed out */
-  u64 iDoneTicket;         /* every ticket <= this is processed */
-  i64 lastPos;             /* last committed pos */
-  i64 durablePos;          /* last pos known synced per durability */
-  /* (writer) */
-  u32 wGen;                /* LjActor.wGen valid when equal */
-  u32 txnSerial;
-  size_t lastTxnId;        /* id of our last commit */
-  int bTail;               /* tailPos/tailTs/nextNum valid */
-  u64 tailPos;
-  i64 tailTs;
-  u64 nextNum;
-  u64 nStageEnt;           /* staged batches (valid with bTail) */
-  u64 nStageEv;            /* ... their events */
-  u64 nStageBytes;         /* ... their bytes */
-  u64 nDirectLeft;         /* events to write unstaged before staging again */
-  i64 usNoMergeUntil;      /* after a failed merge: not before this */
-  int eFlags;              /* durability the env flags are set for */
-  int bUnsynced;           /* commits since the last env sync */
-  i64 usLastSync;
-  LjEvent **apSort;        /* scratch for key ordering */
-  LjActor **apSortActor;
-  size_t nSortActorAlloc;
-  int nLastClients;        /* distinct submitters of recent batches */
-  i64 usLastCommit;        /* how long the last commit took */
-  LjReq *pPool;            /* recycled requests (mutex) */
-  int nPool;
-  size_t nSortAlloc;
-};
-
-/**************************************************************************
-** Actor cache.  Entries live until the environment closes; requests point
-** at them.
-*/
-static u32 actorHash(const char *z, int n) {
-  u32 h = 2166136261u;
-  for (int i = 0; i < n; i++) h = (h ^ (u8)z[i]) * 16777619u;
-  return h;
-}
-
-static LjActor *actorFind(LjWriter *w, const char *z, int n) {
-  LjActor *p;
-  if (w->nHash == 0) return 0;
-  for (p = w->aHash[actorHash(z, n) & (w->nHash - 1)]; p; p = p->pHashNext) {
-    if (p->nActor == n && memcmp(p->zActor, z, (size_t)n) == 0) return p;
-  }
-  return 0;
-}
-
-/* Insert a new entry (mutex held). */
-static LjActor *actorInsert(LjWriter *w, const char *z, int n, u64 highest) {
-  LjActor *p;
-  u32 h;
-  if (w->nActor >= w->nHash) {
-    u32 nNew = w->nHash ? w->nHash * 2 : 256;
-    LjActor **aNew = sqlite3_malloc64(sizeof(LjActor *) * nNew);
-    if (aNew == 0) return 0;
-    memset(aNew, 0, sizeof(LjActor *) * nNew);
-    for (u32 i = 0; i < w->nHash; i++) {
-      LjActor *pNext;
-      for (p = w->aHash[i]; p; p = pNext) {
-        pNext = p->pHashNext;
-        h = actorHash(p->zActor, p->nActor) & (nNew - 1);
-        p->pHashNext = aNew[h];
-        aNew[h] = p;
-      }
-    }
-    sqlite3_free(w->aHash);
-    w->aHash = aNew;
-    w->nHash = nNew;
-  }
-  p = sqlite3_malloc64(sizeof(LjActor) + (size_t)n);
-  if (p == 0) return 0;
-  memset(p, 0, sizeof(LjActor));
-  p->reserved = highest;
-  p->nActor = n;
-  memcpy(p->zActor, z, (size_t)n);
-  h = actorHash(z, n) & (w->nHash - 1);
-  p->pHashNext = w->aHash[h];
-  w->aHash[h] = p;
-  w->nActor++;
-  return p;
-}
-
-/* An actor's highest seq in the store, from a short read transaction. */
-static int storeHighest(LjEnv *pEnv, const char *z, int n, u64 *pHighest,
-                        char **pzErr) {
-  MDB_txn *txn = 0;
-  u64 num, floor;
-  int mrc;
-  ljGateEnter(pEnv);
-  mrc = ljReadBegin(pEnv, &txn);
-  if (mrc == 0) {
-    mrc = ljActorLoad(pEnv, txn, (const u8 *)z, n, &num, pHighest, &floor);
-    mdb_txn_abort(txn);
-  }
-  ljGateLeave(pEnv);
-  if (mrc) {
-    *pzErr = ljMdbErr("reading the actor registry", mrc);
-    return ljMdbToSqlite(mrc);
-  }
-  return SQLITE_OK;
-}
-
-int ljActorGet(LjEnv *pEnv, const char *z, int n, LjActor **ppActor,
-               char **pzErr) {
-  LjWriter *w = pEnv->pWriter;
-  LjActor *p;
-  u64 highest = 0;
-  int rc;
-  pthread_mutex_lock(&w->mutex);
-  p = actorFind(w, z, n);
-  pthread_mutex_unlock(&w->mutex);
-  if (p) {
-    *ppActor = p;
-    return SQLITE_OK;
-  }
-  rc = storeHighest(pEnv, z, n, &highest, pzErr);
-  if (rc) return rc;
-  pthread_mutex_lock(&w->mutex);
-  p = actorFind(w, z, n);
-  if (p == 0) p = actorInsert(w, z, n, highest);
-  pthread_mutex_unlock(&w->mutex);
-  if (p == 0) return SQLITE_NOMEM;
-  *ppActor = p;
-  return SQLITE_OK;
-}
-
-int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq,
-                 char **pzErr) {
-  LjWriter *w = pEnv->pWriter;
-  LjActor *p;
-  u64 reserved = 0, stored = 0;
-  int rc;
-  /* The store counts other processes' appends; the cache counts this
-  ** process's queued ones. */
-  rc = storeHighest(pEnv, z, n, &stored, pzErr);
-  pthread_mutex_lock(&w->mutex);
-  p = actorFind(w, z, n);
-  if (p) reserved = p->reserved;
-  pthread_mutex_unlock(&w->mutex);
-  *piSeq = (i64)(reserved > stored ? reserved : stored);
-  return rc;
-}
+/* Marks the functions that touch the fields marked (writer) above and in
+** LjActor: they run on the writer thread alone. */
+#define WRITER_ONLY(w) assert(pthread_equal(pthread_self(), (w)->thread))
 
 /* After a failure: restart an actor's reservations from what is stored
 ** (writer thread, mutex held). */
@@ -230,51 +67,8 @@ static void actorResync(LjActor *p, u64 highest) {
 }
 
 /**************************************************************************
-** Clients
+** Tickets and requests, the writer's side
 */
-LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode) {
-  LjClient *p = sqlite3_malloc64(sizeof(*p));
-  if (p) {
-    memset(p, 0, sizeof(*p));
-    p->pEnv = pEnv;
-    p->eDurability = eDurability;
-    p->eMode = eMode;
-  }
-  return p;
-}
-
-/* Wait (mutex held) until ticket t is processed or the deadline passes. */
-/*
-** Wait (mutex held on entry and on return) until ticket t is processed or
-** the deadline passes.  The wait itself is on the doneSeq futex, without
-** the mutex: a batch often completes many waiters at once (group commit),
-** and waking them through a condition variable would hand the mutex from
-** one to the next, a context switch each, before the last could run.
-*/
-static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
-  i64 usEnd = ljNowUs() + usTimeout;
-  int bSignal, rc = SQLITE_OK;
-  if (w->iDoneTicket >= t) return SQLITE_OK;
-  if (w->iFlushTicket < t) w->iFlushTicket = t;
-  bSignal = w->eWait != W_BUSY;
-  pthread_mutex_unlock(&w->mutex);
-  if (bSignal) pthread_cond_signal(&w->condWork);
-  __atomic_add_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
-  for (;;) {
-    u32 seq = __atomic_load_n(&w->doneSeq, __ATOMIC_SEQ_CST);
-    i64 usLeft = usEnd - ljNowUs();
-    if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) break;
-    if (usTimeout >= 0 && usLeft <= 0) {
-      rc = SQLITE_BUSY;
-      break;
-    }
-    ljFutexWait(&w->doneSeq, seq, usTimeout < 0 ? -1 : usLeft);
-  }
-  __atomic_sub_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
-  pthread_mutex_lock(&w->mutex);
-  return rc && w->iDoneTicket < t ? SQLITE_BUSY : SQLITE_OK;
-}
-
 /* Wake every waitTicket (writer, after publishing iDoneTicket). */
 static void wakeDone(LjWriter *w) {
   __atomic_add_fetch(&w->doneSeq, 1, __ATOMIC_SEQ_CST);
@@ -283,76 +77,9 @@ static void wakeDone(LjWriter *w) {
   }
 }
 
-void ljClientFree(LjClient *p) {
-  LjWriter *w;
-  if (p == 0) return;
-  w = p->pEnv->pWriter;
-  pthread_mutex_lock(&w->mutex);
-  /* The queue holds pointers to this client until its tickets are done. */
-  waitTicket(w, p->iLastTicket, -1);
-  pthread_mutex_unlock(&w->mutex);
-  sqlite3_free(p->zErr);
-  sqlite3_free(p);
-}
-
-/* Report (and clear) the client's parked error, mutex held. */
-static int clientTakeError(LjClient *p, u64 tUpTo, char **pzErr) {
-  int rc;
-  if (p->iErrTicket == 0 || p->iErrTicket > tUpTo) return SQLITE_OK;
-  rc = p->errRc;
-  *pzErr = p->zErr;
-  p->zErr = 0;
-  p->iErrTicket = 0;
-  return rc;
-}
-
-/**************************************************************************
-** Submitting
-*/
-/*
-** Requests of up to LJ_POOL_BLOCK bytes (a single small append) are
-** recycled through a free list instead of malloc/free: the submitting
-** thread would allocate and the writer thread free, which makes the
-** allocator move memory between threads on every append.  Both functions
-** are called with the mutex held.
-*/
-#define LJ_POOL_BLOCK 512
-#define LJ_POOL_MAX 8192
-
-static LjReq *reqAlloc(LjWriter *w, int eType, const LjEvent *aEvent,
-                       int nEvent) {
-  size_t nByte = sizeof(LjReq) + sizeof(LjEvent) * (size_t)nEvent;
-  u64 nRec = 0;
-  LjReq *p;
-  u8 *z;
-  int i;
-  for (i = 0; i < nEvent; i++) nRec += aEvent[i].nRec;
-  nByte += nRec;
-  if (nByte <= LJ_POOL_BLOCK && w->pPool) {
-    p = w->pPool;
-    w->pPool = p->pNext;
-    w->nPool--;
-  } else {
-    p = sqlite3_malloc64(nByte <= LJ_POOL_BLOCK ? LJ_POOL_BLOCK : nByte);
-    if (p == 0) return 0;
-  }
-  memset(p, 0, sizeof(LjReq));
-  p->bPooled = nByte <= LJ_POOL_BLOCK;
-  p->eType = eType;
-  p->nEvent = nEvent;
-  p->nByte = nRec;
-  p->aEvent = (LjEvent *)&p[1];
-  z = (u8 *)&p->aEvent[nEvent];
-  for (i = 0; i < nEvent; i++) {
-    p->aEvent[i] = aEvent[i];
-    p->aEvent[i].aRec = z;
-    memcpy(z, aEvent[i].aRec, aEvent[i].nRec);
-    z += aEvent[i].nRec;
-  }
-  return p;
-}
-
-static void reqFree(LjWriter *w, LjReq *p) {
+/* Release a request: back to the pool when it came from there (mutex
+** held). */
+void ljReqFree(LjWriter *w, LjReq *p) {
   sqlite3_free(p->zErr);
   if (p->bPooled && w->nPool < LJ_POOL_MAX) {
     p->pNext = w->pPool;
@@ -363,267 +90,14 @@ static void reqFree(LjWriter *w, LjReq *p) {
   }
 }
 
-/* Queue a request (mutex held) and wake the writer if it waits for it. */
-/* Queue a request (mutex held).  Returns whether the writer must be
-** woken; the caller signals condWork, after unlocking when it can (a
-** woken writer would otherwise block at once on the mutex). */
-static int queuePush(LjWriter *w, LjReq *p) {
-  p->iTicket = __atomic_add_fetch(&w->iNextTicket, 1, __ATOMIC_RELEASE);
-  p->usQueued = ljNowUs();
-  if (w->pTail) w->pTail->pNext = p;
-  else w->pHead = p;
-  w->pTail = p;
-  w->nQueued += p->nEvent;
-  return w->eWait == W_IDLE || w->eWait == W_GROUP ||
-         (w->eWait == W_GATHER &&
-          (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch));
-}
-
-static int writerUnavailable(LjWriter *w, char **pzErr) {
-  *pzErr = sqlite3_mprintf("journal writer is %s%s%s",
-                           w->eState == W_FAILED ? "failed" : "stopped",
-                           w->zLastError ? ": " : "",
-                           w->zLastError ? w->zLastError : "");
-  return SQLITE_ERROR;
-}
-
-/*
-** Wait (mutex held) for the outcome of a request its submitter waits on,
-** then release the mutex and the request.  On timeout the request stays
-** queued, will still be processed, and the writer frees it.
-*/
-static int reqAwait(LjWriter *w, LjReq *p, i64 usTimeout, const char *zWhat,
-                    i64 *pnResult, char **pzErr) {
-  int rc = waitTicket(w, p->iTicket, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    p->bWait = 0;
-    *pzErr = sqlite3_mprintf(
-        "%s timed out after %lldms (sync_timeout); it stays queued and "
-        "journal_sync reports its outcome",
-        zWhat, usTimeout / 1000);
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_BUSY;
-  }
-  rc = p->rc;
-  if (pnResult) *pnResult = p->nResult;
-  if (rc) {
-    *pzErr = p->zErr;
-    p->zErr = 0;
-  }
-  reqFree(w, p);
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
-             i64 usTimeout, char **pzErr) {
-  LjEnv *pEnv = pClient->pEnv;
-  LjWriter *w = pEnv->pWriter;
-  LjReq *p;
-  int rc = SQLITE_OK, bSignal;
-  int i;
-
-  pthread_mutex_lock(&w->mutex);
-  p = reqAlloc(w, LJ_REQ_EVENTS, aEvent, nEvent);
-  if (p == 0) {
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_NOMEM;
-  }
-  p->pClient = pClient;
-  p->eDurability = pClient->eDurability;
-  p->bWait = bWait;
-  /* Resolve actors not resolved by the caller; a cache miss reads the
-  ** store outside the mutex. */
-  for (i = 0; i < nEvent; i++) {
-    LjEvent *e = &p->aEvent[i];
-    if (e->pActor) continue;
-    e->pActor = actorFind(w, e->zActor, e->nActor);
-    if (e->pActor == 0) {
-      u64 highest = 0;
-      pthread_mutex_unlock(&w->mutex);
-      rc = storeHighest(pEnv, e->zActor, e->nActor, &highest, pzErr);
-      pthread_mutex_lock(&w->mutex);
-      if (rc) goto fail;
-      e->pActor = actorFind(w, e->zActor, e->nActor);
-      if (e->pActor == 0) {
-        e->pActor = actorInsert(w, e->zActor, e->nActor, highest);
-        if (e->pActor == 0) {
-          rc = SQLITE_NOMEM;
-          goto fail;
-        }
-      }
-    }
-    e->zActor = e->pActor->zActor; /* the caller's copy may go away */
-  }
-  if (w->eState != W_RUNNING) {
-    rc = writerUnavailable(w, pzErr);
-    goto fail;
-  }
-  /* Backpressure: wait for room, but a request larger than the whole
-  ** queue still goes in once the queue is empty. */
-  if (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax) {
-    struct timespec dl;
-    ljDeadline(&dl, usTimeout);
-    w->nSpaceWait++;
-    while (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax &&
-           w->eState == W_RUNNING) {
-      if (w->eWait != W_BUSY) pthread_cond_signal(&w->condWork);
-      if (pthread_cond_timedwait(&w->condDone, &w->mutex, &dl) == ETIMEDOUT) {
-        break;
-      }
-    }
-    w->nSpaceWait--;
-    if (w->nQueued > 0 && w->nQueued + nEvent > pEnv->cfg.nQueueMax) {
-      rc = SQLITE_BUSY;
-      *pzErr = sqlite3_mprintf(
-          "journal append timed out after %lldms: the queue is full "
-          "(queue_max=%d); the writer is not keeping up or is blocked",
-          usTimeout / 1000, pEnv->cfg.nQueueMax);
-      goto fail;
-    }
-  }
-  /* Reserve seqs.  Events of one actor in one request take consecutive
-  ** seqs; on an expected-seq mismatch every reservation is undone. */
-  for (i = 0; i < nEvent; i++) {
-    LjEvent *e = &p->aEvent[i];
-    u64 next = e->pActor->reserved + 1;
-    if (e->seq != 0 && e->seq != next) {
-      rc = SQLITE_CONSTRAINT;
-      *pzErr = sqlite3_mprintf(
-          "expected seq %llu for actor '%.*s' but got %llu (seq must be "
-          "exactly the next one)",
-          next, e->pActor->nActor, e->pActor->zActor, e->seq);
-      while (--i >= 0) p->aEvent[i].pActor->reserved--;
-      goto fail;
-    }
-    e->seq = next;
-    e->epoch = e->pActor->epoch;
-    e->pActor->reserved = next;
-    aEvent[i].seq = next;
-  }
-  bSignal = queuePush(w, p);
-  pClient->iLastTicket = p->iTicket;
-  __atomic_add_fetch(&pEnv->m.nAppends, (u64)nEvent, __ATOMIC_RELAXED);
-  if (!bWait) {
-    pthread_mutex_unlock(&w->mutex);
-    if (bSignal) pthread_cond_signal(&w->condWork);
-    return SQLITE_OK;
-  }
-  if (bSignal) pthread_cond_signal(&w->condWork);
-  /* Synchronous: wait for the outcome of this very request. */
-  return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
-fail:
-  reqFree(w, p);
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
-               i64 usTimeout, i64 *pnDeleted, char **pzErr) {
-  LjWriter *w = pClient->pEnv->pWriter;
-  LjEvent ev;
-  LjReq *p;
-  int rc;
-  memset(&ev, 0, sizeof(ev));
-  ev.aRec = (u8 *)zActor; /* the actor id travels as the "record" */
-  ev.nRec = (u32)nActor;
-  pthread_mutex_lock(&w->mutex);
-  p = reqAlloc(w, LJ_REQ_TRUNCATE, &ev, 1);
-  if (p == 0) {
-    pthread_mutex_unlock(&w->mutex);
-    return SQLITE_NOMEM;
-  }
-  p->nEvent = 0; /* no event is appended */
-  p->iToSeq = iToSeq;
-  p->pClient = pClient;
-  p->eDurability = pClient->eDurability;
-  p->bWait = 1;
-  if (w->eState != W_RUNNING) {
-    rc = writerUnavailable(w, pzErr);
-    reqFree(w, p);
-    pthread_mutex_unlock(&w->mutex);
-    return rc;
-  }
-  if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
-  pClient->iLastTicket = p->iTicket;
-  return reqAwait(w, p, usTimeout, "journal_truncate", pnDeleted, pzErr);
-}
-
-int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
-           char **pzErr) {
-  LjWriter *w = pClient->pEnv->pWriter;
-  u64 t;
-  int rc;
-  pthread_mutex_lock(&w->mutex);
-  t = w->iNextTicket;
-  if (bDurable && pClient->eDurability == LJ_DUR_NONE) {
-    /* Only an explicit env sync makes durability=none commits durable.
-    ** The request is not "waited" (the writer frees it); this thread
-    ** waits for its ticket instead, and its failure is parked on the
-    ** client like an async append's. */
-    LjReq *p;
-    if (w->eState != W_RUNNING) {
-      rc = writerUnavailable(w, pzErr);
-      pthread_mutex_unlock(&w->mutex);
-      return rc;
-    }
-    p = reqAlloc(w, LJ_REQ_SYNC, 0, 0);
-    if (p == 0) {
-      pthread_mutex_unlock(&w->mutex);
-      return SQLITE_NOMEM;
-    }
-    p->pClient = pClient;
-    if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
-    pClient->iLastTicket = p->iTicket;
-    t = p->iTicket;
-  }
-  rc = waitTicket(w, t, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    *pzErr = sqlite3_mprintf(
-        "journal_sync timed out after %lldms (sync_timeout): the writer has "
-        "not committed the queued appends",
-        usTimeout / 1000);
-  } else {
-    rc = clientTakeError(pClient, t, pzErr);
-    if (rc == SQLITE_OK && w->eState == W_FAILED) {
-      rc = writerUnavailable(w, pzErr);
-    }
-  }
-  *pPos = bDurable ? w->durablePos : w->lastPos;
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-int ljFlushForRead(LjEnv *pEnv, i64 usTimeout) {
-  LjWriter *w = pEnv->pWriter;
-  u64 t = __atomic_load_n(&w->iNextTicket, __ATOMIC_ACQUIRE);
-  int rc;
-  if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) return 0;
-  pthread_mutex_lock(&w->mutex);
-  rc = waitTicket(w, t, usTimeout);
-  pthread_mutex_unlock(&w->mutex);
-  return rc;
-}
-
-void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
-  LjWriter *w = pEnv->pWriter;
-  static const char *const azState[] = {"running", "stopped", "failed"};
-  pthread_mutex_lock(&w->mutex);
-  p->zState = azState[w->eState];
-  p->nQueue = w->nQueued;
-  p->lastPos = w->lastPos;
-  p->durablePos = w->durablePos;
-  p->zLastError = w->zLastError ? sqlite3_mprintf("%s", w->zLastError) : 0;
-  pthread_mutex_unlock(&w->mutex);
-}
-
 /**************************************************************************
 ** The write transaction
 */
 
 /* An actor's highest seq as seen inside the current write transaction. */
 static int txnHighest(LjWriter *w, MDB_txn *txn, LjActor *a, u64 *pH) {
-  if (a->txnSerial == w->txnSerial) {
+  WRITER_ONLY(w);
+  if (a->txnSerial == w->put.txnSerial) {
     *pH = a->txnHighest;
     return 0;
   }
@@ -634,7 +108,7 @@ static int txnHighest(LjWriter *w, MDB_txn *txn, LjActor *a, u64 *pH) {
     if (mrc) return mrc;
     a->wGen = w->wGen;
   }
-  a->txnSerial = w->txnSerial;
+  a->txnSerial = w->put.txnSerial;
   a->txnHighest = a->committed;
   *pH = a->committed;
   return 0;
@@ -649,6 +123,23 @@ static void reqFail(LjReq *p, int rc, char *zErr) {
   }
 }
 
+/* Fail request p for a seq reserved against a stale view of actor a,
+** whose store is at seq h. */
+static void reqConflict(LjWriter *w, LjReq *p, LjEvent *e, u64 h) {
+  LjActor *a = e->pActor;
+  if (e->epoch == a->epoch) {
+    pthread_mutex_lock(&w->mutex);
+    actorResync(a, h);
+    pthread_mutex_unlock(&w->mutex);
+  }
+  __atomic_add_fetch(&w->pEnv->m.nConflicts, 1, __ATOMIC_RELAXED);
+  reqFail(p, SQLITE_CONSTRAINT,
+          sqlite3_mprintf("sequence conflict for actor '%.*s': seq %llu was "
+                          "reserved but the journal is at seq %llu (another "
+                          "writer appended to this actor)",
+                          a->nActor, a->zActor, e->seq, h));
+}
+
 /*
 ** Check one request against the transaction's view and, if it passes,
 ** give its events pos and ts.  Returns an LMDB code for store errors;
@@ -656,7 +147,8 @@ static void reqFail(LjReq *p, int rc, char *zErr) {
 */
 static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   int i, mrc;
-  i64 tsLast = w->tailTs;
+  i64 tsLast = w->put.tailTs;
+  WRITER_ONLY(w);
   for (i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
     LjActor *a = e->pActor;
@@ -664,18 +156,7 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
     mrc = txnHighest(w, txn, a, &h);
     if (mrc) return mrc;
     if (e->epoch != a->epoch || e->seq != h + 1) {
-      if (e->epoch == a->epoch) {
-        pthread_mutex_lock(&w->mutex);
-        actorResync(a, h);
-        pthread_mutex_unlock(&w->mutex);
-      }
-      __atomic_add_fetch(&w->pEnv->m.nConflicts, 1, __ATOMIC_RELAXED);
-      reqFail(p, SQLITE_CONSTRAINT,
-              sqlite3_mprintf(
-                  "sequence conflict for actor '%.*s': seq %llu was "
-                  "reserved but the journal is at seq %llu (another writer "
-                  "appended to this actor)",
-                  a->nActor, a->zActor, e->seq, h));
+      reqConflict(w, p, e, h);
       break;
     }
     if (e->tsGiven >= 0) {
@@ -700,724 +181,18 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   }
   for (i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
-    i64 ts = e->tsGiven >= 0 ? e->tsGiven : (now > w->tailTs ? now : w->tailTs);
-    e->pos = ++w->tailPos;
-    w->tailTs = ts;
+    i64 ts = e->tsGiven >= 0 ? e->tsGiven : (now > w->put.tailTs ? now : w->put.tailTs);
+    assert(ts >= w->put.tailTs);
+    e->pos = ++w->put.tailPos; /* strictly increasing, one by one */
+    w->put.tailTs = ts;
     ljRecStamp(e->aRec, e->nRec, e->pos, ts);
   }
   return 0;
 }
 
-static int cmpActor(const void *pA, const void *pB) {
-  const LjActor *a = *(LjActor *const *)pA;
-  const LjActor *b = *(LjActor *const *)pB;
-  return a->num < b->num ? -1 : (a->num > b->num);
-}
-
-typedef struct TagCtx TagCtx;
-struct TagCtx {
-  MDB_cursor *c;
-  u64 pos;
-  u8 aVal[16];
-  int mrc;
-};
-
-static int tagPut(void *pArg, const u8 *aTag, int nTag) {
-  TagCtx *t = (TagCtx *)pArg;
-  u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
-  MDB_val k, v;
-  k.mv_data = aKey;
-  k.mv_size = (size_t)ljTagKey(aKey, aTag, nTag, t->pos);
-  v.mv_data = t->aVal;
-  v.mv_size = 16;
-  t->mrc = mdb_cursor_put(t->c, &k, &v, 0);
-  return t->mrc ? 1 : 0;
-}
-
-/* Encode events ap[0..n) (one actor, consecutive seqs) as a run. */
-static size_t runSize(LjEvent *const *ap, size_t n) {
-  size_t nByte = 4 + 4 * n;
-  for (size_t x = 0; x < n; x++) nByte += ap[x]->nRec;
-  return nByte;
-}
-
-static void runFill(u8 *z, LjEvent *const *ap, size_t n) {
-  size_t off = 0;
-  ljPut32(z, (u32)n);
-  for (size_t x = 0; x < n; x++) {
-    memcpy(&z[4 + 4 * n + off], ap[x]->aRec, ap[x]->nRec);
-    off += ap[x]->nRec;
-    ljPut32(&z[4 + 4 * x], (u32)off);
-  }
-}
-
-/* Events of the sorted batch from i on that belong to apSort[i]'s actor. */
-static size_t actorSpan(LjWriter *w, size_t i, size_t n) {
-  size_t j = i;
-  while (j < n && w->apSort[j]->pActor == w->apSort[i]->pActor) j++;
-  return j - i;
-}
-
-/*
-** Put the sorted batch (n events over nActor actors) into the stage as
-** one value keyed by its first pos (drawing in layout.c).
+/**************************************************************************
+** Committing a batch
 */
-static int stagePut(LjWriter *w, MDB_txn *txn, size_t n, size_t nActor,
-                    const u8 *aPos) {
-  MDB_val k, v;
-  size_t i, nByte = LJ_STAGE_HDR + LJ_STAGE_DIR * nActor, off = 0;
-  u32 iDir = 0;
-  u8 *z;
-  int mrc;
-  for (i = 0; i < n; i += actorSpan(w, i, n)) {
-    nByte += runSize(&w->apSort[i], actorSpan(w, i, n));
-  }
-  k.mv_data = (void *)aPos;
-  k.mv_size = 8;
-  v.mv_data = 0;
-  v.mv_size = nByte;
-  mrc = mdb_put(txn, w->pEnv->aDbi[LJ_DB_STAGE], &k, &v,
-                MDB_APPEND | MDB_RESERVE);
-  if (mrc) return mrc;
-  z = (u8 *)v.mv_data;
-  ljPut32(z, (u32)nActor);
-  ljPut32(&z[4], (u32)n);
-  for (i = 0; i < n; iDir++) {
-    size_t nA = actorSpan(w, i, n);
-    u8 *aDir = &z[LJ_STAGE_HDR + LJ_STAGE_DIR * iDir];
-    size_t nRun = runSize(&w->apSort[i], nA);
-    runFill(&z[LJ_STAGE_HDR + LJ_STAGE_DIR * nActor + off], &w->apSort[i], nA);
-    off += nRun;
-    ljPut64(aDir, w->apSort[i]->pActor->num);
-    ljPut64(&aDir[8], w->apSort[i]->seq);
-    ljPut32(&aDir[16], (u32)off);
-    i += nA;
-  }
-  w->nStageEnt++;
-  w->nStageEv += n;
-  w->nStageBytes += nByte;
-  return 0;
-}
-
-/* One actor's staged run inside the merge: batch iEnt, directory entry
-** iDir. */
-typedef struct StageItem StageItem;
-struct StageItem {
-  u64 num;
-  u32 iEnt;
-  u32 iDir;
-};
-
-/*
-** Sort items by actor number, keeping batch order among equal numbers:
-** a stable LSD radix sort, 11 bits per pass, over the bits the largest
-** number uses.  The result is in a[] or aTmp[]; returned.
-*/
-static StageItem *stageSort(StageItem *a, StageItem *aTmp, size_t n,
-                            u64 numMax) {
-  enum { BITS = 11, BUCKETS = 1 << BITS };
-  size_t aCnt[BUCKETS];
-  for (int shift = 0; shift < 64 && (numMax >> shift) != 0; shift += BITS) {
-    size_t sum = 0;
-    StageItem *t;
-    memset(aCnt, 0, sizeof(aCnt));
-    for (size_t i = 0; i < n; i++) aCnt[(a[i].num >> shift) & (BUCKETS - 1)]++;
-    for (size_t d = 0; d < BUCKETS; d++) {
-      size_t c = aCnt[d];
-      aCnt[d] = sum;
-      sum += c;
-    }
-    for (size_t i = 0; i < n; i++) {
-      aTmp[aCnt[(a[i].num >> shift) & (BUCKETS - 1)]++] = a[i];
-    }
-    t = a;
-    a = aTmp;
-    aTmp = t;
-  }
-  return a;
-}
-
-/* Records gathered for one run of the merge. */
-typedef struct MergeRun MergeRun;
-struct MergeRun {
-  MDB_cursor *c;
-  u64 num, seq0; /* key of the run */
-  u32 n;
-  size_t nByte;
-  size_t nMax;   /* largest run value */
-  const u8 *apRec[LJ_RUN_MAX];
-  u32 anRec[LJ_RUN_MAX];
-};
-
-static int mergeFlush(MergeRun *r) {
-  MDB_val k, v;
-  u8 aKey[LJ_EVKEY], *z;
-  size_t off = 0;
-  int mrc;
-  if (r->n == 0) return 0;
-  ljEvKey(aKey, r->num, r->seq0);
-  k.mv_data = aKey;
-  k.mv_size = LJ_EVKEY;
-  v.mv_data = 0;
-  v.mv_size = 4 + 4 * (size_t)r->n + r->nByte;
-  mrc = mdb_cursor_put(r->c, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-  if (mrc) return mrc;
-  z = (u8 *)v.mv_data;
-  ljPut32(z, r->n);
-  for (u32 x = 0; x < r->n; x++) {
-    memcpy(&z[4 + 4 * (size_t)r->n + off], r->apRec[x], r->anRec[x]);
-    off += r->anRec[x];
-    ljPut32(&z[4 + 4 * x], (u32)off);
-  }
-  r->seq0 += r->n;
-  r->n = 0;
-  r->nByte = 0;
-  return 0;
-}
-
-/* Write the sorted items as runs of up to LJ_RUN_MAX events and
-** LJ_RUN_BYTES bytes, in key order. */
-static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
-                     const StageItem *aItem, size_t nItem, u64 *pnActor) {
-  MergeRun *r = sqlite3_malloc64(sizeof(*r));
-  MDB_stat st;
-  int mrc;
-  if (r == 0) return ENOMEM;
-  r->n = 0;
-  r->nByte = 0;
-  r->c = 0;
-  /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly (the
-  ** first page has a 16-byte header). */
-  mdb_env_stat(pEnv->env, &st);
-  r->nMax = (size_t)st.ms_psize * LJ_MERGE_RUN_PAGES - 16;
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
-  for (size_t i = 0; i < nItem && mrc == 0; i++) {
-    MDB_val run;
-    u64 num, s0;
-    u32 nRun;
-    mrc = ljStageDir(&aEnt[aItem[i].iEnt], aItem[i].iDir, &num, &s0, &run);
-    if (mrc) break;
-    if (i == 0 || num != r->num) {
-      mrc = mergeFlush(r);
-      r->num = num;
-      r->seq0 = s0;
-      (*pnActor)++;
-    } else if (s0 != r->seq0 + r->n) {
-      mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
-    }
-    nRun = ljRunCount(run.mv_data, run.mv_size);
-    for (u32 x = 0; x < nRun && mrc == 0; x++) {
-      const u8 *a;
-      u32 n;
-      mrc = ljRunRecord(run.mv_data, run.mv_size, x, &a, &n);
-      if (mrc) break;
-      if (r->n == LJ_RUN_MAX ||
-          (r->n > 0 && 4 + 4 * (size_t)(r->n + 1) + r->nByte + n > r->nMax)) {
-        mrc = mergeFlush(r);
-        if (mrc) break;
-      }
-      r->apRec[r->n] = a;
-      r->anRec[r->n++] = n;
-      r->nByte += n;
-    }
-  }
-  if (mrc == 0) mrc = mergeFlush(r);
-  if (r->c) mdb_cursor_close(r->c);
-  sqlite3_free(r);
-  return mrc;
-}
-
-/*
-** Merge the oldest staged batches, up to nBudget events (at least one
-** batch), into the events db and delete them from the stage: every
-** actor's staged runs, in pos order, become runs put in key order.  The
-** records are copied as they are (pos, ts and checksum do not change).
-** What stays staged is newer than what was merged, so the stage's
-** invariant (layout.c) holds.
-*/
-static int stageMerge(LjWriter *w, MDB_txn *txn, u64 nBudget) {
-  LjEnv *pEnv = w->pEnv;
-  MDB_cursor *cSt = 0;
-  MDB_val k, v, *aEnt = 0;
-  StageItem *aItem = 0, *aSorted;
-  size_t nEnt = 0, nItem = 0, nEntAlloc = 0, nItemAlloc = 0;
-  u64 nEv = 0, nByte = 0, numMax = 0, nActor = 0;
-  int mrc;
-
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_STAGE], &cSt);
-  if (mrc) return mrc;
-  /* Size the arrays first: the batches within the budget and their
-  ** directory entries (twice: the second half is the sort's scratch). */
-  for (mrc = mdb_cursor_get(cSt, &k, &v, MDB_FIRST); mrc == 0;
-       mrc = mdb_cursor_get(cSt, &k, &v, MDB_NEXT)) {
-    if (nEntAlloc > 0 && nEv + ljStageEvents(&v) > nBudget) break;
-    nEntAlloc++;
-    nItemAlloc += 2 * (size_t)ljStageActors(&v);
-    nEv += ljStageEvents(&v);
-  }
-  if (mrc == MDB_NOTFOUND) mrc = 0;
-  nEv = 0;
-  if (mrc == 0 && nEntAlloc > 0) {
-    aEnt = sqlite3_malloc64(sizeof(MDB_val) * nEntAlloc);
-    aItem = sqlite3_malloc64(sizeof(StageItem) * (nItemAlloc ? nItemAlloc : 1));
-    if (aEnt == 0 || aItem == 0) mrc = ENOMEM;
-  }
-  for (mrc = mrc ? mrc : mdb_cursor_get(cSt, &k, &v, MDB_FIRST);
-       mrc == 0 && nEnt < nEntAlloc;
-       mrc = mdb_cursor_get(cSt, &k, &v, MDB_NEXT)) {
-    u32 nAct = ljStageActors(&v);
-    if (2 * (nItem + nAct) > nItemAlloc) {
-      mrc = MDB_CORRUPTED; /* changed under us: cannot be */
-      break;
-    }
-    for (u32 d = 0; d < nAct && mrc == 0; d++) {
-      u64 s0;
-      MDB_val run;
-      mrc = ljStageDir(&v, d, &aItem[nItem].num, &s0, &run);
-      if (aItem[nItem].num > numMax) numMax = aItem[nItem].num;
-      aItem[nItem].iEnt = (u32)nEnt;
-      aItem[nItem++].iDir = d;
-    }
-    if (mrc) break;
-    aEnt[nEnt++] = v;
-    nEv += ljStageEvents(&v);
-    nByte += v.mv_size;
-    if (nEnt == nEntAlloc) break;
-  }
-  if (mrc == MDB_NOTFOUND) mrc = 0;
-  if (mrc == 0 && nItem > 0) {
-    aSorted = stageSort(aItem, &aItem[nItemAlloc / 2], nItem, numMax);
-    mrc = mergeRuns(pEnv, txn, aEnt, aSorted, nItem, &nActor);
-  }
-  /* Delete the merged batches (the oldest: first in the stage). */
-  if (mrc == 0 && nEnt > 0 && nEnt == w->nStageEnt) {
-    mrc = mdb_drop(txn, pEnv->aDbi[LJ_DB_STAGE], 0);
-  } else {
-    for (size_t i = 0; i < nEnt && mrc == 0; i++) {
-      mrc = mdb_cursor_get(cSt, &k, &v, MDB_FIRST);
-      if (mrc == 0) mrc = mdb_cursor_del(cSt, 0);
-    }
-  }
-  mdb_cursor_close(cSt);
-  if (mrc == 0) {
-    __atomic_add_fetch(&pEnv->m.nMerges, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&pEnv->m.nMergedEvents, nEv, __ATOMIC_RELAXED);
-    w->nStageEnt -= nEnt;
-    w->nStageEv -= nEv;
-    w->nStageBytes -= nByte;
-    /* A full-size merge that found few events per actor (the batches'
-    ** actors are too many for the stage to gather their events) gained
-    ** little over direct puts: write directly for a while, then try
-    ** again. */
-    if (nEv >= LJ_STAGE_MERGE_EVENTS / 2 && nEv < LJ_STAGE_MIN_GAIN * nActor) {
-      w->nDirectLeft = 4 * (u64)LJ_STAGE_MERGE_EVENTS;
-    }
-  }
-  sqlite3_free(aItem);
-  sqlite3_free(aEnt);
-  return mrc;
-}
-
-/* Is the stage big enough to merge? */
-static int stageDue(const LjWriter *w) {
-  return w->bTail && (w->nStageEv >= LJ_STAGE_MERGE_EVENTS ||
-                      w->nStageEnt >= LJ_STAGE_MERGE_BATCHES ||
-                      w->nStageBytes >= LJ_STAGE_MERGE_BYTES);
-}
-
-/* Put every accepted event, in key order. */
-static int writeEvents(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
-                       size_t nEv) {
-  LjEnv *pEnv = w->pEnv;
-  MDB_cursor *cEv = 0, *cPos = 0, *cTag = 0;
-  size_t n = 0, i, nActor = 0, nPlaced;
-  int r, mrc, bStage;
-  MDB_val k, v;
-  u8 aKey[LJ_EVKEY], aPos[8];
-  u8 *aMani = 0;
-
-  if (nEv > w->nSortAlloc) {
-    LjEvent **a = sqlite3_realloc64(w->apSort, sizeof(LjEvent *) * nEv);
-    LjActor **b = sqlite3_realloc64(w->apSortActor, sizeof(LjActor *) * nEv);
-    if (a) w->apSort = a;
-    if (b) w->apSortActor = b;
-    if (a == 0 || b == 0) return ENOMEM;
-    w->nSortAlloc = nEv;
-  }
-  /* New actors get numbers, in arrival order. */
-  for (r = 0; r < nReq; r++) {
-    LjReq *p = aReq[r];
-    if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
-    for (int j = 0; j < p->nEvent; j++) {
-      LjActor *a = p->aEvent[j].pActor;
-      if (a->num == 0) {
-        u8 aNum[8], aAct[16];
-        a->num = w->nextNum++;
-        ljPut64(aNum, a->num);
-        ljPut64(aAct, a->num);
-        ljPut64(&aAct[8], 0);
-        k.mv_data = a->zActor;
-        k.mv_size = (size_t)a->nActor;
-        v.mv_data = aAct;
-        v.mv_size = 16;
-        mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, MDB_NOOVERWRITE);
-        if (mrc) return mrc;
-        k.mv_data = aNum;
-        k.mv_size = 8;
-        v.mv_data = a->zActor;
-        v.mv_size = (size_t)a->nActor;
-        mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTNUM], &k, &v, MDB_APPEND);
-        if (mrc) return mrc;
-      }
-      /* Count events per actor; an actor's events are already in seq
-      ** order (reserved in queue order), so sorting the distinct actors
-      ** by number and placing each actor's events after the previous
-      ** actor's orders the batch by key. */
-      if (a->sortSerial != w->txnSerial) {
-        a->sortSerial = w->txnSerial;
-        a->iSort = 0;
-        w->apSortActor[nActor++] = a;
-      }
-      a->iSort++;
-      n++;
-    }
-  }
-  if (n == 0) return 0;
-  qsort(w->apSortActor, nActor, sizeof(LjActor *), cmpActor);
-  for (i = 0, nPlaced = 0; i < nActor; i++) {
-    u32 nA = w->apSortActor[i]->iSort;
-    w->apSortActor[i]->iSort = (u32)nPlaced;
-    nPlaced += nA;
-  }
-  for (r = 0; r < nReq; r++) {
-    LjReq *p = aReq[r];
-    if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
-    for (int j = 0; j < p->nEvent; j++) {
-      w->apSort[p->aEvent[j].pActor->iSort++] = &p->aEvent[j];
-    }
-  }
-  /* Positions of accepted events are contiguous (validateReq hands them
-  ** out one by one): the batch is keyed by the first. */
-  ljPut64(aPos, w->apSort[0]->pos);
-  for (i = 1; i < n; i++) {
-    if (w->apSort[i]->pos < ljGet64(aPos)) ljPut64(aPos, w->apSort[i]->pos);
-  }
-  /* Many actors with few events each (or a stage already open, which
-  ** must take every commit until merged): stage the batch. */
-  bStage = w->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
-           n < LJ_STAGE_DENSITY * nActor;
-  if (!bStage && w->nStageEnt > 0) {
-    /* A large dense batch behind a stage: a small stage (a sparse batch
-    ** or a few, say at start-up) is merged first, so that a dense stream
-    ** keeps its direct runs.  Otherwise the stage takes the batch (and is
-    ** merged when due), as every commit must go to the stage while it is
-    ** open. */
-    if (n >= LJ_STAGE_ACTORS * LJ_STAGE_DENSITY &&
-        w->nStageEv <= LJ_STAGE_FLUSH_EVENTS) {
-      mrc = stageMerge(w, txn, UINT64_MAX);
-      if (mrc) return mrc;
-    } else {
-      bStage = 1;
-    }
-  }
-  if (!bStage && w->nDirectLeft > 0) {
-    w->nDirectLeft -= n < w->nDirectLeft ? n : w->nDirectLeft;
-  }
-  if (bStage) {
-    mrc = stagePut(w, txn, n, nActor, aPos);
-    if (mrc) return mrc;
-  } else {
-    mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &cEv);
-    if (mrc) return mrc;
-    /* One run per actor (split at LJ_RUN_MAX events / LJ_RUN_BYTES). */
-    for (i = 0; i < n && mrc == 0;) {
-      LjActor *a = w->apSort[i]->pActor;
-      size_t j = i, nByte = 0;
-      while (j < n && j - i < LJ_RUN_MAX && w->apSort[j]->pActor == a &&
-             (j == i || nByte + w->apSort[j]->nRec <= LJ_RUN_BYTES)) {
-        nByte += w->apSort[j++]->nRec;
-      }
-      ljEvKey(aKey, a->num, w->apSort[i]->seq);
-      k.mv_data = aKey;
-      k.mv_size = LJ_EVKEY;
-      v.mv_data = 0;
-      v.mv_size = runSize(&w->apSort[i], j - i);
-      mrc = mdb_cursor_put(cEv, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-      if (mrc) break;
-      runFill((u8 *)v.mv_data, &w->apSort[i], j - i);
-      i = j;
-    }
-    mdb_cursor_close(cEv);
-    if (mrc) return mrc;
-  }
-  /* The manifest: this commit's positions, in pos order, as one value at
-  ** the end of the pos tree. */
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &cPos);
-  if (mrc) return mrc;
-  k.mv_data = aPos;
-  k.mv_size = 8;
-  v.mv_data = 0;
-  v.mv_size = LJ_MANI_ENTRY * n;
-  mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND | MDB_RESERVE);
-  if (mrc == 0) aMani = (u8 *)v.mv_data;
-  for (r = 0; r < nReq && mrc == 0; r++) {
-    LjReq *p = aReq[r];
-    if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
-    for (int j = 0; j < p->nEvent && mrc == 0; j++) {
-      LjEvent *e = &p->aEvent[j];
-      u8 *aVal = &aMani[LJ_MANI_ENTRY * (e->pos - ljGet64(aPos))];
-      ljPut64(aVal, e->pActor->num);
-      ljPut64(&aVal[8], e->seq);
-      memcpy(&aVal[16], &e->aRec[16], 8); /* ts, already big-endian */
-      if (ljGet16(&e->aRec[26]) > 0) {
-        TagCtx t;
-        char *zErr = 0;
-        if (cTag == 0) {
-          mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_TAGS], &cTag);
-          if (mrc) break;
-        }
-        t.c = cTag;
-        t.pos = e->pos;
-        t.mrc = 0;
-        ljPut64(t.aVal, e->pActor->num);
-        ljPut64(&t.aVal[8], e->seq);
-        ljTagsParse((const char *)&e->aRec[LJ_REC_HDR + ljGet16(&e->aRec[24])],
-                    ljGet16(&e->aRec[26]), tagPut, &t, &zErr);
-        sqlite3_free(zErr); /* validated when the event was built */
-        mrc = t.mrc;
-      }
-    }
-  }
-  if (cTag) mdb_cursor_close(cTag);
-  mdb_cursor_close(cPos);
-  return mrc;
-}
-
-/* Load the tail (last pos, ts, next actor number) if not known. */
-static int loadTail(LjWriter *w, MDB_txn *txn) {
-  MDB_cursor *c;
-  MDB_val k, v;
-  int mrc;
-  if (w->bTail) return 0;
-  w->tailPos = 0;
-  w->tailTs = 0;
-  w->nextNum = 1;
-  mrc = ljStageTotals(w->pEnv, txn, &w->nStageEnt, &w->nStageEv,
-                      &w->nStageBytes);
-  if (mrc) return mrc;
-  mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_POS], &c);
-  if (mrc) return mrc;
-  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (mrc == 0 && k.mv_size == 8 && ljManiCount(&v) > 0) {
-    u32 nMani = ljManiCount(&v);
-    w->tailPos = ljGet64(k.mv_data) + nMani - 1;
-    w->tailTs = (i64)ljGet64((u8 *)v.mv_data + LJ_MANI_ENTRY * (nMani - 1) + 16);
-  }
-  mdb_cursor_close(c);
-  if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  mrc = mdb_cursor_open(txn, w->pEnv->aDbi[LJ_DB_ACTNUM], &c);
-  if (mrc) return mrc;
-  mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (mrc == 0 && k.mv_size == 8) w->nextNum = ljGet64(k.mv_data) + 1;
-  mdb_cursor_close(c);
-  if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  /* pos must never be reused, even after the newest events were
-  ** truncated: the meta db remembers the highest pos ever assigned. */
-  {
-    MDB_val mk;
-    mk.mv_data = (void *)"maxpos";
-    mk.mv_size = 6;
-    mrc = mdb_get(txn, w->pEnv->aDbi[LJ_DB_META], &mk, &v);
-    if (mrc == 0 && v.mv_size == 8 && ljGet64(v.mv_data) > w->tailPos) {
-      w->tailPos = ljGet64(v.mv_data);
-    }
-    if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  }
-  w->bTail = 1;
-  return 0;
-}
-
-typedef struct TagDel TagDel;
-struct TagDel {
-  MDB_txn *txn;
-  MDB_dbi dbi;
-  u64 pos;
-  int mrc;
-};
-
-static int tagDel(void *pArg, const u8 *aTag, int nTag) {
-  TagDel *t = (TagDel *)pArg;
-  u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
-  MDB_val k;
-  k.mv_data = aKey;
-  k.mv_size = (size_t)ljTagKey(aKey, aTag, nTag, t->pos);
-  t->mrc = mdb_del(t->txn, t->dbi, &k, 0);
-  if (t->mrc == MDB_NOTFOUND) t->mrc = 0; /* a repeated tag */
-  return t->mrc ? 1 : 0;
-}
-
-/*
-** Mark pos as deleted in its manifest (num 0, ts kept so that the ts
-** search still sees a non-decreasing sequence); a manifest left with only
-** deleted entries goes.
-*/
-static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
-  MDB_cursor *c;
-  MDB_val k, v;
-  u8 aKey[8];
-  u32 i, n, nLive = 0;
-  u8 *a;
-  int mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c);
-  if (mrc) return mrc;
-  mrc = ljManiFind(c, pos, &k, &v, &i);
-  if (mrc == MDB_NOTFOUND) mrc = 0; /* already gone */
-  else if (mrc == 0) {
-    /* The key points into the page, which the put may rewrite before it
-    ** reads the key (an overflow value is deleted and added again). */
-    memcpy(aKey, k.mv_data, 8);
-    k.mv_data = aKey;
-    n = ljManiCount(&v);
-    a = sqlite3_malloc64(v.mv_size);
-    if (a == 0) {
-      mrc = ENOMEM;
-    } else {
-      memcpy(a, v.mv_data, v.mv_size);
-      memset(&a[LJ_MANI_ENTRY * i], 0, 8);
-      for (u32 x = 0; x < n; x++) nLive += ljGet64(&a[LJ_MANI_ENTRY * x]) != 0;
-      if (nLive == 0) {
-        mrc = mdb_cursor_del(c, 0);
-      } else {
-        v.mv_data = a;
-        mrc = mdb_cursor_put(c, &k, &v, MDB_CURRENT);
-      }
-      sqlite3_free(a);
-    }
-  }
-  mdb_cursor_close(c);
-  return mrc;
-}
-
-/* Remove record i of a run from the pos and tag indexes. */
-static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun,
-                         size_t nRun, u32 i) {
-  LjRec rec;
-  u8 *aUnz = 0;
-  size_t nUnz = 0;
-  const u8 *a;
-  u32 n;
-  int mrc = ljRunRecord(aRun, nRun, i, &a, &n);
-  if (mrc) return mrc;
-  if (ljRecDecode(a, n, &rec, &aUnz, &nUnz)) return MDB_CORRUPTED;
-  sqlite3_free(aUnz);
-  mrc = maniTombstone(pEnv, txn, rec.pos);
-  if (mrc == 0 && rec.nTags) {
-    TagDel t;
-    char *zErr = 0;
-    t.txn = txn;
-    t.dbi = pEnv->aDbi[LJ_DB_TAGS];
-    t.pos = rec.pos;
-    t.mrc = 0;
-    ljTagsParse((const char *)rec.aTags, rec.nTags, tagDel, &t, &zErr);
-    sqlite3_free(zErr);
-    mrc = t.mrc;
-  }
-  return mrc;
-}
-
-/*
-** Delete an actor's events up to p->iToSeq with their pos and tag index
-** entries, and raise the actor's floor to its highest seq so that the
-** highest seq survives.  The highest pos ever assigned is recorded in the
-** meta db, so pos is never reused even when the newest events go.
-*/
-static int truncateTxn(LjWriter *w, MDB_txn *txn, LjReq *p, int *pbWrote) {
-  LjEnv *pEnv = w->pEnv;
-  const u8 *zActor = p->aEvent[0].aRec;
-  int nActor = (int)p->aEvent[0].nRec;
-  u64 num, highest, floor, upTo;
-  u8 aKey[LJ_EVKEY], aAct[16], aMax[8];
-  MDB_cursor *c;
-  MDB_val k, v;
-  int mrc;
-  mrc = ljActorLoad(pEnv, txn, zActor, nActor, &num, &highest, &floor);
-  if (mrc || num == 0) return mrc;
-  *pbWrote = 1; /* the floor and maxpos at least */
-  upTo = (p->iToSeq < 0 || (u64)p->iToSeq > highest) ? highest : (u64)p->iToSeq;
-  mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &c);
-  if (mrc) return mrc;
-  ljEvKey(aKey, num, 1);
-  k.mv_data = aKey;
-  k.mv_size = LJ_EVKEY;
-  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (mrc == 0 && ljGet64(k.mv_data) == num &&
-         ljGet64((u8 *)k.mv_data + 8) <= upTo) {
-    u64 s0 = ljGet64((u8 *)k.mv_data + 8);
-    u32 nRun = ljRunCount(v.mv_data, v.mv_size);
-    u32 nDel = (u32)(upTo - s0 + 1 < nRun ? upTo - s0 + 1 : nRun);
-    u8 *aKeep = 0;
-    size_t nKeep = 0;
-    for (u32 i = 0; i < nDel && mrc == 0; i++) {
-      mrc = unindexRecord(pEnv, txn, v.mv_data, v.mv_size, i);
-    }
-    if (mrc) break;
-    if (nDel < nRun) {
-      /* A partial run: keep its tail as a new run starting at upTo+1. */
-      const u8 *a0, *aLast;
-      u32 n0, nLast;
-      mrc = ljRunRecord(v.mv_data, v.mv_size, nDel, &a0, &n0);
-      if (mrc == 0) mrc = ljRunRecord(v.mv_data, v.mv_size, nRun - 1, &aLast, &nLast);
-      if (mrc) break;
-      nKeep = 4 + 4 * (size_t)(nRun - nDel) + (size_t)(aLast + nLast - a0);
-      aKeep = sqlite3_malloc64(nKeep);
-      if (aKeep == 0) {
-        mrc = ENOMEM;
-        break;
-      }
-      ljPut32(aKeep, nRun - nDel);
-      for (u32 i = nDel; i < nRun; i++) {
-        const u8 *a;
-        u32 n;
-        ljRunRecord(v.mv_data, v.mv_size, i, &a, &n);
-        ljPut32(&aKeep[4 + 4 * (i - nDel)], (u32)(a + n - a0));
-      }
-      memcpy(&aKeep[4 + 4 * (nRun - nDel)], a0, (size_t)(aLast + nLast - a0));
-    }
-    memcpy(aKey, k.mv_data, LJ_EVKEY);
-    mrc = mdb_cursor_del(c, 0);
-    if (mrc == 0 && aKeep) {
-      ljEvKey(aKey, num, upTo + 1);
-      k.mv_data = aKey;
-      k.mv_size = LJ_EVKEY;
-      v.mv_data = aKeep;
-      v.mv_size = nKeep;
-      mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_EVENTS], &k, &v, MDB_NOOVERWRITE);
-    }
-    sqlite3_free(aKeep);
-    if (mrc) break;
-    p->nResult += nDel;
-    /* Re-seek from the deleted key: the next one is the successor. */
-    k.mv_data = aKey;
-    k.mv_size = LJ_EVKEY;
-    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  }
-  mdb_cursor_close(c);
-  if (mrc && mrc != MDB_NOTFOUND) return mrc;
-  ljPut64(aAct, num);
-  ljPut64(&aAct[8], highest);
-  k.mv_data = (void *)zActor;
-  k.mv_size = (size_t)nActor;
-  v.mv_data = aAct;
-  v.mv_size = 16;
-  mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, 0);
-  if (mrc) return mrc;
-  ljPut64(aMax, w->tailPos);
-  k.mv_data = (void *)"maxpos";
-  k.mv_size = 6;
-  v.mv_data = aMax;
-  v.mv_size = 8;
-  return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
-}
-
 static void setDurability(LjWriter *w, int eDur) {
   MDB_env *env = w->pEnv->env;
   if (w->eFlags == eDur) return;
@@ -1425,6 +200,53 @@ static void setDurability(LjWriter *w, int eDur) {
   if (eDur == LJ_DUR_NONE) mdb_env_set_flags(env, MDB_NOSYNC, 1);
   if (eDur == LJ_DUR_META) mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
   w->eFlags = eDur;
+}
+
+/* A merge or truncation request, alone in its batch.  Truncation works
+** on runs only, so it merges the stage first.  *pnEv becomes 1 when the
+** transaction wrote something. */
+static int batchMaintain(LjWriter *w, MDB_txn *txn, LjReq *p, size_t *pnEv) {
+  int bWrote = w->put.stage.nEnt > 0;
+  int mrc = 0;
+  p->nResult = 0;
+  if (bWrote) {
+    u64 nBudget = p->eType == LJ_REQ_MERGE ? (u64)p->iToSeq : UINT64_MAX;
+    mrc = ljStageMerge(w->pEnv, &w->put.stage, txn, nBudget);
+  }
+  if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) {
+    mrc = ljPutTruncate(&w->put, txn, p, &bWrote);
+  }
+  /* Commit only what wrote something: LMDB does not advance the txn id
+  ** for an empty commit, and lastTxnId must be ours alone. */
+  if (mrc == 0 && bWrote) *pnEv = 1;
+  return mrc;
+}
+
+/* Validate the batch's requests and write what passed.  *pnEv gets the
+** number of events to commit (non-zero: the transaction wrote). */
+static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
+                      int *pbSync, size_t *pnEv) {
+  i64 now = ljNowMs();
+  int mrc = 0;
+  for (int r = 0; r < nReq && mrc == 0; r++) {
+    LjReq *p = aReq[r];
+    if (p->eType == LJ_REQ_SYNC) {
+      *pbSync = 1;
+    } else if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
+      assert(nReq == 1); /* see writerTake */
+      mrc = batchMaintain(w, txn, p, pnEv);
+    } else if (p->rc == 0) { /* (else: failed in an earlier attempt) */
+      mrc = validateReq(w, txn, p, now);
+      if (mrc == 0 && p->rc == 0) *pnEv += (size_t)p->nEvent;
+    }
+  }
+  /* A batch may start with a sync request: only truncations and merges
+  ** are alone in theirs. */
+  if (mrc == 0 && *pnEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
+      aReq[0]->eType != LJ_REQ_MERGE) {
+    mrc = ljPutEvents(&w->put, txn, aReq, nReq, *pnEv);
+  }
+  return mrc;
 }
 
 /*
@@ -1435,14 +257,12 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
                     int *pbSync) {
   LjEnv *pEnv = w->pEnv;
   MDB_txn *txn = 0;
-  int mrc, r;
-  size_t nEv = 0;
-  i64 now = ljNowMs();
-  u64 tailPos0;
+  size_t nEv = 0, txnId;
+  u64 tailPos0, nextNum0;
   i64 tailTs0;
-  u64 nextNum0;
-  size_t txnId;
+  int mrc;
 
+  WRITER_ONLY(w);
   ljGateEnter(pEnv);
   mrc = mdb_txn_begin(pEnv->env, 0, 0, &txn);
   if (mrc) {
@@ -1454,76 +274,36 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
     /* Another process committed since our last commit: forget what we
     ** cached about the store. */
     w->wGen++;
-    w->bTail = 0;
+    w->put.bTail = 0;
   }
-  w->txnSerial++;
-  mrc = loadTail(w, txn);
-  tailPos0 = w->tailPos;
-  tailTs0 = w->tailTs;
-  nextNum0 = w->nextNum;
-  for (r = 0; r < nReq && mrc == 0; r++) {
-    LjReq *p = aReq[r];
-    if (p->eType == LJ_REQ_SYNC) {
-      *pbSync = 1;
-      continue;
-    }
-    if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
-      /* Always alone in its batch (see writerMain).  Truncation works on
-      ** runs only, so it merges the stage first. */
-      int bWrote = w->nStageEnt > 0;
-      p->nResult = 0;
-      if (bWrote) {
-        mrc = stageMerge(w, txn, p->eType == LJ_REQ_MERGE ? (u64)p->iToSeq
-                                                          : UINT64_MAX);
-      }
-      if (mrc == 0 && p->eType == LJ_REQ_TRUNCATE) {
-        mrc = truncateTxn(w, txn, p, &bWrote);
-      }
-      /* Commit only what wrote something: LMDB does not advance the txn
-      ** id for an empty commit, and lastTxnId must be ours alone. */
-      if (mrc == 0 && bWrote) nEv = 1;
-      continue;
-    }
-    if (p->rc) continue; /* failed in an earlier attempt */
-    mrc = validateReq(w, txn, p, now);
-    if (mrc == 0 && p->rc == 0) nEv += (size_t)p->nEvent;
-  }
-  if (mrc == 0 && nEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
-      aReq[0]->eType != LJ_REQ_MERGE) {
-    /* (a batch may start with a sync request: only truncations and
-    ** merges are alone in theirs) */
-    mrc = writeEvents(w, txn, aReq, nReq, nEv);
-  }
+  w->put.txnSerial++;
+  mrc = ljPutLoadTail(&w->put, txn);
+  tailPos0 = w->put.tailPos;
+  tailTs0 = w->put.tailTs;
+  nextNum0 = w->put.nextNum;
+  if (mrc == 0) mrc = batchWrite(w, txn, aReq, nReq, pbSync, &nEv);
   if (mrc == 0 && nEv > 0) {
     setDurability(w, eDur);
     mrc = mdb_txn_commit(txn);
-    txn = 0;
-  }
-  if (txn) {
-    /* Nothing to write (or an error): end the transaction. */
-    mdb_txn_abort(txn);
-    txn = 0;
+  } else {
+    mdb_txn_abort(txn); /* nothing to write, or an error */
   }
   if (mrc == 0 && *pbSync) mrc = mdb_env_sync(pEnv->env, 1);
   ljGateLeave(pEnv);
   if (mrc) {
     /* The transaction is gone: everything it decided is void. */
-    w->tailPos = tailPos0;
-    w->tailTs = tailTs0;
-    w->nextNum = nextNum0;
-    w->bTail = 0;
+    w->put.tailPos = tailPos0;
+    w->put.tailTs = tailTs0;
+    w->put.nextNum = nextNum0;
+    w->put.bTail = 0;
     w->wGen++;
     return mrc;
   }
   if (nEv > 0) {
+    LjEvIter it;
     w->lastTxnId = txnId;
-    for (r = 0; r < nReq; r++) {
-      LjReq *p = aReq[r];
-      if (p->rc || p->eType != LJ_REQ_EVENTS) continue;
-      for (int j = 0; j < p->nEvent; j++) {
-        LjActor *a = p->aEvent[j].pActor;
-        a->committed = a->txnHighest;
-      }
+    for (LjEvent *e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) {
+      e->pActor->committed = e->pActor->txnHighest;
     }
     if (eDur == LJ_DUR_NONE && !*pbSync) w->bUnsynced = 1;
   }
@@ -1584,29 +364,33 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
   return mrc;
 }
 
+/* The message of a failed batch (mutex held): remembered as the last
+** error and logged. */
+static char *batchError(LjWriter *w, int mrc, int rcFail) {
+  LjEnv *pEnv = w->pEnv;
+  char *zFail;
+  if (mrc == MDB_MAP_FULL) {
+    zFail = sqlite3_mprintf(
+        "journal append failed: the store is full (map_max=%lld bytes): %s",
+        pEnv->cfg.szMapMax, mdb_strerror(mrc));
+  } else {
+    zFail = ljMdbErr("journal append", mrc);
+  }
+  sqlite3_free(w->zLastError);
+  w->zLastError = zFail ? sqlite3_mprintf("%s", zFail) : 0;
+  sqlite3_log(rcFail, "lmdbjournal: %s (%s)", zFail ? zFail : "", pEnv->zDir);
+  if (mrc == MDB_PANIC || mrc == MDB_CORRUPTED) w->eState = LJ_W_FAILED;
+  return zFail;
+}
+
 /* Record a batch's outcome and release its requests (mutex held; the
 ** caller wakes the waiters). */
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
                         int bSync) {
   LjEnv *pEnv = w->pEnv;
-  char *zFail = 0;
-  int rcFail = SQLITE_OK;
-  int r;
-  if (mrc) {
-    rcFail = ljMdbToSqlite(mrc);
-    if (mrc == MDB_MAP_FULL) {
-      zFail = sqlite3_mprintf(
-          "journal append failed: the store is full (map_max=%lld bytes): %s",
-          pEnv->cfg.szMapMax, mdb_strerror(mrc));
-    } else {
-      zFail = ljMdbErr("journal append", mrc);
-    }
-    sqlite3_free(w->zLastError);
-    w->zLastError = zFail ? sqlite3_mprintf("%s", zFail) : 0;
-    sqlite3_log(rcFail, "lmdbjournal: %s (%s)", zFail ? zFail : "", pEnv->zDir);
-    if (mrc == MDB_PANIC || mrc == MDB_CORRUPTED) w->eState = W_FAILED;
-  }
-  for (r = 0; r < nReq; r++) {
+  int rcFail = mrc ? ljMdbToSqlite(mrc) : SQLITE_OK;
+  char *zFail = mrc ? batchError(w, mrc, rcFail) : 0;
+  for (int r = 0; r < nReq; r++) {
     LjReq *p = aReq[r];
     if (mrc && p->rc == 0) {
       p->rc = rcFail;
@@ -1633,21 +417,23 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     if (p->bWait) {
       p->bDone = 1;
     } else {
-      reqFree(w, p);
+      ljReqFree(w, p);
     }
   }
   sqlite3_free(zFail);
   if (mrc == 0) {
-    w->lastPos = (i64)w->tailPos;
+    w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
     if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
   }
+  ljWriterPublish(w);
 }
 
 /* Sync a durability=none environment when a checkpoint is due. */
 static void checkpoint(LjWriter *w) {
   LjEnv *pEnv = w->pEnv;
   int mrc;
+  WRITER_ONLY(w);
   ljGateEnter(pEnv);
   mrc = mdb_env_sync(pEnv->env, 1);
   ljGateLeave(pEnv);
@@ -1656,6 +442,7 @@ static void checkpoint(LjWriter *w) {
     w->bUnsynced = 0;
     pthread_mutex_lock(&w->mutex);
     w->durablePos = w->lastPos;
+    ljWriterPublish(w);
     pthread_mutex_unlock(&w->mutex);
   } else {
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: checkpoint of %s failed: %s",
@@ -1665,12 +452,14 @@ static void checkpoint(LjWriter *w) {
 
 /*
 ** Merge the stage in a transaction of its own (writer thread, mutex not
-** held).  A failure leaves the stage as it was, readable; the merge is
-** tried again a second later.
+** held), as a request of the writer's own, alone in its batch.  A failure
+** leaves the stage as it was, readable; the merge is tried again a
+** second later.
 */
 static int stageMergeNow(LjWriter *w) {
   LjReq req, *pReq = &req;
   int bSync = 0, mrc;
+  WRITER_ONLY(w);
   memset(&req, 0, sizeof(req));
   req.eType = LJ_REQ_MERGE;
   /* Losing a merge to an OS crash loses nothing (the stage is still
@@ -1679,7 +468,7 @@ static int stageMergeNow(LjWriter *w) {
   ** without sync (durability=none) it needs none either: the checkpoint
   ** that will sync them syncs the merge too. */
   req.eDurability = w->eFlags == LJ_DUR_NONE ? LJ_DUR_NONE : LJ_DUR_META;
-  req.iToSeq = LJ_STAGE_MERGE_EVENTS;
+  req.iToSeq = LJ_STAGE_MERGE_EVENTS; /* the merge's budget, in events */
   for (;;) {
     mrc = batchCommit(w, &pReq, 1, &bSync);
     /* Too many pages for one transaction (very many actors): merge
@@ -1688,199 +477,246 @@ static int stageMergeNow(LjWriter *w) {
     req.iToSeq /= 4;
   }
   if (mrc) {
-    w->usNoMergeUntil = ljNowUs() + 1000000;
+    w->put.stage.usNoMergeUntil = ljNowUs() + 1000000;
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: merging the stage of %s "
                 "failed: %s", w->pEnv->zDir, mdb_strerror(mrc));
   } else {
-    w->usNoMergeUntil = 0;
+    w->put.stage.usNoMergeUntil = 0;
   }
   return mrc;
+}
+
+/**************************************************************************
+** The writer thread
+*/
+
+/* Distinct submitters among the first requests of a list (at most 64),
+** counting up to nMax; more than 64 requests answer nMax. */
+static int countClients(LjReq *const *aReq, int nReq, int nMax) {
+  const LjClient *aSeen[64];
+  int n = 0;
+  if (nReq > 64) return nMax;
+  for (int r = 0; r < nReq && n < nMax; r++) {
+    int i;
+    for (i = 0; i < n && aSeen[i] != aReq[r]->pClient; i++) {
+    }
+    if (i == n) aSeen[n++] = aReq[r]->pClient;
+  }
+  return n;
 }
 
 /* Distinct submitters among the queued requests, counting up to nMax
 ** (mutex held).  A long queue needs no group wait: it answers nMax. */
 static int queueClients(LjWriter *w, int nMax) {
-  LjClient *aSeen[64];
-  int n = 0, nReq = 0;
-  for (LjReq *p = w->pHead; p && n < nMax; p = p->pNext) {
-    int i;
-    if (++nReq > 64) return nMax;
-    for (i = 0; i < n && aSeen[i] != p->pClient; i++) {
-    }
-    if (i == n && n < 64) aSeen[n++] = p->pClient;
+  LjReq *aReq[64];
+  int nReq = 0;
+  for (LjReq *p = w->pHead; p; p = p->pNext) {
+    if (nReq == 64) return nMax;
+    aReq[nReq++] = p;
   }
-  return n;
+  return countClients(aReq, nReq, nMax);
+}
+
+/*
+** Wait (mutex held) for work.  Idle, the writer still wakes for a due
+** checkpoint and to merge the stage once no batch came for
+** LJ_STAGE_IDLE_US.  Returns when the queue is not empty or on stop.
+*/
+static void writerIdle(LjWriter *w) {
+  const LjConfig *pCfg = &w->pEnv->cfg;
+  i64 usIdle = ljNowUs();
+  while (w->pHead == 0 && !w->bStop) {
+    i64 now = ljNowUs(), usDue = -1;
+    w->eWait = LJ_W_IDLE;
+    if (w->bUnsynced) {
+      usDue = w->usLastSync + pCfg->usCheckpoint - now;
+      if (usDue <= 0) {
+        pthread_mutex_unlock(&w->mutex);
+        checkpoint(w);
+        pthread_mutex_lock(&w->mutex);
+        continue;
+      }
+    }
+    if (w->put.stage.nEnt > 0) {
+      i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->put.stage.usNoMergeUntil
+                         ? usIdle + LJ_STAGE_IDLE_US
+                         : w->put.stage.usNoMergeUntil) - now;
+      if (usMerge <= 0) {
+        pthread_mutex_unlock(&w->mutex);
+        stageMergeNow(w);
+        pthread_mutex_lock(&w->mutex);
+        continue;
+      }
+      if (usDue < 0 || usMerge < usDue) usDue = usMerge;
+    }
+    if (usDue > 0) {
+      struct timespec dl;
+      ljDeadline(&dl, usDue);
+      pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
+    } else {
+      pthread_cond_wait(&w->condWork, &w->mutex);
+    }
+  }
+}
+
+/* Wait on condWork (mutex held) in state eWait until usEnd. */
+static int writerWaitUntil(LjWriter *w, int eWait, i64 usEnd) {
+  struct timespec dl;
+  i64 usLeft = usEnd - ljNowUs();
+  if (usLeft <= 0) return 0;
+  w->eWait = eWait;
+  ljDeadline(&dl, usLeft);
+  pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
+  return 1;
+}
+
+/* Let the batch fill (mutex held, queue not empty). */
+static void writerGather(LjWriter *w) {
+  const LjConfig *pCfg = &w->pEnv->cfg;
+  /* Unless someone waits for a commit, give the batch up to
+  ** sync_interval to fill. */
+  i64 usEnd = w->pHead->usQueued + pCfg->usSyncInterval;
+  while (!w->bStop && w->nQueued < pCfg->nBatch &&
+         w->iFlushTicket < w->pTail->iTicket && !w->pTail->bWait &&
+         pCfg->usSyncInterval > 0) {
+    if (!writerWaitUntil(w, LJ_W_GATHER, usEnd)) break;
+  }
+  /* Group commit: the last batch served several submitters but fewer
+  ** are queued now (they are still waking up from that commit).  Give
+  ** them up to one commit's time, capped by sync_interval, to join:
+  ** one commit for all of them beats one each. */
+  if (w->nLastClients > 1 && !w->bStop) {
+    i64 usWait = w->usLastCommit < pCfg->usSyncInterval ? w->usLastCommit
+                                                          : pCfg->usSyncInterval;
+    usEnd = ljNowUs() + usWait;
+    while (!w->bStop && queueClients(w, w->nLastClients) < w->nLastClients) {
+      if (!writerWaitUntil(w, LJ_W_GROUP, usEnd)) break;
+    }
+  }
+  w->eWait = LJ_W_BUSY;
+}
+
+/* The writer's batch: the requests taken off the queue. */
+typedef struct Batch Batch;
+struct Batch {
+  LjReq **aReq;
+  int nReq, nAlloc;
+  int nEv;
+  u64 nByte;
+};
+
+/*
+** Take a batch off the queue (mutex held): up to batch_size events and
+** batch_bytes bytes; a truncation goes alone.  (The writer's own merges
+** never enter the queue: they are alone in theirs too.)
+*/
+static void writerTake(LjWriter *w, Batch *b) {
+  const LjConfig *pCfg = &w->pEnv->cfg;
+  b->nReq = b->nEv = 0;
+  b->nByte = 0;
+  while (w->pHead) {
+    LjReq *p = w->pHead;
+    if (b->nReq > 0 && (b->nEv + p->nEvent > pCfg->nBatch ||
+                        b->nByte + p->nByte > (u64)pCfg->nBatchBytes ||
+                        p->eType == LJ_REQ_TRUNCATE ||
+                        b->aReq[0]->eType == LJ_REQ_TRUNCATE)) {
+      break;
+    }
+    if (b->nReq >= b->nAlloc) {
+      int nNew = b->nAlloc ? b->nAlloc * 2 : 64;
+      LjReq **aNew = sqlite3_realloc64(b->aReq, sizeof(LjReq *) * (size_t)nNew);
+      if (aNew == 0) break;
+      b->aReq = aNew;
+      b->nAlloc = nNew;
+    }
+    w->pHead = p->pNext;
+    if (w->pHead == 0) w->pTail = 0;
+    p->pNext = 0;
+    b->aReq[b->nReq++] = p;
+    b->nEv += p->nEvent;
+    b->nByte += p->nByte;
+  }
+  w->nQueued -= b->nEv;
+  ljWriterPublish(w);
+  if (w->nSpaceWait) pthread_cond_broadcast(&w->condDone);
+  if (b->nReq > 0) {
+    /* Remember how many submitters this batch serves (for the group
+    ** wait).  The group shrinks by one per batch when submitters leave,
+    ** so a batch that missed some does not lower the target for good. */
+    int nSeen = b->nReq > 64 ? 0 : countClients(b->aReq, b->nReq, 64);
+    w->nLastClients = nSeen > w->nLastClients - 1 ? nSeen : w->nLastClients - 1;
+  }
+}
+
+/* Commit a batch (mutex not held) and record its latency. */
+static int writerCommit(LjWriter *w, Batch *b, int *pbSync) {
+  LjEnv *pEnv = w->pEnv;
+  i64 usStart = ljNowUs();
+  int mrc = batchCommit(w, b->aReq, b->nReq, pbSync);
+  w->usLastCommit = ljNowUs() - usStart;
+  if (mrc == 0 && pEnv->cfg.bMetrics) {
+    i64 usEnd = ljNowUs();
+    pthread_mutex_lock(&pEnv->m.histMutex);
+    ljHistAdd(&pEnv->m.commitHist, (u64)(usEnd - usStart));
+    pthread_mutex_unlock(&pEnv->m.histMutex);
+    __atomic_add_fetch(&pEnv->m.nCommitEvents, (u64)b->nEv, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pEnv->m.nBytesWritten, b->nByte, __ATOMIC_RELAXED);
+  }
+  return mrc;
+}
+
+/* After a batch (mutex not held): a checkpoint or merge that is due. */
+static void writerAfterBatch(LjWriter *w) {
+  if (w->bUnsynced &&
+      ljNowUs() - w->usLastSync >= w->pEnv->cfg.usCheckpoint) {
+    checkpoint(w); /* a steady stream must not postpone it forever */
+  }
+  if (w->put.bTail && ljStageDue(&w->put.stage) &&
+      ljNowUs() >= w->put.stage.usNoMergeUntil) {
+    stageMergeNow(w);
+  }
 }
 
 static void *writerMain(void *pArg) {
   LjWriter *w = (LjWriter *)pArg;
-  LjEnv *pEnv = w->pEnv;
-  const LjConfig *pCfg = &pEnv->cfg;
-  LjReq **aReq = 0;
-  int nReqAlloc = 0;
-
-  pthread_mutex_lock(&w->mutex);
+  Batch b;
+  memset(&b, 0, sizeof(b));
+  pthread_mutex_lock(&w->mutex); /* after ljWriterStart has set w->thread */
+  WRITER_ONLY(w);
   for (;;) {
-    int nReq = 0, nEv = 0, bSync = 0, mrc;
-    u64 nByte = 0;
-    i64 usOldest, usIdle;
-
-    usIdle = ljNowUs();
-    while (w->pHead == 0 && !w->bStop) {
-      /* Idle: wait for work, but wake for a due checkpoint and to merge
-      ** the stage once no batch came for LJ_STAGE_IDLE_US. */
-      i64 now = ljNowUs(), usDue = -1;
-      w->eWait = W_IDLE;
-      if (w->bUnsynced) {
-        usDue = w->usLastSync + pCfg->usCheckpoint - now;
-        if (usDue <= 0) {
-          pthread_mutex_unlock(&w->mutex);
-          checkpoint(w);
-          pthread_mutex_lock(&w->mutex);
-          continue;
-        }
-      }
-      if (w->nStageEnt > 0) {
-        i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->usNoMergeUntil
-                           ? usIdle + LJ_STAGE_IDLE_US
-                           : w->usNoMergeUntil) - now;
-        if (usMerge <= 0) {
-          pthread_mutex_unlock(&w->mutex);
-          stageMergeNow(w);
-          pthread_mutex_lock(&w->mutex);
-          continue;
-        }
-        if (usDue < 0 || usMerge < usDue) usDue = usMerge;
-      }
-      if (usDue > 0) {
-        struct timespec dl;
-        ljDeadline(&dl, usDue);
-        pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
-      } else {
-        pthread_cond_wait(&w->condWork, &w->mutex);
-      }
-    }
+    int bSync = 0, mrc;
+    writerIdle(w);
     if (w->pHead == 0) break; /* stopping, queue drained */
-
-    /* Gather: unless someone waits for a commit, give the batch up to
-    ** sync_interval to fill. */
-    usOldest = w->pHead->usQueued;
-    while (!w->bStop && w->nQueued < pCfg->nBatch &&
-           w->iFlushTicket < w->pTail->iTicket && !w->pTail->bWait &&
-           pCfg->usSyncInterval > 0) {
-      struct timespec dl;
-      i64 usLeft = usOldest + pCfg->usSyncInterval - ljNowUs();
-      if (usLeft <= 0) break;
-      w->eWait = W_GATHER;
-      ljDeadline(&dl, usLeft);
-      pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
-    }
-    /* Group commit: the last batch served several submitters but fewer
-    ** are queued now (they are still waking up from that commit).  Give
-    ** them up to one commit's time, capped by sync_interval, to join:
-    ** one commit for all of them beats one each. */
-    if (w->nLastClients > 1 && !w->bStop) {
-      i64 usWait = w->usLastCommit < pCfg->usSyncInterval ? w->usLastCommit
-                                                            : pCfg->usSyncInterval;
-      i64 usEnd = ljNowUs() + usWait;
-      while (!w->bStop && queueClients(w, w->nLastClients) < w->nLastClients) {
-        struct timespec dl;
-        i64 usLeft = usEnd - ljNowUs();
-        if (usLeft <= 0) break;
-        w->eWait = W_GROUP;
-        ljDeadline(&dl, usLeft);
-        pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
-      }
-    }
-    w->eWait = W_BUSY;
-
-    /* Take a batch off the queue. */
-    while (w->pHead) {
-      LjReq *p = w->pHead;
-      if (nReq > 0 && (nEv + p->nEvent > pCfg->nBatch ||
-                       nByte + p->nByte > (u64)pCfg->nBatchBytes ||
-                       p->eType == LJ_REQ_TRUNCATE ||
-                       aReq[0]->eType == LJ_REQ_TRUNCATE)) {
-        break;
-      }
-      if (nReq >= nReqAlloc) {
-        int nNew = nReqAlloc ? nReqAlloc * 2 : 64;
-        LjReq **aNew = sqlite3_realloc64(aReq, sizeof(LjReq *) * (size_t)nNew);
-        if (aNew == 0) break;
-        aReq = aNew;
-        nReqAlloc = nNew;
-      }
-      w->pHead = p->pNext;
-      if (w->pHead == 0) w->pTail = 0;
-      p->pNext = 0;
-      aReq[nReq++] = p;
-      nEv += p->nEvent;
-      nByte += p->nByte;
-    }
-    if (nReq == 0) {
+    writerGather(w);
+    writerTake(w, &b);
+    if (b.nReq == 0) {
       /* Out of memory for the batch array: back off and try again. */
       pthread_mutex_unlock(&w->mutex);
       sqlite3_sleep(10);
       pthread_mutex_lock(&w->mutex);
       continue;
     }
-    w->nQueued -= nEv;
-    if (w->nSpaceWait) pthread_cond_broadcast(&w->condDone);
-    {
-      /* Remember how many submitters this batch serves (for the group
-      ** wait); a queue drained of more than 64 requests needs none. */
-      LjClient *aSeen[64];
-      int nSeen = 0;
-      for (int r = 0; r < nReq && r < 64; r++) {
-        int i;
-        for (i = 0; i < nSeen && aSeen[i] != aReq[r]->pClient; i++) {
-        }
-        if (i == nSeen) aSeen[nSeen++] = aReq[r]->pClient;
-      }
-      /* The group shrinks by one per batch when submitters leave, so a
-      ** batch that missed some does not lower the target for good. */
-      if (nReq > 64) nSeen = 0;
-      w->nLastClients = nSeen > w->nLastClients - 1 ? nSeen : w->nLastClients - 1;
-    }
     pthread_mutex_unlock(&w->mutex);
-
-    {
-      i64 usStart = ljNowUs();
-      mrc = batchCommit(w, aReq, nReq, &bSync);
-      w->usLastCommit = ljNowUs() - usStart;
-      if (mrc == 0 && pEnv->cfg.bMetrics) {
-        i64 usEnd = ljNowUs();
-        pthread_mutex_lock(&pEnv->m.histMutex);
-        ljHistAdd(&pEnv->m.commitHist, (u64)(usEnd - usStart));
-        pthread_mutex_unlock(&pEnv->m.histMutex);
-        __atomic_add_fetch(&pEnv->m.nCommitEvents, (u64)nEv, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&pEnv->m.nBytesWritten, nByte, __ATOMIC_RELAXED);
-      }
-    }
-
+    mrc = writerCommit(w, &b, &bSync);
     pthread_mutex_lock(&w->mutex);
-    batchFinish(w, aReq, nReq, mrc, bSync);
+    batchFinish(w, b.aReq, b.nReq, mrc, bSync);
     pthread_mutex_unlock(&w->mutex);
     /* Woken after the unlock, so that they do not block on the mutex. */
     wakeDone(w);
     pthread_cond_broadcast(&w->condDone);
-    if (w->bUnsynced &&
-        ljNowUs() - w->usLastSync >= pCfg->usCheckpoint) {
-      checkpoint(w); /* a steady stream must not postpone it forever */
-    }
-    if (stageDue(w) && ljNowUs() >= w->usNoMergeUntil) stageMergeNow(w);
+    writerAfterBatch(w);
     pthread_mutex_lock(&w->mutex);
   }
-  w->eWait = W_BUSY;
+  w->eWait = LJ_W_BUSY;
   pthread_mutex_unlock(&w->mutex);
   /* A clean close of a process that wrote leaves nothing staged: the
   ** next opener's lookups need not search the stage.  (A process that
   ** only read does not take the write lock at close.) */
-  while (w->bTail && w->nStageEnt > 0 && w->eState == W_RUNNING) {
+  while (w->put.bTail && w->put.stage.nEnt > 0 && w->eState == LJ_W_RUNNING) {
     if (stageMergeNow(w)) break;
   }
   if (w->bUnsynced) checkpoint(w);
-  sqlite3_free(aReq);
+  sqlite3_free(b.aReq);
   return 0;
 }
 
@@ -1889,21 +725,16 @@ static void *writerMain(void *pArg) {
 static void initLastPos(LjWriter *w) {
   LjEnv *pEnv = w->pEnv;
   MDB_txn *txn;
-  MDB_cursor *c;
-  MDB_val k, v;
+  u64 pos = 0;
+  i64 ts;
   ljGateEnter(pEnv);
   if (ljReadBegin(pEnv, &txn) == 0) {
-    if (mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c) == 0) {
-      if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 &&
-          ljManiCount(&v) > 0) {
-        w->lastPos = w->durablePos =
-            (i64)(ljGet64(k.mv_data) + ljManiCount(&v) - 1);
-      }
-      mdb_cursor_close(c);
-    }
+    if (ljPutLastPos(pEnv, txn, &pos, &ts)) pos = 0;
     mdb_txn_abort(txn);
   }
   ljGateLeave(pEnv);
+  w->lastPos = w->durablePos = (i64)pos;
+  ljWriterPublish(w);
 }
 
 int ljWriterStart(LjEnv *pEnv, char **pzErr) {
@@ -1913,6 +744,7 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
   if (w == 0) return SQLITE_NOMEM;
   memset(w, 0, sizeof(*w));
   w->pEnv = pEnv;
+  w->put.pEnv = pEnv;
   w->eFlags = -1;
   w->usLastSync = ljNowUs();
   pthread_mutex_init(&w->mutex, 0);
@@ -1923,7 +755,12 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
   pthread_condattr_destroy(&attr);
   pEnv->pWriter = w;
   initLastPos(w);
+  /* Held across the start: the thread's first act is to take the mutex,
+  ** so it sees w->thread set (its assertions compare against it). */
+  pthread_mutex_lock(&w->mutex);
   e = pthread_create(&w->thread, 0, writerMain, w);
+  if (e == 0) w->bThread = 1;
+  pthread_mutex_unlock(&w->mutex);
   if (e) {
     *pzErr = sqlite3_mprintf("lmdb_journal: cannot start the writer thread: %s",
                              strerror(e));
@@ -1934,7 +771,6 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
     sqlite3_free(w);
     return SQLITE_ERROR;
   }
-  w->bThread = 1;
   return SQLITE_OK;
 }
 
@@ -1953,10 +789,9 @@ void ljWriterStop(LjEnv *pEnv) {
       sqlite3_free(p);
     }
   }
-  w->eState = W_STOPPED;
+  w->eState = LJ_W_STOPPED;
   sqlite3_free(w->aHash);
-  sqlite3_free(w->apSort);
-  sqlite3_free(w->apSortActor);
+  ljPutFree(&w->put);
   while (w->pPool) {
     LjReq *p = w->pPool;
     w->pPool = p->pNext;

@@ -1,0 +1,502 @@
+/*
+** submit.c -- the submitters' side of the writer (writer.c): the actor
+** cache and seq reservation, clients, queueing requests and waiting for
+** their tickets.  Runs on SQL threads; the writer thread never calls in
+** here.  What tickets, reservations and epochs are: writer.c.
+*/
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+/**************************************************************************
+** Actor cache.  Entries live until the environment closes; requests point
+** at them.
+*/
+static u32 actorHash(const char *z, int n) {
+  u32 h = 2166136261u;
+  for (int i = 0; i < n; i++) h = (h ^ (u8)z[i]) * 16777619u;
+  return h;
+}
+
+static LjActor *actorFind(LjWriter *w, const char *z, int n) {
+  LjActor *p;
+  if (w->nHash == 0) return 0;
+  for (p = w->aHash[actorHash(z, n) & (w->nHash - 1)]; p; p = p->pHashNext) {
+    if (p->nActor == n && memcmp(p->zActor, z, (size_t)n) == 0) return p;
+  }
+  return 0;
+}
+
+/* Insert a new entry (mutex held). */
+static LjActor *actorInsert(LjWriter *w, const char *z, int n, u64 highest) {
+  LjActor *p;
+  u32 h;
+  if (w->nActor >= w->nHash) {
+    u32 nNew = w->nHash ? w->nHash * 2 : 256;
+    LjActor **aNew = sqlite3_malloc64(sizeof(LjActor *) * nNew);
+    if (aNew == 0) return 0;
+    memset(aNew, 0, sizeof(LjActor *) * nNew);
+    for (u32 i = 0; i < w->nHash; i++) {
+      LjActor *pNext;
+      for (p = w->aHash[i]; p; p = pNext) {
+        pNext = p->pHashNext;
+        h = actorHash(p->zActor, p->nActor) & (nNew - 1);
+        p->pHashNext = aNew[h];
+        aNew[h] = p;
+      }
+    }
+    sqlite3_free(w->aHash);
+    w->aHash = aNew;
+    w->nHash = nNew;
+  }
+  p = sqlite3_malloc64(sizeof(LjActor) + (size_t)n);
+  if (p == 0) return 0;
+  memset(p, 0, sizeof(LjActor));
+  p->reserved = highest;
+  p->nActor = n;
+  memcpy(p->zActor, z, (size_t)n);
+  h = actorHash(z, n) & (w->nHash - 1);
+  p->pHashNext = w->aHash[h];
+  w->aHash[h] = p;
+  w->nActor++;
+  return p;
+}
+
+/* An actor's highest seq in the store, from a short read transaction. */
+static int storeHighest(LjEnv *pEnv, const char *z, int n, u64 *pHighest,
+                        char **pzErr) {
+  MDB_txn *txn = 0;
+  u64 num, floor;
+  int mrc;
+  ljGateEnter(pEnv);
+  mrc = ljReadBegin(pEnv, &txn);
+  if (mrc == 0) {
+    mrc = ljActorLoad(pEnv, txn, (const u8 *)z, n, &num, pHighest, &floor);
+    mdb_txn_abort(txn);
+  }
+  ljGateLeave(pEnv);
+  if (mrc) {
+    *pzErr = ljMdbErr("reading the actor registry", mrc);
+    return ljMdbToSqlite(mrc);
+  }
+  return SQLITE_OK;
+}
+
+int ljActorGet(LjEnv *pEnv, const char *z, int n, LjActor **ppActor,
+               char **pzErr) {
+  LjWriter *w = pEnv->pWriter;
+  LjActor *p;
+  u64 highest = 0;
+  int rc;
+  pthread_mutex_lock(&w->mutex);
+  p = actorFind(w, z, n);
+  pthread_mutex_unlock(&w->mutex);
+  if (p) {
+    *ppActor = p;
+    return SQLITE_OK;
+  }
+  rc = storeHighest(pEnv, z, n, &highest, pzErr);
+  if (rc) return rc;
+  pthread_mutex_lock(&w->mutex);
+  p = actorFind(w, z, n);
+  if (p == 0) p = actorInsert(w, z, n, highest);
+  pthread_mutex_unlock(&w->mutex);
+  if (p == 0) return SQLITE_NOMEM;
+  *ppActor = p;
+  return SQLITE_OK;
+}
+
+int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq,
+                 char **pzErr) {
+  LjWriter *w = pEnv->pWriter;
+  LjActor *p;
+  u64 reserved = 0, stored = 0;
+  int rc;
+  /* The store counts other processes' appends; the cache counts this
+  ** process's queued ones. */
+  rc = storeHighest(pEnv, z, n, &stored, pzErr);
+  pthread_mutex_lock(&w->mutex);
+  p = actorFind(w, z, n);
+  if (p) reserved = p->reserved;
+  pthread_mutex_unlock(&w->mutex);
+  *piSeq = (i64)(reserved > stored ? reserved : stored);
+  return rc;
+}
+
+/**************************************************************************
+** Clients
+*/
+LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode) {
+  LjClient *p = sqlite3_malloc64(sizeof(*p));
+  if (p) {
+    memset(p, 0, sizeof(*p));
+    p->pEnv = pEnv;
+    p->eDurability = eDurability;
+    p->eMode = eMode;
+  }
+  return p;
+}
+
+/*
+** Wait (mutex held on entry and on return) until ticket t is processed or
+** the deadline passes.  The wait itself is on the doneSeq futex, without
+** the mutex: a batch often completes many waiters at once (group commit),
+** and waking them through a condition variable would hand the mutex from
+** one to the next, a context switch each, before the last could run.
+*/
+static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
+  i64 usEnd = ljNowUs() + usTimeout;
+  int bSignal, rc = SQLITE_OK;
+  if (w->iDoneTicket >= t) return SQLITE_OK;
+  if (w->iFlushTicket < t) w->iFlushTicket = t;
+  bSignal = w->eWait != LJ_W_BUSY;
+  pthread_mutex_unlock(&w->mutex);
+  if (bSignal) pthread_cond_signal(&w->condWork);
+  __atomic_add_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
+  for (;;) {
+    u32 seq = __atomic_load_n(&w->doneSeq, __ATOMIC_SEQ_CST);
+    i64 usLeft = usEnd - ljNowUs();
+    if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) break;
+    if (usTimeout >= 0 && usLeft <= 0) {
+      rc = SQLITE_BUSY;
+      break;
+    }
+    ljFutexWait(&w->doneSeq, seq, usTimeout < 0 ? -1 : usLeft);
+  }
+  __atomic_sub_fetch(&w->nDoneWaiters, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(&w->mutex);
+  return rc && w->iDoneTicket < t ? SQLITE_BUSY : SQLITE_OK;
+}
+
+void ljClientFree(LjClient *p) {
+  LjWriter *w;
+  if (p == 0) return;
+  w = p->pEnv->pWriter;
+  pthread_mutex_lock(&w->mutex);
+  /* The queue holds pointers to this client until its tickets are done. */
+  waitTicket(w, p->iLastTicket, -1);
+  pthread_mutex_unlock(&w->mutex);
+  sqlite3_free(p->zErr);
+  sqlite3_free(p);
+}
+
+/* Report (and clear) the client's parked error, mutex held. */
+static int clientTakeError(LjClient *p, u64 tUpTo, char **pzErr) {
+  int rc;
+  if (p->iErrTicket == 0 || p->iErrTicket > tUpTo) return SQLITE_OK;
+  rc = p->errRc;
+  *pzErr = p->zErr;
+  p->zErr = 0;
+  p->iErrTicket = 0;
+  return rc;
+}
+
+/**************************************************************************
+** Submitting
+*/
+/* A request, from the pool when it is small (internal.h, LJ_POOL_BLOCK);
+** mutex held. */
+static LjReq *reqAlloc(LjWriter *w, int eType, const LjEvent *aEvent,
+                       int nEvent) {
+  size_t nByte = sizeof(LjReq) + sizeof(LjEvent) * (size_t)nEvent;
+  u64 nRec = 0;
+  LjReq *p;
+  u8 *z;
+  int i;
+  for (i = 0; i < nEvent; i++) nRec += aEvent[i].nRec;
+  nByte += nRec;
+  if (nByte <= LJ_POOL_BLOCK && w->pPool) {
+    p = w->pPool;
+    w->pPool = p->pNext;
+    w->nPool--;
+  } else {
+    p = sqlite3_malloc64(nByte <= LJ_POOL_BLOCK ? LJ_POOL_BLOCK : nByte);
+    if (p == 0) return 0;
+  }
+  memset(p, 0, sizeof(LjReq));
+  p->bPooled = nByte <= LJ_POOL_BLOCK;
+  p->eType = eType;
+  p->nEvent = nEvent;
+  p->nByte = nRec;
+  p->aEvent = (LjEvent *)&p[1];
+  z = (u8 *)&p->aEvent[nEvent];
+  for (i = 0; i < nEvent; i++) {
+    p->aEvent[i] = aEvent[i];
+    p->aEvent[i].aRec = z;
+    memcpy(z, aEvent[i].aRec, aEvent[i].nRec);
+    z += aEvent[i].nRec;
+  }
+  return p;
+}
+
+/* Queue a request (mutex held).  Returns whether the writer must be
+** woken; the caller signals condWork, after unlocking when it can (a
+** woken writer would otherwise block at once on the mutex). */
+static int queuePush(LjWriter *w, LjReq *p) {
+  p->iTicket = __atomic_add_fetch(&w->iNextTicket, 1, __ATOMIC_RELEASE);
+  p->usQueued = ljNowUs();
+  if (w->pTail) w->pTail->pNext = p;
+  else w->pHead = p;
+  w->pTail = p;
+  w->nQueued += p->nEvent;
+  ljWriterPublish(w);
+  return w->eWait == LJ_W_IDLE || w->eWait == LJ_W_GROUP ||
+         (w->eWait == LJ_W_GATHER &&
+          (p->bWait || w->nQueued >= w->pEnv->cfg.nBatch));
+}
+
+static int writerUnavailable(LjWriter *w, char **pzErr) {
+  *pzErr = sqlite3_mprintf("journal writer is %s%s%s",
+                           w->eState == LJ_W_FAILED ? "failed" : "stopped",
+                           w->zLastError ? ": " : "",
+                           w->zLastError ? w->zLastError : "");
+  return SQLITE_ERROR;
+}
+
+/*
+** Wait (mutex held) for the outcome of a request its submitter waits on,
+** then release the mutex and the request.  On timeout the request stays
+** queued, will still be processed, and the writer frees it.
+*/
+static int reqAwait(LjWriter *w, LjReq *p, i64 usTimeout, const char *zWhat,
+                    i64 *pnResult, char **pzErr) {
+  int rc = waitTicket(w, p->iTicket, usTimeout);
+  if (rc == SQLITE_BUSY) {
+    p->bWait = 0;
+    *pzErr = sqlite3_mprintf(
+        "%s timed out after %lldms (sync_timeout); it stays queued and "
+        "journal_sync reports its outcome",
+        zWhat, usTimeout / 1000);
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_BUSY;
+  }
+  rc = p->rc;
+  if (pnResult) *pnResult = p->nResult;
+  if (rc) {
+    *pzErr = p->zErr;
+    p->zErr = 0;
+  }
+  ljReqFree(w, p);
+  pthread_mutex_unlock(&w->mutex);
+  return rc;
+}
+
+/* Resolve the request's actors not resolved by the caller (mutex held);
+** a cache miss reads the store outside the mutex. */
+static int submitResolve(LjWriter *w, LjReq *p, char **pzErr) {
+  for (int i = 0; i < p->nEvent; i++) {
+    LjEvent *e = &p->aEvent[i];
+    if (e->pActor) continue;
+    e->pActor = actorFind(w, e->zActor, e->nActor);
+    if (e->pActor == 0) {
+      u64 highest = 0;
+      int rc;
+      pthread_mutex_unlock(&w->mutex);
+      rc = storeHighest(w->pEnv, e->zActor, e->nActor, &highest, pzErr);
+      pthread_mutex_lock(&w->mutex);
+      if (rc) return rc;
+      e->pActor = actorFind(w, e->zActor, e->nActor);
+      if (e->pActor == 0) {
+        e->pActor = actorInsert(w, e->zActor, e->nActor, highest);
+        if (e->pActor == 0) return SQLITE_NOMEM;
+      }
+    }
+    e->zActor = e->pActor->zActor; /* the caller's copy may go away */
+  }
+  return SQLITE_OK;
+}
+
+/* Backpressure (mutex held): wait for room for nEvent events, but a
+** request larger than the whole queue still goes in once the queue is
+** empty. */
+static int submitWaitRoom(LjWriter *w, int nEvent, i64 usTimeout,
+                          char **pzErr) {
+  const LjConfig *pCfg = &w->pEnv->cfg;
+  struct timespec dl;
+  if (w->nQueued == 0 || w->nQueued + nEvent <= pCfg->nQueueMax) {
+    return SQLITE_OK;
+  }
+  ljDeadline(&dl, usTimeout);
+  w->nSpaceWait++;
+  while (w->nQueued > 0 && w->nQueued + nEvent > pCfg->nQueueMax &&
+         w->eState == LJ_W_RUNNING) {
+    if (w->eWait != LJ_W_BUSY) pthread_cond_signal(&w->condWork);
+    if (pthread_cond_timedwait(&w->condDone, &w->mutex, &dl) == ETIMEDOUT) {
+      break;
+    }
+  }
+  w->nSpaceWait--;
+  if (w->nQueued > 0 && w->nQueued + nEvent > pCfg->nQueueMax) {
+    *pzErr = sqlite3_mprintf(
+        "journal append timed out after %lldms: the queue is full "
+        "(queue_max=%d); the writer is not keeping up or is blocked",
+        usTimeout / 1000, pCfg->nQueueMax);
+    return SQLITE_BUSY;
+  }
+  return SQLITE_OK;
+}
+
+/* Reserve seqs (mutex held).  Events of one actor in one request take
+** consecutive seqs; on an expected-seq mismatch every reservation is
+** undone.  The caller's aEvent[i].seq are filled in too. */
+static int submitReserve(LjReq *p, LjEvent *aEvent, char **pzErr) {
+  for (int i = 0; i < p->nEvent; i++) {
+    LjEvent *e = &p->aEvent[i];
+    u64 next = e->pActor->reserved + 1;
+    if (e->seq != 0 && e->seq != next) {
+      *pzErr = sqlite3_mprintf(
+          "expected seq %llu for actor '%.*s' but got %llu (seq must be "
+          "exactly the next one)",
+          next, e->pActor->nActor, e->pActor->zActor, e->seq);
+      while (--i >= 0) p->aEvent[i].pActor->reserved--;
+      return SQLITE_CONSTRAINT;
+    }
+    e->seq = next;
+    e->epoch = e->pActor->epoch;
+    e->pActor->reserved = next;
+    aEvent[i].seq = next;
+  }
+  return SQLITE_OK;
+}
+
+int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
+             i64 usTimeout, char **pzErr) {
+  LjEnv *pEnv = pClient->pEnv;
+  LjWriter *w = pEnv->pWriter;
+  LjReq *p;
+  int rc, bSignal;
+
+  pthread_mutex_lock(&w->mutex);
+  p = reqAlloc(w, LJ_REQ_EVENTS, aEvent, nEvent);
+  if (p == 0) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_NOMEM;
+  }
+  p->pClient = pClient;
+  p->eDurability = pClient->eDurability;
+  p->bWait = bWait;
+  rc = submitResolve(w, p, pzErr);
+  if (rc == SQLITE_OK && w->eState != LJ_W_RUNNING) {
+    rc = writerUnavailable(w, pzErr);
+  }
+  if (rc == SQLITE_OK) rc = submitWaitRoom(w, nEvent, usTimeout, pzErr);
+  if (rc == SQLITE_OK) rc = submitReserve(p, aEvent, pzErr);
+  if (rc) {
+    ljReqFree(w, p);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+  }
+  bSignal = queuePush(w, p);
+  pClient->iLastTicket = p->iTicket;
+  __atomic_add_fetch(&pEnv->m.nAppends, (u64)nEvent, __ATOMIC_RELAXED);
+  if (!bWait) {
+    pthread_mutex_unlock(&w->mutex);
+    if (bSignal) pthread_cond_signal(&w->condWork);
+    return SQLITE_OK;
+  }
+  if (bSignal) pthread_cond_signal(&w->condWork);
+  /* Synchronous: wait for the outcome of this very request. */
+  return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
+}
+
+int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
+               i64 usTimeout, i64 *pnDeleted, char **pzErr) {
+  LjWriter *w = pClient->pEnv->pWriter;
+  LjEvent ev;
+  LjReq *p;
+  int rc;
+  memset(&ev, 0, sizeof(ev));
+  ev.aRec = (u8 *)zActor; /* the actor id travels as the "record" */
+  ev.nRec = (u32)nActor;
+  pthread_mutex_lock(&w->mutex);
+  p = reqAlloc(w, LJ_REQ_TRUNCATE, &ev, 1);
+  if (p == 0) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_NOMEM;
+  }
+  p->nEvent = 0; /* no event is appended */
+  p->iToSeq = iToSeq;
+  p->pClient = pClient;
+  p->eDurability = pClient->eDurability;
+  p->bWait = 1;
+  if (w->eState != LJ_W_RUNNING) {
+    rc = writerUnavailable(w, pzErr);
+    ljReqFree(w, p);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+  }
+  if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
+  pClient->iLastTicket = p->iTicket;
+  return reqAwait(w, p, usTimeout, "journal_truncate", pnDeleted, pzErr);
+}
+
+int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
+           char **pzErr) {
+  LjWriter *w = pClient->pEnv->pWriter;
+  u64 t;
+  int rc;
+  pthread_mutex_lock(&w->mutex);
+  t = w->iNextTicket;
+  if (bDurable && pClient->eDurability == LJ_DUR_NONE) {
+    /* Only an explicit env sync makes durability=none commits durable.
+    ** The request is not "waited" (the writer frees it); this thread
+    ** waits for its ticket instead, and its failure is parked on the
+    ** client like an async append's. */
+    LjReq *p;
+    if (w->eState != LJ_W_RUNNING) {
+      rc = writerUnavailable(w, pzErr);
+      pthread_mutex_unlock(&w->mutex);
+      return rc;
+    }
+    p = reqAlloc(w, LJ_REQ_SYNC, 0, 0);
+    if (p == 0) {
+      pthread_mutex_unlock(&w->mutex);
+      return SQLITE_NOMEM;
+    }
+    p->pClient = pClient;
+    if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
+    pClient->iLastTicket = p->iTicket;
+    t = p->iTicket;
+  }
+  rc = waitTicket(w, t, usTimeout);
+  if (rc == SQLITE_BUSY) {
+    *pzErr = sqlite3_mprintf(
+        "journal_sync timed out after %lldms (sync_timeout): the writer has "
+        "not committed the queued appends",
+        usTimeout / 1000);
+  } else {
+    rc = clientTakeError(pClient, t, pzErr);
+    if (rc == SQLITE_OK && w->eState == LJ_W_FAILED) {
+      rc = writerUnavailable(w, pzErr);
+    }
+  }
+  *pPos = bDurable ? w->durablePos : w->lastPos;
+  pthread_mutex_unlock(&w->mutex);
+  return rc;
+}
+
+int ljFlushForRead(LjEnv *pEnv, i64 usTimeout) {
+  LjWriter *w = pEnv->pWriter;
+  u64 t = __atomic_load_n(&w->iNextTicket, __ATOMIC_ACQUIRE);
+  int rc;
+  if (__atomic_load_n(&w->iDoneTicket, __ATOMIC_ACQUIRE) >= t) return 0;
+  pthread_mutex_lock(&w->mutex);
+  rc = waitTicket(w, t, usTimeout);
+  pthread_mutex_unlock(&w->mutex);
+  return rc;
+}
+
+void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
+  LjWriter *w = pEnv->pWriter;
+  static const char *const azState[] = {"running", "stopped", "failed"};
+  pthread_mutex_lock(&w->mutex);
+  p->zState = azState[w->eState];
+  p->nQueue = w->nQueued;
+  p->lastPos = w->lastPos;
+  p->durablePos = w->durablePos;
+  p->zLastError = w->zLastError ? sqlite3_mprintf("%s", w->zLastError) : 0;
+  pthread_mutex_unlock(&w->mutex);
+}
+
