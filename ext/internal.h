@@ -1021,6 +1021,8 @@ LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
 
+/* The collation of the journal table's tag column (journal_table.c). */
+#define LJ_TAG_COLLATION "LJTEXT"
 /* Apply TEXT affinity to a value compared with a TEXT column (numbers
 ** become text); SQLITE_MISMATCH when it equals no text (NULL, blob). */
 LJ_PRIVATE int ljTextAffinity(sqlite3_value *v);
