@@ -41,6 +41,13 @@
 **   0x1000  TAGIN    the tag argument is an IN list, processed at once
 **                    (sqlite3_vtab_in) and merged in pos order without
 **                    duplicates
+**   0x2000  ACTORIN  the actor argument is an IN list, processed at once:
+**                    each actor's events in turn
+**
+** A number compared with actor_id (TEXT) is looked up as its text, which
+** is SQLite's rule for a constant or a parameter; a column of NUMERIC
+** affinity would compare numbers instead, so unless the key is a
+** constant, SQLite checks the actor constraint (and IN lists) again.
 **
 ** The argv values come in that order: key, bound(s), limit.  The
 ** bounds apply to seq (actor), pos (pos, tag) or ts (ts).  idxStr spells
@@ -87,6 +94,7 @@ enum {
 #define JT_HI_LT 0x0200
 #define JT_LIMIT 0x0400
 #define JT_TAGIN 0x1000
+#define JT_ACTORIN 0x2000
 
 /**************************************************************************
 ** Pending INSERTs of the open transaction
@@ -311,7 +319,7 @@ struct JtPlan {
   int ePlan;
   int idxNum;
   int nArg;
-  int bActorIn;  /* actor_id IN (...) processed one value at a time */
+  int bActorIn;  /* actor_id IN (...): several actors, in turn */
   double rows;
   JtBounds b;
 };
@@ -434,14 +442,13 @@ static void planArgs(sqlite3_index_info *p, JtPlan *pl) {
     sqlite3_value *pRhs = 0;
     planUse(p, pl, pl->iActor);
     pl->idxNum |= JT_KEY;
-    pl->bActorIn = sqlite3_vtab_in(p, pl->iActor, -1);
-    /* A number compared with actor_id takes TEXT affinity when it has
-    ** none (a literal), NUMERIC when it comes from a numeric column: xFilter
-    ** looks it up as text, so SQLite checks again unless the key is
-    ** known to be text. */
-    if (sqlite3_vtab_rhs_value(p, pl->iActor, &pRhs) != SQLITE_OK ||
-        sqlite3_value_type(pRhs) != SQLITE_TEXT) {
-      p->aConstraintUsage[pl->iActor].omit = 0;
+    if (sqlite3_vtab_in(p, pl->iActor, 1)) {
+      pl->idxNum |= JT_ACTORIN;
+      pl->bActorIn = 1;
+    }
+    if (pl->bActorIn ||
+        sqlite3_vtab_rhs_value(p, pl->iActor, &pRhs) != SQLITE_OK) {
+      p->aConstraintUsage[pl->iActor].omit = 0; /* see JT_ACTORIN */
     }
   }
   if (pl->b.iEq >= 0) {
@@ -503,7 +510,7 @@ static char *planString(const sqlite3_index_info *p, int idxNum) {
   int ePlan = idxNum & JT_PLAN_MASK;
   sqlite3_str *pStr = sqlite3_str_new(0);
   sqlite3_str_appendall(pStr, azPlan[ePlan]);
-  if (idxNum & JT_TAGIN) sqlite3_str_appendall(pStr, " in(...)");
+  if (idxNum & (JT_TAGIN | JT_ACTORIN)) sqlite3_str_appendall(pStr, " in(...)");
   else if (idxNum & JT_KEY) sqlite3_str_appendall(pStr, "=?");
   if (idxNum & JT_EQ) sqlite3_str_appendf(pStr, " %s=?", azCol[ePlan]);
   if (idxNum & JT_LO) {
@@ -548,8 +555,8 @@ static int jtBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
 ** values are handed to SQLite by reference into the scan's row chunks.
 */
 typedef struct JtCursor JtCursor;
-typedef struct JtTags JtTags;
-struct JtTags {
+typedef struct JtKeys JtKeys;
+struct JtKeys {
   const u8 **aa; /* into the copies */
   int *an;
   u8 **aCopy;
@@ -560,7 +567,12 @@ struct JtCursor {
   sqlite3_vtab_cursor base;
   LjTable *pTab;
   LjScan *pScan;
+  LjScanSpec spec;  /* the plan started (actor plan: the current actor) */
+  JtKeys actors;    /* ACTORIN: the actors, sorted, and the next one */
+  int iActor;
 };
+
+static void keysFree(JtKeys *t);
 
 static int jtOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
   LjTable *pTab = (LjTable *)pVtab;
@@ -581,6 +593,7 @@ static int jtOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
 static int jtClose(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
   ljScanFree(p->pScan);
+  keysFree(&p->actors);
   sqlite3_free(p);
   return SQLITE_OK;
 }
@@ -656,7 +669,7 @@ static int filterBounds(int idxNum, sqlite3_value **argv, int iArg,
 /* The tags of the tag plan: one value, or every value of an IN list,
 ** copied (an IN list's values do not outlive the next one). */
 
-static int tagsAdd(JtTags *t, sqlite3_value *pVal) {
+static int keysAdd(JtKeys *t, sqlite3_value *pVal) {
   const u8 *z = sqlite3_value_text(pVal);
   int n = sqlite3_value_bytes(pVal);
   if (z == 0) return SQLITE_NOMEM;
@@ -677,12 +690,13 @@ static int tagsAdd(JtTags *t, sqlite3_value *pVal) {
   t->aCopy[t->n] = sqlite3_malloc64((size_t)n + 1);
   if (t->aCopy[t->n] == 0) return SQLITE_NOMEM;
   memcpy(t->aCopy[t->n], z, (size_t)n);
+  t->aCopy[t->n][n] = 0;
   t->aa[t->n] = t->aCopy[t->n];
   t->an[t->n++] = n;
   return SQLITE_OK;
 }
 
-static void tagsFree(JtTags *t) {
+static void keysFree(JtKeys *t) {
   for (int i = 0; i < t->n; i++) sqlite3_free(t->aCopy[i]);
   sqlite3_free(t->aa);
   memset(t, 0, sizeof(*t));
@@ -698,55 +712,102 @@ static int cursorError(JtCursor *p, int rc, char *zErr) {
   return rc;
 }
 
-static int tagsCollect(sqlite3_value *pKey, int bIn, JtTags *t) {
+/* The keys of an IN list taken at once, or the one key, under TEXT
+** affinity: numbers as their text; NULL and blobs equal no text. */
+static int keysCollect(sqlite3_value *pKey, int bIn, JtKeys *t) {
   sqlite3_value *pVal = pKey;
   int rc = bIn ? sqlite3_vtab_in_first(pKey, &pVal) : SQLITE_OK;
   while (rc == SQLITE_OK && pVal) {
-    if (ljTextAffinity(pVal) == SQLITE_OK) rc = tagsAdd(t, pVal);
+    if (ljTextAffinity(pVal) == SQLITE_OK) rc = keysAdd(t, pVal);
     if (!bIn || rc) break;
     rc = sqlite3_vtab_in_next(pKey, &pVal);
   }
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static int keyOrder(const void *pA, const void *pB) {
+  const u8 *const *a = pA, *const *b = pB;
+  return strcmp((const char *)*a, (const char *)*b);
+}
+
+/* Start the scan for the next actor of the list (the spec's bounds stay);
+** the scan is at EOF when there is none. */
+static int nextActor(JtCursor *p, char **pzErr) {
+  LjScanSpec *s = &p->spec;
+  const JtKeys *k = &p->actors;
+  s->aActor = 0;
+  s->nActor = 0;
+  while (p->iActor < k->n && s->aActor == 0) {
+    int i = p->iActor++;
+    if (k->an[i] < 1 || k->an[i] > LJ_MAX_ACTOR_BYTES) continue;
+    if (i > 0 && strcmp((const char *)k->aa[i], (const char *)k->aa[i - 1]) == 0)
+      continue; /* each actor once */
+    s->aActor = k->aa[i];
+    s->nActor = k->an[i];
+  }
+  if (s->aActor == 0) s->lo = 1, s->hi = 0; /* none left: an empty range */
+  return ljScanStart(p->pScan, s, p->pTab->cfg.usSyncTimeout, pzErr);
+}
+
+/* Actor plan: past the actors with no (more) events in range. */
+static int actorsAdvance(JtCursor *p, char **pzErr) {
+  int rc = SQLITE_OK;
+  while (rc == SQLITE_OK && ljScanEof(p->pScan) &&
+         p->iActor < p->actors.n && p->spec.ePlan == LJ_SCAN_ACTOR) {
+    rc = nextActor(p, pzErr);
+  }
+  return rc;
+}
+
+/* The actor plan's keys, sorted. */
+static int actorKeys(JtCursor *p, sqlite3_value *pKey, int idxNum) {
+  int rc = keysCollect(pKey, (idxNum & JT_ACTORIN) != 0, &p->actors);
+  if (rc == SQLITE_OK && p->actors.n > 1) {
+    /* Ids hold no NUL, and the copies are NUL-terminated. */
+    qsort(p->actors.aa, (size_t)p->actors.n, sizeof(u8 *), keyOrder);
+    for (int i = 0; i < p->actors.n; i++) {
+      p->actors.an[i] = (int)strlen((const char *)p->actors.aa[i]);
+    }
+  }
+  return rc;
+}
+
 static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
                     int argc, sqlite3_value **argv) {
   JtCursor *p = (JtCursor *)pCur;
-  LjTable *pTab = p->pTab;
-  LjScanSpec s;
-  JtTags tags = {0, 0, 0, 0, 0};
+  LjScanSpec *s = &p->spec;
+  JtKeys tags = {0, 0, 0, 0, 0};
   sqlite3_value *pKey = 0;
   int rc = SQLITE_OK, bEmpty = 0, iArg = 0;
   char *zErr = 0;
   (void)idxStr;
   (void)argc;
 
-  memset(&s, 0, sizeof(s));
-  s.ePlan = idxNum & JT_PLAN_MASK;
-  s.bDesc = (idxNum & JT_DESC) != 0;
+  memset(s, 0, sizeof(*s));
+  keysFree(&p->actors);
+  p->iActor = 0;
+  s->ePlan = idxNum & JT_PLAN_MASK;
+  s->bDesc = (idxNum & JT_DESC) != 0;
   if (idxNum & JT_KEY) pKey = argv[iArg++];
-  filterBounds(idxNum, argv, iArg, &s, &bEmpty);
-  if (s.ePlan == LJ_SCAN_ACTOR) {
-    /* actor_id is TEXT: a number compares as its text (affinity); an id
-    ** no event can have (NULL, a blob, empty, too long) matches none. */
-    if (ljTextAffinity(pKey) == SQLITE_OK) {
-      s.aActor = sqlite3_value_text(pKey);
-      s.nActor = sqlite3_value_bytes(pKey);
-    }
-    if (s.aActor == 0 || s.nActor < 1 || s.nActor > LJ_MAX_ACTOR_BYTES) {
-      bEmpty = 1;
-    }
-  } else if (s.ePlan == LJ_SCAN_TAG) {
-    rc = tagsCollect(pKey, (idxNum & JT_TAGIN) != 0, &tags);
-    s.aaTag = tags.aa;
-    s.anTag = tags.an;
-    s.nTag = tags.n;
+  filterBounds(idxNum, argv, iArg, s, &bEmpty);
+  if (s->ePlan == LJ_SCAN_ACTOR) {
+    rc = actorKeys(p, pKey, idxNum);
+  } else if (s->ePlan == LJ_SCAN_TAG) {
+    rc = keysCollect(pKey, (idxNum & JT_TAGIN) != 0, &tags);
+    s->aaTag = tags.aa;
+    s->anTag = tags.an;
+    s->nTag = tags.n;
   }
-  if (bEmpty) s.lo = 1, s.hi = 0; /* an empty range: no row */
-  if (rc == SQLITE_OK) {
-    rc = ljScanStart(p->pScan, &s, pTab->cfg.usSyncTimeout, &zErr);
+  if (bEmpty) s->lo = 1, s->hi = 0; /* an empty range: no row */
+  if (rc == SQLITE_OK && s->ePlan == LJ_SCAN_ACTOR) {
+    rc = nextActor(p, &zErr);
+    if (rc == SQLITE_OK) rc = actorsAdvance(p, &zErr);
+  } else if (rc == SQLITE_OK) {
+    rc = ljScanStart(p->pScan, s, p->pTab->cfg.usSyncTimeout, &zErr);
   }
-  tagsFree(&tags);
+  keysFree(&tags);
+  s->aaTag = 0;
+  s->anTag = 0;
   return cursorError(p, rc, zErr);
 }
 
@@ -754,6 +815,7 @@ static int jtNext(sqlite3_vtab_cursor *pCur) {
   JtCursor *p = (JtCursor *)pCur;
   char *zErr = 0;
   int rc = ljScanNext(p->pScan, &zErr);
+  if (rc == SQLITE_OK) rc = actorsAdvance(p, &zErr);
   return cursorError(p, rc, zErr);
 }
 

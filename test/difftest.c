@@ -514,8 +514,7 @@ static void genLeaf(Q *q, int bNeg) {
     qBoth(q, ")");
   } else if (k < 74) {
     static const char *azSub[] = {
-        "SELECT k FROM o", "SELECT v FROM o WHERE typeof(v) = 'text'",
-        "SELECT v FROM o WHERE v > 2 AND typeof(v) = 'text'",
+        "SELECT k FROM o", "SELECT v FROM o", "SELECT v FROM o WHERE v > 2",
         "SELECT actor_id FROM %T WHERE seq = 2",
         "SELECT pos FROM %T WHERE actor_id = 'a'",
         "SELECT max(seq) FROM %T GROUP BY actor_id",
