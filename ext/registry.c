@@ -223,6 +223,63 @@ static int envExists(const char *zDir) {
   return bExists;
 }
 
+/* The absolute form of zPath, resolving symlinks through its longest
+** existing prefix (the rest may not exist yet).  sqlite3_malloc'd. */
+static char *envRealpath(const char *zPath) {
+  char aReal[PATH_MAX];
+  char *zHead = sqlite3_mprintf("%s", zPath), *zSlash;
+  char *zRes = 0;
+  if (zHead == 0) return 0;
+  for (;;) {
+    if (realpath(zHead[0] ? zHead : ".", aReal)) {
+      zRes = sqlite3_mprintf("%s%s", aReal, zPath + strlen(zHead));
+      break;
+    }
+    zSlash = strrchr(zHead, '/');
+    if (zSlash == 0) zHead[0] = 0;
+    else if (zSlash == zHead) zHead[1] = 0;
+    else *zSlash = 0;
+  }
+  sqlite3_free(zHead);
+  return zRes;
+}
+
+/*
+** The environment variable LMDBJOURNAL_ROOT, when set, lists the
+** directories (separated by ':') under which stores may be created or
+** opened: a declaration in a database file someone else wrote cannot
+** reach a store elsewhere.  Unset, any path is allowed.
+*/
+static int envAllowed(const char *zPath, char **pzErr) {
+  const char *zRoots = getenv("LMDBJOURNAL_ROOT");
+  char *zReal;
+  int bOk = 0;
+  if (zRoots == 0 || zRoots[0] == 0) return SQLITE_OK;
+  zReal = envRealpath(zPath);
+  if (zReal == 0) return SQLITE_NOMEM;
+  while (*zRoots && !bOk) {
+    size_t n = strcspn(zRoots, ":");
+    char *zRoot = sqlite3_mprintf("%.*s", (int)n, zRoots);
+    char *zRootReal = zRoot ? envRealpath(zRoot) : 0;
+    if (zRootReal) {
+      size_t nr = strlen(zRootReal);
+      while (nr > 1 && zRootReal[nr - 1] == '/') nr--;
+      bOk = strncmp(zReal, zRootReal, nr) == 0 &&
+            (zReal[nr] == 0 || zReal[nr] == '/' || nr == 1);
+    }
+    sqlite3_free(zRoot);
+    sqlite3_free(zRootReal);
+    zRoots += n + (zRoots[n] == ':');
+  }
+  if (!bOk) {
+    *pzErr = sqlite3_mprintf("lmdb_journal: path '%s' is outside "
+                             "LMDBJOURNAL_ROOT (%s)",
+                             zPath, getenv("LMDBJOURNAL_ROOT"));
+  }
+  sqlite3_free(zReal);
+  return bOk ? SQLITE_OK : SQLITE_AUTH;
+}
+
 int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
               char **pzErr) {
   struct stat st;
@@ -231,6 +288,8 @@ int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
   int e;
 
   *ppEnv = 0;
+  rc = envAllowed(pCfg->zPath, pzErr);
+  if (rc) return rc;
   if (!bCreate && !envExists(pCfg->zPath)) {
     *pzErr = sqlite3_mprintf(
         "lmdb_journal: no store at '%s': a table declaration only connects "
