@@ -96,6 +96,8 @@ enum {
 #define JT_TAGIN 0x1000
 #define JT_ACTORIN 0x2000
 
+#define JT_COPY_MAX 128 /* values up to this size are copied, see resultBytes */
+
 /**************************************************************************
 ** Pending INSERTs of the open transaction
 */
@@ -832,7 +834,9 @@ static void resultBytes(JtCursor *p, sqlite3_context *ctx, int bText,
     else sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
     return;
   }
-  xDel = ljScanKeep(p->pScan, a);
+  /* Short values are cheaper copied (into the result's own buffer, which
+  ** SQLite reuses row after row) than referenced and released. */
+  xDel = n > JT_COPY_MAX ? ljScanKeep(p->pScan, a) : 0;
   if (xDel == 0) xDel = SQLITE_TRANSIENT;
   if (bText) sqlite3_result_text(ctx, (const char *)a, n, xDel);
   else sqlite3_result_blob(ctx, a, n, xDel);
