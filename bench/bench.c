@@ -1,5 +1,5 @@
 /*
-** bench.c -- lmdbjournal side by side with its two anchors (SPEC section 7).
+** bench.c -- lmdbjournal side by side with its two anchors (the performance targets of bench/README.md).
 **
 ** One process, one machine, one run.  Every workload is written three ways:
 **
@@ -654,7 +654,7 @@ static Sum sys_walk(Sys *s) {
   return sum;
 }
 
-/* The two full scans of SPEC section 7: SCAN_AGG lets SQL count and sum
+/* The two full scans of the performance targets: SCAN_AGG lets SQL count and sum
 ** (count(*), sum(length(payload))); SCAN_ROWS steps every row of
 ** (actor, seq, length(payload)) and reads each value in C.  Raw LMDB walks
 ** a cursor doing the same work (for SCAN_ROWS decoding actor and seq from
@@ -2056,7 +2056,7 @@ static void report_md(FILE *f, const char *zCmd, double loadEnd) {
              "A=%d actors, B=%d per transaction (see bench/README.md)\n\n",
           zCmd, (unsigned long long)g_o.n, g_o.payload, g_o.actors, g_o.batch);
   fprintf(f, "| measure | lmdbjournal | raw LMDB | SQLite table | ratio vs "
-             "LMDB | ratio vs SQLite | SPEC target | met? |\n"
+             "LMDB | ratio vs SQLite | target | met? |\n"
              "|---|---|---|---|---|---|---|---|\n");
   for (i = 0; i < g_nRow; i++) {
     const Row *r = &g_aRow[i];

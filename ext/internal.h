@@ -60,7 +60,7 @@ typedef uint32_t u32;
 typedef uint16_t u16;
 typedef uint8_t u8;
 
-/* Limits that are part of the product contract (SPEC section 3). */
+/* Limits that are part of the product contract (docs/api.md, "Limits"). */
 #define LJ_MAX_ACTOR_BYTES 400 /* actor ids are 1..400 bytes of UTF-8 */
 #define LJ_MAX_TAG_BYTES 255   /* one tag */
 #define LJ_MAX_TYPE_BYTES 65535
