@@ -6,6 +6,8 @@
 */
 #include "internal.h"
 
+#include <stdlib.h>
+
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -212,7 +214,10 @@ static LjReq *reqAlloc(LjWriter *w, int eType, const LjEvent *aEvent,
     w->pPool = p->pNext;
     w->nPool--;
   } else {
-    p = sqlite3_malloc64(nByte <= LJ_POOL_BLOCK ? LJ_POOL_BLOCK : nByte);
+    /* malloc, not sqlite3_malloc: SQLite's allocator takes a mutex global
+    ** to the process (memory statistics), which the client thread and the
+    ** writer, freeing, would hand back and forth. */
+    p = malloc(nByte <= LJ_POOL_BLOCK ? LJ_POOL_BLOCK : nByte);
     if (p == 0) return 0;
   }
   memset(p, 0, sizeof(LjReq));

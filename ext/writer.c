@@ -86,7 +86,7 @@ void ljReqFree(LjWriter *w, LjReq *p) {
     w->pPool = p;
     w->nPool++;
   } else {
-    sqlite3_free(p);
+    free(p); /* malloc'd, see reqAlloc */
   }
 }
 
@@ -795,7 +795,7 @@ void ljWriterStop(LjEnv *pEnv) {
   while (w->pPool) {
     LjReq *p = w->pPool;
     w->pPool = p->pNext;
-    sqlite3_free(p);
+    free(p);
   }
   sqlite3_free(w->zLastError);
   pthread_cond_destroy(&w->condWork);
