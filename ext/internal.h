@@ -489,6 +489,11 @@ struct LjMetricRow {
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
 #define LJ_METRICS_MAX 32
+/* The help text of a metric, NULL if it has none. */
+LJ_PRIVATE const char *ljMetricHelp(const char *zName);
+/* Every metric as Prometheus text exposition (sqlite3_malloc'd; NULL when
+** out of memory). */
+LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 
 /*
 ** One LMDB environment per directory per process (registry.c; the
