@@ -7,6 +7,8 @@
 **     journal_table.c  the lmdb_journal virtual table         }
 **     functions.c    journal_* scalar functions                } SQL layer
 **     tvf.c          table-valued functions (journal_metrics)  }
+**     export.c       journal_export: JSON lines, and the value }
+**                    encoding its import undoes                }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
@@ -1025,6 +1027,8 @@ LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
 LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
+/* journal_export and the value encoders of export and import (export.c). */
+LJ_PRIVATE int ljRegisterExport(sqlite3 *db, LjConn *pConn);
 
 /* Apply TEXT affinity to a value compared with a TEXT column (numbers
 ** become text); SQLITE_MISMATCH when it equals no text (NULL, blob). */
