@@ -7,6 +7,7 @@
 **   journal_truncate(T, actor_id, to_seq) -> events deleted (seq <= to_seq)
 **   journal_health(T)                    -> JSON status report
 **   journal_config(T)                    -> JSON of the effective options
+**   journal_metrics_prometheus(T)        -> Prometheus text exposition
 **   journal_version()                    -> "0.1.0"
 **   journal_debug()                      -> build and library versions
 **
@@ -316,6 +317,19 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
 }
 
+static void fnPrometheus(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  char *z;
+  (void)argc;
+  if (p == 0) return;
+  z = ljMetricsPrometheus(p->pEnv);
+  if (z == 0) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+
 static void fnVersion(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   (void)argv;
@@ -352,6 +366,7 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       {"journal_truncate", 3, 3, SQLITE_DIRECTONLY, fnTruncate},
       {"journal_health", 1, 1, LJ_RESULT_SUBTYPE, fnHealth},
       {"journal_config", 1, 1, LJ_RESULT_SUBTYPE, fnConfig},
+      {"journal_metrics_prometheus", 1, 1, 0, fnPrometheus},
       {"journal_version", 0, 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
        fnVersion},
       {"journal_debug", 0, 0, SQLITE_INNOCUOUS, fnDebug},

@@ -7,6 +7,8 @@
 **     journal_table.c  the lmdb_journal virtual table         }
 **     functions.c    journal_* scalar functions                } SQL layer
 **     tvf.c          table-valued functions (journal_metrics)  }
+**     export.c       journal_export: JSON lines, and the value }
+**                    encoding its import undoes                }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
@@ -489,6 +491,11 @@ struct LjMetricRow {
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
 #define LJ_METRICS_MAX 32
+/* The help text of a metric, NULL if it has none. */
+LJ_PRIVATE const char *ljMetricHelp(const char *zName);
+/* Every metric as Prometheus text exposition (sqlite3_malloc'd; NULL when
+** out of memory). */
+LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 
 /*
 ** One LMDB environment per directory per process (registry.c; the
@@ -1020,6 +1027,8 @@ LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
 LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
+/* journal_export and the value encoders of export and import (export.c). */
+LJ_PRIVATE int ljRegisterExport(sqlite3 *db, LjConn *pConn);
 
 /* The collation of the journal table's tag column (journal_table.c). */
 #define LJ_TAG_COLLATION "LJTEXT"

@@ -12,6 +12,7 @@
 */
 #include "internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Upper edge of a bucket: the value reported for a quantile in it. */
@@ -108,4 +109,97 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
 #undef COUNTER
 #undef ROWK
   return n;
+}
+
+/*
+** Prometheus text exposition (format 0.0.4) of ljMetricsList.  Names get
+** the "lmdbjournal_" prefix and counters the "_total" suffix; every sample
+** carries the store directory as its path label.  The help texts are kept
+** here, next to the only place that prints them; a metric without one is
+** shown with its bare name (test/metrics.test pins that none lacks one).
+*/
+static const struct {
+  const char *zName;
+  const char *zHelp;
+} aMetricHelp[] = {
+    {"appends", "Events accepted into the write queue."},
+    {"commits", "Write transactions committed."},
+    {"batch_size_avg", "Events per commit, on average."},
+    {"bytes_written", "Record bytes committed."},
+    {"bytes_read", "Record bytes returned by journal tables."},
+    {"rows_read", "Rows returned by journal tables."},
+    {"errors", "Requests the writer failed."},
+    {"retries", "Batches retried after a transient error."},
+    {"conflicts", "Sequence conflicts with another process."},
+    {"map_resizes", "LMDB map growths."},
+    {"stale_readers_cleared", "Reader slots of dead processes reclaimed."},
+    {"staged_batches", "Batches in the stage."},
+    {"staged_events", "Events in the stage, not yet merged."},
+    {"staged_bytes", "Bytes in the stage."},
+    {"stage_merges", "Merges of the stage into the events database."},
+    {"stage_merged_events", "Events moved by stage merges."},
+    {"queue_depth", "Events queued and not yet committed."},
+    {"last_pos", "Highest pos committed as seen by this process."},
+    {"durable_pos", "Highest pos known durable."},
+    {"map_size", "Current LMDB map size in bytes."},
+    {"map_used", "Bytes of the LMDB map in use."},
+    {"readers_used", "LMDB reader slots in use."},
+    {"readers_max", "LMDB reader slots available."},
+    {"open_dbs", "Named databases of the store."},
+    {"commit_latency_p50_us", "Commit time, median, microseconds."},
+    {"commit_latency_p99_us", "Commit time, 99th percentile, microseconds."},
+    {"commit_latency_p999_us", "Commit time, 99.9th percentile, microseconds."},
+    {"append_latency_p99_us",
+     "journal_append call time, 99th percentile, microseconds."},
+};
+
+const char *ljMetricHelp(const char *zName) {
+  for (size_t i = 0; i < sizeof(aMetricHelp) / sizeof(aMetricHelp[0]); i++) {
+    if (strcmp(aMetricHelp[i].zName, zName) == 0) return aMetricHelp[i].zHelp;
+  }
+  return 0;
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void promLabel(sqlite3_str *pStr, const char *z) {
+  for (; *z; z++) {
+    if (*z == '\\' || *z == '"') {
+      sqlite3_str_appendchar(pStr, 1, '\\');
+      sqlite3_str_appendchar(pStr, 1, *z);
+    } else if (*z == '\n') {
+      sqlite3_str_appendall(pStr, "\\n");
+    } else {
+      sqlite3_str_appendchar(pStr, 1, *z);
+    }
+  }
+}
+
+char *ljMetricsPrometheus(LjEnv *pEnv) {
+  LjMetricRow aRow[LJ_METRICS_MAX];
+  sqlite3_str *pStr = sqlite3_str_new(0);
+  int n = ljMetricsList(pEnv, aRow, LJ_METRICS_MAX);
+  if (n > LJ_METRICS_MAX) n = LJ_METRICS_MAX;
+  for (int i = 0; i < n; i++) {
+    const LjMetricRow *r = &aRow[i];
+    const char *zHelp = ljMetricHelp(r->zName);
+    const char *zSuffix = r->bCounter ? "_total" : "";
+    sqlite3_str_appendf(pStr, "# HELP lmdbjournal_%s%s %s\n", r->zName,
+                        zSuffix, zHelp ? zHelp : r->zName);
+    sqlite3_str_appendf(pStr, "# TYPE lmdbjournal_%s%s %s\n", r->zName,
+                        zSuffix, r->bCounter ? "counter" : "gauge");
+    sqlite3_str_appendf(pStr, "lmdbjournal_%s%s{path=\"", r->zName, zSuffix);
+    promLabel(pStr, pEnv->zDir);
+    /* Whole values (all but averages) print as integers; %.17g keeps the
+    ** rest exact. */
+    if (r->value == floor(r->value) && fabs(r->value) < 9007199254740992.0) {
+      sqlite3_str_appendf(pStr, "\"} %lld\n", (i64)r->value);
+    } else {
+      sqlite3_str_appendf(pStr, "\"} %.17g\n", r->value);
+    }
+  }
+  if (sqlite3_str_errcode(pStr)) {
+    sqlite3_free(sqlite3_str_finish(pStr));
+    return 0;
+  }
+  return sqlite3_str_finish(pStr);
 }
