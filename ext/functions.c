@@ -6,7 +6,8 @@
 **   journal_highest_seq(T, actor_id)     -> highest seq, incl. queued
 **   journal_truncate(T, actor_id, to_seq) -> events deleted (seq <= to_seq)
 **   journal_snapshot(T, actor_id, seq, state [, meta]) -> seq
-**   journal_delete_snapshots(T, actor_id, max_seq [, max_ts]) -> deleted
+**   journal_delete_snapshots(T, actor_id, max_seq [, max_ts [, min_seq
+**                            [, min_ts]]]) -> snapshots deleted
 **   journal_health(T)                    -> JSON status report
 **   journal_config(T)                    -> JSON of the effective options
 **   journal_version()                    -> "0.1.0"
@@ -266,7 +267,8 @@ static void fnSnapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, seq);
 }
 
-/* journal_delete_snapshots(T, actor_id, max_seq [, max_ts]): NULL bounds
+/* journal_delete_snapshots(T, actor_id, max_seq [, max_ts [, min_seq [,
+** min_ts]]]): the Akka selection criteria, inclusive; NULL bounds
 ** nothing. */
 static void fnDeleteSnapshots(sqlite3_context *ctx, int argc,
                               sqlite3_value **argv) {
@@ -274,15 +276,17 @@ static void fnDeleteSnapshots(sqlite3_context *ctx, int argc,
   const char *zActor;
   int nActor, rc;
   char *zErr = 0;
-  i64 maxSeq = INT64_MAX, maxTs = INT64_MAX, nDel = 0;
+  static const char *const azArg[] = {"max_seq", "max_ts", "min_seq",
+                                      "min_ts"};
+  i64 aSeq[2] = {0, INT64_MAX}, aTs[2] = {0, INT64_MAX}, nDel = 0;
+  i64 *aOut[] = {&aSeq[1], &aTs[1], &aSeq[0], &aTs[0]};
   if (p == 0 || fnReadonly(ctx, p, 1)) return;
   rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
-  if (rc == SQLITE_OK) rc = fnIntArg(argv[2], "max_seq", 1, &maxSeq, &zErr);
-  if (rc == SQLITE_OK && argc > 3) {
-    rc = fnIntArg(argv[3], "max_ts", 1, &maxTs, &zErr);
+  for (int i = 2; i < argc && rc == SQLITE_OK; i++) {
+    rc = fnIntArg(argv[i], azArg[i - 2], 1, aOut[i - 2], &zErr);
   }
   if (rc == SQLITE_OK) {
-    rc = ljSnapshotDelete(p->pClient, zActor, nActor, maxSeq, maxTs,
+    rc = ljSnapshotDelete(p->pClient, zActor, nActor, aSeq, aTs,
                           p->cfg.usSyncTimeout, &nDel, &zErr);
   }
   if (rc) {
@@ -447,7 +451,7 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       {"journal_highest_seq", 2, 2, 0, fnHighestSeq},
       {"journal_truncate", 3, 3, SQLITE_DIRECTONLY, fnTruncate},
       {"journal_snapshot", 4, 5, SQLITE_DIRECTONLY, fnSnapshot},
-      {"journal_delete_snapshots", 3, 4, SQLITE_DIRECTONLY, fnDeleteSnapshots},
+      {"journal_delete_snapshots", 3, 6, SQLITE_DIRECTONLY, fnDeleteSnapshots},
       {"journal_health", 1, 1, LJ_RESULT_SUBTYPE, fnHealth},
       {"journal_config", 1, 1, LJ_RESULT_SUBTYPE, fnConfig},
       {"journal_version", 0, 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,

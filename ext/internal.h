@@ -830,10 +830,11 @@ struct LjReq {
   LjEvent *aEvent;
   i64 usQueued;     /* when queued, for latency */
   /* LJ_REQ_TRUNCATE: the actor (aEvent[0].zActor) and the last seq to
-  ** delete (-1: all).  LJ_REQ_SNAPDEL: the actor likewise, the last seq
-  ** and iToTs the last ts to delete. */
+  ** delete (-1: all).  LJ_REQ_SNAPDEL: the actor likewise, and the
+  ** inclusive seq and ts ranges of the snapshots to delete. */
   i64 iToSeq;
   i64 iToTs;
+  i64 iFromSeq, iFromTs;
   /* LJ_REQ_SNAPSHOT: aEvent[0] is the snapshot (actor, seq, record;
   ** nEvent is 0: it appends no event); nKeep the snapshots to keep of
   ** the actor afterwards (0: all). */
@@ -1040,11 +1041,13 @@ LJ_PRIVATE int ljSnapshotSubmit(LjClient *pClient, const LjEvent *pEv,
                                 int nKeep, int bWait, i64 usTimeout,
                                 char **pzErr);
 
-/* Delete an actor's snapshots with seq <= iToSeq and ts <= iToTs.  Waits
-** for the commit; *pnDeleted gets the count. */
+/* Delete an actor's snapshots with seq in aSeq[0..1] and ts in
+** aTs[0..1] (inclusive).  Waits for the commit; *pnDeleted gets the
+** count. */
 LJ_PRIVATE int ljSnapshotDelete(LjClient *pClient, const char *zActor,
-                                int nActor, i64 iToSeq, i64 iToTs,
-                                i64 usTimeout, i64 *pnDeleted, char **pzErr);
+                                int nActor, const i64 aSeq[2],
+                                const i64 aTs[2], i64 usTimeout,
+                                i64 *pnDeleted, char **pzErr);
 
 /* Wait until everything this process queued before the call is committed
 ** (read-your-writes for a new snapshot).  No disk sync. */

@@ -575,7 +575,7 @@ int ljPutSnapshotDelete(LjPut *pPut, MDB_txn *txn, LjReq *p) {
   if (mrc == 0) mrc = ljActorValGet(&v, &num, &floor);
   if (mrc == 0) mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_SNAPS], &c);
   if (mrc) return mrc;
-  ljEvKey(aKey, num, 0);
+  ljEvKey(aKey, num, (u64)p->iFromSeq);
   k.mv_data = aKey;
   k.mv_size = LJ_EVKEY;
   for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -587,7 +587,7 @@ int ljPutSnapshotDelete(LjPut *pPut, MDB_txn *txn, LjReq *p) {
       mrc = MDB_CORRUPTED;
       break;
     }
-    if (ljRecTs(v.mv_data) <= p->iToTs) {
+    if (ljRecTs(v.mv_data) <= p->iToTs && ljRecTs(v.mv_data) >= p->iFromTs) {
       mrc = mdb_cursor_del(c, 0);
       if (mrc) break;
       p->nResult++;

@@ -531,7 +531,10 @@ static int actorSettle(LjActorScan *p, MDB_val *k, MDB_val *v, int mrc) {
   return mrc;
 }
 
-/* Position on the first actor of the plan. */
+/* Position on the first actor of the plan: from the first key at or
+** after the bound's first LJ_MAX_ACTOR_BYTES bytes (an LMDB key has at
+** least one byte and a bounded length) step to the first key past what
+** the bound includes (asc) or excludes (desc), then back one (desc). */
 static int actorSeek(LjActorScan *p, MDB_val *k, MDB_val *v) {
   const LjActorSpec *s = &p->s;
   const u8 *aFrom = s->bDesc ? s->aHi : s->aLo;
@@ -540,18 +543,15 @@ static int actorSeek(LjActorScan *p, MDB_val *k, MDB_val *v) {
   int mrc;
   if (aFrom == 0) return srGet(&p->t, k, v, s->bDesc ? MDB_LAST : MDB_FIRST);
   k->mv_data = (void *)aFrom;
-  k->mv_size = (size_t)nFrom;
-  mrc = srGet(&p->t, k, v, MDB_SET_RANGE);
-  if (mrc) return mrc;
-  if (s->bDesc) {
-    /* Now on the first key >= the bound: step back unless it is the
-    ** bound itself and that is included. */
-    if (p->t.bEof) return srGet(&p->t, k, v, MDB_LAST);
-    if (keyCmp(k, aFrom, nFrom) > 0 || bStrict) return srGet(&p->t, k, v, MDB_PREV);
-  } else if (!p->t.bEof && bStrict && keyCmp(k, aFrom, nFrom) == 0) {
-    return srGet(&p->t, k, v, MDB_NEXT);
+  k->mv_size = (size_t)(nFrom < LJ_MAX_ACTOR_BYTES ? nFrom : LJ_MAX_ACTOR_BYTES);
+  mrc = srGet(&p->t, k, v, nFrom > 0 ? MDB_SET_RANGE : MDB_FIRST);
+  while (mrc == 0 && !p->t.bEof) {
+    int c = keyCmp(k, aFrom, nFrom);
+    if (c > 0 || (c == 0 && s->bDesc == bStrict)) break;
+    mrc = srGet(&p->t, k, v, MDB_NEXT);
   }
-  return 0;
+  if (mrc || !s->bDesc) return mrc;
+  return srGet(&p->t, k, v, p->t.bEof ? MDB_LAST : MDB_PREV);
 }
 
 /* Copy the spec's bounds: they must outlive the caller's values. */

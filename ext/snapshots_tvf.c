@@ -29,6 +29,9 @@
 **     +1  LO  a lower bound, +2: strict (>)
 **     +3  HI  an upper bound, +4: strict (<)
 **   0x1000  DESC    newest seq (snapshots) or last actor id (actors) first
+**   0x2000  NOTABLE no table name was offered: xFilter reports it (a plan
+**                   that fails when run, priced never to be chosen when
+**                   SQLite only explores, e.g. one branch of an OR)
 **
 ** argv: the table name, the key, then each range's values in that order.
 ** journal_snapshots serves seq and ts ranges only with the key (one
@@ -50,6 +53,7 @@
 #define RG_HI 0x08
 #define RG_HI_LT 0x10
 #define ST_DESC 0x1000
+#define ST_NOTABLE 0x2000
 
 enum { SC_ACTOR = 0, SC_SEQ, SC_TS, SC_STATE, SC_META, SC_TABLE };
 enum {
@@ -144,9 +148,9 @@ static int binaryColl(sqlite3_index_info *p, int i) {
 }
 
 /* The table name argument; SQLITE_CONSTRAINT when it is offered only
-** unusable (another join order will have it), an error when missing. */
-static int planTable(sqlite3_vtab *pVtab, StPlan *pl, int iCol,
-                     const char *zName) {
+** unusable (another join order will have it), the NOTABLE plan when it is
+** not offered at all. */
+static int planTable(StPlan *pl, int iCol) {
   sqlite3_index_info *p = pl->p;
   int bSeen = 0;
   for (int i = 0; i < p->nConstraint; i++) {
@@ -159,11 +163,9 @@ static int planTable(sqlite3_vtab *pVtab, StPlan *pl, int iCol,
     }
   }
   if (bSeen) return SQLITE_CONSTRAINT;
-  sqlite3_free(pVtab->zErrMsg);
-  pVtab->zErrMsg = sqlite3_mprintf(
-      "%s needs the name of an lmdb_journal table, e.g. "
-      "SELECT * FROM %s('j')", zName, zName);
-  return SQLITE_ERROR;
+  pl->idxNum = ST_NOTABLE;
+  sqlite3_str_appendall(pl->pStr, " no table");
+  return SQLITE_OK;
 }
 
 /*
@@ -242,8 +244,10 @@ static int planFinish(StPlan *pl, double cost) {
 static int snBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
   StPlan pl = {p, 0, 0, 100000, 0};
   int rc, iKey = -1;
+  (void)pVtab;
   pl.pStr = sqlite3_str_new(0);
-  rc = planTable(pVtab, &pl, SC_TABLE, "journal_snapshots");
+  rc = planTable(&pl, SC_TABLE);
+  if (rc == SQLITE_OK && pl.idxNum == ST_NOTABLE) return planFinish(&pl, 1e99);
   for (int i = 0; i < p->nConstraint && rc == SQLITE_OK && iKey < 0; i++) {
     const struct sqlite3_index_constraint *c = &p->aConstraint[i];
     if (c->iColumn == SC_ACTOR && c->usable &&
@@ -277,12 +281,14 @@ static int snBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
 static int acBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
   StPlan pl = {p, 0, 0, 100000, 0};
   int rc;
+  (void)pVtab;
   pl.pStr = sqlite3_str_new(0);
-  rc = planTable(pVtab, &pl, AC_TABLE, "journal_actors");
+  rc = planTable(&pl, AC_TABLE);
   if (rc) {
     sqlite3_free(sqlite3_str_finish(pl.pStr));
     return rc;
   }
+  if (pl.idxNum == ST_NOTABLE) return planFinish(&pl, 1e99);
   sqlite3_str_appendall(pl.pStr, " actors");
   planRange(&pl, AC_ACTOR, RANGE_ACTOR, "actor_id", 1);
   planOrder(&pl, AC_ACTOR, -1);
@@ -319,18 +325,23 @@ static int stError(sqlite3_vtab_cursor *pCur, int rc, char *zErr) {
   return rc;
 }
 
-/* The journal table named by argv[0]. */
-static int stTable(sqlite3_vtab_cursor *pCur, sqlite3_value *pName,
-                   LjTable **pp, char **pzErr) {
+/* The journal table named by argv[0] (NOTABLE: none was given). */
+static int stTable(sqlite3_vtab_cursor *pCur, int idxNum,
+                   sqlite3_value **argv, LjTable **pp, char **pzErr) {
   StTab *pTab = (StTab *)pCur->pVtab;
-  const char *z = sqlite3_value_type(pName) == SQLITE_TEXT
-                      ? (const char *)sqlite3_value_text(pName)
-                      : 0;
+  const char *zFn = pTab->bActors ? "journal_actors" : "journal_snapshots";
+  const char *z = 0;
+  if (idxNum & ST_NOTABLE) {
+    *pzErr = sqlite3_mprintf("%s needs the name of an lmdb_journal table, "
+                             "e.g. SELECT * FROM %s('j')", zFn, zFn);
+    return SQLITE_ERROR;
+  }
+  if (sqlite3_value_type(argv[0]) == SQLITE_TEXT) {
+    z = (const char *)sqlite3_value_text(argv[0]);
+  }
   if (z == 0) {
     *pzErr = sqlite3_mprintf("%s: the argument must be the name of an "
-                             "lmdb_journal table",
-                             pTab->bActors ? "journal_actors"
-                                           : "journal_snapshots");
+                             "lmdb_journal table", zFn);
     return SQLITE_ERROR;
   }
   return ljTableFind(pTab->pConn, z, pp, pzErr);
@@ -382,7 +393,7 @@ static int snFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   (void)argc;
   memset(&s, 0, sizeof(s));
   p->iRow = 0;
-  rc = stTable(pCur, argv[0], &pJournal, &zErr);
+  rc = stTable(pCur, idxNum, argv, &pJournal, &zErr);
   if (rc == SQLITE_OK) rc = stReader(p, pJournal->pEnv);
   if (rc) return stError(pCur, rc, zErr);
   if (idxNum & ST_KEY) {
@@ -424,7 +435,7 @@ static int acFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   (void)argc;
   memset(&s, 0, sizeof(s));
   p->iRow = 0;
-  rc = stTable(pCur, argv[0], &pJournal, &zErr);
+  rc = stTable(pCur, idxNum, argv, &pJournal, &zErr);
   if (rc == SQLITE_OK) rc = stReader(p, pJournal->pEnv);
   if (rc) return stError(pCur, rc, zErr);
   if (m & RG_EQ) {

@@ -404,8 +404,9 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
 /* Queue a request that works on one actor (the actor id travels as the
 ** "record") and wait for its outcome: truncation, snapshot deletion. */
 static int submitActorOp(LjClient *pClient, int eType, const char *zActor,
-                         int nActor, i64 iToSeq, i64 iToTs, i64 usTimeout,
-                         const char *zWhat, i64 *pnResult, char **pzErr) {
+                         int nActor, const i64 aSeq[2], const i64 aTs[2],
+                         i64 usTimeout, const char *zWhat, i64 *pnResult,
+                         char **pzErr) {
   LjWriter *w = pClient->pEnv->pWriter;
   LjEvent ev;
   LjReq *p;
@@ -420,8 +421,10 @@ static int submitActorOp(LjClient *pClient, int eType, const char *zActor,
     return SQLITE_NOMEM;
   }
   p->nEvent = 0; /* no event is appended */
-  p->iToSeq = iToSeq;
-  p->iToTs = iToTs;
+  p->iFromSeq = aSeq[0];
+  p->iToSeq = aSeq[1];
+  p->iFromTs = aTs[0];
+  p->iToTs = aTs[1];
   p->pClient = pClient;
   p->eDurability = pClient->eDurability;
   p->bWait = 1;
@@ -438,14 +441,15 @@ static int submitActorOp(LjClient *pClient, int eType, const char *zActor,
 
 int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
                i64 usTimeout, i64 *pnDeleted, char **pzErr) {
-  return submitActorOp(pClient, LJ_REQ_TRUNCATE, zActor, nActor, iToSeq, 0,
+  i64 aSeq[2] = {0, iToSeq}, aTs[2] = {0, 0};
+  return submitActorOp(pClient, LJ_REQ_TRUNCATE, zActor, nActor, aSeq, aTs,
                        usTimeout, "journal_truncate", pnDeleted, pzErr);
 }
 
 int ljSnapshotDelete(LjClient *pClient, const char *zActor, int nActor,
-                     i64 iToSeq, i64 iToTs, i64 usTimeout, i64 *pnDeleted,
-                     char **pzErr) {
-  return submitActorOp(pClient, LJ_REQ_SNAPDEL, zActor, nActor, iToSeq, iToTs,
+                     const i64 aSeq[2], const i64 aTs[2], i64 usTimeout,
+                     i64 *pnDeleted, char **pzErr) {
+  return submitActorOp(pClient, LJ_REQ_SNAPDEL, zActor, nActor, aSeq, aTs,
                        usTimeout, "journal_delete_snapshots", pnDeleted,
                        pzErr);
 }
