@@ -7,12 +7,14 @@
 **     journal_table.c  the lmdb_journal virtual table         }
 **     functions.c    journal_* scalar functions                } SQL layer
 **     tvf.c          table-valued functions (journal_metrics)  }
+**     snapshots_tvf.c  journal_snapshots, journal_actors       }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
 **          v
 **     scan.c         the read interface: every plan's walk     }
 **                    over runs, manifests, stage and indexes   }
+**     snapread.c     ... and over snapshots and the actors db  }
 **     registry.c     one LMDB environment per directory:     }
 **                    open, share, close (starts the writer)   }
 **     submit.c       submitters' side of the writer: actor    }
