@@ -25,7 +25,7 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
        ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c \
-       ext/export.c
+       ext/export.c ext/snapread.c ext/snapshots_tvf.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build

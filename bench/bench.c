@@ -35,7 +35,7 @@
 **              [--sys ext,static,lmdb,sqlite] [--ext-opts 'k=v, ...']
 **              [--ext PATH]
 ** LIST is a comma list of: memory,async,append,scale,insert,syncmode,
-** latency,durable,scan,replay,tail.
+** latency,durable,scan,replay,tail,recovery.
 **
 ** The cold scans run in fresh processes: the bench executes itself as
 **   bench --scan-child KIND QUERY DIR N P B EXTPATH [EXTOPTS]
@@ -1125,12 +1125,14 @@ static void memo_put(int kind, int variant, int actors, u64 n, double r) {
 enum {
   M_MEMORY = 1 << 0, M_ASYNC = 1 << 1, M_SCALE = 1 << 2, M_INSERT = 1 << 3,
   M_SYNCMODE = 1 << 4, M_LATENCY = 1 << 5, M_DURABLE = 1 << 6,
-  M_SCAN = 1 << 7, M_REPLAY = 1 << 8, M_TAIL = 1 << 9, M_APPEND = 1 << 10
+  M_SCAN = 1 << 7, M_REPLAY = 1 << 8, M_TAIL = 1 << 9, M_APPEND = 1 << 10,
+  M_RECOVER = 1 << 11
 };
 /* "append": only the async rows at A=--actors (headline and static). */
 static const char *const azMeasure[] = {"memory", "async", "scale", "insert",
                                         "syncmode", "latency", "durable",
-                                        "scan", "replay", "tail", "append"};
+                                        "scan", "replay", "tail", "append",
+                                        "recovery"};
 #define N_MEASURE ((int)(sizeof azMeasure / sizeof azMeasure[0]))
 
 typedef struct Opts Opts;
@@ -1732,9 +1734,109 @@ static void m_durable(void) {
              "≤ 2× median fsync (%.0f µs)", 2.0 * fsyncUs);
 }
 
-/* Replay and tail timings on one store. */
+/* Replay, tail and recovery timings on one store. */
 typedef struct ReadOut ReadOut;
-struct ReadOut { double replayUs, tailUs; };
+struct ReadOut { double replayUs, tailUs, recoverUs; };
+
+/*
+** Recovery: an actor's latest snapshot and the events after it, in one
+** query (the recipe of docs/api.md), on a store that already holds
+** the workload.  RECOVER_ACTORS actors get a snapshot at their last seq
+** and then RECOVER_EVENTS more events; each recovery must return the
+** snapshot and those events.  The SQLite anchor keeps snapshots in a
+** table shaped like its events table.
+*/
+#define RECOVER_ACTORS 50
+#define RECOVER_EVENTS 1000
+static const char *const azRecoverSql[SYS_COUNT] = {
+    "WITH snap AS (SELECT seq, state FROM journal_snapshots('j') "
+    "WHERE actor_id = ?1 ORDER BY seq DESC LIMIT 1) "
+    "SELECT seq, state FROM snap UNION ALL "
+    "SELECT seq, payload FROM j WHERE actor_id = ?1 "
+    "AND seq > coalesce((SELECT seq FROM snap), 0)",
+    0,
+    "WITH snap AS (SELECT seq, state FROM s WHERE actor = ?1 "
+    "ORDER BY seq DESC LIMIT 1) "
+    "SELECT seq, state FROM snap UNION ALL "
+    "SELECT seq, payload FROM t WHERE actor = ?1 "
+    "AND seq > coalesce((SELECT seq FROM snap), 0)"};
+
+/* The snapshot of actor a at seq, then RECOVER_EVENTS events after it. */
+static void recover_prepare(Sys *s, const Workload *w, int a, u64 seq) {
+  sqlite3_stmt *pSnap, *pPut;
+  const u8 *pay = wl_payload(w, (u64)a);
+  int i;
+  if (s->cfg.kind == SYS_EXT) {
+    pSnap = sql_prep(s->db, "SELECT journal_snapshot('j', ?1, ?2, ?3)");
+    pPut = sql_prep(s->db, "SELECT journal_append('j', ?1, ?3)");
+  } else {
+    sql_exec(s->db, "CREATE TABLE IF NOT EXISTS s(actor TEXT, seq INTEGER, "
+                    "ts INTEGER, state BLOB, PRIMARY KEY(actor, seq)) "
+                    "WITHOUT ROWID");
+    sql_exec(s->db, "BEGIN");
+    pSnap = sql_prep(s->db, "INSERT INTO s VALUES(?1, ?2, 0, ?3)");
+    pPut = sql_prep(s->db, "INSERT INTO t VALUES(?1, ?2, 0, ?3)");
+  }
+  sqlite3_bind_text(pSnap, 1, actor_name(a), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(pSnap, 2, (sqlite3_int64)seq);
+  sqlite3_bind_blob(pSnap, 3, pay, w->payload, SQLITE_STATIC);
+  sql_step(pSnap, s->cfg.kind == SYS_EXT ? SQLITE_ROW : SQLITE_DONE);
+  sqlite3_finalize(pSnap);
+  sqlite3_bind_text(pPut, 1, actor_name(a), -1, SQLITE_STATIC);
+  for (i = 1; i <= RECOVER_EVENTS; i++) {
+    sqlite3_bind_int64(pPut, 2, (sqlite3_int64)(seq + (u64)i));
+    sqlite3_bind_blob(pPut, 3, wl_payload(w, (u64)(a + i)), w->payload,
+                      SQLITE_STATIC);
+    sql_step(pPut, s->cfg.kind == SYS_EXT ? SQLITE_ROW : SQLITE_DONE);
+    sql_reset(pPut);
+  }
+  sqlite3_finalize(pPut);
+  if (s->cfg.kind == SYS_EXT) {
+    sql_exec(s->db, "SELECT journal_sync('j')");
+  } else {
+    sql_exec(s->db, "COMMIT");
+  }
+}
+
+/* Median time of one recovery query, over RECOVER_ACTORS actors. */
+static double use_recover(Sys *s, const Workload *w) {
+  u64 per = w->n / (u64)w->actors;
+  sqlite3_stmt *p;
+  Lat l;
+  int i, aActor[RECOVER_ACTORS];
+  double us;
+  if (!azRecoverSql[s->cfg.kind]) return NAN;
+  for (i = 0; i < RECOVER_ACTORS; i++) {
+    aActor[i] = (int)((u64)i * (u64)w->actors / RECOVER_ACTORS);
+    recover_prepare(s, w, aActor[i], per);
+  }
+  p = sql_prep(s->db, azRecoverSql[s->cfg.kind]);
+  lat_init(&l, (size_t)g_o.nReplay);
+  for (i = 0; i < g_o.nReplay; i++) {
+    int a = aActor[mix64((u64)i + 55) % RECOVER_ACTORS], rc;
+    u64 n = 0, t0 = now_ns();
+    sqlite3_bind_text(p, 1, actor_name(a), -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+      const u8 *pay = sqlite3_column_blob(p, 1);
+      int nPay = sqlite3_column_bytes(p, 1);
+      if ((u64)sqlite3_column_int64(p, 0) != per + n) die("recovery: seq gap");
+      if (nPay > 0) g_sink += pay[nPay - 1];
+      n++;
+    }
+    sql_ok(s->db, rc, SQLITE_DONE, "recovery");
+    sql_reset(p);
+    lat_add(&l, now_ns() - t0);
+    if (n != RECOVER_EVENTS + 1) {
+      die("recovery of %s: %llu rows, expected the snapshot and %d events",
+          actor_name(a), (unsigned long long)n, RECOVER_EVENTS);
+    }
+  }
+  sqlite3_finalize(p);
+  lat_sort(&l);
+  us = lat_q_us(&l, 0.5);
+  lat_free(&l);
+  return us;
+}
 
 static u64 ext_tail(Sys *s, sqlite3_int64 pos) {
   sqlite3_stmt *p;
@@ -1795,18 +1897,20 @@ static void use_read(Sys *s, const Workload *w, void *pArg) {
     o->tailUs = lat_q_us(&l, 0.5);
   }
   lat_free(&l);
+  /* Last: it adds events, which the checks above do not expect. */
+  o->recoverUs = (g_o.only & M_RECOVER) ? use_recover(s, w) : NAN;
 }
 
 static void m_read(void) {
   Workload ws = wl_make(g_o.nSmall, (int)(g_o.nSmall / 1000));
   Workload wb = wl_make(g_o.nBig, (int)(g_o.nBig / 1000));
-  ReadOut aSmall[SYS_COUNT], big = {NAN, NAN};
+  ReadOut aSmall[SYS_COUNT], big = {NAN, NAN, NAN};
   SysCfg cb = *cfg_of(SYS_EXT, 0, g_o.bigBatch);
   Row *rS, *rB, *rR, *rG, *rT1, *rT2;
   double genRate;
   int k;
   for (k = 0; k < SYS_COUNT; k++) {
-    aSmall[k].replayUs = aSmall[k].tailUs = NAN;
+    aSmall[k].replayUs = aSmall[k].tailUs = aSmall[k].recoverUs = NAN;
     bench_write(cfg_of(k, 0, g_o.batch), &ws, 1, 0, 0, use_read, &aSmall[k],
                 "replay-small");
   }
@@ -1833,6 +1937,23 @@ static void m_read(void) {
     row_target(rS, -1, "—");
     row_target(rB, -1, "—");
     row_target(rR, rR->v[SYS_EXT] <= 1.2, "≤ 1.2 (at 10M vs 100k)");
+  }
+  if (g_o.only & M_RECOVER) {
+    Row *rC1 = row_add(U_US, "recovery: latest snapshot + 1,000 later events "
+                       "of one actor, one query, %llu-row store (median of "
+                       "%d)", (unsigned long long)g_o.nSmall, g_o.nReplay);
+    Row *rC2 = row_add(U_US, "recovery: latest snapshot + 1,000 later events "
+                       "of one actor, one query, %llu-row store%s",
+                       (unsigned long long)g_o.nBig,
+                       g_o.quick ? " (quick; full: 10M)" : "");
+    Row *rCR = row_add(U_RATIO, "recovery time, large store / small store");
+    rCR->bHigher = 0;
+    for (k = 0; k < SYS_COUNT; k++) rC1->v[k] = aSmall[k].recoverUs;
+    rC2->v[SYS_EXT] = big.recoverUs;
+    rCR->v[SYS_EXT] = big.recoverUs / aSmall[SYS_EXT].recoverUs;
+    row_target(rC1, -1, "—");
+    row_target(rC2, -1, "—");
+    row_target(rCR, rCR->v[SYS_EXT] <= 1.2, "≤ 1.2 (at 10M vs 100k)");
   }
   if (g_o.only & M_TAIL) {
     rT1 = row_add(U_US, "tail: 1,000 rows after a random pos, %llu-row store",
@@ -2286,7 +2407,7 @@ int main(int argc, char **argv) {
   if (g_o.only & M_SYNCMODE) m_syncmode();
   if (g_o.only & M_LATENCY) m_latency();
   if (g_o.only & M_DURABLE) m_durable();
-  if (g_o.only & (M_REPLAY | M_TAIL)) m_read();
+  if (g_o.only & (M_REPLAY | M_TAIL | M_RECOVER)) m_read();
 
   write_outputs(zCmd);
   progress("done");

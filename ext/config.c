@@ -35,6 +35,7 @@
 **     compression_min      256B     size, 0 .. max_value_size
 **     max_value_size       64MiB    size, 1B .. 1GiB
 **     metrics              on       on | off | true | false | 1 | 0 | yes | no
+**     snapshot_keep        0        integer, 0 .. 1000000 (0: keep all)
 **
 ** map_size and compression_min are also capped by another option.  When
 ** the capped option is left at its default it follows the cap down
@@ -142,6 +143,8 @@ static const LjOpt aOpt[] = {
   {"max_value_size", LJ_OPT_MAX_VALUE, LJ_K_SIZE, LJ_F(nMaxValue), 64 * LJ_MIB,
    1, LJ_GIB, 0, 0},
   {"metrics", LJ_OPT_METRICS, LJ_K_BOOL, LJ_F(bMetrics), 1, 0, 0, 0, aBool},
+  {"snapshot_keep", LJ_OPT_SNAPSHOT_KEEP, LJ_K_INT, LJ_F(nSnapshotKeep), 0, 0,
+   1000000, 0, 0},
 };
 #define LJ_NOPT ((int)(sizeof(aOpt) / sizeof(aOpt[0])))
 

@@ -5,6 +5,9 @@
 **   journal_sync(T)                      -> durable pos
 **   journal_highest_seq(T, actor_id)     -> highest seq, incl. queued
 **   journal_truncate(T, actor_id, to_seq) -> events deleted (seq <= to_seq)
+**   journal_snapshot(T, actor_id, seq, state [, meta]) -> seq
+**   journal_delete_snapshots(T, actor_id, max_seq [, max_ts [, min_seq
+**                            [, min_ts]]]) -> snapshots deleted
 **   journal_health(T)                    -> JSON status report
 **   journal_config(T)                    -> JSON of the effective options
 **   journal_metrics_prometheus(T)        -> Prometheus text exposition
@@ -197,6 +200,103 @@ static void fnTruncate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, nDel);
 }
 
+/* An integer argument >= 0, or (bNullOk) NULL, which leaves *pOut. */
+static int fnIntArg(sqlite3_value *v, const char *zName, int bNullOk,
+                    i64 *pOut, char **pzErr) {
+  if (bNullOk && sqlite3_value_type(v) == SQLITE_NULL) return SQLITE_OK;
+  if (sqlite3_value_numeric_type(v) != SQLITE_INTEGER ||
+      sqlite3_value_int64(v) < 0) {
+    *pzErr = sqlite3_mprintf("%s must be a non-negative integer%s", zName,
+                             bNullOk ? " or NULL" : "");
+    return SQLITE_MISMATCH;
+  }
+  *pOut = sqlite3_value_int64(v);
+  return SQLITE_OK;
+}
+
+/* Bytes a value takes in a record (numbers: 8). */
+static i64 fnValueBytes(sqlite3_value *v) {
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL: return 0;
+    case SQLITE_INTEGER:
+    case SQLITE_FLOAT: return 8;
+    default: return sqlite3_value_bytes(v);
+  }
+}
+
+/*
+** journal_snapshot(T, actor_id, seq, state [, meta]).  The state is
+** stored like an event's payload (storage class kept, compressed and
+** checksummed alike); the same actor and seq overwrites.  Queued or
+** committed per append_mode, like journal_append.
+*/
+static void fnSnapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  LjEvent ev;
+  u8 aBuf[1024];
+  const char *zActor;
+  int nActor, rc;
+  char *zErr = 0;
+  i64 seq = 0, nByte;
+  if (p == 0 || fnReadonly(ctx, p, 1)) return;
+  rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
+  if (rc == SQLITE_OK) rc = fnIntArg(argv[2], "seq", 0, &seq, &zErr);
+  nByte = fnValueBytes(argv[3]) + (argc > 4 ? fnValueBytes(argv[4]) : 0);
+  if (rc == SQLITE_OK && nByte > p->cfg.nMaxValue) {
+    zErr = sqlite3_mprintf("state and meta of %lld bytes exceed "
+                           "max_value_size (%lld bytes)",
+                           nByte, p->cfg.nMaxValue);
+    rc = SQLITE_TOOBIG;
+  }
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  rc = ljEventFromValues(p, zActor, nActor, argv[3], 0, argc > 4 ? argv[4] : 0,
+                         0, aBuf, sizeof(aBuf), &ev, &zErr);
+  if (rc == SQLITE_OK) {
+    ev.seq = (u64)seq;
+    rc = ljSnapshotSubmit(p->pClient, &ev, p->cfg.nSnapshotKeep,
+                          p->cfg.eAppendMode == LJ_MODE_SYNC,
+                          p->cfg.usSyncTimeout, &zErr);
+  }
+  if (ev.aRec != aBuf) sqlite3_free(ev.aRec);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, seq);
+}
+
+/* journal_delete_snapshots(T, actor_id, max_seq [, max_ts [, min_seq [,
+** min_ts]]]): the Akka selection criteria, inclusive; NULL bounds
+** nothing. */
+static void fnDeleteSnapshots(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  const char *zActor;
+  int nActor, rc;
+  char *zErr = 0;
+  static const char *const azArg[] = {"max_seq", "max_ts", "min_seq",
+                                      "min_ts"};
+  i64 aSeq[2] = {0, INT64_MAX}, aTs[2] = {0, INT64_MAX}, nDel = 0;
+  i64 *aOut[] = {&aSeq[1], &aTs[1], &aSeq[0], &aTs[0]};
+  if (p == 0 || fnReadonly(ctx, p, 1)) return;
+  rc = ljCheckActor(argv[1], "actor_id", &zActor, &nActor, &zErr);
+  for (int i = 2; i < argc && rc == SQLITE_OK; i++) {
+    rc = fnIntArg(argv[i], azArg[i - 2], 1, aOut[i - 2], &zErr);
+  }
+  if (rc == SQLITE_OK) {
+    rc = ljSnapshotDelete(p->pClient, zActor, nActor, aSeq, aTs,
+                          p->cfg.usSyncTimeout, &nDel, &zErr);
+  }
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, nDel);
+}
+
 static void fnConfig(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
   char *z;
@@ -364,6 +464,8 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       {"journal_sync", 1, 1, SQLITE_DIRECTONLY, fnSync},
       {"journal_highest_seq", 2, 2, 0, fnHighestSeq},
       {"journal_truncate", 3, 3, SQLITE_DIRECTONLY, fnTruncate},
+      {"journal_snapshot", 4, 5, SQLITE_DIRECTONLY, fnSnapshot},
+      {"journal_delete_snapshots", 3, 6, SQLITE_DIRECTONLY, fnDeleteSnapshots},
       {"journal_health", 1, 1, LJ_RESULT_SUBTYPE, fnHealth},
       {"journal_config", 1, 1, LJ_RESULT_SUBTYPE, fnConfig},
       {"journal_metrics_prometheus", 1, 1, 0, fnPrometheus},

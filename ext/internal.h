@@ -9,12 +9,14 @@
 **     tvf.c          table-valued functions (journal_metrics)  }
 **     export.c       journal_export: JSON lines, and the value }
 **                    encoding its import undoes                }
+**     snapshots_tvf.c  journal_snapshots, journal_actors       }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
 **          v
 **     scan.c         the read interface: every plan's walk     }
 **                    over runs, manifests, stage and indexes   }
+**     snapread.c     ... and over snapshots and the actors db  }
 **     registry.c     one LMDB environment per directory:     }
 **                    open, share, close (starts the writer)   }
 **     submit.c       submitters' side of the writer: actor    }
@@ -95,6 +97,7 @@ enum { LJ_CODEC_NONE = 0, LJ_CODEC_LZ4 = 1, LJ_CODEC_ZSTD = 2 };
 #define LJ_OPT_COMPRESSION_MIN (1u << 17)
 #define LJ_OPT_MAX_VALUE (1u << 18)
 #define LJ_OPT_METRICS (1u << 19)
+#define LJ_OPT_SNAPSHOT_KEEP (1u << 20)
 
 /* Keys whose value belongs to the environment (and its one writer) rather
 ** than to the table: a second table opening the same directory with a
@@ -127,6 +130,8 @@ struct LjConfig {
   i64 nCompressionMin;   /* compression_min= bytes */
   i64 nMaxValue;         /* max_value_size= bytes */
   int bMetrics;          /* metrics= on/off */
+  int nSnapshotKeep;     /* snapshot_keep= newest snapshots kept per actor
+                         ** (0: all) */
   u32 mSet;              /* LJ_OPT_* bits of keys given explicitly */
 };
 
@@ -738,6 +743,65 @@ LJ_PRIVATE void (*ljScanKeep(LjScan *p, const void *a))(void *);
 LJ_PRIVATE void ljScanFree(LjScan *p);
 
 /**************************************************************************
+** Read interface of the store, continued (snapread.c): snapshots and the
+** actor registry.  Like a scan, a reader takes one read transaction at
+** its first start, after this process's queued writes, keeps it until
+** freed, and holds no lock between calls.
+*/
+typedef struct LjSnapScan LjSnapScan;
+typedef struct LjSnapSpec LjSnapSpec;
+struct LjSnapSpec {
+  const u8 *aActor;  /* one actor's snapshots (a valid actor id), or */
+  int nActor;        /*   NULL: every snapshot, by actor number */
+  i64 lo, hi;        /* inclusive seq bounds (one actor) */
+  i64 tsLo, tsHi;    /* inclusive ts bounds (a filter) */
+  int bDesc;         /* newest seq first (one actor) */
+};
+/* A snapshot: its actor, seq and decoded record (state in the payload
+** fields), valid until the next ljSnapScanNext. */
+typedef struct LjSnapRow LjSnapRow;
+struct LjSnapRow {
+  const char *zActor;
+  int nActor;
+  u64 seq;
+  LjRec rec;
+};
+LJ_PRIVATE int ljSnapScanNew(LjEnv *pEnv, LjSnapScan **pp);
+LJ_PRIVATE int ljSnapScanStart(LjSnapScan *p, const LjSnapSpec *pSpec,
+                               i64 usTimeout, char **pzErr);
+LJ_PRIVATE int ljSnapScanNext(LjSnapScan *p, char **pzErr);
+LJ_PRIVATE int ljSnapScanEof(const LjSnapScan *p);
+LJ_PRIVATE const LjSnapRow *ljSnapScanRow(const LjSnapScan *p);
+LJ_PRIVATE void ljSnapScanFree(LjSnapScan *p);
+
+/* Actors in actor id order (memcmp, SQLite's BINARY), optionally between
+** bounds, with what the registry and one seek per index tell of each. */
+typedef struct LjActorScan LjActorScan;
+typedef struct LjActorSpec LjActorSpec;
+struct LjActorSpec {
+  const u8 *aLo; int nLo; int bLoGt; /* lower bound (NULL: none), strict */
+  const u8 *aHi; int nHi; int bHiLt; /* upper bound (NULL: none), strict */
+  int bDesc;
+};
+typedef struct LjActorRow LjActorRow;
+struct LjActorRow {
+  const char *zActor;
+  int nActor;
+  u64 highest;     /* highest seq ever assigned (survives truncation) */
+  u64 nEvents;     /* events stored */
+  i64 first;       /* seq of the oldest stored event, -1: none */
+  i64 lastTs;      /* ts of the newest stored event, -1: none */
+  i64 snapSeq;     /* seq of the newest snapshot, -1: none */
+};
+LJ_PRIVATE int ljActorScanNew(LjEnv *pEnv, LjActorScan **pp);
+LJ_PRIVATE int ljActorScanStart(LjActorScan *p, const LjActorSpec *pSpec,
+                                i64 usTimeout, char **pzErr);
+LJ_PRIVATE int ljActorScanNext(LjActorScan *p, char **pzErr);
+LJ_PRIVATE int ljActorScanEof(const LjActorScan *p);
+LJ_PRIVATE const LjActorRow *ljActorScanRow(const LjActorScan *p);
+LJ_PRIVATE void ljActorScanFree(LjActorScan *p);
+
+/**************************************************************************
 ** Writer (writer.c)
 */
 
@@ -758,7 +822,8 @@ struct LjEvent {
 };
 
 enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2, LJ_REQ_TRUNCATE = 3,
-       LJ_REQ_MERGE = 4 /* the writer's own: merge the stage */ };
+       LJ_REQ_MERGE = 4 /* the writer's own: merge the stage */,
+       LJ_REQ_SNAPSHOT = 5, LJ_REQ_SNAPDEL = 6 };
 
 typedef struct LjReq LjReq;
 struct LjReq {
@@ -774,10 +839,17 @@ struct LjReq {
   LjEvent *aEvent;
   i64 usQueued;     /* when queued, for latency */
   /* LJ_REQ_TRUNCATE: the actor (aEvent[0].zActor) and the last seq to
-  ** delete (-1: all). */
+  ** delete (-1: all).  LJ_REQ_SNAPDEL: the actor likewise, and the
+  ** inclusive seq and ts ranges of the snapshots to delete. */
   i64 iToSeq;
+  i64 iToTs;
+  i64 iFromSeq, iFromTs;
+  /* LJ_REQ_SNAPSHOT: aEvent[0] is the snapshot (actor, seq, record;
+  ** nEvent is 0: it appends no event); nKeep the snapshots to keep of
+  ** the actor afterwards (0: all). */
+  int nKeep;
   /* Outcome, set by the writer (writer mutex) for waiting submitters. */
-  i64 nResult;      /* rows deleted by a truncation */
+  i64 nResult;      /* rows deleted by a truncation or snapshot delete */
   int bDone;
   int rc;
   char *zErr;
@@ -856,6 +928,11 @@ LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
 ** *pbWrote is set when anything was written. */
 LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p,
                              int *pbWrote);
+/* Put snapshot request p (its actor's number known, 0 if new), stamped
+** with ts, then keep only the newest p->nKeep of the actor's snapshots. */
+LJ_PRIVATE int ljPutSnapshot(LjPut *pPut, MDB_txn *txn, LjReq *p, i64 ts);
+/* Delete the snapshots request p names; p->nResult gets the count. */
+LJ_PRIVATE int ljPutSnapshotDelete(LjPut *pPut, MDB_txn *txn, LjReq *p);
 LJ_PRIVATE void ljPutFree(LjPut *pPut);
 
 /**************************************************************************
@@ -965,6 +1042,22 @@ LJ_PRIVATE int ljTruncate(LjClient *pClient, const char *zActor, int nActor,
                           i64 iToSeq, i64 usTimeout, i64 *pnDeleted,
                           char **pzErr);
 
+/* Store a snapshot (pEv: zActor, nActor, seq, the record with pos and
+** ts left to the writer), keeping the newest nKeep of the actor's (0:
+** all).  bWait: wait for the commit (and durability) and return its
+** outcome; else it is queued and journal_sync reports a failure. */
+LJ_PRIVATE int ljSnapshotSubmit(LjClient *pClient, const LjEvent *pEv,
+                                int nKeep, int bWait, i64 usTimeout,
+                                char **pzErr);
+
+/* Delete an actor's snapshots with seq in aSeq[0..1] and ts in
+** aTs[0..1] (inclusive).  Waits for the commit; *pnDeleted gets the
+** count. */
+LJ_PRIVATE int ljSnapshotDelete(LjClient *pClient, const char *zActor,
+                                int nActor, const i64 aSeq[2],
+                                const i64 aTs[2], i64 usTimeout,
+                                i64 *pnDeleted, char **pzErr);
+
 /* Wait until everything this process queued before the call is committed
 ** (read-your-writes for a new snapshot).  No disk sync. */
 LJ_PRIVATE int ljFlushForRead(LjEnv *pEnv, i64 usTimeout);
@@ -1029,6 +1122,12 @@ LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
 /* journal_export and the value encoders of export and import (export.c). */
 LJ_PRIVATE int ljRegisterExport(sqlite3 *db, LjConn *pConn);
+/* journal_snapshots and journal_actors (snapshots_tvf.c). */
+LJ_PRIVATE int ljRegisterSnapshotTvfs(sqlite3 *db, LjConn *pConn);
+/* An SQL bound on an INTEGER column as an inclusive integer bound
+** (journal_table.c); 0 when it can match nothing. */
+LJ_PRIVATE int ljBoundValue(sqlite3_value *v, int bLower, int bStrict,
+                            i64 *pOut);
 
 /* The collation of the journal table's tag column (journal_table.c). */
 #define LJ_TAG_COLLATION "LJTEXT"

@@ -602,7 +602,7 @@ static int jtClose(sqlite3_vtab_cursor *pCur) {
 
 /* Turn an SQL bound into an inclusive integer bound.  Returns 0 when the
 ** constraint can match nothing (NULL, or text against a number). */
-static int boundValue(sqlite3_value *v, int bLower, int bStrict, i64 *pOut) {
+int ljBoundValue(sqlite3_value *v, int bLower, int bStrict, i64 *pOut) {
   switch (sqlite3_value_numeric_type(v)) {
     case SQLITE_INTEGER: {
       i64 x = sqlite3_value_int64(v);
@@ -652,17 +652,17 @@ static int filterBounds(int idxNum, sqlite3_value **argv, int iArg,
     sqlite3_value *x = argv[iArg++];
     int eType = sqlite3_value_numeric_type(x);
     /* 3.0 equals 3; 2.5 gives lo 3 > hi 2, which matches nothing. */
-    if (!boundValue(x, 1, 0, &s->lo) || !boundValue(x, 0, 0, &s->hi))
+    if (!ljBoundValue(x, 1, 0, &s->lo) || !ljBoundValue(x, 0, 0, &s->hi))
       *pbEmpty = 1;
     if (eType != SQLITE_INTEGER && eType != SQLITE_FLOAT) {
       *pbEmpty = 1; /* text never equals a number column */
     }
   }
   if ((idxNum & JT_LO) &&
-      !boundValue(argv[iArg++], 1, idxNum & JT_LO_GT, &s->lo))
+      !ljBoundValue(argv[iArg++], 1, idxNum & JT_LO_GT, &s->lo))
     *pbEmpty = 1;
   if ((idxNum & JT_HI) &&
-      !boundValue(argv[iArg++], 0, idxNum & JT_HI_LT, &s->hi))
+      !ljBoundValue(argv[iArg++], 0, idxNum & JT_HI_LT, &s->hi))
     *pbEmpty = 1;
   s->nLimit = (idxNum & JT_LIMIT) ? sqlite3_value_int64(argv[iArg++]) : -1;
   return iArg;
@@ -680,9 +680,11 @@ static int keysAdd(JtKeys *t, sqlite3_value *pVal) {
     size_t nByte = (sizeof(u8 *) * 2 + sizeof(int)) * (size_t)nNew;
     u8 *a = sqlite3_malloc64(nByte);
     if (a == 0) return SQLITE_NOMEM;
-    memcpy(a, t->aa, sizeof(u8 *) * (size_t)t->n);
-    memcpy(a + sizeof(u8 *) * nNew, t->aCopy, sizeof(u8 *) * (size_t)t->n);
-    memcpy(a + sizeof(u8 *) * 2 * nNew, t->an, sizeof(int) * (size_t)t->n);
+    if (t->n > 0) { /* (memcpy from NULL is undefined, even of 0 bytes) */
+      memcpy(a, t->aa, sizeof(u8 *) * (size_t)t->n);
+      memcpy(a + sizeof(u8 *) * nNew, t->aCopy, sizeof(u8 *) * (size_t)t->n);
+      memcpy(a + sizeof(u8 *) * 2 * nNew, t->an, sizeof(int) * (size_t)t->n);
+    }
     sqlite3_free(t->aa);
     t->aa = (const u8 **)a;
     t->aCopy = (u8 **)(a + sizeof(u8 *) * nNew);

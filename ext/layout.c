@@ -21,7 +21,9 @@
 **   pos        first pos u64 of a commit        manifest: per pos, in order,
 **                                               num u64 | seq u64 | ts i64
 **   tags       len u16 | tag bytes | pos u64    num u64 | seq u64
-**   snapshots  num u64 | seq u64                snapshot record (same form)
+**   snapshots  num u64 | seq u64                snapshot record (same form:
+**                                               state as payload, pos 0, ts
+**                                               of the write, no type/tags)
 **   stage      first pos u64 of a commit        staged batch (below)
 **
 **   actors.floor is the highest seq at the last truncation: an actor's

@@ -503,6 +503,105 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
 }
 
+/**************************************************************************
+** Snapshots: the snapshots db, keyed (actor number, seq) like runs, one
+** record each (layout.c).  An actor's number is all they share with its
+** events, so truncation leaves them alone.
+*/
+
+/* Delete the oldest of actor num's snapshots until nKeep are left. */
+static int snapKeep(LjEnv *pEnv, MDB_txn *txn, u64 num, int nKeep) {
+  MDB_cursor *c;
+  MDB_val k, v;
+  u8 aKey[LJ_EVKEY];
+  i64 nOver = -nKeep;
+  int mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_SNAPS], &c);
+  if (mrc) return mrc;
+  /* Count from the newest: retention keeps the count near nKeep. */
+  ljEvKey(aKey, num + 1, 0);
+  k.mv_data = aKey;
+  k.mv_size = LJ_EVKEY;
+  mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  mrc = mdb_cursor_get(c, &k, &v, mrc == 0 ? MDB_PREV : MDB_LAST);
+  while (mrc == 0 && ljEvKeyNum(k.mv_data) == num) {
+    nOver++;
+    mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  }
+  if (mrc == MDB_NOTFOUND) mrc = 0;
+  while (mrc == 0 && nOver-- > 0) {
+    ljEvKey(aKey, num, 0);
+    k.mv_data = aKey;
+    k.mv_size = LJ_EVKEY;
+    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0) mrc = mdb_cursor_del(c, 0);
+  }
+  mdb_cursor_close(c);
+  return mrc;
+}
+
+int ljPutSnapshot(LjPut *pPut, MDB_txn *txn, LjReq *p, i64 ts) {
+  LjEnv *pEnv = pPut->pEnv;
+  LjEvent *e = &p->aEvent[0];
+  u8 aKey[LJ_EVKEY];
+  MDB_val k, v;
+  int mrc = 0;
+  if (e->pActor->num == 0) mrc = actorCreate(pPut, txn, e->pActor);
+  if (mrc) return mrc;
+  ljRecStamp(e->aRec, e->nRec, 0, ts);
+  ljEvKey(aKey, e->pActor->num, e->seq);
+  k.mv_data = aKey;
+  k.mv_size = LJ_EVKEY;
+  v.mv_data = e->aRec;
+  v.mv_size = e->nRec;
+  mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_SNAPS], &k, &v, 0); /* overwrites */
+  if (mrc == 0 && p->nKeep > 0) {
+    mrc = snapKeep(pEnv, txn, e->pActor->num, p->nKeep);
+  }
+  return mrc;
+}
+
+int ljPutSnapshotDelete(LjPut *pPut, MDB_txn *txn, LjReq *p) {
+  LjEnv *pEnv = pPut->pEnv;
+  MDB_cursor *c;
+  MDB_val k, v;
+  u8 aKey[LJ_EVKEY];
+  u64 num, floor;
+  int mrc;
+  p->nResult = 0;
+  k.mv_data = p->aEvent[0].aRec; /* the actor id */
+  k.mv_size = p->aEvent[0].nRec;
+  mrc = mdb_get(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v);
+  if (mrc == MDB_NOTFOUND) return 0; /* no such actor: nothing to delete */
+  if (mrc == 0) mrc = ljActorValGet(&v, &num, &floor);
+  if (mrc == 0) mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_SNAPS], &c);
+  if (mrc) return mrc;
+  ljEvKey(aKey, num, (u64)p->iFromSeq);
+  k.mv_data = aKey;
+  k.mv_size = LJ_EVKEY;
+  for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+       mrc == 0 && ljEvKeyNum(k.mv_data) == num &&
+       ljEvKeySeq(k.mv_data) <= (u64)p->iToSeq;
+       mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) {
+    memcpy(aKey, k.mv_data, LJ_EVKEY);
+    if (v.mv_size < LJ_REC_HDR) {
+      mrc = MDB_CORRUPTED;
+      break;
+    }
+    if (ljRecTs(v.mv_data) <= p->iToTs && ljRecTs(v.mv_data) >= p->iFromTs) {
+      mrc = mdb_cursor_del(c, 0);
+      if (mrc) break;
+      p->nResult++;
+    } else {
+      /* Kept: the next key after it. */
+      ljEvKey(aKey, num, ljEvKeySeq(aKey) + 1);
+    }
+    k.mv_data = aKey;
+    k.mv_size = LJ_EVKEY;
+  }
+  mdb_cursor_close(c);
+  return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 void ljPutFree(LjPut *pPut) {
   sqlite3_free(pPut->apSort);
   sqlite3_free(pPut->apSortActor);

@@ -406,8 +406,12 @@ int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent, int bWait,
   return reqAwait(w, p, usTimeout, "journal commit", 0, pzErr);
 }
 
-int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
-               i64 usTimeout, i64 *pnDeleted, char **pzErr) {
+/* Queue a request that works on one actor (the actor id travels as the
+** "record") and wait for its outcome: truncation, snapshot deletion. */
+static int submitActorOp(LjClient *pClient, int eType, const char *zActor,
+                         int nActor, const i64 aSeq[2], const i64 aTs[2],
+                         i64 usTimeout, const char *zWhat, i64 *pnResult,
+                         char **pzErr) {
   LjWriter *w = pClient->pEnv->pWriter;
   LjEvent ev;
   LjReq *p;
@@ -416,13 +420,16 @@ int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
   ev.aRec = (u8 *)zActor; /* the actor id travels as the "record" */
   ev.nRec = (u32)nActor;
   pthread_mutex_lock(&w->mutex);
-  p = reqAlloc(w, LJ_REQ_TRUNCATE, &ev, 1);
+  p = reqAlloc(w, eType, &ev, 1);
   if (p == 0) {
     pthread_mutex_unlock(&w->mutex);
     return SQLITE_NOMEM;
   }
   p->nEvent = 0; /* no event is appended */
-  p->iToSeq = iToSeq;
+  p->iFromSeq = aSeq[0];
+  p->iToSeq = aSeq[1];
+  p->iFromTs = aTs[0];
+  p->iToTs = aTs[1];
   p->pClient = pClient;
   p->eDurability = pClient->eDurability;
   p->bWait = 1;
@@ -434,7 +441,60 @@ int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
   }
   if (queuePush(w, p)) pthread_cond_signal(&w->condWork);
   pClient->iLastTicket = p->iTicket;
-  return reqAwait(w, p, usTimeout, "journal_truncate", pnDeleted, pzErr);
+  return reqAwait(w, p, usTimeout, zWhat, pnResult, pzErr);
+}
+
+int ljTruncate(LjClient *pClient, const char *zActor, int nActor, i64 iToSeq,
+               i64 usTimeout, i64 *pnDeleted, char **pzErr) {
+  i64 aSeq[2] = {0, iToSeq}, aTs[2] = {0, 0};
+  return submitActorOp(pClient, LJ_REQ_TRUNCATE, zActor, nActor, aSeq, aTs,
+                       usTimeout, "journal_truncate", pnDeleted, pzErr);
+}
+
+int ljSnapshotDelete(LjClient *pClient, const char *zActor, int nActor,
+                     const i64 aSeq[2], const i64 aTs[2], i64 usTimeout,
+                     i64 *pnDeleted, char **pzErr) {
+  return submitActorOp(pClient, LJ_REQ_SNAPDEL, zActor, nActor, aSeq, aTs,
+                       usTimeout, "journal_delete_snapshots", pnDeleted,
+                       pzErr);
+}
+
+/* A snapshot rides in the writer's batches like an append, but reserves
+** no seq: its actor is resolved (the writer may have to number a new
+** one) and it counts as no event in the queue. */
+int ljSnapshotSubmit(LjClient *pClient, const LjEvent *pEv, int nKeep,
+                     int bWait, i64 usTimeout, char **pzErr) {
+  LjWriter *w = pClient->pEnv->pWriter;
+  LjReq *p;
+  int rc, bSignal;
+  pthread_mutex_lock(&w->mutex);
+  p = reqAlloc(w, LJ_REQ_SNAPSHOT, pEv, 1);
+  if (p == 0) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_NOMEM;
+  }
+  p->pClient = pClient;
+  p->eDurability = pClient->eDurability;
+  p->bWait = bWait;
+  p->nKeep = nKeep;
+  rc = submitResolve(w, p, pzErr);
+  p->nEvent = 0; /* after resolving: it appends no event */
+  if (rc == SQLITE_OK && w->eState != LJ_W_RUNNING) {
+    rc = writerUnavailable(w, pzErr);
+  }
+  if (rc) {
+    ljReqFree(w, p);
+    pthread_mutex_unlock(&w->mutex);
+    return rc;
+  }
+  bSignal = queuePush(w, p);
+  pClient->iLastTicket = p->iTicket;
+  if (bSignal) pthread_cond_signal(&w->condWork);
+  if (!bWait) {
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_OK;
+  }
+  return reqAwait(w, p, usTimeout, "journal_snapshot", 0, pzErr);
 }
 
 int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,

@@ -222,11 +222,31 @@ static int batchMaintain(LjWriter *w, MDB_txn *txn, LjReq *p, size_t *pnEv) {
   return mrc;
 }
 
-/* Validate the batch's requests and write what passed.  *pnEv gets the
-** number of events to commit (non-zero: the transaction wrote). */
+/* A snapshot write or delete: they ride in any batch, written in queue
+** order.  *pnWrote is counted up when the transaction wrote. */
+static int batchSnapshot(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now,
+                         size_t *pnWrote) {
+  int mrc;
+  if (p->eType == LJ_REQ_SNAPSHOT) {
+    u64 h;
+    /* Makes the actor's number current (0: the put numbers it). */
+    mrc = txnHighest(w, txn, p->aEvent[0].pActor, &h);
+    if (mrc == 0) mrc = ljPutSnapshot(&w->put, txn, p, now);
+    if (mrc == 0) (*pnWrote)++;
+  } else {
+    mrc = ljPutSnapshotDelete(&w->put, txn, p);
+    if (mrc == 0 && p->nResult > 0) (*pnWrote)++;
+  }
+  return mrc;
+}
+
+/* Validate the batch's requests and write what passed.  *pnEv becomes
+** non-zero when the transaction wrote (it counts events and snapshot
+** writes). */
 static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
                       int *pbSync, size_t *pnEv) {
   i64 now = ljNowMs();
+  size_t nEvent = 0;
   int mrc = 0;
   for (int r = 0; r < nReq && mrc == 0; r++) {
     LjReq *p = aReq[r];
@@ -235,17 +255,22 @@ static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
     } else if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
       assert(nReq == 1); /* see writerTake */
       mrc = batchMaintain(w, txn, p, pnEv);
-    } else if (p->rc == 0) { /* (else: failed in an earlier attempt) */
+    } else if (p->rc != 0) {
+      continue; /* failed in an earlier attempt */
+    } else if (p->eType == LJ_REQ_SNAPSHOT || p->eType == LJ_REQ_SNAPDEL) {
+      mrc = batchSnapshot(w, txn, p, now, pnEv);
+    } else {
       mrc = validateReq(w, txn, p, now);
-      if (mrc == 0 && p->rc == 0) *pnEv += (size_t)p->nEvent;
+      if (mrc == 0 && p->rc == 0) nEvent += (size_t)p->nEvent;
     }
   }
   /* A batch may start with a sync request: only truncations and merges
   ** are alone in theirs. */
-  if (mrc == 0 && *pnEv > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
+  if (mrc == 0 && nEvent > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
       aReq[0]->eType != LJ_REQ_MERGE) {
-    mrc = ljPutEvents(&w->put, txn, aReq, nReq, *pnEv);
+    mrc = ljPutEvents(&w->put, txn, aReq, nReq, nEvent);
   }
+  *pnEv += nEvent;
   return mrc;
 }
 

@@ -1,8 +1,8 @@
 /*
 ** crashload.c -- a load process for kill -9 tests (test/crash.test).
 **
-**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-prefix P] DIR ACTORS
-**                     [COUNT]
+**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-snap] [-prefix P] DIR
+**                     ACTORS [COUNT]
 **
 ** Opens the store at DIR (OPTIONS, default "durability=full", are the
 ** other CREATE VIRTUAL TABLE arguments) and appends forever, or COUNT
@@ -25,7 +25,14 @@
 **
 **     TXN <ID> <n>
 **
-** so a test can check that a group is all there or not at all.  It prints
+** so a test can check that a group is all there or not at all.  With
+** -snap, before each journal_sync it stores a snapshot of every actor it
+** appended to, at that actor's highest seq, with state "ACTOR|SEQ", and
+** once the sync returned prints
+**
+**     SNAP <actor> <seq>
+**
+** (after its SYNCED line).  It prints
 ** "READY <pid>" once the store is open.  stdout is flushed after every
 ** line, so whatever was printed before a kill is complete.  Any error is
 ** printed to stderr and ends the process with status 1.
@@ -47,8 +54,8 @@ static void die(sqlite3 *db, const char *zWhat) {
 
 static void usage(const char *zArgv0) {
   fprintf(stderr,
-          "usage: %s [-opts OPTIONS] [-k N] [-txn] [-prefix P] DIR ACTORS "
-          "[COUNT]\n",
+          "usage: %s [-opts OPTIONS] [-k N] [-txn] [-snap] [-prefix P] DIR "
+          "ACTORS [COUNT]\n",
           zArgv0);
   exit(2);
 }
@@ -65,11 +72,11 @@ int main(int argc, char **argv) {
   const char *zOpts = "durability=full";
   const char *zDir;
   const char *zPrefix = "a";
-  int nActor, nK = 50, bTxn = 0, i;
+  int nActor, nK = 50, bTxn = 0, bSnap = 0, i;
   long long nCount = 0, nDone = 0, nTxn = 0, nSyncs = 0;
   long long *aSeq; /* highest seq appended per actor since last sync */
   sqlite3 *db = 0;
-  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0;
+  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0, *pSnap = 0;
   char *zSql;
   unsigned rnd = (unsigned)getpid() * 2654435761u;
   char zActor[64], zPayload[1200];
@@ -83,6 +90,8 @@ int main(int argc, char **argv) {
       zPrefix = argv[++i];
     } else if (strcmp(argv[i], "-txn") == 0) {
       bTxn = 1;
+    } else if (strcmp(argv[i], "-snap") == 0) {
+      bSnap = 1;
     } else {
       usage(argv[0]);
     }
@@ -121,6 +130,12 @@ int main(int argc, char **argv) {
           &pIns, 0) != SQLITE_OK) {
     die(db, "prepare INSERT");
   }
+  if (bSnap &&
+      sqlite3_prepare_v2(db,
+                         "SELECT journal_snapshot('j', ?1, ?2, ?1 || '|' || ?2)",
+                         -1, &pSnap, 0) != SQLITE_OK) {
+    die(db, "prepare journal_snapshot");
+  }
   printf("READY %d\n", (int)getpid());
   fflush(stdout);
 
@@ -151,6 +166,15 @@ int main(int argc, char **argv) {
       nDone++;
     }
 
+    for (b = 0; bSnap && b < nActor; b++) {
+      if (aSeq[b] == 0) continue;
+      snprintf(zActor, sizeof zActor, "%s%d", zPrefix, b);
+      sqlite3_bind_text(pSnap, 1, zActor, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(pSnap, 2, aSeq[b]);
+      if (sqlite3_step(pSnap) != SQLITE_ROW)
+        die(db, "journal_snapshot");
+      sqlite3_reset(pSnap);
+    }
     if (sqlite3_step(pSync) != SQLITE_ROW)
       die(db, "journal_sync");
     {
@@ -159,6 +183,8 @@ int main(int argc, char **argv) {
       for (b = 0; b < nActor; b++) {
         if (aSeq[b])
           printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
+        if (aSeq[b] && bSnap)
+          printf("SNAP %s%d %lld\n", zPrefix, b, aSeq[b]);
         aSeq[b] = 0;
       }
       printf("DURABLE %lld %lld\n", pos, nDone);
@@ -188,6 +214,7 @@ int main(int argc, char **argv) {
   sqlite3_finalize(pApp);
   sqlite3_finalize(pSync);
   sqlite3_finalize(pIns);
+  sqlite3_finalize(pSnap);
   if (sqlite3_close(db) != SQLITE_OK)
     die(db, "close");
   free(aSeq);

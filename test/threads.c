@@ -19,7 +19,11 @@
 **                      (the process reserves the shared actor's seqs,
 **                      so several threads may append to it); now and
 **                      then a BEGIN; INSERT INTO j ... x TX_ROWS; COMMIT
-**                      group to an actor "tN-tx" of their own;
+**                      group to an actor "tN-tx" of their own; every
+**                      SNAP_EVERY appends a journal_snapshot of the actor
+**                      just appended to (the shared one too: threads
+**                      race on its snapshots), state "ACTOR|SEQ", with
+**                      snapshot_keep=SNAP_KEEP on every table;
 **   2 readers          SELECT count(*), min(pos), max(pos) FROM j (one
 **                      snapshot: gap-free), tail by pos > ? (consecutive
 **                      positions, ts non-decreasing) and replay of an
@@ -33,7 +37,10 @@
 ** At the end: journal_sync, then on a fresh connection: count(*) equals
 ** the appends made, pos is gap-free, ts is non-decreasing in pos order,
 ** every actor's seqs are 1..n with the payload its writer gave each seq,
-** and journal_highest_seq agrees.  Prints a summary; exit status 0 only
+** and journal_highest_seq agrees; each own actor's newest snapshot is the
+** last one its writer stored, at most SNAP_KEEP are kept per actor, every
+** state names its actor and seq, and journal_actors counts each actor's
+** events as count(*) does.  Prints a summary; exit status 0 only
 ** if every check passed.
 */
 #include <dirent.h>
@@ -58,6 +65,8 @@ int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
 #define TX_EVERY 500 /* a transaction group every TX_EVERY appends */
 #define TX_ROWS 5    /* rows per transaction group */
 #define SHARED_ACTOR "shared"
+#define SNAP_EVERY 97 /* a snapshot every SNAP_EVERY appends */
+#define SNAP_KEEP 3   /* snapshot_keep of every table */
 #define DEFAULT_OPTIONS                                                        \
   "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s'"
 
@@ -82,6 +91,7 @@ struct Writer {
   long long nTx;              /* rows inserted in transactions */
   long long *aSharedSeq;      /* seq returned for the k-th shared append */
   long long *aSharedI;        /* i (loop index) of the k-th shared append */
+  long long aSnapSeq[N_OWN];  /* seq of the last snapshot of each own actor */
 };
 
 static void fail(const char *zFmt, ...) {
@@ -118,8 +128,9 @@ static sqlite3 *openConn(const char *zWho) {
   }
   sqlite3_busy_timeout(db, 60000);
   zSql = sqlite3_mprintf(
-      "CREATE VIRTUAL TABLE IF NOT EXISTS j USING lmdb_journal(path=%Q%s%s)",
-      zStore, zOptions[0] ? ", " : "", zOptions);
+      "CREATE VIRTUAL TABLE IF NOT EXISTS j USING lmdb_journal(path=%Q%s%s, "
+      "snapshot_keep=%d)",
+      zStore, zOptions[0] ? ", " : "", zOptions, SNAP_KEEP);
   rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
   sqlite3_free(zSql);
   if (rc != SQLITE_OK) {
@@ -179,7 +190,7 @@ static void *writerMain(void *pArg) {
   Writer *w = (Writer *)pArg;
   char zWho[32], zActor[64], zPayload[160];
   sqlite3 *db;
-  sqlite3_stmt *pApp = 0, *pIns = 0;
+  sqlite3_stmt *pApp = 0, *pIns = 0, *pSnap = 0;
   long long aLast[N_OWN] = {0};
   long long i;
 
@@ -189,7 +200,9 @@ static void *writerMain(void *pArg) {
     return 0;
   pApp = prepare(db, "SELECT journal_append('j', ?, ?)", zWho);
   pIns = prepare(db, "INSERT INTO j(actor_id, payload) VALUES (?, ?)", zWho);
-  if (!pApp || !pIns)
+  pSnap = prepare(db, "SELECT journal_snapshot('j', ?1, ?2, ?1 || '|' || ?2)",
+                  zWho);
+  if (!pApp || !pIns || !pSnap)
     goto done;
 
   for (i = 0; i < nAppend; i++) {
@@ -223,6 +236,18 @@ static void *writerMain(void *pArg) {
       }
       aLast[k] = seq;
       w->aOwnCount[k]++;
+    }
+    /* Now and then, a snapshot at the seq just appended. */
+    if ((i % SNAP_EVERY) == SNAP_EVERY - 1 || (i % SNAP_EVERY) == 3) {
+      sqlite3_bind_text(pSnap, 1, zActor, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(pSnap, 2, seq);
+      if (sqlite3_step(pSnap) != SQLITE_ROW) {
+        fail("%s: snapshot of %s: %s", zWho, zActor, sqlite3_errmsg(db));
+        sqlite3_reset(pSnap);
+        goto done;
+      }
+      sqlite3_reset(pSnap);
+      if (!bShared) w->aSnapSeq[k] = seq;
     }
     /* Now and then, a group of INSERTs committed together. */
     if ((i % TX_EVERY) == TX_EVERY - 1) {
@@ -274,6 +299,7 @@ static void *writerMain(void *pArg) {
 done:
   sqlite3_finalize(pApp);
   sqlite3_finalize(pIns);
+  sqlite3_finalize(pSnap);
   if (sqlite3_close(db) != SQLITE_OK) {
     fail("%s: sqlite3_close: %s", zWho, sqlite3_errmsg(db));
   }
@@ -644,6 +670,37 @@ static void finalChecks(Writer *aW, long long *pnRows) {
     }
     free(aAll);
   }
+
+  /* Snapshots: own actors' newest is the last stored, retention held,
+  ** every state names its actor and seq; journal_actors counts right. */
+  for (t = 0; t < nThread; t++) {
+    int kk;
+    for (kk = 0; kk < N_OWN; kk++) {
+      char *zSql;
+      ownActor(zBuf, sizeof zBuf, t, kk);
+      zSql = sqlite3_mprintf("SELECT coalesce(max(seq), 0) FROM "
+                             "journal_snapshots('j') WHERE actor_id=%Q",
+                             zBuf);
+      k = oneInt(db, zSql, "check");
+      sqlite3_free(zSql);
+      if (k != aW[t].aSnapSeq[kk]) {
+        fail("check: %s: newest snapshot %lld, stored %lld last", zBuf, k,
+             aW[t].aSnapSeq[kk]);
+      }
+    }
+  }
+  k = oneInt(db, "SELECT count(*) FROM (SELECT actor_id FROM "
+                 "journal_snapshots('j') GROUP BY actor_id HAVING count(*) > "
+                 "3)", "check");
+  if (k != 0) fail("check: %lld actors keep more than %d snapshots", k, SNAP_KEEP);
+  k = oneInt(db, "SELECT count(*) FROM journal_snapshots('j') "
+                 "WHERE state IS NOT actor_id || '|' || seq", "check");
+  if (k != 0) fail("check: %lld snapshots with a wrong state", k);
+  k = oneInt(db, "SELECT count(*) FROM journal_actors('j') a WHERE events IS "
+                 "NOT (SELECT count(*) FROM j WHERE actor_id = a.actor_id) "
+                 "OR highest_seq IS NOT (SELECT max(seq) FROM j WHERE "
+                 "actor_id = a.actor_id)", "check");
+  if (k != 0) fail("check: journal_actors miscounts %lld actors", k);
 
   /* Exactly the actors written to. */
   {
