@@ -84,8 +84,15 @@ SELECT journal_sync('j') AS durable_pos;
 .print '== 5. replay one actor, in seq order'
 SELECT seq, pos, datetime(ts / 1000, 'unixepoch') AS time, type, payload
 FROM j WHERE actor_id = 'order-1001' ORDER BY seq;
-.print '   recovery after a snapshot at seq 2: only what follows it'
-SELECT seq, type FROM j WHERE actor_id = 'order-1001' AND seq > 2 ORDER BY seq;
+.print '   a snapshot of its state at seq 2, then recovery in one query:'
+.print '   the newest snapshot and only the events after it'
+SELECT journal_snapshot('j', 'order-1001', 2, json_object('status', 'paid')) AS snapshot_seq;
+WITH snap AS (SELECT seq, state FROM journal_snapshots('j')
+              WHERE actor_id = 'order-1001' ORDER BY seq DESC LIMIT 1)
+SELECT 'snapshot' AS part, seq, state AS data FROM snap
+UNION ALL
+SELECT 'event', seq, payload FROM j
+WHERE actor_id = 'order-1001' AND seq > coalesce((SELECT seq FROM snap), 0);
 
 .print
 .print '== 6. tail the global order: a change feed from a remembered pos'
@@ -118,10 +125,8 @@ SELECT actor_id AS session, count(*) AS views,
 FROM j WHERE type = 'PageViewed' GROUP BY actor_id;
 
 .print
-.print '== 10. journal_highest_seq: where each actor stands'
-SELECT id AS actor_id, journal_highest_seq('j', id) AS highest_seq
-FROM (SELECT 'order-1001' AS id UNION ALL SELECT 'order-1002'
-      UNION ALL SELECT 'order-1003' UNION ALL SELECT 'nobody');
+.print '== 10. journal_actors: where each actor stands'
+SELECT * FROM journal_actors('j') WHERE actor_id LIKE 'order-%' LIMIT 5;
 
 .print
 .print '== 11. journal_health'
