@@ -833,6 +833,9 @@ struct LjReq {
   LjClient *pClient;
   int eDurability;  /* LJ_DUR_* required by the submitter */
   int bWait;        /* the submitter waits: commit without delay */
+  int bTaken;       /* in the writer's batch: too late to withdraw */
+  int bWithdrawn;   /* its submitter timed out first: write nothing */
+  int bUnreserved;  /* ... and undid its seq reservations */
   int bPooled;      /* a recycled fixed-size block (writer.c) */
   int nEvent;
   u64 nByte;        /* record bytes */

@@ -260,22 +260,57 @@ static int writerUnavailable(LjWriter *w, char **pzErr) {
   return SQLITE_ERROR;
 }
 
+/* Undo the seq reservations of a withdrawn request (mutex held), which is
+** possible when nothing was reserved after them: each actor's reservation
+** still ends at the request's last seq of it.  Returns whether undone. */
+static int reqUnreserve(LjReq *p) {
+  int i;
+  if (p->eType != LJ_REQ_EVENTS) return 1;
+  for (i = p->nEvent - 1; i >= 0; i--) {
+    LjEvent *e = &p->aEvent[i];
+    if (e->pActor->reserved != e->seq || e->epoch != e->pActor->epoch) break;
+    e->pActor->reserved--;
+  }
+  if (i < 0) return 1;
+  while (++i < p->nEvent) p->aEvent[i].pActor->reserved++; /* redo */
+  return 0;
+}
+
 /*
 ** Wait (mutex held) for the outcome of a request its submitter waits on,
-** then release the mutex and the request.  On timeout the request stays
-** queued, will still be processed, and the writer frees it.
+** then release the mutex and the request.
+**
+** On timeout, a request the writer has not taken yet is withdrawn: the
+** writer will write nothing of it, so the error (SQLITE_BUSY) means "no
+** effect" and a retry cannot duplicate anything.  A request already in a
+** write transaction cannot be withdrawn: its outcome is unknown (the
+** commit may land), which the error says, with a code that is not
+** SQLITE_BUSY so that nobody retries blindly; the writer frees it and
+** journal_sync reports a failure.
 */
 static int reqAwait(LjWriter *w, LjReq *p, i64 usTimeout, const char *zWhat,
                     i64 *pnResult, char **pzErr) {
   int rc = waitTicket(w, p->iTicket, usTimeout);
-  if (rc == SQLITE_BUSY) {
-    p->bWait = 0;
+  if (rc == SQLITE_BUSY && !p->bTaken) {
+    p->bWithdrawn = 1;
+    p->bUnreserved = reqUnreserve(p);
+    p->bWait = 0; /* the writer frees it */
     *pzErr = sqlite3_mprintf(
-        "%s timed out after %lldms (sync_timeout); it stays queued and "
-        "journal_sync reports its outcome",
+        "%s timed out after %lldms (sync_timeout) and was withdrawn: "
+        "nothing was written, so it is safe to retry",
         zWhat, usTimeout / 1000);
     pthread_mutex_unlock(&w->mutex);
     return SQLITE_BUSY;
+  }
+  if (rc == SQLITE_BUSY) {
+    p->bWait = 0;
+    *pzErr = sqlite3_mprintf(
+        "%s timed out after %lldms (sync_timeout) while being committed: "
+        "its outcome is unknown (read the journal to see whether it "
+        "landed before retrying); journal_sync reports a failure",
+        zWhat, usTimeout / 1000);
+    pthread_mutex_unlock(&w->mutex);
+    return SQLITE_ERROR;
   }
   rc = p->rc;
   if (pnResult) *pnResult = p->nResult;

@@ -250,7 +250,9 @@ static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
   int mrc = 0;
   for (int r = 0; r < nReq && mrc == 0; r++) {
     LjReq *p = aReq[r];
-    if (p->eType == LJ_REQ_SYNC) {
+    if (p->bWithdrawn) {
+      continue; /* its submitter gave up before the batch was taken */
+    } else if (p->eType == LJ_REQ_SYNC) {
       *pbSync = 1;
     } else if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
       assert(nReq == 1); /* see writerTake */
@@ -375,7 +377,8 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
       continue;
     }
     if (mdbTransient(mrc) && nRetry < pEnv->cfg.nMaxRetries) {
-      i64 us = pEnv->cfg.usRetryDelay << nRetry;
+      /* Doubling, capped: a large max_retries must not overflow. */
+      i64 us = pEnv->cfg.usRetryDelay << (nRetry < 20 ? nRetry : 20);
       struct timespec ts;
       ts.tv_sec = us / 1000000;
       ts.tv_nsec = (long)(us % 1000000) * 1000;
@@ -417,6 +420,16 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
   char *zFail = mrc ? batchError(w, mrc, rcFail) : 0;
   for (int r = 0; r < nReq; r++) {
     LjReq *p = aReq[r];
+    if (p->bWithdrawn) {
+      /* Nothing written; its reservations are void unless undone. */
+      for (int j = 0; j < p->nEvent && !p->bUnreserved; j++) {
+        LjActor *a = p->aEvent[j].pActor;
+        if (p->aEvent[j].epoch == a->epoch) actorResync(a, a->committed);
+      }
+      __atomic_store_n(&w->iDoneTicket, p->iTicket, __ATOMIC_RELEASE);
+      ljReqFree(w, p);
+      continue;
+    }
     if (mrc && p->rc == 0) {
       p->rc = rcFail;
       p->zErr = zFail ? sqlite3_mprintf("%s", zFail) : 0;
@@ -598,11 +611,11 @@ static int writerWaitUntil(LjWriter *w, int eWait, i64 usEnd) {
 /* Let the batch fill (mutex held, queue not empty). */
 static void writerGather(LjWriter *w) {
   const LjConfig *pCfg = &w->pEnv->cfg;
-  /* Unless someone waits for a commit, give the batch up to
-  ** sync_interval to fill. */
+  /* Unless someone waits for a commit of anything queued (a ticket at or
+  ** after the head's), give the batch up to sync_interval to fill. */
   i64 usEnd = w->pHead->usQueued + pCfg->usSyncInterval;
   while (!w->bStop && w->nQueued < pCfg->nBatch &&
-         w->iFlushTicket < w->pTail->iTicket && !w->pTail->bWait &&
+         w->iFlushTicket < w->pHead->iTicket && !w->pTail->bWait &&
          pCfg->usSyncInterval > 0) {
     if (!writerWaitUntil(w, LJ_W_GATHER, usEnd)) break;
   }
@@ -657,6 +670,7 @@ static void writerTake(LjWriter *w, Batch *b) {
     w->pHead = p->pNext;
     if (w->pHead == 0) w->pTail = 0;
     p->pNext = 0;
+    p->bTaken = 1; /* from now on its submitter cannot withdraw it */
     b->aReq[b->nReq++] = p;
     b->nEv += p->nEvent;
     b->nByte += p->nByte;
