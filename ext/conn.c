@@ -11,10 +11,30 @@
 #include "internal.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* Guards ljConnList: every LjConn whose module is registered. */
 static pthread_mutex_t ljConnMutex = PTHREAD_MUTEX_INITIALIZER;
 static LjConn *ljConnList = 0;
+
+/* A child of fork() re-creates the mutex (another thread may have held
+** it at the fork); the list stays: its connections were inherited. */
+static pthread_once_t ljConnOnce = PTHREAD_ONCE_INIT;
+static void connForkPrepare(void) { pthread_mutex_lock(&ljConnMutex); }
+static void connForkParent(void) { pthread_mutex_unlock(&ljConnMutex); }
+static void connForkChild(void) { pthread_mutex_init(&ljConnMutex, 0); }
+static void connForkInstall(void) {
+  pthread_atfork(connForkPrepare, connForkParent, connForkChild);
+}
+
+int ljTableUsable(const LjTable *p, char **pzErr) {
+  if (!ljEnvForked(p->pEnv)) return SQLITE_OK;
+  *pzErr = sqlite3_mprintf(
+      "journal table %s was opened by process %d, before fork(); this "
+      "process (%d) must open a connection of its own",
+      p->zName, (int)p->pEnv->pid, (int)getpid());
+  return SQLITE_MISUSE;
+}
 
 LjConn *ljConnFind(sqlite3 *db) {
   LjConn *p;
@@ -26,6 +46,7 @@ LjConn *ljConnFind(sqlite3 *db) {
 }
 
 void ljConnAdd(LjConn *p) {
+  pthread_once(&ljConnOnce, connForkInstall);
   pthread_mutex_lock(&ljConnMutex);
   p->pNextConn = ljConnList;
   ljConnList = p;
@@ -118,6 +139,10 @@ int ljTableFind(LjConn *pConn, const char *zArg, LjTable **pp, char **pzErr) {
   if (p == 0 && rc == SQLITE_OK) {
     *pzErr = sqlite3_mprintf("no lmdb_journal table named '%s'", zArg);
     rc = SQLITE_ERROR;
+  }
+  if (p && rc == SQLITE_OK) {
+    rc = ljTableUsable(p, pzErr);
+    if (rc) p = 0;
   }
   sqlite3_free(zDb);
   *pp = p;

@@ -47,7 +47,10 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
                               "lmdb_journal table", -1);
     return 0;
   }
-  if (pConn->pLast && strcmp(pConn->zLast, zArg) == 0) return pConn->pLast;
+  if (pConn->pLast && strcmp(pConn->zLast, zArg) == 0 &&
+      !ljEnvForked(pConn->pLast->pEnv)) {
+    return pConn->pLast;
+  }
   rc = ljTableFind(pConn, zArg, &p, &zErr);
   if (rc) {
     if (rc == SQLITE_NOMEM) {

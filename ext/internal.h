@@ -558,12 +558,17 @@ struct LjEnv {
   i64 szMap;             /* current map size (gate) */
   LjWriter *pWriter;     /* the background writer */
   LjMetrics m;
+  pid_t pid;             /* the process that opened it */
+  unsigned forkGen;      /* fork generation it was opened in (registry.c) */
 };
 
 /* Open (share) the store of pCfg->zPath; only bCreate creates one. */
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
+/* Was the environment opened in a parent of this process (fork)?  Then it
+** must not be used, nor closed. */
+LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
 
 /**************************************************************************
 ** Working on an open environment (env.c): error mapping, the gate, map
@@ -1117,6 +1122,9 @@ LJ_PRIVATE void ljConnUnref(LjConn *p);
 /* ljConnUnref as a module's destructor. */
 LJ_PRIVATE void ljConnDestroy(void *p);
 LJ_PRIVATE void ljTableFree(LjTable *p);
+/* SQLITE_OK, or SQLITE_MISUSE with *pzErr set when the table's store was
+** opened by the parent of this process (fork): open a new connection. */
+LJ_PRIVATE int ljTableUsable(const LjTable *p, char **pzErr);
 /* Find the table named zName (optionally "schema.table") on db. */
 LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
                            char **pzErr);

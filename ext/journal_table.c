@@ -803,6 +803,7 @@ static int jtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
     s->nTag = tags.n;
   }
   if (bEmpty) s->lo = 1, s->hi = 0; /* an empty range: no row */
+  if (rc == SQLITE_OK) rc = ljTableUsable(p->pTab, &zErr);
   if (rc == SQLITE_OK && s->ePlan == LJ_SCAN_ACTOR) {
     rc = nextActor(p, &zErr);
     if (rc == SQLITE_OK) rc = actorsAdvance(p, &zErr);
@@ -935,6 +936,8 @@ static int jtUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   int nActor, rc;
   char *zErr = 0;
 
+  rc = ljTableUsable(p, &zErr);
+  if (rc) return jtError(p, rc, zErr);
   if (argc == 1) {
     return jtError(p, SQLITE_CONSTRAINT,
                    sqlite3_mprintf("journal %s is append-only: DELETE is not "
@@ -1034,6 +1037,8 @@ static int jtSync(sqlite3_vtab *pVtab) {
   char *zErr = 0;
   int rc;
   if (pP == 0 || pP->nEv == 0) return SQLITE_OK;
+  rc = ljTableUsable(p, &zErr);
+  if (rc) return jtError(p, rc, zErr);
   rc = ljSubmit(p->pClient, pP->aEv, pP->nEv, 1, p->cfg.usSyncTimeout, &zErr);
   if (rc) return jtError(p, rc, zErr);
   pendTruncate(pP, 0);

@@ -43,6 +43,35 @@
 static pthread_mutex_t ljRegistryMutex = PTHREAD_MUTEX_INITIALIZER;
 static LjEnv *ljRegistry = 0;
 
+/*
+** fork().  A child inherits the parent's environments but not their
+** writer threads, and LMDB forbids using an environment in a process that
+** did not open it.  So at fork the child forgets the registry (the
+** environments stay allocated, never touched again: their locks may have
+** been held by threads that do not exist in the child), and every
+** environment remembers the fork generation it was opened in: tables
+** connected before the fork refuse use in the child with a clear error
+** (ljEnvForked), and close without waiting on anything.  A child opens
+** its own environment when it connects a table itself.
+*/
+static unsigned ljForkGen = 0;
+static pthread_once_t ljForkOnce = PTHREAD_ONCE_INIT;
+
+static void forkPrepare(void) { pthread_mutex_lock(&ljRegistryMutex); }
+static void forkParent(void) { pthread_mutex_unlock(&ljRegistryMutex); }
+static void forkChild(void) {
+  pthread_mutex_init(&ljRegistryMutex, 0);
+  ljRegistry = 0;
+  __atomic_add_fetch(&ljForkGen, 1, __ATOMIC_RELEASE);
+}
+static void forkInstall(void) {
+  pthread_atfork(forkPrepare, forkParent, forkChild);
+}
+
+int ljEnvForked(const LjEnv *p) {
+  return p->forkGen != __atomic_load_n(&ljForkGen, __ATOMIC_ACQUIRE);
+}
+
 static const char *const azDbName[LJ_DB_COUNT] = {
     "meta", "actors", "actnum", "events", "pos", "tags", "snapshots", "stage"};
 
@@ -199,6 +228,8 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   }
   mdb_reader_check(p->env, &nDead);
   p->m.nStaleReaders = (u64)nDead;
+  p->pid = getpid();
+  p->forkGen = __atomic_load_n(&ljForkGen, __ATOMIC_ACQUIRE);
   {
     MDB_envinfo info;
     int rc = envOpenDbs(p, pzErr); /* may adopt a larger map */
@@ -288,6 +319,7 @@ int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
   int e;
 
   *ppEnv = 0;
+  pthread_once(&ljForkOnce, forkInstall);
   rc = envAllowed(pCfg->zPath, pzErr);
   if (rc) return rc;
   if (!bCreate && !envExists(pCfg->zPath)) {
@@ -329,7 +361,7 @@ int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
 
 void ljEnvRelease(LjEnv *p) {
   LjEnv **pp;
-  if (p == 0) return;
+  if (p == 0 || ljEnvForked(p)) return; /* the parent's: left alone */
   pthread_mutex_lock(&ljRegistryMutex);
   if (--p->nRef == 0) {
     for (pp = &ljRegistry; *pp; pp = &(*pp)->pNext) {

@@ -175,6 +175,12 @@ static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
 void ljClientFree(LjClient *p) {
   LjWriter *w;
   if (p == 0) return;
+  if (ljEnvForked(p->pEnv)) {
+    /* No writer in this process: nothing to wait for (registry.c). */
+    sqlite3_free(p->zErr);
+    sqlite3_free(p);
+    return;
+  }
   w = p->pEnv->pWriter;
   pthread_mutex_lock(&w->mutex);
   /* The queue holds pointers to this client until its tickets are done. */
