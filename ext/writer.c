@@ -363,9 +363,15 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
     mrc = batchTxn(w, aReq, nReq, eDur, pbSync);
     if (mrc == 0) return 0;
     if (mrc == MDB_MAP_FULL) {
+      /* A truncation may grow past map_max by an eighth: deleting takes
+      ** new pages (copy on write) before it frees any, and a store that
+      ** is full must still be truncatable to make room. */
+      i64 szMax = pEnv->cfg.szMapMax;
       i64 szCur = __atomic_load_n(&pEnv->szMap, __ATOMIC_RELAXED);
-      i64 szNew = szCur * 2 < pEnv->cfg.szMapMax ? szCur * 2 : pEnv->cfg.szMapMax;
-      if (szCur >= pEnv->cfg.szMapMax) break; /* SQLITE_FULL */
+      i64 szNew;
+      if (aReq[0]->eType == LJ_REQ_TRUNCATE) szMax += szMax / 8;
+      szNew = szCur * 2 < szMax ? szCur * 2 : szMax;
+      if (szCur >= szMax) break; /* SQLITE_FULL */
       if ((mrc = ljEnvResize(pEnv, szNew)) == 0) continue;
       /* the gate could not be had: retried below like any busy error */
     } else if (mrc == MDB_MAP_RESIZED) {
@@ -394,15 +400,19 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
 
 /* The message of a failed batch (mutex held): remembered as the last
 ** error and logged. */
-static char *batchError(LjWriter *w, int mrc, int rcFail) {
+static char *batchError(LjWriter *w, LjReq **aReq, int mrc, int rcFail) {
   LjEnv *pEnv = w->pEnv;
+  /* What the batch did, for the message: a truncation goes alone in its
+  ** batch (writerTake). */
+  const char *zOp =
+      aReq[0]->eType == LJ_REQ_TRUNCATE ? "journal truncate" : "journal append";
   char *zFail;
   if (mrc == MDB_MAP_FULL) {
     zFail = sqlite3_mprintf(
-        "journal append failed: the store is full (map_max=%lld bytes): %s",
+        "%s failed: the store is full (map_max=%lld bytes): %s", zOp,
         pEnv->cfg.szMapMax, mdb_strerror(mrc));
   } else {
-    zFail = ljMdbErr("journal append", mrc);
+    zFail = ljMdbErr(zOp, mrc);
   }
   sqlite3_free(w->zLastError);
   w->zLastError = zFail ? sqlite3_mprintf("%s", zFail) : 0;
@@ -417,7 +427,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
                         int bSync) {
   LjEnv *pEnv = w->pEnv;
   int rcFail = mrc ? ljMdbToSqlite(mrc) : SQLITE_OK;
-  char *zFail = mrc ? batchError(w, mrc, rcFail) : 0;
+  char *zFail = mrc ? batchError(w, aReq, mrc, rcFail) : 0;
   for (int r = 0; r < nReq; r++) {
     LjReq *p = aReq[r];
     if (p->bWithdrawn) {
@@ -463,6 +473,10 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
     if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
+    /* A commit went through: the fault behind the last error cleared
+    ** (health goes back to ok; the errors counter keeps the history). */
+    sqlite3_free(w->zLastError);
+    w->zLastError = 0;
   }
   ljWriterPublish(w);
 }
