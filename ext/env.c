@@ -122,10 +122,7 @@ int ljReadBegin(LjEnv *p, MDB_txn **ppTxn) {
       ljGateEnter(p);
       if (mrc) break;
     } else if (mrc == MDB_READERS_FULL) {
-      int nDead = 0;
-      mdb_reader_check(p->env, &nDead);
-      if (nDead == 0) break;
-      __atomic_add_fetch(&p->m.nStaleReaders, (u64)nDead, __ATOMIC_RELAXED);
+      if (ljReaderCheck(p) == 0) break;
     } else {
       break;
     }
@@ -133,3 +130,12 @@ int ljReadBegin(LjEnv *p, MDB_txn **ppTxn) {
   return mrc;
 }
 
+/* Clear the reader slots of dead processes: their snapshots would pin old
+** pages, so the file would grow and the map fill.  Returns how many. */
+int ljReaderCheck(LjEnv *p) {
+  int nDead = 0;
+  if (mdb_reader_check(p->env, &nDead) == 0 && nDead > 0) {
+    __atomic_add_fetch(&p->m.nStaleReaders, (u64)nDead, __ATOMIC_RELAXED);
+  }
+  return nDead;
+}

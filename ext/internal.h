@@ -586,6 +586,10 @@ LJ_PRIVATE void ljGateLeave(LjEnv *p);
 ** the gate NOT held; takes it exclusively. */
 LJ_PRIVATE int ljEnvResize(LjEnv *p, i64 szNew);
 
+/* Clear the reader slots of dead processes; returns how many (env.c). */
+LJ_PRIVATE int ljReaderCheck(LjEnv *p);
+/* How often the writer clears dead processes' reader slots. */
+#define LJ_READER_CHECK_US 1000000
 /* Track an open read transaction; age of the oldest one (0 if none). */
 LJ_PRIVATE void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot);
 LJ_PRIVATE void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot);
@@ -986,6 +990,7 @@ struct LjWriter {
   int eFlags;              /* durability the env flags are set for */
   int bUnsynced;           /* commits since the last env sync */
   i64 usLastSync;
+  i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
   int nLastClients;        /* distinct submitters of recent batches */
   i64 usLastCommit;        /* how long the last commit took */
   LjReq *pPool;            /* recycled requests (mutex) */

@@ -353,7 +353,7 @@ static int mdbTransient(int mrc) {
 static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
   LjEnv *pEnv = w->pEnv;
   int eDur = LJ_DUR_NONE;
-  int nRetry = 0;
+  int nRetry = 0, bCleared = 0;
   int mrc, r;
   for (r = 0; r < nReq; r++) {
     if (aReq[r]->eDurability > eDur) eDur = aReq[r]->eDurability;
@@ -369,6 +369,11 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
       i64 szMax = pEnv->cfg.szMapMax;
       i64 szCur = __atomic_load_n(&pEnv->szMap, __ATOMIC_RELAXED);
       i64 szNew;
+      if (!bCleared) {
+        /* Dead processes' readers may pin the pages that would do. */
+        bCleared = 1;
+        if (ljReaderCheck(pEnv) > 0) continue;
+      }
       if (aReq[0]->eType == LJ_REQ_TRUNCATE) szMax += szMax / 8;
       szNew = szCur * 2 < szMax ? szCur * 2 : szMax;
       if (szCur >= szMax) break; /* SQLITE_FULL */
@@ -574,15 +579,34 @@ static int queueClients(LjWriter *w, int nMax) {
 ** checkpoint and to merge the stage once no batch came for
 ** LJ_STAGE_IDLE_US.  Returns when the queue is not empty or on stop.
 */
+/* Clear dead readers now and then (writer thread): a reader killed in the
+** middle of a statement must not pin its snapshot until the next open. */
+static void readerCheckDue(LjWriter *w) {
+  i64 now = ljNowUs();
+  WRITER_ONLY(w);
+  if (now - w->usLastReaderCheck >= LJ_READER_CHECK_US) {
+    w->usLastReaderCheck = now;
+    ljReaderCheck(w->pEnv);
+  }
+}
+
 static void writerIdle(LjWriter *w) {
   const LjConfig *pCfg = &w->pEnv->cfg;
   i64 usIdle = ljNowUs();
   while (w->pHead == 0 && !w->bStop) {
-    i64 now = ljNowUs(), usDue = -1;
+    i64 now = ljNowUs();
+    i64 usDue = w->usLastReaderCheck + LJ_READER_CHECK_US - now;
     w->eWait = LJ_W_IDLE;
+    if (usDue <= 0) {
+      pthread_mutex_unlock(&w->mutex);
+      readerCheckDue(w);
+      pthread_mutex_lock(&w->mutex);
+      continue;
+    }
     if (w->bUnsynced) {
-      usDue = w->usLastSync + pCfg->usCheckpoint - now;
-      if (usDue <= 0) {
+      i64 usSync = w->usLastSync + pCfg->usCheckpoint - now;
+      if (usSync < usDue) usDue = usSync;
+      if (usSync <= 0) {
         pthread_mutex_unlock(&w->mutex);
         checkpoint(w);
         pthread_mutex_lock(&w->mutex);
@@ -599,14 +623,12 @@ static void writerIdle(LjWriter *w) {
         pthread_mutex_lock(&w->mutex);
         continue;
       }
-      if (usDue < 0 || usMerge < usDue) usDue = usMerge;
+      if (usMerge < usDue) usDue = usMerge;
     }
-    if (usDue > 0) {
-      struct timespec dl;
+    {
+      struct timespec dl; /* never forever: the reader check is due */
       ljDeadline(&dl, usDue);
       pthread_cond_timedwait(&w->condWork, &w->mutex, &dl);
-    } else {
-      pthread_cond_wait(&w->condWork, &w->mutex);
     }
   }
 }
@@ -720,6 +742,7 @@ static int writerCommit(LjWriter *w, Batch *b, int *pbSync) {
 
 /* After a batch (mutex not held): a checkpoint or merge that is due. */
 static void writerAfterBatch(LjWriter *w) {
+  readerCheckDue(w);
   if (w->bUnsynced &&
       ljNowUs() - w->usLastSync >= w->pEnv->cfg.usCheckpoint) {
     checkpoint(w); /* a steady stream must not postpone it forever */
