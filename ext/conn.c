@@ -269,3 +269,45 @@ int ljEventFromValues(LjTable *pTab, const char *zActor, int nActor,
                     aBuf, nBuf, &pEv->aRec, &pEv->nRec);
 }
 
+void ljResultStored(sqlite3_context *ctx, u8 eClass, const u8 *a, int n,
+                    void (*xDel)(void *)) {
+  switch (eClass) {
+    case LJ_VAL_INT: sqlite3_result_int64(ctx, (i64)ljGet64(a)); break;
+    case LJ_VAL_FLOAT: {
+      u64 x = ljGet64(a);
+      double d;
+      memcpy(&d, &x, 8);
+      sqlite3_result_double(ctx, d);
+      break;
+    }
+    case LJ_VAL_TEXT:
+      if (n == 0) sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+      else sqlite3_result_text(ctx, (const char *)a, n, xDel);
+      break;
+    case LJ_VAL_BLOB:
+      if (n == 0) sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
+      else sqlite3_result_blob(ctx, a, n, xDel);
+      break;
+    default: sqlite3_result_null(ctx); break;
+  }
+}
+
+int ljTvfConnect(sqlite3 *db, void *pAux, const char *zSchema, int iVariant,
+                 int bInnocuous, sqlite3_vtab **ppVtab) {
+  LjTvfTab *p;
+  int rc = sqlite3_declare_vtab(db, zSchema);
+  if (rc) return rc;
+  p = sqlite3_malloc64(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->pConn = (LjConn *)pAux;
+  p->iVariant = iVariant;
+  if (bInnocuous) sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+  *ppVtab = &p->base;
+  return SQLITE_OK;
+}
+
+int ljTvfDisconnect(sqlite3_vtab *pVtab) {
+  sqlite3_free(pVtab);
+  return SQLITE_OK;
+}

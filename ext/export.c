@@ -146,12 +146,6 @@ static void fnImportValue(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
 */
 enum { EC_LINE = 0, EC_POS, EC_TABLE, EC_FROM };
 
-typedef struct ExTab ExTab;
-struct ExTab {
-  sqlite3_vtab base; /* must be first */
-  LjConn *pConn;
-};
-
 typedef struct ExCursor ExCursor;
 struct ExCursor {
   sqlite3_vtab_cursor base; /* must be first */
@@ -162,24 +156,13 @@ struct ExCursor {
 static int exConnect(sqlite3 *db, void *pAux, int argc,
                      const char *const *argv, sqlite3_vtab **ppVtab,
                      char **pzErr) {
-  ExTab *p;
-  int rc = sqlite3_declare_vtab(
-      db, "CREATE TABLE x(line TEXT, pos INTEGER, tbl HIDDEN, from_pos HIDDEN)");
   (void)argc;
   (void)argv;
   (void)pzErr;
-  if (rc) return rc;
-  p = sqlite3_malloc64(sizeof(*p));
-  if (p == 0) return SQLITE_NOMEM;
-  memset(p, 0, sizeof(*p));
-  p->pConn = (LjConn *)pAux;
-  *ppVtab = &p->base;
-  return SQLITE_OK;
-}
-
-static int exDisconnect(sqlite3_vtab *pVtab) {
-  sqlite3_free(pVtab);
-  return SQLITE_OK;
+  return ljTvfConnect(
+      db, pAux,
+      "CREATE TABLE x(line TEXT, pos INTEGER, tbl HIDDEN, from_pos HIDDEN)", 0,
+      0, ppVtab);
 }
 
 /* idxNum: 1 when from_pos is given (argv[1]); tbl is always argv[0]. */
@@ -257,7 +240,7 @@ static int exNext(sqlite3_vtab_cursor *pCur) {
 static int exFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
                     int argc, sqlite3_value **argv) {
   ExCursor *p = (ExCursor *)pCur;
-  ExTab *pTab = (ExTab *)pCur->pVtab;
+  LjTvfTab *pTab = (LjTvfTab *)pCur->pVtab;
   LjTable *pJournal = 0;
   char *zErr = 0, *zSql;
   int rc;
@@ -320,7 +303,7 @@ static sqlite3_module exModule = {
     0,            /* xCreate: eponymous only */
     exConnect,    /* xConnect */
     exBestIndex,  /* xBestIndex */
-    exDisconnect, /* xDisconnect */
+    ljTvfDisconnect, /* xDisconnect */
     0,            /* xDestroy */
     exOpen,       /* xOpen */
     exClose,      /* xClose */

@@ -1150,6 +1150,27 @@ LJ_PRIVATE int ljBoundValue(sqlite3_value *v, int bLower, int bStrict,
 /* Apply TEXT affinity to a value compared with a TEXT column (numbers
 ** become text); SQLITE_MISMATCH when it equals no text (NULL, blob). */
 LJ_PRIVATE int ljTextAffinity(sqlite3_value *v);
+/* An eponymous table-valued function over a journal table (tvf.c,
+** snapshots_tvf.c, export.c): declared with zSchema, whose hidden tbl
+** column names the journal table; iVariant tells variants of one module
+** apart.  Only one that shows no journal data (journal_metrics) is
+** innocuous: the others, like the journal table, stay out of the views
+** and triggers of an untrusted schema (PRAGMA trusted_schema=OFF). */
+typedef struct LjTvfTab LjTvfTab;
+struct LjTvfTab {
+  sqlite3_vtab base; /* must be first */
+  LjConn *pConn;
+  int iVariant;
+};
+LJ_PRIVATE int ljTvfConnect(sqlite3 *db, void *pAux, const char *zSchema,
+                            int iVariant, int bInnocuous,
+                            sqlite3_vtab **ppVtab);
+LJ_PRIVATE int ljTvfDisconnect(sqlite3_vtab *pVtab);
+/* A stored value of storage class eClass (LJ_VAL_*; numbers big-endian in
+** a) as the function or column result; text and blobs are handed over
+** with xDel (SQLITE_TRANSIENT to copy). */
+LJ_PRIVATE void ljResultStored(sqlite3_context *ctx, u8 eClass, const u8 *a,
+                               int n, void (*xDel)(void *));
 /* Validate an actor id value (text, 1..400 bytes, UTF-8). */
 LJ_PRIVATE int ljCheckActor(sqlite3_value *v, const char *zWhat,
                             const char **pz, int *pn, char **pzErr);

@@ -96,7 +96,7 @@ enum {
 #define JT_TAGIN 0x1000
 #define JT_ACTORIN 0x2000
 
-#define JT_COPY_MAX 128 /* values up to this size are copied, see resultBytes */
+#define JT_COPY_MAX 128 /* values up to this size are copied, see resultValue */
 
 /**************************************************************************
 ** Pending INSERTs of the open transaction
@@ -828,44 +828,17 @@ static int jtEof(sqlite3_vtab_cursor *pCur) {
   return ljScanEof(((JtCursor *)pCur)->pScan);
 }
 
-/* Text or blob bytes: by reference when the scan can keep them. */
-static void resultBytes(JtCursor *p, sqlite3_context *ctx, int bText,
-                        const u8 *a, int n) {
-  void (*xDel)(void *);
-  if (n == 0) {
-    if (bText) sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
-    else sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
-    return;
-  }
-  /* Short values are cheaper copied (into the result's own buffer, which
-  ** SQLite reuses row after row) than referenced and released. */
-  xDel = n > JT_COPY_MAX ? ljScanKeep(p->pScan, a) : 0;
-  if (xDel == 0) xDel = SQLITE_TRANSIENT;
-  if (bText) sqlite3_result_text(ctx, (const char *)a, n, xDel);
-  else sqlite3_result_blob(ctx, a, n, xDel);
-}
-
+/* A stored value: text and blobs over JT_COPY_MAX bytes by reference into
+** the scan's chunk, shorter ones copied (into the result's own buffer,
+** which SQLite reuses row after row: cheaper than a reference and its
+** release). */
 static void resultValue(JtCursor *p, sqlite3_context *ctx, u8 e, const u8 *a,
                         int n) {
-  switch (e) {
-    case LJ_VAL_INT:
-      sqlite3_result_int64(ctx, (i64)ljGet64(a));
-      break;
-    case LJ_VAL_FLOAT: {
-      u64 x = ljGet64(a);
-      double d;
-      memcpy(&d, &x, 8);
-      sqlite3_result_double(ctx, d);
-      break;
-    }
-    case LJ_VAL_TEXT:
-    case LJ_VAL_BLOB:
-      resultBytes(p, ctx, e == LJ_VAL_TEXT, a, n);
-      break;
-    default:
-      sqlite3_result_null(ctx);
-      break;
+  void (*xDel)(void *) = 0;
+  if ((e == LJ_VAL_TEXT || e == LJ_VAL_BLOB) && n > JT_COPY_MAX) {
+    xDel = ljScanKeep(p->pScan, a);
   }
+  ljResultStored(ctx, e, a, n, xDel ? xDel : SQLITE_TRANSIENT);
 }
 
 static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
@@ -878,7 +851,7 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   }
   switch (i) {
     case COL_ACTOR:
-      resultBytes(p, ctx, 1, (const u8 *)s->zActor, s->nActor);
+      resultValue(p, ctx, LJ_VAL_TEXT, (const u8 *)s->zActor, s->nActor);
       break;
     case COL_SEQ: sqlite3_result_int64(ctx, (i64)s->seq); break;
     case COL_POS: sqlite3_result_int64(ctx, (i64)r->pos); break;

@@ -61,13 +61,6 @@ enum {
   AC_TABLE
 };
 
-typedef struct StTab StTab;
-struct StTab {
-  sqlite3_vtab base; /* must be first */
-  LjConn *pConn;
-  int bActors;       /* journal_actors, else journal_snapshots */
-};
-
 typedef struct StCursor StCursor;
 struct StCursor {
   sqlite3_vtab_cursor base; /* must be first */
@@ -82,22 +75,14 @@ struct StCursor {
 */
 static int stConnect(sqlite3 *db, void *pAux, int bActors,
                      sqlite3_vtab **ppVtab) {
-  StTab *p;
-  int rc = sqlite3_declare_vtab(
-      db, bActors ? "CREATE TABLE x(actor_id TEXT, highest_seq INTEGER, "
-                    "first_seq INTEGER, events INTEGER, last_ts INTEGER, "
-                    "snapshot_seq INTEGER, tbl HIDDEN)"
-                  : "CREATE TABLE x(actor_id TEXT, seq INTEGER, ts INTEGER, "
-                    "state, meta, tbl HIDDEN)");
-  if (rc) return rc;
-  p = sqlite3_malloc64(sizeof(*p));
-  if (p == 0) return SQLITE_NOMEM;
-  memset(p, 0, sizeof(*p));
-  p->pConn = (LjConn *)pAux;
-  p->bActors = bActors;
-  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
-  *ppVtab = &p->base;
-  return SQLITE_OK;
+  return ljTvfConnect(
+      db, pAux,
+      bActors ? "CREATE TABLE x(actor_id TEXT, highest_seq INTEGER, "
+                "first_seq INTEGER, events INTEGER, last_ts INTEGER, "
+                "snapshot_seq INTEGER, tbl HIDDEN)"
+              : "CREATE TABLE x(actor_id TEXT, seq INTEGER, ts INTEGER, "
+                "state, meta, tbl HIDDEN)",
+      bActors, 0, ppVtab);
 }
 
 static int snConnect(sqlite3 *db, void *pAux, int argc,
@@ -116,11 +101,6 @@ static int acConnect(sqlite3 *db, void *pAux, int argc,
   (void)argv;
   (void)pzErr;
   return stConnect(db, pAux, 1, ppVtab);
-}
-
-static int stDisconnect(sqlite3_vtab *pVtab) {
-  sqlite3_free(pVtab);
-  return SQLITE_OK;
 }
 
 /**************************************************************************
@@ -328,8 +308,8 @@ static int stError(sqlite3_vtab_cursor *pCur, int rc, char *zErr) {
 /* The journal table named by argv[0] (NOTABLE: none was given). */
 static int stTable(sqlite3_vtab_cursor *pCur, int idxNum,
                    sqlite3_value **argv, LjTable **pp, char **pzErr) {
-  StTab *pTab = (StTab *)pCur->pVtab;
-  const char *zFn = pTab->bActors ? "journal_actors" : "journal_snapshots";
+  LjTvfTab *pTab = (LjTvfTab *)pCur->pVtab;
+  const char *zFn = pTab->iVariant ? "journal_actors" : "journal_snapshots";
   const char *z = 0;
   if (idxNum & ST_NOTABLE) {
     *pzErr = sqlite3_mprintf("%s needs the name of an lmdb_journal table, "
@@ -350,7 +330,7 @@ static int stTable(sqlite3_vtab_cursor *pCur, int idxNum,
 /* The cursor's reader of store pEnv: kept across restarts (one snapshot
 ** for the statement), made anew when a join names another table. */
 static int stReader(StCursor *p, LjEnv *pEnv) {
-  int bActors = ((StTab *)p->base.pVtab)->bActors;
+  int bActors = ((LjTvfTab *)p->base.pVtab)->iVariant;
   if (p->pEnv != pEnv) {
     ljSnapScanFree(p->pSnap);
     ljActorScanFree(p->pActors);
@@ -470,27 +450,6 @@ static int stEof(sqlite3_vtab_cursor *pCur) {
   return p->pActors == 0 || ljActorScanEof(p->pActors);
 }
 
-/* A stored value (storage class e) as the result. */
-static void resultValue(sqlite3_context *ctx, u8 e, const u8 *a, int n) {
-  switch (e) {
-    case LJ_VAL_INT: sqlite3_result_int64(ctx, (i64)ljGet64(a)); break;
-    case LJ_VAL_FLOAT: {
-      u64 x = ljGet64(a);
-      double d;
-      memcpy(&d, &x, 8);
-      sqlite3_result_double(ctx, d);
-      break;
-    }
-    case LJ_VAL_TEXT:
-      sqlite3_result_text(ctx, n ? (const char *)a : "", n, SQLITE_TRANSIENT);
-      break;
-    case LJ_VAL_BLOB:
-      sqlite3_result_blob(ctx, n ? (const void *)a : "", n, SQLITE_TRANSIENT);
-      break;
-    default: sqlite3_result_null(ctx); break;
-  }
-}
-
 /* An integer column, NULL when negative (the readers' "none"). */
 static void resultOpt(sqlite3_context *ctx, i64 v) {
   if (v < 0) sqlite3_result_null(ctx);
@@ -506,10 +465,12 @@ static int snColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
     case SC_SEQ: sqlite3_result_int64(ctx, (i64)r->seq); break;
     case SC_TS: sqlite3_result_int64(ctx, r->rec.ts); break;
     case SC_STATE:
-      resultValue(ctx, r->rec.ePayload, r->rec.aPayload, r->rec.nPayload);
+      ljResultStored(ctx, r->rec.ePayload, r->rec.aPayload, r->rec.nPayload,
+                     SQLITE_TRANSIENT);
       break;
     case SC_META:
-      resultValue(ctx, r->rec.eMeta, r->rec.aMeta, r->rec.nMeta);
+      ljResultStored(ctx, r->rec.eMeta, r->rec.aMeta, r->rec.nMeta,
+                     SQLITE_TRANSIENT);
       break;
     default: sqlite3_result_null(ctx); break;
   }
@@ -542,7 +503,7 @@ static sqlite3_module snModule = {
     0,            /* xCreate: eponymous only */
     snConnect,    /* xConnect */
     snBestIndex,  /* xBestIndex */
-    stDisconnect, /* xDisconnect */
+    ljTvfDisconnect, /* xDisconnect */
     0,            /* xDestroy */
     stOpen,       /* xOpen */
     stClose,      /* xClose */
@@ -558,7 +519,7 @@ static sqlite3_module acModule = {
     0,            /* xCreate: eponymous only */
     acConnect,    /* xConnect */
     acBestIndex,  /* xBestIndex */
-    stDisconnect, /* xDisconnect */
+    ljTvfDisconnect, /* xDisconnect */
     0,            /* xDestroy */
     stOpen,       /* xOpen */
     stClose,      /* xClose */

@@ -16,12 +16,6 @@
 /* Columns of journal_metrics. */
 enum { MC_NAME = 0, MC_VALUE, MC_TYPE, MC_TABLE };
 
-typedef struct MtTab MtTab;
-struct MtTab {
-  sqlite3_vtab base; /* must be first */
-  LjConn *pConn;
-};
-
 typedef struct MtCursor MtCursor;
 struct MtCursor {
   sqlite3_vtab_cursor base; /* must be first */
@@ -33,25 +27,12 @@ struct MtCursor {
 static int mtConnect(sqlite3 *db, void *pAux, int argc,
                      const char *const *argv, sqlite3_vtab **ppVtab,
                      char **pzErr) {
-  MtTab *p;
-  int rc = sqlite3_declare_vtab(
-      db, "CREATE TABLE x(name TEXT, value, type TEXT, tbl HIDDEN)");
   (void)argc;
   (void)argv;
   (void)pzErr;
-  if (rc) return rc;
-  p = sqlite3_malloc64(sizeof(*p));
-  if (p == 0) return SQLITE_NOMEM;
-  memset(p, 0, sizeof(*p));
-  p->pConn = (LjConn *)pAux;
-  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
-  *ppVtab = &p->base;
-  return SQLITE_OK;
-}
-
-static int mtDisconnect(sqlite3_vtab *pVtab) {
-  sqlite3_free(pVtab);
-  return SQLITE_OK;
+  return ljTvfConnect(
+      db, pAux, "CREATE TABLE x(name TEXT, value, type TEXT, tbl HIDDEN)", 0,
+      1, ppVtab);
 }
 
 /* The table name must be given: journal_metrics('j'). */
@@ -97,7 +78,7 @@ static int mtClose(sqlite3_vtab_cursor *pCur) {
 static int mtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
                     int argc, sqlite3_value **argv) {
   MtCursor *p = (MtCursor *)pCur;
-  MtTab *pTab = (MtTab *)pCur->pVtab;
+  LjTvfTab *pTab = (LjTvfTab *)pCur->pVtab;
   LjTable *pJournal;
   const char *zName;
   char *zErr = 0;
@@ -167,7 +148,7 @@ static sqlite3_module mtModule = {
     0,            /* xCreate: eponymous only */
     mtConnect,    /* xConnect */
     mtBestIndex,  /* xBestIndex */
-    mtDisconnect, /* xDisconnect */
+    ljTvfDisconnect, /* xDisconnect */
     0,            /* xDestroy */
     mtOpen,       /* xOpen */
     mtClose,      /* xClose */
