@@ -37,6 +37,8 @@ static int serve(const char *zTopic, int nPart) {
   rd_kafka_mock_cluster_t *mc;
   char zLine[256];
 
+  /* The handle only hosts the cluster: it has no brokers of its own. */
+  rd_kafka_conf_set(conf, "log_level", "3", zErr, sizeof(zErr));
   rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, zErr, sizeof(zErr));
   if (rk == 0) die("rd_kafka_new", zErr);
   mc = rd_kafka_mock_cluster_new(rk, 3);
