@@ -25,7 +25,7 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd -lrdkafka
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
        ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c \
-       ext/export.c ext/ship.c
+       ext/export.c ext/ship.c ext/restore.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build
@@ -127,7 +127,7 @@ test: deps all $(TESTBIN)
 # LMDB call (it reads through scan.c and writes through submit.c), and the
 # code keeps the .clang-format layout.
 SQL_LAYER := ext/lmdbjournal.c ext/conn.c ext/journal_table.c ext/functions.c \
-             ext/tvf.c ext/export.c
+             ext/tvf.c ext/export.c ext/restore.c
 lint:
 	@if grep -nE '\bmdb_[a-z_]+ *\(' $(SQL_LAYER); then \
 	  echo "lint: the SQL layer calls LMDB (see above); go through scan.c" >&2; \

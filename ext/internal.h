@@ -1079,6 +1079,8 @@ LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
 /* journal_export and the value encoders of export and import (export.c). */
 LJ_PRIVATE int ljRegisterExport(sqlite3 *db, LjConn *pConn);
+/* journal_restore from a Kafka topic (restore.c). */
+LJ_PRIVATE int ljRegisterRestore(sqlite3 *db, LjConn *pConn);
 
 /* The collation of the journal table's tag column (journal_table.c). */
 #define LJ_TAG_COLLATION "LJTEXT"

@@ -107,6 +107,11 @@ static int dump(const char *zBrokers, const char *zTopic) {
     if (rd_kafka_query_watermark_offsets(rk, zTopic, i, &lo, &hi, 10000)) {
       die("cannot read the watermarks", zTopic);
     }
+    if (lo > 0) {
+      /* The mock cluster keeps a bounded log per partition. */
+      fprintf(stderr, "kafka_mock: partition %d starts at offset %lld\n", i,
+              (long long)lo);
+    }
     if (hi <= lo) continue;
     rd_kafka_consume_start(rkt, i, lo);
     for (off = lo; off < hi;) {
