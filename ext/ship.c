@@ -159,6 +159,16 @@ static int shipLock(LjShip *p) {
   return flock(p->fdLock, LOCK_EX | LOCK_NB) == 0;
 }
 
+/* librdkafka's log lines would go to the host application's stderr; what
+** matters reaches health through the error callback instead. */
+static void shipLog(const rd_kafka_t *rk, int level, const char *zFac,
+                    const char *zMsg) {
+  (void)rk;
+  (void)level;
+  (void)zFac;
+  (void)zMsg;
+}
+
 /* A librdkafka configuration: the brokers, the options the guarantee
 ** needs, then ship_conf ('key=value;...'), which may override any. */
 static rd_kafka_conf_t *shipConf(LjShip *p, int bProducer, char *zErr,
@@ -170,6 +180,7 @@ static rd_kafka_conf_t *shipConf(LjShip *p, int bProducer, char *zErr,
   char *zCopy = p->zConf ? sqlite3_mprintf("%s", p->zConf) : 0;
   char *zItem, *zSave = 0;
   int i, bad = 0;
+  rd_kafka_conf_set_log_cb(conf, shipLog);
   bad = rd_kafka_conf_set(conf, "bootstrap.servers", p->zBrokers, zErr, nErr);
   for (i = 0; bProducer && !bad && azProd[i]; i += 2) {
     bad = rd_kafka_conf_set(conf, azProd[i], azProd[i + 1], zErr, nErr);
