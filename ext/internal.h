@@ -9,10 +9,13 @@
 **     tvf.c          table-valued functions (journal_metrics)  }
 **     export.c       journal_export: JSON lines, and the value }
 **                    encoding its import undoes                }
+**     restore.c      journal_restore from a Kafka topic        }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
 **          v
+**     ship.c         the shipper thread: committed events to   }
+**                    Kafka in pos order, read through scan.c  }
 **     scan.c         the read interface: every plan's walk     }
 **                    over runs, manifests, stage and indexes   }
 **     registry.c     one LMDB environment per directory:     }
@@ -30,7 +33,9 @@
 **     config.c       CREATE VIRTUAL TABLE options
 **
 ** A file calls only files below it in this list (metrics.c reads the
-** gauges the writer publishes in LjEnv.m rather than calling it).
+** gauges the writer and the shipper publish in LjEnv.m rather than
+** calling them; registry.c starts and stops the shipper, as it does the
+** writer).
 **
 ** The SQL layer never calls LMDB directly (.ci/run checks it makes no
 ** mdb_* call): it reads through the read interface (scan.c) and writes

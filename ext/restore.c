@@ -27,9 +27,9 @@ typedef struct RsHead RsHead;
 struct RsHead {
   rd_kafka_message_t *m; /* next message of the partition, or NULL */
   i64 pos;
-  int64_t hi;            /* high watermark at the start */
+  int64_t hi; /* high watermark at the start */
   int bDone;
-  int bStarted;          /* rd_kafka_consume_start was called */
+  int bStarted; /* rd_kafka_consume_start was called */
 };
 
 typedef struct RsState RsState;
@@ -38,8 +38,8 @@ struct RsState {
   rd_kafka_topic_t *rkt;
   int nPart;
   RsHead *aHead;
-  char zStore[33];       /* "" until the first message */
-  i64 iFrom;             /* lowest pos restored */
+  char zStore[33]; /* "" until the first message */
+  i64 iFrom;       /* lowest pos restored */
 };
 
 /* Header zName of m, or NULL. */
@@ -47,8 +47,8 @@ static const u8 *rsHeader(rd_kafka_message_t *m, const char *zName, int *pn) {
   rd_kafka_headers_t *h = 0;
   const void *a = 0;
   size_t n = 0;
-  if (rd_kafka_message_headers(m, &h) || h == 0
-      || rd_kafka_header_get_last(h, zName, &a, &n)) {
+  if (rd_kafka_message_headers(m, &h) || h == 0 ||
+      rd_kafka_header_get_last(h, zName, &a, &n)) {
     return 0;
   }
   *pn = (int)n;
@@ -76,8 +76,10 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
     int n = 0;
     const u8 *aStore;
     if (m == 0) {
-      *pzErr = sqlite3_mprintf("journal_restore: timed out reading "
-                               "partition %d", i);
+      *pzErr = sqlite3_mprintf(
+          "journal_restore: timed out reading "
+          "partition %d",
+          i);
       return SQLITE_BUSY;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -85,8 +87,8 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
       continue;
     }
     if (m->err) {
-      *pzErr = sqlite3_mprintf("journal_restore: %s",
-                               rd_kafka_message_errstr(m));
+      *pzErr =
+          sqlite3_mprintf("journal_restore: %s", rd_kafka_message_errstr(m));
       rd_kafka_message_destroy(m);
       return SQLITE_ERROR;
     }
@@ -96,8 +98,8 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
     if (aStore && n == 32 && s->zStore[0] == 0) {
       memcpy(s->zStore, aStore, 32);
     }
-    if (aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0
-        && h->pos >= s->iFrom && h->pos > 0) {
+    if (aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0 &&
+        h->pos >= s->iFrom && h->pos > 0) {
       h->m = m;
       return SQLITE_OK;
     }
@@ -124,9 +126,9 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
     return SQLITE_ERROR;
   }
   s->rkt = rd_kafka_topic_new(s->rk, zTopic, 0);
-  if (s->rkt == 0 || rd_kafka_metadata(s->rk, 0, s->rkt, &md, 10000)
-      || md->topic_cnt != 1 || md->topics[0].err
-      || md->topics[0].partition_cnt <= 0) {
+  if (s->rkt == 0 || rd_kafka_metadata(s->rk, 0, s->rkt, &md, 10000) ||
+      md->topic_cnt != 1 || md->topics[0].err ||
+      md->topics[0].partition_cnt <= 0) {
     if (md) rd_kafka_metadata_destroy(md);
     *pzErr = sqlite3_mprintf("journal_restore: no topic '%s' at %s", zTopic,
                              zBrokers);
@@ -141,8 +143,10 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
     int64_t lo = 0, hi = 0;
     RsHead *h = &s->aHead[i];
     if (rd_kafka_query_watermark_offsets(s->rk, zTopic, i, &lo, &hi, 10000)) {
-      *pzErr = sqlite3_mprintf("journal_restore: cannot read the offsets of "
-                               "partition %d", i);
+      *pzErr = sqlite3_mprintf(
+          "journal_restore: cannot read the offsets of "
+          "partition %d",
+          i);
       rc = SQLITE_ERROR;
       break;
     }
@@ -151,8 +155,8 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
     if (!h->bDone) {
       h->bStarted = rd_kafka_consume_start(s->rkt, i, lo) == 0;
       if (!h->bStarted) {
-        *pzErr = sqlite3_mprintf("journal_restore: cannot read partition %d",
-                                 i);
+        *pzErr =
+            sqlite3_mprintf("journal_restore: cannot read partition %d", i);
         rc = SQLITE_ERROR;
       }
     }
@@ -181,10 +185,12 @@ static int rsAppend(LjTable *p, rd_kafka_message_t *m, char **pzErr) {
   const u8 *aCls = rsHeader(m, LJ_HDR_CLASS, &nCls);
   memset(&in, 0, sizeof(in));
   memset(&ev, 0, sizeof(ev));
-  if (aCls == 0 || nCls != 2 || m->key == 0 || m->key_len == 0
-      || m->key_len > LJ_MAX_ACTOR_BYTES) {
-    *pzErr = sqlite3_mprintf("journal_restore: message at offset %lld is not "
-                             "a shipped event", (long long)m->offset);
+  if (aCls == 0 || nCls != 2 || m->key == 0 || m->key_len == 0 ||
+      m->key_len > LJ_MAX_ACTOR_BYTES) {
+    *pzErr = sqlite3_mprintf(
+        "journal_restore: message at offset %lld is not "
+        "a shipped event",
+        (long long)m->offset);
     return SQLITE_CORRUPT;
   }
   in.ePayload = (u8)(aCls[0] - '0');
@@ -251,8 +257,8 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   rc = ljTableFind(pConn, zTab, &p, &zErr);
   if (rc == SQLITE_OK) rc = rsEmpty(p, &bEmpty, &zErr);
   if (rc == SQLITE_OK && !bEmpty) {
-    zErr = sqlite3_mprintf("journal_restore: the store of %s is not empty",
-                           zTab);
+    zErr =
+        sqlite3_mprintf("journal_restore: the store of %s is not empty", zTab);
     rc = SQLITE_CONSTRAINT;
   }
   if (rc == SQLITE_OK) rc = rsOpen(&s, zBrokers, zTopic, &zErr);

@@ -54,9 +54,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define SHIP_RING 65536     /* most unacknowledged messages */
-#define SHIP_ROUND 4096     /* events read per snapshot */
-#define SHIP_IDLE_MS 10     /* poll interval when caught up */
+#define SHIP_RING     65536 /* most unacknowledged messages */
+#define SHIP_ROUND    4096  /* events read per snapshot */
+#define SHIP_IDLE_MS  10    /* poll interval when caught up */
 #define SHIP_RETRY_MS 1000  /* standby lock retry, and reconnect backoff */
 
 typedef struct ShipSlot ShipSlot;
@@ -72,18 +72,18 @@ struct LjShip {
   pthread_mutex_t mutex; /* bStop and cond */
   pthread_cond_t cond;
   int bStop;
-  int bThread;           /* the thread was started */
+  int bThread; /* the thread was started */
   char *zBrokers, *zTopic, *zConf;
-  char zStore[33];       /* store id, hex */
-  int fdLock;            /* ship.lock, -1 if not open */
-  rd_kafka_t *rk;        /* producer of the current session */
+  char zStore[33]; /* store id, hex */
+  int fdLock;      /* ship.lock, -1 if not open */
+  rd_kafka_t *rk;  /* producer of the current session */
   rd_kafka_topic_t *rkt;
   int nPart;
-  i64 *aLast;            /* per partition: last pos Kafka holds or is sent */
-  u64 nextPos;           /* next pos to read */
-  ShipSlot *aRing;       /* in-flight messages, iTail .. iHead */
+  i64 *aLast;      /* per partition: last pos Kafka holds or is sent */
+  u64 nextPos;     /* next pos to read */
+  ShipSlot *aRing; /* in-flight messages, iTail .. iHead */
   u64 iHead, iTail;
-  int bFailed;           /* the session must end (delivery failure) */
+  int bFailed; /* the session must end (delivery failure) */
 };
 
 static int shipStopping(LjShip *p) {
@@ -176,7 +176,7 @@ static rd_kafka_conf_t *shipConf(LjShip *p, int bProducer, char *zErr,
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   static const char *const azProd[] = {
       "enable.idempotence", "true", "acks", "all", "message.timeout.ms", "0",
-      "linger.ms", "5", 0};
+      "linger.ms",          "5",    0};
   char *zCopy = p->zConf ? sqlite3_mprintf("%s", p->zConf) : 0;
   char *zItem, *zSave = 0;
   int i, bad = 0;
@@ -207,16 +207,16 @@ static void shipDelivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
   (void)rk;
   if (m->err) {
     p->bFailed = 1;
-    if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE
-        && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+    if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+        m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
       shipSetError(p, rd_kafka_err2str(m->err));
     }
     return;
   }
   p->aRing[(uintptr_t)m->_private % SHIP_RING].bDone = 1;
   __atomic_fetch_add(&p->pEnv->m.nShipSent, 1, __ATOMIC_RELAXED);
-  if (__atomic_load_n(&p->pEnv->m.eShipState, __ATOMIC_RELAXED)
-      == LJ_SHIPST_DOWN) {
+  if (__atomic_load_n(&p->pEnv->m.eShipState, __ATOMIC_RELAXED) ==
+      LJ_SHIPST_DOWN) {
     shipSetState(p, LJ_SHIPST_ACTIVE);
     pthread_mutex_lock(&p->pEnv->m.histMutex);
     p->pEnv->m.zShipError[0] = 0;
@@ -242,12 +242,12 @@ static i64 shipMessagePos(LjShip *p, rd_kafka_message_t *m) {
   size_t n;
   char z[24];
   if (rd_kafka_message_headers(m, &h) || h == 0) return -1;
-  if (rd_kafka_header_get_last(h, LJ_HDR_STORE, &a, &n) || n != 32
-      || memcmp(a, p->zStore, 32) != 0) {
+  if (rd_kafka_header_get_last(h, LJ_HDR_STORE, &a, &n) || n != 32 ||
+      memcmp(a, p->zStore, 32) != 0) {
     return -1;
   }
-  if (rd_kafka_header_get_last(h, LJ_HDR_POS, &a, &n) || n == 0
-      || n >= sizeof(z)) {
+  if (rd_kafka_header_get_last(h, LJ_HDR_POS, &a, &n) || n == 0 ||
+      n >= sizeof(z)) {
     return -1;
   }
   memcpy(z, a, n);
@@ -262,8 +262,7 @@ static i64 shipLastPos(LjShip *p, rd_kafka_t *rc, rd_kafka_topic_t *rkt,
                        int iPart) {
   int64_t lo = 0, hi = 0, from, off;
   i64 last = -1;
-  if (rd_kafka_query_watermark_offsets(rc, p->zTopic, iPart, &lo, &hi,
-                                       10000)) {
+  if (rd_kafka_query_watermark_offsets(rc, p->zTopic, iPart, &lo, &hi, 10000)) {
     return -1;
   }
   for (; hi > lo && last < 0 && !shipStopping(p); hi = from) {
@@ -296,9 +295,9 @@ static int shipResume(LjShip *p, char *zErr, size_t nErr) {
   i64 lo = -1;
   int i, rcOk = 0;
   if (rc == 0 && conf) rd_kafka_conf_destroy(conf);
-  if (rkt && rd_kafka_metadata(rc, 0, rkt, &md, 10000) == 0
-      && md->topic_cnt == 1 && md->topics[0].err == 0
-      && md->topics[0].partition_cnt > 0) {
+  if (rkt && rd_kafka_metadata(rc, 0, rkt, &md, 10000) == 0 &&
+      md->topic_cnt == 1 && md->topics[0].err == 0 &&
+      md->topics[0].partition_cnt > 0) {
     p->nPart = md->topics[0].partition_cnt;
     sqlite3_free(p->aLast);
     p->aLast = sqlite3_malloc64(sizeof(i64) * (size_t)p->nPart);
@@ -379,8 +378,8 @@ static void shipPublish(LjShip *p) {
   __atomic_store_n(&m->shipLagMs, lagMs, __ATOMIC_RELAXED);
 }
 
-static void shipHeader(rd_kafka_headers_t *h, const char *zName,
-                       const void *a, int n) {
+static void shipHeader(rd_kafka_headers_t *h, const char *zName, const void *a,
+                       int n) {
   if (a) rd_kafka_header_add(h, zName, -1, a, (ssize_t)n);
 }
 
@@ -438,16 +437,16 @@ static int shipRound(LjShip *p, LjScan *pScan) {
   s.hi = INT64_MAX;
   s.nLimit = SHIP_ROUND;
   for (rc = ljScanStart(pScan, &s, 1000000, &zErr);
-       rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND && !p->bFailed
-       && !shipStopping(p);
+       rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND &&
+       !p->bFailed && !shipStopping(p);
        rc = ljScanNext(pScan, &zErr)) {
     const LjRow *r = ljScanRow(pScan);
     const LjRec *e;
     int iPart;
     rc = ljScanDecode(pScan, &e);
     if (rc != SQLITE_OK) break;
-    while (p->iHead - p->iTail >= SHIP_RING && !p->bFailed
-           && !shipStopping(p)) {
+    while (p->iHead - p->iTail >= SHIP_RING && !p->bFailed &&
+           !shipStopping(p)) {
       rd_kafka_poll(p->rk, 10);
       shipPublish(p);
     }
@@ -530,8 +529,8 @@ int ljShipStart(LjEnv *pEnv, char **pzErr) {
     pthread_condattr_destroy(&attr);
   }
   pEnv->pShip = p;
-  if (p->zBrokers == 0 || p->zTopic == 0 || (c->zShipConf && !p->zConf)
-      || p->aRing == 0) {
+  if (p->zBrokers == 0 || p->zTopic == 0 || (c->zShipConf && !p->zConf) ||
+      p->aRing == 0) {
     ljShipStop(pEnv);
     return SQLITE_NOMEM;
   }

@@ -149,7 +149,8 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "dump") == 0) {
     return dump(argv[2], argv[3]);
   }
-  fprintf(stderr, "usage: kafka_mock serve TOPIC PARTITIONS\n"
-                  "       kafka_mock dump BROKERS TOPIC\n");
+  fprintf(stderr,
+          "usage: kafka_mock serve TOPIC PARTITIONS\n"
+          "       kafka_mock dump BROKERS TOPIC\n");
   return 2;
 }
