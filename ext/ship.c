@@ -58,6 +58,10 @@
 #define SHIP_ROUND    4096  /* events read per snapshot */
 #define SHIP_IDLE_MS  10    /* poll interval when caught up */
 #define SHIP_RETRY_MS 1000  /* standby lock retry, and reconnect backoff */
+/* Longest wait of one request while finding where to resume.  Closing the
+** store waits for the shipper, so this bounds a close while the cluster is
+** unreachable (the resume gives up between requests once stopped). */
+#define SHIP_REQ_MS 2000
 
 typedef struct ShipSlot ShipSlot;
 struct ShipSlot {
@@ -182,6 +186,9 @@ static rd_kafka_conf_t *shipConf(LjShip *p, int bProducer, char *zErr,
   int i, bad = 0;
   rd_kafka_conf_set_log_cb(conf, shipLog);
   bad = rd_kafka_conf_set(conf, "bootstrap.servers", p->zBrokers, zErr, nErr);
+  if (!bad && !bProducer) {
+    bad = rd_kafka_conf_set(conf, "enable.partition.eof", "true", zErr, nErr);
+  }
   for (i = 0; bProducer && !bad && azProd[i]; i += 2) {
     bad = rd_kafka_conf_set(conf, azProd[i], azProd[i + 1], zErr, nErr);
   }
@@ -262,20 +269,23 @@ static i64 shipLastPos(LjShip *p, rd_kafka_t *rc, rd_kafka_topic_t *rkt,
                        int iPart) {
   int64_t lo = 0, hi = 0, from, off;
   i64 last = -1;
-  if (rd_kafka_query_watermark_offsets(rc, p->zTopic, iPart, &lo, &hi, 10000)) {
+  if (rd_kafka_query_watermark_offsets(rc, p->zTopic, iPart, &lo, &hi,
+                                       SHIP_REQ_MS)) {
     return -1;
   }
   for (; hi > lo && last < 0 && !shipStopping(p); hi = from) {
     from = hi - 256 > lo ? hi - 256 : lo;
     if (rd_kafka_consume_start(rkt, iPart, from)) return -1;
     for (off = from; off < hi;) {
-      rd_kafka_message_t *m = rd_kafka_consume(rkt, iPart, 10000);
+      rd_kafka_message_t *m = rd_kafka_consume(rkt, iPart, SHIP_REQ_MS);
       if (m == 0) break;
       if (m->err == 0) {
         i64 pos = shipMessagePos(p, m);
         if (pos > last) last = pos;
         off = m->offset + 1;
-      } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        off = hi; /* nothing more, e.g. the last offset was not a message */
+      } else {
         off = hi + 1; /* failed */
       }
       rd_kafka_message_destroy(m);
@@ -283,6 +293,7 @@ static i64 shipLastPos(LjShip *p, rd_kafka_t *rc, rd_kafka_topic_t *rkt,
     rd_kafka_consume_stop(rkt, iPart);
     if (off != hi) return -1;
   }
+  if (shipStopping(p)) return -1;
   return last < 0 ? 0 : last;
 }
 
@@ -295,7 +306,7 @@ static int shipResume(LjShip *p, char *zErr, size_t nErr) {
   i64 lo = -1;
   int i, rcOk = 0;
   if (rc == 0 && conf) rd_kafka_conf_destroy(conf);
-  if (rkt && rd_kafka_metadata(rc, 0, rkt, &md, 10000) == 0 &&
+  if (rkt && rd_kafka_metadata(rc, 0, rkt, &md, SHIP_REQ_MS) == 0 &&
       md->topic_cnt == 1 && md->topics[0].err == 0 &&
       md->topics[0].partition_cnt > 0) {
     p->nPart = md->topics[0].partition_cnt;
