@@ -38,8 +38,10 @@ struct RsState {
   rd_kafka_topic_t *rkt;
   int nPart;
   RsHead *aHead;
-  char zStore[33]; /* "" until the first message */
-  i64 iFrom;       /* lowest pos restored */
+  char zStore[33];  /* "" until the first message */
+  i64 iFrom;        /* lowest pos restored */
+  int bAll;         /* every message, of any store (journal_kafka) */
+  const char *zWho; /* the SQL name, for messages */
 };
 
 /* Header zName of m, or NULL. */
@@ -76,10 +78,8 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
     int n = 0;
     const u8 *aStore;
     if (m == 0) {
-      *pzErr = sqlite3_mprintf(
-          "journal_restore: timed out reading "
-          "partition %d",
-          i);
+      *pzErr =
+          sqlite3_mprintf("%s: timed out reading partition %d", s->zWho, i);
       return SQLITE_BUSY;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -87,8 +87,7 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
       continue;
     }
     if (m->err) {
-      *pzErr =
-          sqlite3_mprintf("journal_restore: %s", rd_kafka_message_errstr(m));
+      *pzErr = sqlite3_mprintf("%s: %s", s->zWho, rd_kafka_message_errstr(m));
       rd_kafka_message_destroy(m);
       return SQLITE_ERROR;
     }
@@ -97,6 +96,10 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
     h->pos = rsNumber(m, LJ_HDR_POS);
     if (aStore && n == 32 && s->zStore[0] == 0) {
       memcpy(s->zStore, aStore, 32);
+    }
+    if (s->bAll && h->pos >= s->iFrom) {
+      h->m = m;
+      return SQLITE_OK;
     }
     if (aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0 &&
         h->pos >= s->iFrom && h->pos > 0) {
@@ -122,7 +125,7 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
   }
   if (s->rk == 0) {
     rd_kafka_conf_destroy(conf);
-    *pzErr = sqlite3_mprintf("journal_restore: %s", zErr);
+    *pzErr = sqlite3_mprintf("%s: %s", s->zWho, zErr);
     return SQLITE_ERROR;
   }
   s->rkt = rd_kafka_topic_new(s->rk, zTopic, 0);
@@ -130,8 +133,8 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
       md->topic_cnt != 1 || md->topics[0].err ||
       md->topics[0].partition_cnt <= 0) {
     if (md) rd_kafka_metadata_destroy(md);
-    *pzErr = sqlite3_mprintf("journal_restore: no topic '%s' at %s", zTopic,
-                             zBrokers);
+    *pzErr =
+        sqlite3_mprintf("%s: no topic '%s' at %s", s->zWho, zTopic, zBrokers);
     return SQLITE_ERROR;
   }
   s->nPart = md->topics[0].partition_cnt;
@@ -143,10 +146,8 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
     int64_t lo = 0, hi = 0;
     RsHead *h = &s->aHead[i];
     if (rd_kafka_query_watermark_offsets(s->rk, zTopic, i, &lo, &hi, 10000)) {
-      *pzErr = sqlite3_mprintf(
-          "journal_restore: cannot read the offsets of "
-          "partition %d",
-          i);
+      *pzErr = sqlite3_mprintf("%s: cannot read the offsets of partition %d",
+                               s->zWho, i);
       rc = SQLITE_ERROR;
       break;
     }
@@ -155,14 +156,24 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
     if (!h->bDone) {
       h->bStarted = rd_kafka_consume_start(s->rkt, i, lo) == 0;
       if (!h->bStarted) {
-        *pzErr =
-            sqlite3_mprintf("journal_restore: cannot read partition %d", i);
+        *pzErr = sqlite3_mprintf("%s: cannot read partition %d", s->zWho, i);
         rc = SQLITE_ERROR;
       }
     }
     if (rc == SQLITE_OK) rc = rsAdvance(s, i, pzErr);
   }
   return rc;
+}
+
+/* The partition whose next message has the lowest pos, -1 when done. */
+static int rsMin(const RsState *s) {
+  int i, iMin = -1;
+  for (i = 0; i < s->nPart; i++) {
+    if (s->aHead[i].m && (iMin < 0 || s->aHead[i].pos < s->aHead[iMin].pos)) {
+      iMin = i;
+    }
+  }
+  return iMin;
 }
 
 static void rsClose(RsState *s) {
@@ -174,6 +185,7 @@ static void rsClose(RsState *s) {
   sqlite3_free(s->aHead);
   if (s->rkt) rd_kafka_topic_destroy(s->rkt);
   if (s->rk) rd_kafka_destroy(s->rk);
+  memset(s, 0, sizeof(*s));
 }
 
 /* Append message m as an event of table p (queued, not waited for). */
@@ -248,6 +260,7 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   i64 n = 0;
   int rc, bEmpty = 0;
   memset(&s, 0, sizeof(s));
+  s.zWho = "journal_restore";
   s.iFrom = argc > 3 ? sqlite3_value_int64(argv[3]) : 1;
   if (zTab == 0 || zBrokers == 0 || zTopic == 0) {
     sqlite3_result_error(ctx, "journal_restore(T, brokers, topic [, from])",
@@ -263,12 +276,7 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if (rc == SQLITE_OK) rc = rsOpen(&s, zBrokers, zTopic, &zErr);
   while (rc == SQLITE_OK) {
-    int i, iMin = -1;
-    for (i = 0; i < s.nPart; i++) {
-      if (s.aHead[i].m && (iMin < 0 || s.aHead[i].pos < s.aHead[iMin].pos)) {
-        iMin = i;
-      }
-    }
+    int iMin = rsMin(&s);
     if (iMin < 0) break;
     rc = rsAppend(p, s.aHead[iMin].m, &zErr);
     if (rc == SQLITE_OK) rc = rsAdvance(&s, iMin, &zErr);
@@ -296,8 +304,246 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_free(zErr);
 }
 
+/*
+** journal_kafka(brokers, topic): the events of a topic as rows, from
+** every store that ships into it (the store column tells them apart),
+** read from each partition's first offset to its high watermark when the
+** statement starts, partitions merged by pos.  Columns: those of the
+** journal table, then store, partition and offset.  Both arguments are
+** required (xBestIndex: argv 1 = brokers, 2 = topic).
+*/
+enum {
+  KC_ACTOR = 0,
+  KC_SEQ,
+  KC_POS,
+  KC_TS,
+  KC_TYPE,
+  KC_PAYLOAD,
+  KC_META,
+  KC_TAGS,
+  KC_STORE,
+  KC_PARTITION,
+  KC_OFFSET,
+  KC_BROKERS,
+  KC_TOPIC
+};
+
+typedef struct KfCursor KfCursor;
+struct KfCursor {
+  sqlite3_vtab_cursor base; /* must be first */
+  RsState s;
+  rd_kafka_message_t *m; /* the current row, NULL at eof */
+  int iPart;
+  i64 iRow;
+};
+
+static int kfConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
+  sqlite3_vtab *p;
+  int rc = sqlite3_declare_vtab(
+      db,
+      "CREATE TABLE x(actor_id TEXT, seq INTEGER, pos INTEGER, "
+      "ts INTEGER, type TEXT, payload, meta, tags TEXT, store TEXT, "
+      "partition INTEGER, offset INTEGER, brokers HIDDEN, topic HIDDEN)");
+  (void)pAux;
+  (void)argc;
+  (void)argv;
+  (void)pzErr;
+  if (rc) return rc;
+  p = sqlite3_malloc64(sizeof(*p));
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  *ppVtab = p;
+  return SQLITE_OK;
+}
+
+static int kfDisconnect(sqlite3_vtab *pVtab) {
+  sqlite3_free(pVtab);
+  return SQLITE_OK;
+}
+
+static int kfBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
+  int aArg[2] = {-1, -1}, i;
+  for (i = 0; i < p->nConstraint; i++) {
+    int iCol = p->aConstraint[i].iColumn;
+    if ((iCol == KC_BROKERS || iCol == KC_TOPIC) && p->aConstraint[i].usable &&
+        p->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_EQ) {
+      aArg[iCol - KC_BROKERS] = i;
+    }
+  }
+  if (aArg[0] < 0 || aArg[1] < 0) {
+    sqlite3_free(pVtab->zErrMsg);
+    pVtab->zErrMsg = sqlite3_mprintf(
+        "journal_kafka needs brokers and a topic, e.g. SELECT * FROM "
+        "journal_kafka('k1:9092', 'journal')");
+    return SQLITE_ERROR;
+  }
+  for (i = 0; i < 2; i++) {
+    p->aConstraintUsage[aArg[i]].argvIndex = i + 1;
+    p->aConstraintUsage[aArg[i]].omit = 1;
+  }
+  p->estimatedCost = 1e6;
+  return SQLITE_OK;
+}
+
+static int kfOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
+  KfCursor *p = sqlite3_malloc64(sizeof(*p));
+  (void)pVtab;
+  if (p == 0) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  *ppCur = &p->base;
+  return SQLITE_OK;
+}
+
+static void kfReset(KfCursor *p) {
+  if (p->m) rd_kafka_message_destroy(p->m);
+  p->m = 0;
+  rsClose(&p->s);
+}
+
+static int kfClose(sqlite3_vtab_cursor *pCur) {
+  kfReset((KfCursor *)pCur);
+  sqlite3_free(pCur);
+  return SQLITE_OK;
+}
+
+static int kfError(KfCursor *p, int rc, char *zErr) {
+  sqlite3_free(p->base.pVtab->zErrMsg);
+  p->base.pVtab->zErrMsg = zErr;
+  return rc;
+}
+
+static int kfNext(sqlite3_vtab_cursor *pCur) {
+  KfCursor *p = (KfCursor *)pCur;
+  char *zErr = 0;
+  int rc = SQLITE_OK;
+  if (p->m) rd_kafka_message_destroy(p->m);
+  p->m = 0;
+  p->iPart = rsMin(&p->s);
+  if (p->iPart >= 0) {
+    p->m = p->s.aHead[p->iPart].m; /* the cursor owns it now */
+    p->s.aHead[p->iPart].m = 0;
+    p->iRow++;
+    rc = rsAdvance(&p->s, p->iPart, &zErr);
+  }
+  return rc ? kfError(p, rc, zErr) : SQLITE_OK;
+}
+
+static int kfFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
+                    int argc, sqlite3_value **argv) {
+  KfCursor *p = (KfCursor *)pCur;
+  const char *zBrokers = (const char *)sqlite3_value_text(argv[0]);
+  const char *zTopic = (const char *)sqlite3_value_text(argv[1]);
+  char *zErr = 0;
+  int rc;
+  (void)idxNum;
+  (void)idxStr;
+  (void)argc;
+  kfReset(p);
+  p->s.zWho = "journal_kafka";
+  p->s.bAll = 1;
+  if (zBrokers == 0 || zTopic == 0) {
+    return kfError(p, SQLITE_ERROR,
+                   sqlite3_mprintf("journal_kafka: brokers and topic must "
+                                   "be text"));
+  }
+  rc = rsOpen(&p->s, zBrokers, zTopic, &zErr);
+  if (rc) return kfError(p, rc, zErr);
+  return kfNext(pCur);
+}
+
+static int kfEof(sqlite3_vtab_cursor *pCur) {
+  return ((KfCursor *)pCur)->m == 0;
+}
+
+/* A payload or meta value of storage class e (layout.c) as a result. */
+static void kfValue(sqlite3_context *ctx, int e, const u8 *a, int n) {
+  if (e == LJ_VAL_INT && a && n == 8) {
+    sqlite3_result_int64(ctx, (i64)ljGet64(a));
+  } else if (e == LJ_VAL_FLOAT && a && n == 8) {
+    u64 x = ljGet64(a);
+    double d;
+    memcpy(&d, &x, 8);
+    sqlite3_result_double(ctx, d);
+  } else if (e == LJ_VAL_TEXT && a) {
+    sqlite3_result_text(ctx, (const char *)a, n, SQLITE_TRANSIENT);
+  } else if (e == LJ_VAL_BLOB && a) {
+    sqlite3_result_blob(ctx, a, n, SQLITE_TRANSIENT);
+  }
+}
+
+static void kfHeaderText(sqlite3_context *ctx, rd_kafka_message_t *m,
+                         const char *zName) {
+  int n = 0;
+  const u8 *a = rsHeader(m, zName, &n);
+  if (a) sqlite3_result_text(ctx, (const char *)a, n, SQLITE_TRANSIENT);
+}
+
+static int kfColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
+  KfCursor *p = (KfCursor *)pCur;
+  rd_kafka_message_t *m = p->m;
+  int nCls = 0, n = 0;
+  const u8 *aCls = rsHeader(m, LJ_HDR_CLASS, &nCls);
+  int eP = aCls && nCls == 2 ? aCls[0] - '0' : LJ_VAL_BLOB;
+  int eM = aCls && nCls == 2 ? aCls[1] - '0' : LJ_VAL_NULL;
+  switch (i) {
+    case KC_ACTOR:
+      sqlite3_result_text(ctx, m->key, (int)m->key_len, SQLITE_TRANSIENT);
+      break;
+    case KC_SEQ: sqlite3_result_int64(ctx, rsNumber(m, LJ_HDR_SEQ)); break;
+    case KC_POS: sqlite3_result_int64(ctx, rsNumber(m, LJ_HDR_POS)); break;
+    case KC_TS: sqlite3_result_int64(ctx, rsNumber(m, LJ_HDR_TS)); break;
+    case KC_TYPE: kfHeaderText(ctx, m, LJ_HDR_TYPE); break;
+    case KC_PAYLOAD:
+      kfValue(ctx, eP, m->payload ? m->payload : (const u8 *)"", (int)m->len);
+      break;
+    case KC_META: {
+      const u8 *a = rsHeader(m, LJ_HDR_META, &n);
+      kfValue(ctx, eM, a, n);
+      break;
+    }
+    case KC_TAGS: kfHeaderText(ctx, m, LJ_HDR_TAGS); break;
+    case KC_STORE: kfHeaderText(ctx, m, LJ_HDR_STORE); break;
+    case KC_PARTITION: sqlite3_result_int(ctx, p->iPart); break;
+    case KC_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
+    default: break;
+  }
+  return SQLITE_OK;
+}
+
+static int kfRowid(sqlite3_vtab_cursor *pCur, sqlite3_int64 *pRowid) {
+  *pRowid = ((KfCursor *)pCur)->iRow;
+  return SQLITE_OK;
+}
+
+static sqlite3_module kfModule = {0,            /* iVersion */
+                                  0,            /* xCreate: eponymous only */
+                                  kfConnect,    /* xConnect */
+                                  kfBestIndex,  /* xBestIndex */
+                                  kfDisconnect, /* xDisconnect */
+                                  0,            /* xDestroy */
+                                  kfOpen,       /* xOpen */
+                                  kfClose,      /* xClose */
+                                  kfFilter,     /* xFilter */
+                                  kfNext,       /* xNext */
+                                  kfEof,        /* xEof */
+                                  kfColumn,     /* xColumn */
+                                  kfRowid,      /* xRowid */
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
+
 int ljRegisterRestore(sqlite3 *db, LjConn *pConn) {
-  int rc = SQLITE_OK, n;
+  int rc = sqlite3_create_module_v2(db, "journal_kafka", &kfModule, 0, 0);
+  int n;
   for (n = 3; n <= 4 && rc == SQLITE_OK; n++) {
     rc = sqlite3_create_function_v2(db, "journal_restore", n,
                                     SQLITE_UTF8 | SQLITE_DIRECTONLY, pConn,
