@@ -20,12 +20,12 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 -fPIC -fvisibility=hidden -pthread $(WARN) -Iinclude
-LIBS    := -llmdb -lpthread -llz4 -lzstd
+LIBS    := -llmdb -lpthread -llz4 -lzstd -lrdkafka
 
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
        ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c \
-       ext/export.c ext/snapread.c ext/snapshots_tvf.c
+       ext/export.c ext/snapread.c ext/snapshots_tvf.c ext/ship.c ext/restore.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build
@@ -33,7 +33,7 @@ B := build
 # Debian packages the build, the tests, the demo and the bench need.
 PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
         libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang clang-format \
-        pkg-config python3
+        pkg-config python3 librdkafka-dev
 
 .PHONY: lint all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
         bench bench-quick clean newest install uninstall deb
@@ -104,7 +104,7 @@ deb: all static
 	  LIBDIR=/usr/lib/$(DEB_MULTIARCH) LDCONFIG=true
 	printf '%s\n' 'Package: lmdbjournal' 'Version: $(VERSION)' 'Architecture: $(DEB_ARCH)' \
 	  'Maintainer: $(DEB_MAINTAINER)' 'Section: libs' 'Priority: optional' \
-	  'Depends: libc6, libsqlite3-0 (>= 3.38.0), liblmdb0, liblz4-1, libzstd1' \
+	  'Depends: libc6, libsqlite3-0 (>= 3.38.0), liblmdb0, liblz4-1, libzstd1, librdkafka1' \
 	  'Description: SQLite extension keeping actor-system event journals in LMDB' \
 	  ' The loadable module (.load lmdbjournal), the static library, its header' \
 	  ' and pkg-config file.' > $(DEB_ROOT)/DEBIAN/control
@@ -118,7 +118,7 @@ deps:
 # ---- tests ---------------------------------------------------------------
 TCLSH ?= tclsh
 
-TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest newest
+TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -127,7 +127,7 @@ test: deps all $(TESTBIN)
 # LMDB call (it reads through scan.c and writes through submit.c), and the
 # code keeps the .clang-format layout.
 SQL_LAYER := ext/lmdbjournal.c ext/conn.c ext/journal_table.c ext/functions.c \
-             ext/tvf.c ext/export.c
+             ext/tvf.c ext/export.c ext/restore.c
 lint:
 	@if grep -nE '\bmdb_[a-z_]+ *\(' $(SQL_LAYER); then \
 	  echo "lint: the SQL layer calls LMDB (see above); go through scan.c" >&2; \
@@ -149,6 +149,10 @@ $(B)/difftest: test/difftest.c | $(B)
 
 newest: | $(B)
 	@sh test/newest-sqlite.sh $(B)/newest $(CC) $(BASEFLAGS) $(CFLAGS)
+
+# The mock Kafka cluster and topic dump of test/ship.test.
+$(B)/kafka_mock: test/kafka_mock.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ test/kafka_mock.c -lrdkafka
 
 $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/threads.c $(SRC) -lsqlite3 $(LIBS)

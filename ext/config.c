@@ -36,6 +36,15 @@
 **     max_value_size       64MiB    size, 1B .. 1GiB
 **     metrics              on       on | off | true | false | 1 | 0 | yes | no
 **     snapshot_keep        0        integer, 0 .. 1000000 (0: keep all)
+**     ship                 off      off | kafka (ship.c)
+**     ship_brokers         -        text: bootstrap servers host:port,...
+**     ship_topic           -        text: the topic
+**     ship_conf            -        text: more librdkafka properties,
+**                                   'key=value;key=value'
+**
+** ship=kafka needs ship_brokers and ship_topic.  The ship keys belong to
+** the environment like map_size, but are taken from the table that opens
+** it first in a process; journal_config shows them only when given.
 **
 ** map_size and compression_min are also capped by another option.  When
 ** the capped option is left at its default it follows the cap down
@@ -61,7 +70,8 @@
 
 /* Kinds of option.  INT, ENUM and BOOL live in an int; SIZE and DUR in
 ** an i64; PATH in a char*. */
-enum { LJ_K_PATH, LJ_K_INT, LJ_K_SIZE, LJ_K_DUR, LJ_K_ENUM, LJ_K_BOOL };
+enum { LJ_K_PATH, LJ_K_INT, LJ_K_SIZE, LJ_K_DUR, LJ_K_ENUM, LJ_K_BOOL,
+       LJ_K_TEXT };
 
 typedef struct LjName LjName;
 struct LjName {
@@ -88,6 +98,8 @@ static const LjName aCodec[] = {{"none", LJ_CODEC_NONE},
                                 {"lz4", LJ_CODEC_LZ4},
                                 {"zstd", LJ_CODEC_ZSTD},
                                 {0, 0}};
+static const LjName aShip[] = {{"off", LJ_SHIP_OFF}, {"kafka", LJ_SHIP_KAFKA},
+                               {0, 0}};
 static const LjName aBool[] = {{"on", 1},  {"off", 0}, {"true", 1},
                                {"false", 0}, {"1", 1},  {"0", 0},
                                {"yes", 1}, {"no", 0},  {0, 0}};
@@ -145,6 +157,11 @@ static const LjOpt aOpt[] = {
   {"metrics", LJ_OPT_METRICS, LJ_K_BOOL, LJ_F(bMetrics), 1, 0, 0, 0, aBool},
   {"snapshot_keep", LJ_OPT_SNAPSHOT_KEEP, LJ_K_INT, LJ_F(nSnapshotKeep), 0, 0,
    1000000, 0, 0},
+  {"ship", LJ_OPT_SHIP, LJ_K_ENUM, LJ_F(eShip), LJ_SHIP_OFF, 0, 0, 0, aShip},
+  {"ship_brokers", LJ_OPT_SHIP_BROKERS, LJ_K_TEXT, LJ_F(zShipBrokers), 0, 0, 0,
+   0, 0},
+  {"ship_topic", LJ_OPT_SHIP_TOPIC, LJ_K_TEXT, LJ_F(zShipTopic), 0, 0, 0, 0, 0},
+  {"ship_conf", LJ_OPT_SHIP_CONF, LJ_K_TEXT, LJ_F(zShipConf), 0, 0, 0, 0, 0},
 };
 #define LJ_NOPT ((int)(sizeof(aOpt) / sizeof(aOpt[0])))
 
@@ -296,6 +313,11 @@ static int ljOptApply(LjConfig *p, const LjOpt *pOpt, const char *zVal,
     p->zPath = sqlite3_mprintf("%s", zVal);
     return p->zPath ? SQLITE_OK : SQLITE_NOMEM;
   }
+  if (pOpt->eKind == LJ_K_TEXT) {
+    char **pz = (char **)((char *)p + pOpt->iOff);
+    *pz = sqlite3_mprintf("%s", zVal);
+    return *pz ? SQLITE_OK : SQLITE_NOMEM;
+  }
   if (pOpt->aName) {
     const LjName *pName;
     for (pName = pOpt->aName; pName->zName; pName++) {
@@ -396,7 +418,9 @@ void ljConfigDefaults(LjConfig *p) {
   int i;
   memset(p, 0, sizeof(*p));
   for (i = 0; i < LJ_NOPT; i++) {
-    if (aOpt[i].eKind != LJ_K_PATH) ljOptSet(p, &aOpt[i], aOpt[i].iDef);
+    if (aOpt[i].eKind < LJ_K_TEXT && aOpt[i].eKind != LJ_K_PATH) {
+      ljOptSet(p, &aOpt[i], aOpt[i].iDef);
+    }
   }
 }
 
@@ -429,12 +453,40 @@ int ljConfigParse(LjConfig *p, int nArg, const char *const *azArg,
   if (rc == SQLITE_OK && p->zPath == 0) {
     rc = ljCfgErr(pzErr, "missing required option path='directory'");
   }
+  if (rc == SQLITE_OK && p->eShip != LJ_SHIP_OFF
+      && (p->zShipBrokers == 0 || p->zShipTopic == 0)) {
+    rc = ljCfgErr(pzErr, "ship=kafka needs ship_brokers and ship_topic");
+  }
   return rc;
 }
 
+/* The text fields of *p: path, then the LJ_K_TEXT options. */
+static char **ljTextField(LjConfig *p, int i) {
+  if (aOpt[i].eKind != LJ_K_PATH && aOpt[i].eKind != LJ_K_TEXT) return 0;
+  return (char **)((char *)p + aOpt[i].iOff);
+}
+
 void ljConfigClear(LjConfig *p) {
-  sqlite3_free(p->zPath);
-  p->zPath = 0;
+  int i;
+  for (i = 0; i < LJ_NOPT; i++) {
+    char **pz = ljTextField(p, i);
+    if (pz) {
+      sqlite3_free(*pz);
+      *pz = 0;
+    }
+  }
+}
+
+int ljConfigOwnText(LjConfig *p) {
+  int i, rc = SQLITE_OK;
+  for (i = 0; i < LJ_NOPT; i++) {
+    char **pz = ljTextField(p, i);
+    if (pz && *pz) {
+      *pz = sqlite3_mprintf("%s", *pz);
+      if (*pz == 0) rc = SQLITE_NOMEM;
+    }
+  }
+  return rc;
 }
 
 static void ljJsonString(sqlite3_str *pStr, const char *z) {
@@ -465,13 +517,23 @@ char *ljConfigJson(const LjConfig *p, const char *zResolvedPath) {
   int i;
   for (i = 0; i < LJ_NOPT; i++) {
     const LjOpt *pOpt = &aOpt[i];
-    i64 iVal = pOpt->eKind == LJ_K_PATH ? 0 : ljOptGet(p, pOpt);
+    i64 iVal;
+    if (pOpt->eKind == LJ_K_TEXT || pOpt->mBit == LJ_OPT_SHIP) {
+      /* Shown only when given, so stores that do not ship read as before. */
+      if ((p->mSet & pOpt->mBit) == 0) continue;
+    }
+    iVal = (pOpt->eKind == LJ_K_PATH || pOpt->eKind == LJ_K_TEXT)
+               ? 0
+               : ljOptGet(p, pOpt);
     sqlite3_str_appendf(pStr, "%s\"%s\":", i ? "," : "{", pOpt->zName);
     switch (pOpt->eKind) {
       case LJ_K_PATH:
         ljJsonString(pStr, p->zPath);
         sqlite3_str_appendall(pStr, ",\"resolved_path\":");
         ljJsonString(pStr, zResolvedPath);
+        break;
+      case LJ_K_TEXT:
+        ljJsonString(pStr, *(char *const *)((const char *)p + pOpt->iOff));
         break;
       case LJ_K_DUR:
         sqlite3_str_appendf(pStr, "%lld", iVal / LJ_MS);

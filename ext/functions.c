@@ -334,16 +334,38 @@ static void jsonString(sqlite3_str *pStr, const char *z) {
   sqlite3_str_appendchar(pStr, 1, '"');
 }
 
+/* The "shipping" object of journal_health (ship.c says what it means). */
+static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
+  static const char *const azState[] = {"off", "standby", "active", "down"};
+  sqlite3_str_appendf(pStr,
+                      ",\"shipping\":{\"state\":\"%s\",\"shipped_pos\":%lld,"
+                      "\"lag_events\":%lld,\"lag_ms\":%lld,\"sent\":%llu,"
+                      "\"errors\":%llu,\"restarts\":%llu,\"last_error\":",
+                      azState[si->eState], si->shipPos, si->lagEvents,
+                      si->lagMs, (unsigned long long)si->nSent,
+                      (unsigned long long)si->nErrors,
+                      (unsigned long long)si->nRestarts);
+  if (si->zError[0]) {
+    jsonString(pStr, si->zError);
+  } else {
+    sqlite3_str_appendall(pStr, "null");
+  }
+  sqlite3_str_appendchar(pStr, 1, '}');
+}
+
 /*
 ** journal_health(T).  "status" is derived from the checks listed in
 ** "checks": failed when the writer failed; degraded when the map is over
 ** 90% of map_max, the queue is over 90% full, a reader transaction is
-** older than txn_timeout, or the writer reported an error.
+** older than txn_timeout, the writer reported an error, or shipping is
+** down (no broker reachable, or the topic unreadable).
 */
 static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
   LjMetricRow aRow[LJ_METRICS_MAX];
   LjWriterInfo wi;
+  LjShipInfo si;
+  int bShip;
   sqlite3_str *pStr;
   double mapSize = 0, mapUsed = 0, readers = 0, readersMax = 0, staged = 0;
   double pctOfMax;
@@ -367,9 +389,12 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bWriter = strcmp(wi.zState, "running") == 0;
   usOldest = ljOldestReaderUs(p->pEnv);
   bReaders = usOldest <= p->cfg.usTxnTimeout;
+  ljShipInfo(p->pEnv, &si);
+  bShip = si.eState != LJ_SHIPST_DOWN;
   zStatus = !bWriter ? "failed"
-            : (!bMap || !bQueue || !bReaders || wi.zLastError) ? "degraded"
-                                                               : "ok";
+            : (!bMap || !bQueue || !bReaders || wi.zLastError || !bShip)
+                ? "degraded"
+                : "ok";
   pStr = sqlite3_str_new(0);
   sqlite3_str_appendf(pStr, "{\"status\":\"%s\",\"path\":", zStatus);
   jsonString(pStr, p->pEnv->zDir);
@@ -399,6 +424,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                       "\"durable_pos\":%lld",
                       ljDurabilityName(p->cfg.eDurability), wi.lastPos,
                       wi.durablePos);
+  if (si.eState != LJ_SHIPST_OFF) healthShipping(pStr, &si);
   sqlite3_str_appendf(pStr,
                       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
                       "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"

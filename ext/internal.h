@@ -10,10 +10,13 @@
 **     export.c       journal_export: JSON lines, and the value }
 **                    encoding its import undoes                }
 **     snapshots_tvf.c  journal_snapshots, journal_actors       }
+**     restore.c      journal_restore from a Kafka topic        }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
 **          v
+**     ship.c         the shipper thread: committed events to   }
+**                    Kafka in pos order, read through scan.c  }
 **     scan.c         the read interface: every plan's walk     }
 **                    over runs, manifests, stage and indexes   }
 **     snapread.c     ... and over snapshots and the actors db  }
@@ -32,7 +35,9 @@
 **     config.c       CREATE VIRTUAL TABLE options
 **
 ** A file calls only files below it in this list (metrics.c reads the
-** gauges the writer publishes in LjEnv.m rather than calling it).
+** gauges the writer and the shipper publish in LjEnv.m rather than
+** calling them; registry.c starts and stops the shipper, as it does the
+** writer).
 **
 ** The SQL layer never calls LMDB directly (.ci/run checks it makes no
 ** mdb_* call): it reads through the read interface (scan.c) and writes
@@ -75,6 +80,7 @@ typedef uint8_t u8;
 enum { LJ_DUR_NONE = 0, LJ_DUR_META = 1, LJ_DUR_FULL = 2 };
 enum { LJ_MODE_ASYNC = 0, LJ_MODE_SYNC = 1 };
 enum { LJ_CODEC_NONE = 0, LJ_CODEC_LZ4 = 1, LJ_CODEC_ZSTD = 2 };
+enum { LJ_SHIP_OFF = 0, LJ_SHIP_KAFKA = 1 };
 
 /* Bits of LjConfig.mSet, one per key, telling which keys were given. */
 #define LJ_OPT_PATH (1u << 0)
@@ -98,6 +104,10 @@ enum { LJ_CODEC_NONE = 0, LJ_CODEC_LZ4 = 1, LJ_CODEC_ZSTD = 2 };
 #define LJ_OPT_MAX_VALUE (1u << 18)
 #define LJ_OPT_METRICS (1u << 19)
 #define LJ_OPT_SNAPSHOT_KEEP (1u << 20)
+#define LJ_OPT_SHIP (1u << 21)
+#define LJ_OPT_SHIP_BROKERS (1u << 22)
+#define LJ_OPT_SHIP_TOPIC (1u << 23)
+#define LJ_OPT_SHIP_CONF (1u << 24)
 
 /* Keys whose value belongs to the environment (and its one writer) rather
 ** than to the table: a second table opening the same directory with a
@@ -132,6 +142,10 @@ struct LjConfig {
   int bMetrics;          /* metrics= on/off */
   int nSnapshotKeep;     /* snapshot_keep= newest snapshots kept per actor
                          ** (0: all) */
+  int eShip;             /* ship= LJ_SHIP_* */
+  char *zShipBrokers;    /* ship_brokers= (sqlite3_malloc'd, or NULL) */
+  char *zShipTopic;      /* ship_topic= */
+  char *zShipConf;       /* ship_conf= 'key=value;...' librdkafka props */
   u32 mSet;              /* LJ_OPT_* bits of keys given explicitly */
 };
 
@@ -139,6 +153,8 @@ LJ_PRIVATE void ljConfigDefaults(LjConfig *p);
 LJ_PRIVATE int ljConfigParse(LjConfig *p, int nArg, const char *const *azArg,
                              char **pzErr);
 LJ_PRIVATE void ljConfigClear(LjConfig *p);
+/* Replace the text fields of a shallow copy by copies of their own. */
+LJ_PRIVATE int ljConfigOwnText(LjConfig *p);
 LJ_PRIVATE char *ljConfigJson(const LjConfig *p, const char *zResolvedPath);
 LJ_PRIVATE const char *ljDurabilityName(int e);
 LJ_PRIVATE int ljConfigEnvConflict(const LjConfig *pOpen, const LjConfig *pNew,
@@ -422,6 +438,7 @@ typedef struct LjWriter LjWriter;
 typedef struct LjActor LjActor;
 typedef struct LjClient LjClient;
 typedef struct LjMetrics LjMetrics;
+typedef struct LjShip LjShip;
 
 /* Named databases of a store. */
 enum {
@@ -471,8 +488,19 @@ struct LjMetrics {
   i64 durablePos;    /* last pos known durable */
   LjHist commitHist; /* commit latency, us */
   LjHist appendHist; /* journal_append latency, us (sampled) */
-  pthread_mutex_t histMutex; /* guards both histograms */
+  pthread_mutex_t histMutex; /* guards both histograms and zShipError */
+  /* Published by the shipper thread (ship.c), read by metrics.c. */
+  int eShipState;     /* LJ_SHIPST_* (atomic) */
+  i64 shipPos;        /* every event up to this pos is acknowledged */
+  i64 shipSeenPos;    /* highest pos the shipper has read */
+  i64 shipLagMs;      /* age of the oldest unacknowledged event, ms */
+  u64 nShipSent;      /* events acknowledged by Kafka */
+  u64 nShipErrors;    /* client and delivery errors */
+  u64 nShipRestarts;  /* producer restarts (resumed from Kafka) */
+  char zShipError[160]; /* last error, "" if none since the last delivery */
 };
+enum { LJ_SHIPST_OFF = 0, LJ_SHIPST_STANDBY, LJ_SHIPST_ACTIVE,
+       LJ_SHIPST_DOWN };
 /* Count a latency (histMutex held).  Inline: the writer and the append
 ** path record here; metrics.c reads. */
 static inline void ljHistAdd(LjHist *p, u64 us) {
@@ -495,7 +523,16 @@ struct LjMetricRow {
 };
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
-#define LJ_METRICS_MAX 32
+#define LJ_METRICS_MAX 40
+/* The shipper's state as metrics.c reads it from LjEnv.m. */
+typedef struct LjShipInfo LjShipInfo;
+struct LjShipInfo {
+  int eState;          /* LJ_SHIPST_* */
+  i64 shipPos, lagEvents, lagMs;
+  u64 nSent, nErrors, nRestarts;
+  char zError[160];    /* "" if none since the last delivery */
+};
+LJ_PRIVATE void ljShipInfo(LjEnv *pEnv, LjShipInfo *p);
 /* The help text of a metric, NULL if it has none. */
 LJ_PRIVATE const char *ljMetricHelp(const char *zName);
 /* Every metric as Prometheus text exposition (sqlite3_malloc'd; NULL when
@@ -557,6 +594,7 @@ struct LjEnv {
   unsigned mapGen;       /* bumped when the map moves (atomic) */
   i64 szMap;             /* current map size (gate) */
   LjWriter *pWriter;     /* the background writer */
+  LjShip *pShip;         /* the shipper (ship.c), NULL if not shipping */
   LjMetrics m;
   pid_t pid;             /* the process that opened it */
   unsigned forkGen;      /* fork generation it was opened in (registry.c) */
@@ -1020,6 +1058,23 @@ LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 
 /**************************************************************************
+** Shipping to Kafka (ship.c): a background thread per environment that
+** publishes committed events in pos order; the guarantee is stated at the
+** top of ship.c.  Started after the writer, stopped before it.
+*/
+LJ_PRIVATE int ljShipStart(LjEnv *pEnv, char **pzErr);
+LJ_PRIVATE void ljShipStop(LjEnv *pEnv);
+/* Kafka header names of a shipped event, shared with restore.c. */
+#define LJ_HDR_POS "pos"
+#define LJ_HDR_SEQ "seq"
+#define LJ_HDR_TS "ts"
+#define LJ_HDR_TYPE "type"
+#define LJ_HDR_META "meta"
+#define LJ_HDR_TAGS "tags"
+#define LJ_HDR_CLASS "class" /* "<payload class><meta class>", digits */
+#define LJ_HDR_STORE "store"
+
+/**************************************************************************
 ** Submitting (submit.c): the SQL threads' side of the writer.
 */
 /* Find (or load from the store and insert) the cache entry of an actor.
@@ -1144,6 +1199,8 @@ LJ_PRIVATE int ljRegisterSnapshotTvfs(sqlite3 *db, LjConn *pConn);
 ** (journal_table.c); 0 when it can match nothing. */
 LJ_PRIVATE int ljBoundValue(sqlite3_value *v, int bLower, int bStrict,
                             i64 *pOut);
+/* journal_restore from a Kafka topic (restore.c). */
+LJ_PRIVATE int ljRegisterRestore(sqlite3 *db, LjConn *pConn);
 
 /* The collation of the journal table's tag column (journal_table.c). */
 #define LJ_TAG_COLLATION "LJTEXT"

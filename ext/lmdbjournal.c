@@ -49,6 +49,7 @@ sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
   if (rc == SQLITE_OK) rc = ljRegisterTvfs(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterExport(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterSnapshotTvfs(db, pConn);
+  if (rc == SQLITE_OK) rc = ljRegisterRestore(db, pConn);
   if (rc != SQLITE_OK && pzErrMsg) {
     *pzErrMsg = sqlite3_mprintf("lmdbjournal: %s", sqlite3_errmsg(db));
   }

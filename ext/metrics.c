@@ -105,6 +105,17 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ROW("commit_latency_p99_us", ljHistQuantile(&commit, 0.99));
   ROW("commit_latency_p999_us", ljHistQuantile(&commit, 0.999));
   ROW("append_latency_p99_us", ljHistQuantile(&append, 0.99));
+  if (__atomic_load_n(&m->eShipState, __ATOMIC_RELAXED) != LJ_SHIPST_OFF) {
+    LjShipInfo si;
+    ljShipInfo(pEnv, &si);
+    ROW("ship_active", si.eState == LJ_SHIPST_ACTIVE);
+    ROW("ship_pos", si.shipPos);
+    ROW("ship_lag_events", si.lagEvents);
+    ROW("ship_lag_ms", si.lagMs);
+    COUNTER("ship_sent", si.nSent);
+    COUNTER("ship_errors", si.nErrors);
+    COUNTER("ship_restarts", si.nRestarts);
+  }
 #undef ROW
 #undef COUNTER
 #undef ROWK
@@ -151,7 +162,34 @@ static const struct {
     {"commit_latency_p999_us", "Commit time, 99.9th percentile, microseconds."},
     {"append_latency_p99_us",
      "journal_append call time, 99th percentile, microseconds."},
+    {"ship_active", "1 when this process ships to Kafka (holds ship.lock)."},
+    {"ship_pos", "Every event up to this pos is acknowledged by Kafka."},
+    {"ship_lag_events", "Committed events not yet acknowledged by Kafka."},
+    {"ship_lag_ms", "Age of the oldest unacknowledged event, ms."},
+    {"ship_sent", "Events acknowledged by Kafka."},
+    {"ship_errors", "Kafka client and delivery errors."},
+    {"ship_restarts", "Producer sessions started (each resumes from Kafka)."},
 };
+
+/* The shipper's published state (metrics.c reads LjEnv.m, never ship.c).
+** The lag counts pos values committed (as far as this process has seen)
+** and not acknowledged. */
+void ljShipInfo(LjEnv *pEnv, LjShipInfo *p) {
+  LjMetrics *m = &pEnv->m;
+  i64 last = __atomic_load_n(&m->lastPos, __ATOMIC_RELAXED);
+  i64 seen = __atomic_load_n(&m->shipSeenPos, __ATOMIC_RELAXED);
+  p->eState = __atomic_load_n(&m->eShipState, __ATOMIC_RELAXED);
+  p->shipPos = __atomic_load_n(&m->shipPos, __ATOMIC_RELAXED);
+  p->lagEvents = (last > seen ? last : seen) - p->shipPos;
+  if (p->lagEvents < 0 || p->eState == LJ_SHIPST_STANDBY) p->lagEvents = 0;
+  p->lagMs = __atomic_load_n(&m->shipLagMs, __ATOMIC_RELAXED);
+  p->nSent = __atomic_load_n(&m->nShipSent, __ATOMIC_RELAXED);
+  p->nErrors = __atomic_load_n(&m->nShipErrors, __ATOMIC_RELAXED);
+  p->nRestarts = __atomic_load_n(&m->nShipRestarts, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&m->histMutex);
+  memcpy(p->zError, m->zShipError, sizeof(p->zError));
+  pthread_mutex_unlock(&m->histMutex);
+}
 
 const char *ljMetricHelp(const char *zName) {
   for (size_t i = 0; i < sizeof(aMetricHelp) / sizeof(aMetricHelp[0]); i++) {

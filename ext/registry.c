@@ -206,10 +206,9 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   p->dev = pSt->st_dev;
   p->ino = pSt->st_ino;
   p->cfg = *pCfg;
-  p->cfg.zPath = sqlite3_mprintf("%s", pCfg->zPath);
   p->zDir = sqlite3_mprintf("%s", realpath(pCfg->zPath, aReal) ? aReal
                                                                : pCfg->zPath);
-  if (p->cfg.zPath == 0 || p->zDir == 0) {
+  if (ljConfigOwnText(&p->cfg) || p->zDir == 0) {
     envFree(p);
     return SQLITE_NOMEM;
   }
@@ -236,7 +235,9 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
     mdb_env_info(p->env, &info);
     p->szMap = (i64)info.me_mapsize;
     if (rc == SQLITE_OK) rc = ljWriterStart(p, pzErr);
+    if (rc == SQLITE_OK) rc = ljShipStart(p, pzErr);
     if (rc != SQLITE_OK) {
+      ljWriterStop(p);
       envFree(p);
       return rc;
     }
@@ -372,6 +373,7 @@ void ljEnvRelease(LjEnv *p) {
     }
     /* Still under the registry mutex: a concurrent open of the same
     ** directory must not open LMDB again before this close is complete. */
+    ljShipStop(p);
     ljWriterStop(p);
     envFree(p);
   }
