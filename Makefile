@@ -118,7 +118,8 @@ deps:
 # ---- tests ---------------------------------------------------------------
 TCLSH ?= tclsh
 
-TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest newest
+TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest newest \
+           $(B)/powerloss.so $(B)/powerloss-apply
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -155,6 +156,15 @@ $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 
 $(B)/crashload: test/crashload.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/crashload.c $(SRC) -lsqlite3 $(LIBS)
+
+# Simulated power loss (test/powerloss.test): the LD_PRELOAD shim that
+# records the pre-images of unsynced writes to data.mdb and kills its
+# process, and the tool that rolls a random part of them back.
+$(B)/powerloss.so: test/powerloss.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $@ test/powerloss.c -ldl -lpthread
+
+$(B)/powerloss-apply: test/powerloss.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $@ test/powerloss.c
 
 # ASan+UBSan build of the extension, loaded into an uninstrumented tclsh.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -1,8 +1,8 @@
 /*
 ** crashload.c -- a load process for kill -9 tests (test/crash.test).
 **
-**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-prefix P] DIR ACTORS
-**                     [COUNT]
+**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-prefix P]
+**                     [-mix OPTIONS2] [-pause MS] [-trunc] DIR ACTORS [COUNT]
 **
 ** Opens the store at DIR (OPTIONS, default "durability=full", are the
 ** other CREATE VIRTUAL TABLE arguments) and appends forever, or COUNT
@@ -25,7 +25,15 @@
 **
 **     TXN <ID> <n>
 **
-** so a test can check that a group is all there or not at all.  It prints
+** so a test can check that a group is all there or not at all.
+**
+** With -mix, a second table j2 on the same store (OPTIONS2, e.g.
+** "durability=none") gets as many appends per round, before j's, to actors
+** "<P>n<i>"; j2 is never synced, so none of its events is acknowledged.
+** With -pause, every third sync is followed by MS ms without appends
+** (idle merges and checkpoints run then).  With -trunc, every fourth sync
+** is followed by journal_truncate of actor <P>0 to 3 below its synced seq,
+** printed once it returned as "TRUNC <actor> <to_seq>".  It prints
 ** "READY <pid>" once the store is open.  stdout is flushed after every
 ** line, so whatever was printed before a kill is complete.  Any error is
 ** printed to stderr and ends the process with status 1.
@@ -65,14 +73,17 @@ int main(int argc, char **argv) {
   const char *zOpts = "durability=full";
   const char *zDir;
   const char *zPrefix = "a";
+  const char *zMix = 0;
+  int msPause = 0, bTrunc = 0;
+  long long nSynced0 = 0; /* actor <P>0's highest synced seq */
   int nActor, nK = 50, bTxn = 0, i;
   long long nCount = 0, nDone = 0, nTxn = 0, nSyncs = 0;
   long long *aSeq; /* highest seq appended per actor since last sync */
   sqlite3 *db = 0;
-  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0;
+  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0, *pApp2 = 0;
   char *zSql;
   unsigned rnd = (unsigned)getpid() * 2654435761u;
-  char zActor[64], zPayload[1200];
+  char zActor[64], zPayload[1200], zPad[1001];
 
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "-opts") == 0 && i + 1 < argc) {
@@ -83,6 +94,12 @@ int main(int argc, char **argv) {
       zPrefix = argv[++i];
     } else if (strcmp(argv[i], "-txn") == 0) {
       bTxn = 1;
+    } else if (strcmp(argv[i], "-mix") == 0 && i + 1 < argc) {
+      zMix = argv[++i];
+    } else if (strcmp(argv[i], "-pause") == 0 && i + 1 < argc) {
+      msPause = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "-trunc") == 0) {
+      bTrunc = 1;
     } else {
       usage(argv[0]);
     }
@@ -95,6 +112,8 @@ int main(int argc, char **argv) {
     nCount = atoll(argv[i + 2]);
   if (nActor < 1 || nK < 1 || nCount < 0)
     usage(argv[0]);
+  memset(zPad, 'x', sizeof zPad - 1);
+  zPad[sizeof zPad - 1] = 0;
   aSeq = calloc((size_t)nActor, sizeof(long long));
   if (!aSeq)
     return 1;
@@ -107,6 +126,17 @@ int main(int argc, char **argv) {
                       zDir, zOpts[0] ? ", " : "", zOpts);
   execOrDie(db, zSql);
   sqlite3_free(zSql);
+  if (zMix) {
+    zSql = sqlite3_mprintf(
+        "CREATE VIRTUAL TABLE j2 USING lmdb_journal(path=%Q%s%s)", zDir,
+        zMix[0] ? ", " : "", zMix);
+    execOrDie(db, zSql);
+    sqlite3_free(zSql);
+    if (sqlite3_prepare_v2(db, "SELECT journal_append('j2', ?, ?)", -1, &pApp2,
+                           0) != SQLITE_OK) {
+      die(db, "prepare journal_append j2");
+    }
+  }
   if (sqlite3_prepare_v2(db, "SELECT journal_append('j', ?, ?)", -1, &pApp,
                          0) != SQLITE_OK) {
     die(db, "prepare journal_append");
@@ -127,6 +157,18 @@ int main(int argc, char **argv) {
   while (nCount == 0 || nDone < nCount) {
     int nBatch = nK / 2 + (int)((rnd >> 8) % (unsigned)nK) + 1;
     int b;
+    for (b = 0; pApp2 && b < nBatch; b++) {
+      rnd = rnd * 1103515245u + 12345u;
+      snprintf(zActor, sizeof zActor, "%sn%d", zPrefix,
+               (int)((rnd >> 16) % (unsigned)nActor));
+      snprintf(zPayload, sizeof zPayload, "%s|%d|%lld|%.*s", zActor,
+               (int)getpid(), nDone, (int)((rnd >> 4) % 1000), zPad);
+      sqlite3_bind_text(pApp2, 1, zActor, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(pApp2, 2, zPayload, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(pApp2) != SQLITE_ROW)
+        die(db, "journal_append j2");
+      sqlite3_reset(pApp2);
+    }
     for (b = 0; b < nBatch && (nCount == 0 || nDone < nCount); b++) {
       int a, nPad;
       rnd = rnd * 1103515245u + 12345u;
@@ -156,6 +198,8 @@ int main(int argc, char **argv) {
     {
       long long pos = sqlite3_column_int64(pSync, 0);
       sqlite3_reset(pSync);
+      if (aSeq[0])
+        nSynced0 = aSeq[0];
       for (b = 0; b < nActor; b++) {
         if (aSeq[b])
           printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
@@ -165,6 +209,16 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
     nSyncs++;
+    if (msPause > 0 && (nSyncs % 3) == 0)
+      usleep((useconds_t)msPause * 1000);
+    if (bTrunc && (nSyncs % 4) == 0 && nSynced0 > 3) {
+      zSql = sqlite3_mprintf("SELECT journal_truncate('j', '%q0', %lld)",
+                             zPrefix, nSynced0 - 3);
+      execOrDie(db, zSql);
+      sqlite3_free(zSql);
+      printf("TRUNC %s0 %lld\n", zPrefix, nSynced0 - 3);
+      fflush(stdout);
+    }
 
     if (bTxn && (nSyncs % 5) == 0) {
       char zId[64];
@@ -188,6 +242,7 @@ int main(int argc, char **argv) {
   sqlite3_finalize(pApp);
   sqlite3_finalize(pSync);
   sqlite3_finalize(pIns);
+  sqlite3_finalize(pApp2);
   if (sqlite3_close(db) != SQLITE_OK)
     die(db, "close");
   free(aSeq);
