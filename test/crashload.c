@@ -75,6 +75,7 @@ int main(int argc, char **argv) {
   const char *zPrefix = "a";
   const char *zMix = 0;
   int msPause = 0, bTrunc = 0;
+  long long nMix = 0;     /* appends to j2 */
   long long nSynced0 = 0; /* actor <P>0's highest synced seq */
   int nActor, nK = 50, bTxn = 0, i;
   long long nCount = 0, nDone = 0, nTxn = 0, nSyncs = 0;
@@ -162,13 +163,16 @@ int main(int argc, char **argv) {
       snprintf(zActor, sizeof zActor, "%sn%d", zPrefix,
                (int)((rnd >> 16) % (unsigned)nActor));
       snprintf(zPayload, sizeof zPayload, "%s|%d|%lld|%.*s", zActor,
-               (int)getpid(), nDone, (int)((rnd >> 4) % 1000), zPad);
+               (int)getpid(), nMix++, (int)((rnd >> 4) % 1000), zPad);
       sqlite3_bind_text(pApp2, 1, zActor, -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(pApp2, 2, zPayload, -1, SQLITE_TRANSIENT);
       if (sqlite3_step(pApp2) != SQLITE_ROW)
         die(db, "journal_append j2");
       sqlite3_reset(pApp2);
     }
+    /* Let the writer commit j2's appends in batches of their own. */
+    if (pApp2)
+      usleep(2000);
     for (b = 0; b < nBatch && (nCount == 0 || nDone < nCount); b++) {
       int a, nPad;
       rnd = rnd * 1103515245u + 12345u;
