@@ -17,6 +17,17 @@
 **     POWERLOSS_AT=K    before the K-th write or sync of the file
 **     POWERLOSS_MS=T    T ms after the process started (a timer thread)
 **
+** Injected faults (same shim, no log needed):
+**
+**     POWERLOSS_FAULT=eio     the K-th fsync/fdatasync of the file fails
+**                             with EIO (without syncing)
+**     POWERLOSS_FAULT=enospc  the K-th write of the file fails with ENOSPC
+**                             (nothing written)
+**     POWERLOSS_FAULT_AT=K    (default 1), POWERLOSS_FAULT_COUNT=N: that
+**                             many consecutive calls fail (default 1)
+**
+** Each failure prints "FAULT <kind> <n>" on stderr.
+**
 ** Writes are not buffered: LMDB (without MDB_WRITEMAP) reads its own pages
 ** back through a read-only map, so each write must reach the page cache at
 ** once.  Instead the tool rolls back what "did not make it" afterwards.
@@ -79,6 +90,8 @@ static size_t nRec, nRecAlloc;
 static long long nOps, nCrashAt;
 static const char *zMatch = "data.mdb";
 static const char *zLog;
+static int eFault;                 /* 0, 1 eio, 2 enospc */
+static long long nFaultAt = 1, nFaultCount = 1, nFaultSync, nFaultWrite;
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -122,6 +135,11 @@ __attribute__((constructor)) static void plInit(void) {
   if ((z = getenv("POWERLOSS_FILE")) && z[0]) zMatch = z;
   zLog = getenv("POWERLOSS_LOG");
   if ((z = getenv("POWERLOSS_AT"))) nCrashAt = atoll(z);
+  if ((z = getenv("POWERLOSS_FAULT"))) {
+    eFault = strcmp(z, "eio") == 0 ? 1 : strcmp(z, "enospc") == 0 ? 2 : 0;
+  }
+  if ((z = getenv("POWERLOSS_FAULT_AT"))) nFaultAt = atoll(z);
+  if ((z = getenv("POWERLOSS_FAULT_COUNT"))) nFaultCount = atoll(z);
   if ((z = getenv("POWERLOSS_MS")) && atol(z) > 0) {
     pthread_t t;
     pthread_attr_t a;
@@ -133,7 +151,7 @@ __attribute__((constructor)) static void plInit(void) {
 
 static int plMatches(const char *zPath) {
   size_t n = strlen(zPath), m = strlen(zMatch);
-  return zLog && n >= m && strcmp(zPath + n - m, zMatch) == 0;
+  return (zLog || eFault) && n >= m && strcmp(zPath + n - m, zMatch) == 0;
 }
 
 static void plTrack(int fd, const char *zPath, int flags) {
@@ -173,6 +191,19 @@ static void plCrash(void) {
 /* Count an operation on the file; crash when it is the chosen one. */
 static void plOp(void) {
   if (nCrashAt > 0 && ++nOps >= nCrashAt) plCrash();
+}
+
+/* Whether this call is one chosen to fail (mutex held). */
+static int plFault(int eKind, long long *pn) {
+  char z[64];
+  int n;
+  if (eFault != eKind) return 0;
+  ++*pn;
+  if (*pn < nFaultAt || *pn >= nFaultAt + nFaultCount) return 0;
+  n = snprintf(z, sizeof z, "FAULT %s %lld\n", eKind == 1 ? "eio" : "enospc", *pn);
+  real_write(2, z, (size_t)n);
+  errno = eKind == 1 ? EIO : ENOSPC;
+  return 1;
 }
 
 static void plForget(void) {
@@ -264,6 +295,10 @@ ssize_t pwrite(int fd, const void *p, size_t n, off_t off) {
   if (!plIsTracked(fd)) return real_pwrite(fd, p, n, off);
   pthread_mutex_lock(&plMutex);
   plOp();
+  if (plFault(2, &nFaultWrite)) {
+    pthread_mutex_unlock(&plMutex);
+    return -1;
+  }
   plRecord(fd, off, n);
   rc = real_pwrite(fd, p, n, off);
   pthread_mutex_unlock(&plMutex);
@@ -276,6 +311,10 @@ ssize_t pwritev(int fd, const struct iovec *a, int n, off_t off) {
   if (!plIsTracked(fd)) return real_pwritev(fd, a, n, off);
   pthread_mutex_lock(&plMutex);
   plOp();
+  if (plFault(2, &nFaultWrite)) {
+    pthread_mutex_unlock(&plMutex);
+    return -1;
+  }
   plRecord(fd, off, plIovLen(a, n));
   rc = real_pwritev(fd, a, n, off);
   pthread_mutex_unlock(&plMutex);
@@ -289,6 +328,10 @@ ssize_t write(int fd, const void *p, size_t n) {
   if (!plIsTracked(fd)) return real_write(fd, p, n);
   pthread_mutex_lock(&plMutex);
   plOp();
+  if (plFault(2, &nFaultWrite)) {
+    pthread_mutex_unlock(&plMutex);
+    return -1;
+  }
   plRecord(fd, lseek(fd, 0, SEEK_CUR), n);
   rc = real_write(fd, p, n);
   pthread_mutex_unlock(&plMutex);
@@ -300,6 +343,10 @@ ssize_t writev(int fd, const struct iovec *a, int n) {
   if (!plIsTracked(fd)) return real_writev(fd, a, n);
   pthread_mutex_lock(&plMutex);
   plOp();
+  if (plFault(2, &nFaultWrite)) {
+    pthread_mutex_unlock(&plMutex);
+    return -1;
+  }
   plRecord(fd, lseek(fd, 0, SEEK_CUR), plIovLen(a, n));
   rc = real_writev(fd, a, n);
   pthread_mutex_unlock(&plMutex);
@@ -311,6 +358,10 @@ static int plSync(int fd, int (*xSync)(int)) {
   if (!plIsTracked(fd)) return xSync(fd);
   pthread_mutex_lock(&plMutex);
   plOp();
+  if (plFault(1, &nFaultSync)) {
+    pthread_mutex_unlock(&plMutex);
+    return -1;
+  }
   rc = xSync(fd);
   if (rc == 0) plForget();
   pthread_mutex_unlock(&plMutex);
