@@ -105,23 +105,18 @@ int main(int argc, char **argv) {
       usage(argv[0]);
     }
   }
-  if (argc - i < 2 || argc - i > 3)
-    usage(argv[0]);
+  if (argc - i < 2 || argc - i > 3) usage(argv[0]);
   zDir = argv[i];
   nActor = atoi(argv[i + 1]);
-  if (argc - i == 3)
-    nCount = atoll(argv[i + 2]);
-  if (nActor < 1 || nK < 1 || nCount < 0)
-    usage(argv[0]);
+  if (argc - i == 3) nCount = atoll(argv[i + 2]);
+  if (nActor < 1 || nK < 1 || nCount < 0) usage(argv[0]);
   memset(zPad, 'x', sizeof zPad - 1);
   zPad[sizeof zPad - 1] = 0;
   aSeq = calloc((size_t)nActor, sizeof(long long));
-  if (!aSeq)
-    return 1;
+  if (!aSeq) return 1;
 
   sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
-  if (sqlite3_open(":memory:", &db) != SQLITE_OK)
-    die(db, "open");
+  if (sqlite3_open(":memory:", &db) != SQLITE_OK) die(db, "open");
   zSql =
       sqlite3_mprintf("CREATE VIRTUAL TABLE j USING lmdb_journal(path=%Q%s%s)",
                       zDir, zOpts[0] ? ", " : "", zOpts);
@@ -166,13 +161,11 @@ int main(int argc, char **argv) {
                (int)getpid(), nMix++, (int)((rnd >> 4) % 1000), zPad);
       sqlite3_bind_text(pApp2, 1, zActor, -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(pApp2, 2, zPayload, -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(pApp2) != SQLITE_ROW)
-        die(db, "journal_append j2");
+      if (sqlite3_step(pApp2) != SQLITE_ROW) die(db, "journal_append j2");
       sqlite3_reset(pApp2);
     }
     /* Let the writer commit j2's appends in batches of their own. */
-    if (pApp2)
-      usleep(2000);
+    if (pApp2) usleep(2000);
     for (b = 0; b < nBatch && (nCount == 0 || nDone < nCount); b++) {
       int a, nPad;
       rnd = rnd * 1103515245u + 12345u;
@@ -190,31 +183,26 @@ int main(int argc, char **argv) {
       }
       sqlite3_bind_text(pApp, 1, zActor, -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(pApp, 2, zPayload, -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(pApp) != SQLITE_ROW)
-        die(db, "journal_append");
+      if (sqlite3_step(pApp) != SQLITE_ROW) die(db, "journal_append");
       aSeq[a] = sqlite3_column_int64(pApp, 0);
       sqlite3_reset(pApp);
       nDone++;
     }
 
-    if (sqlite3_step(pSync) != SQLITE_ROW)
-      die(db, "journal_sync");
+    if (sqlite3_step(pSync) != SQLITE_ROW) die(db, "journal_sync");
     {
       long long pos = sqlite3_column_int64(pSync, 0);
       sqlite3_reset(pSync);
-      if (aSeq[0])
-        nSynced0 = aSeq[0];
+      if (aSeq[0]) nSynced0 = aSeq[0];
       for (b = 0; b < nActor; b++) {
-        if (aSeq[b])
-          printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
+        if (aSeq[b]) printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
         aSeq[b] = 0;
       }
       printf("DURABLE %lld %lld\n", pos, nDone);
       fflush(stdout);
     }
     nSyncs++;
-    if (msPause > 0 && (nSyncs % 3) == 0)
-      usleep((useconds_t)msPause * 1000);
+    if (msPause > 0 && (nSyncs % 3) == 0) usleep((useconds_t)msPause * 1000);
     if (bTrunc && (nSyncs % 4) == 0 && nSynced0 > 3) {
       zSql = sqlite3_mprintf("SELECT journal_truncate('j', '%q0', %lld)",
                              zPrefix, nSynced0 - 3);
@@ -233,8 +221,7 @@ int main(int argc, char **argv) {
         snprintf(zPayload, sizeof zPayload, "txn %s %d/%d", zId, k, n);
         sqlite3_bind_text(pIns, 1, zPrefix, -1, SQLITE_STATIC);
         sqlite3_bind_text(pIns, 2, zPayload, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(pIns) != SQLITE_DONE)
-          die(db, "INSERT");
+        if (sqlite3_step(pIns) != SQLITE_DONE) die(db, "INSERT");
         sqlite3_reset(pIns);
       }
       execOrDie(db, "COMMIT");
@@ -247,8 +234,7 @@ int main(int argc, char **argv) {
   sqlite3_finalize(pSync);
   sqlite3_finalize(pIns);
   sqlite3_finalize(pApp2);
-  if (sqlite3_close(db) != SQLITE_OK)
-    die(db, "close");
+  if (sqlite3_close(db) != SQLITE_OK) die(db, "close");
   free(aSeq);
   return 0;
 }

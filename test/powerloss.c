@@ -90,7 +90,7 @@ static size_t nRec, nRecAlloc;
 static long long nOps, nCrashAt;
 static const char *zMatch = "data.mdb";
 static const char *zLog;
-static int eFault;                 /* 0, 1 eio, 2 enospc */
+static int eFault; /* 0, 1 eio, 2 enospc */
 static long long nFaultAt = 1, nFaultCount = 1, nFaultSync, nFaultWrite;
 
 static ssize_t (*real_write)(int, const void *, size_t);
@@ -162,7 +162,9 @@ static void plTrack(int fd, const char *zPath, int flags) {
   pthread_mutex_unlock(&plMutex);
 }
 
-static int plIsTracked(int fd) { return fd >= 0 && fd < MAXFD && aTracked[fd]; }
+static int plIsTracked(int fd) {
+  return fd >= 0 && fd < MAXFD && aTracked[fd];
+}
 
 static void plWriteAll(int fd, const void *p, size_t n) {
   const char *z = p;
@@ -200,7 +202,8 @@ static int plFault(int eKind, long long *pn) {
   if (eFault != eKind) return 0;
   ++*pn;
   if (*pn < nFaultAt || *pn >= nFaultAt + nFaultCount) return 0;
-  n = snprintf(z, sizeof z, "FAULT %s %lld\n", eKind == 1 ? "eio" : "enospc", *pn);
+  n = snprintf(z, sizeof z, "FAULT %s %lld\n", eKind == 1 ? "eio" : "enospc",
+               *pn);
   real_write(2, z, (size_t)n);
   errno = eKind == 1 ? EIO : ENOSPC;
   return 1;
@@ -304,7 +307,8 @@ ssize_t pwrite(int fd, const void *p, size_t n, off_t off) {
   pthread_mutex_unlock(&plMutex);
   return rc;
 }
-ssize_t pwrite64(int, const void *, size_t, off_t) __attribute__((alias("pwrite")));
+ssize_t pwrite64(int, const void *, size_t, off_t)
+    __attribute__((alias("pwrite")));
 
 ssize_t pwritev(int fd, const struct iovec *a, int n, off_t off) {
   ssize_t rc;
@@ -367,14 +371,20 @@ static int plSync(int fd, int (*xSync)(int)) {
   pthread_mutex_unlock(&plMutex);
   return rc;
 }
-int fsync(int fd) { return plSync(fd, real_fsync); }
-int fdatasync(int fd) { return plSync(fd, real_fdatasync); }
+int fsync(int fd) {
+  return plSync(fd, real_fsync);
+}
+int fdatasync(int fd) {
+  return plSync(fd, real_fdatasync);
+}
 
 #else
 /**************************************************************************
 ** The tool
 */
-static int readAll(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
+static int readAll(FILE *f, void *p, size_t n) {
+  return fread(p, 1, n, f) == n;
+}
 
 int main(int argc, char **argv) {
   FILE *f;
@@ -388,7 +398,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s DATAFILE LOG SEED\n", argv[0]);
     return 2;
   }
-  rnd = strtoull(argv[3], 0, 10) * 6364136223846793005ull + 1442695040888963407ull;
+  rnd = strtoull(argv[3], 0, 10) * 6364136223846793005ull +
+        1442695040888963407ull;
   f = fopen(argv[2], "rb");
   if (!f) {
     printf("0 0\n"); /* nothing written since the last sync */
@@ -427,9 +438,10 @@ int main(int argc, char **argv) {
     size_t aIdx[64];
     size_t m = 0, lo = 0, k;
     for (i = 0; i < nRec; i++) {
-      if (aRec[i].off / SECTOR <= s && s < (aRec[i].off + aRec[i].len) / SECTOR) {
+      if (aRec[i].off / SECTOR <= s &&
+          s < (aRec[i].off + aRec[i].len) / SECTOR) {
         if (aRec[i].flags) {
-          m = 0;   /* versions before a synced write cannot come back */
+          m = 0; /* versions before a synced write cannot come back */
           lo = 0;
         } else if (m < 64) {
           aIdx[m++] = i;
@@ -442,8 +454,8 @@ int main(int argc, char **argv) {
     k = lo + (size_t)((rnd >> 33) % (m + 1));
     if (k < m) {
       PlRec *r = &aRec[aIdx[k]];
-      if (pwrite(fd, r->pre + (s * SECTOR - r->off), SECTOR, (off_t)(s * SECTOR)) !=
-          SECTOR) {
+      if (pwrite(fd, r->pre + (s * SECTOR - r->off), SECTOR,
+                 (off_t)(s * SECTOR)) != SECTOR) {
         perror("pwrite");
         return 1;
       }
