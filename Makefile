@@ -118,7 +118,8 @@ deps:
 # ---- tests ---------------------------------------------------------------
 TCLSH ?= tclsh
 
-TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest
+TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest \
+           $(B)/powerloss.so $(B)/powerloss-apply
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -160,6 +161,15 @@ $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 $(B)/crashload: test/crashload.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/crashload.c $(SRC) -lsqlite3 $(LIBS)
 
+# Simulated power loss (test/powerloss.test): the LD_PRELOAD shim that
+# records the pre-images of unsynced writes to data.mdb and kills its
+# process, and the tool that rolls a random part of them back.
+$(B)/powerloss.so: test/powerloss.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $@ test/powerloss.c -ldl -lpthread
+
+$(B)/powerloss-apply: test/powerloss.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $@ test/powerloss.c
+
 # ASan+UBSan build of the extension, loaded into an uninstrumented tclsh.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # asan_suite DIR EXTRA_CFLAGS: build the extension and the C drivers into
@@ -169,6 +179,8 @@ define asan_suite
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -shared -o $(1)/lmdbjournal.so $(SRC) $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $(1)/powerloss.so test/powerloss.c -ldl -lpthread
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $(1)/powerloss-apply test/powerloss.c
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(TCLSH) test/all.tcl --build $(1) --quick $(TESTARGS)

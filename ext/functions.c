@@ -420,10 +420,15 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_str_appendall(pStr, "null");
   }
   sqlite3_str_appendf(pStr,
-                      ",\"durability\":\"%s\",\"last_pos\":%lld,"
+                      ",\"durability\":\"%s\",\"durability_commit\":\"%s\","
+                      "\"os_crash_risk\":\"%s\",\"last_pos\":%lld,"
                       "\"durable_pos\":%lld",
-                      ljDurabilityName(p->cfg.eDurability), wi.lastPos,
-                      wi.durablePos);
+                      ljDurabilityName(p->cfg.eDurability),
+                      p->cfg.eDurability == LJ_DUR_FULL ? "sync" : "nometasync",
+                      p->cfg.eDurability == LJ_DUR_FULL
+                          ? "none"
+                          : "may lose commits after durable_pos; never corrupts",
+                      wi.lastPos, wi.durablePos);
   if (si.eState != LJ_SHIPST_OFF) healthShipping(pStr, &si);
   sqlite3_str_appendf(pStr,
                       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"

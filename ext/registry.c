@@ -212,8 +212,9 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
     envFree(p);
     return SQLITE_NOMEM;
   }
-  if (pCfg->eDurability == LJ_DUR_NONE) flags |= MDB_NOSYNC;
-  if (pCfg->eDurability == LJ_DUR_META) flags |= MDB_NOMETASYNC;
+  /* Never MDB_NOSYNC: it may corrupt the store on an OS crash (writer.c,
+  ** setDurability). */
+  if (pCfg->eDurability != LJ_DUR_FULL) flags |= MDB_NOMETASYNC;
   mrc = mdb_env_create(&p->env);
   if (mrc == 0) mrc = mdb_env_set_maxreaders(p->env, (unsigned)pCfg->nMaxReaders);
   if (mrc == 0) mrc = mdb_env_set_maxdbs(p->env, (MDB_dbi)pCfg->nMaxDbs);

@@ -545,8 +545,9 @@ int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
   int rc;
   pthread_mutex_lock(&w->mutex);
   t = w->iNextTicket;
-  if (bDurable && pClient->eDurability == LJ_DUR_NONE) {
-    /* Only an explicit env sync makes durability=none commits durable.
+  if (bDurable && pClient->eDurability != LJ_DUR_FULL) {
+    /* Only an explicit env sync makes durability=none commits durable, and
+    ** the last durability=meta commit (its meta page is not synced).
     ** The request is not "waited" (the writer frees it); this thread
     ** waits for its ticket instead, and its failure is parked on the
     ** client like an async append's. */

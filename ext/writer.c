@@ -34,9 +34,10 @@
 ** errors are retried max_retries times with retry_delay doubling.
 **
 ** Durability.  A batch is committed with the strongest durability any of
-** its requests asked for (env flags MDB_NOSYNC / MDB_NOMETASYNC are set
-** per commit).  With durability=none, the environment is synced every
-** checkpoint_interval and on journal_sync.
+** its requests asked for (env flag MDB_NOMETASYNC is set per commit for
+** meta and none; MDB_NOSYNC is never used, see setDurability).  With
+** durability=none, the environment is synced every checkpoint_interval;
+** journal_sync of a meta or none table syncs it at once.
 **
 ** Locking: LjWriter.mutex (the writer mutex) guards the fields of
 ** LjWriter (internal.h) marked (mutex); those marked (writer) belong to
@@ -193,12 +194,20 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
 /**************************************************************************
 ** Committing a batch
 */
+/* durability=none commits with MDB_NOMETASYNC, like meta, never with
+** MDB_NOSYNC: a NOSYNC commit lets the OS write its meta page before its
+** data pages, and an OS crash then leaves a meta page pointing at pages
+** that never reached the disk -- the whole store, with what other tables
+** (or earlier journal_syncs) acknowledged as durable, is damaged.  With
+** NOMETASYNC the data pages are fdatasync'd before the meta page is
+** written, so a crash loses at most the commits whose meta page was not
+** yet flushed.  What none saves over meta is the wait for the meta page
+** only at journal_sync and checkpoints (docs/api.md, "Durability"). */
 static void setDurability(LjWriter *w, int eDur) {
   MDB_env *env = w->pEnv->env;
   if (w->eFlags == eDur) return;
   mdb_env_set_flags(env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
-  if (eDur == LJ_DUR_NONE) mdb_env_set_flags(env, MDB_NOSYNC, 1);
-  if (eDur == LJ_DUR_META) mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+  if (eDur != LJ_DUR_FULL) mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
   w->eFlags = eDur;
 }
 
@@ -475,9 +484,16 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
   }
   sqlite3_free(zFail);
   if (mrc == 0) {
+    i64 prevPos = w->lastPos;
     w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
-    if (bSync || w->eFlags != LJ_DUR_NONE) w->durablePos = w->lastPos;
+    if (bSync || w->eFlags == LJ_DUR_FULL) {
+      w->durablePos = w->lastPos;
+    } else if (prevPos > w->durablePos) {
+      /* MDB_NOMETASYNC: this commit's fdatasync flushed the meta page of
+      ** the commit before it, not its own. */
+      w->durablePos = prevPos;
+    }
     /* A commit went through: the fault behind the last error cleared
     ** (health goes back to ok; the errors counter keeps the history). */
     sqlite3_free(w->zLastError);

@@ -1,8 +1,8 @@
 /*
 ** crashload.c -- a load process for kill -9 tests (test/crash.test).
 **
-**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-snap] [-prefix P] DIR
-**                     ACTORS [COUNT]
+**     build/crashload [-opts OPTIONS] [-k N] [-txn] [-snap] [-prefix P]
+**                     [-mix OPTIONS2] [-pause MS] [-trunc] DIR ACTORS [COUNT]
 **
 ** Opens the store at DIR (OPTIONS, default "durability=full", are the
 ** other CREATE VIRTUAL TABLE arguments) and appends forever, or COUNT
@@ -32,7 +32,15 @@
 **
 **     SNAP <actor> <seq>
 **
-** (after its SYNCED line).  It prints
+** (after its SYNCED line).
+**
+** With -mix, a second table j2 on the same store (OPTIONS2, e.g.
+** "durability=none") gets as many appends per round, before j's, to actors
+** "<P>n<i>"; j2 is never synced, so none of its events is acknowledged.
+** With -pause, every third sync is followed by MS ms without appends
+** (idle merges and checkpoints run then).  With -trunc, every fourth sync
+** is followed by journal_truncate of actor <P>0 to 3 below its synced seq,
+** printed once it returned as "TRUNC <actor> <to_seq>".  It prints
 ** "READY <pid>" once the store is open.  stdout is flushed after every
 ** line, so whatever was printed before a kill is complete.  Any error is
 ** printed to stderr and ends the process with status 1.
@@ -72,14 +80,18 @@ int main(int argc, char **argv) {
   const char *zOpts = "durability=full";
   const char *zDir;
   const char *zPrefix = "a";
+  const char *zMix = 0;
+  int msPause = 0, bTrunc = 0;
+  long long nMix = 0;     /* appends to j2 */
+  long long nSynced0 = 0; /* actor <P>0's highest synced seq */
   int nActor, nK = 50, bTxn = 0, bSnap = 0, i;
   long long nCount = 0, nDone = 0, nTxn = 0, nSyncs = 0;
   long long *aSeq; /* highest seq appended per actor since last sync */
   sqlite3 *db = 0;
-  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0, *pSnap = 0;
+  sqlite3_stmt *pApp = 0, *pSync = 0, *pIns = 0, *pSnap = 0, *pApp2 = 0;
   char *zSql;
   unsigned rnd = (unsigned)getpid() * 2654435761u;
-  char zActor[64], zPayload[1200];
+  char zActor[64], zPayload[1200], zPad[1001];
 
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "-opts") == 0 && i + 1 < argc) {
@@ -92,30 +104,44 @@ int main(int argc, char **argv) {
       bTxn = 1;
     } else if (strcmp(argv[i], "-snap") == 0) {
       bSnap = 1;
+    } else if (strcmp(argv[i], "-mix") == 0 && i + 1 < argc) {
+      zMix = argv[++i];
+    } else if (strcmp(argv[i], "-pause") == 0 && i + 1 < argc) {
+      msPause = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "-trunc") == 0) {
+      bTrunc = 1;
     } else {
       usage(argv[0]);
     }
   }
-  if (argc - i < 2 || argc - i > 3)
-    usage(argv[0]);
+  if (argc - i < 2 || argc - i > 3) usage(argv[0]);
   zDir = argv[i];
   nActor = atoi(argv[i + 1]);
-  if (argc - i == 3)
-    nCount = atoll(argv[i + 2]);
-  if (nActor < 1 || nK < 1 || nCount < 0)
-    usage(argv[0]);
+  if (argc - i == 3) nCount = atoll(argv[i + 2]);
+  if (nActor < 1 || nK < 1 || nCount < 0) usage(argv[0]);
+  memset(zPad, 'x', sizeof zPad - 1);
+  zPad[sizeof zPad - 1] = 0;
   aSeq = calloc((size_t)nActor, sizeof(long long));
-  if (!aSeq)
-    return 1;
+  if (!aSeq) return 1;
 
   sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
-  if (sqlite3_open(":memory:", &db) != SQLITE_OK)
-    die(db, "open");
+  if (sqlite3_open(":memory:", &db) != SQLITE_OK) die(db, "open");
   zSql =
       sqlite3_mprintf("CREATE VIRTUAL TABLE j USING lmdb_journal(path=%Q%s%s)",
                       zDir, zOpts[0] ? ", " : "", zOpts);
   execOrDie(db, zSql);
   sqlite3_free(zSql);
+  if (zMix) {
+    zSql = sqlite3_mprintf(
+        "CREATE VIRTUAL TABLE j2 USING lmdb_journal(path=%Q%s%s)", zDir,
+        zMix[0] ? ", " : "", zMix);
+    execOrDie(db, zSql);
+    sqlite3_free(zSql);
+    if (sqlite3_prepare_v2(db, "SELECT journal_append('j2', ?, ?)", -1, &pApp2,
+                           0) != SQLITE_OK) {
+      die(db, "prepare journal_append j2");
+    }
+  }
   if (sqlite3_prepare_v2(db, "SELECT journal_append('j', ?, ?)", -1, &pApp,
                          0) != SQLITE_OK) {
     die(db, "prepare journal_append");
@@ -142,6 +168,19 @@ int main(int argc, char **argv) {
   while (nCount == 0 || nDone < nCount) {
     int nBatch = nK / 2 + (int)((rnd >> 8) % (unsigned)nK) + 1;
     int b;
+    for (b = 0; pApp2 && b < nBatch; b++) {
+      rnd = rnd * 1103515245u + 12345u;
+      snprintf(zActor, sizeof zActor, "%sn%d", zPrefix,
+               (int)((rnd >> 16) % (unsigned)nActor));
+      snprintf(zPayload, sizeof zPayload, "%s|%d|%lld|%.*s", zActor,
+               (int)getpid(), nMix++, (int)((rnd >> 4) % 1000), zPad);
+      sqlite3_bind_text(pApp2, 1, zActor, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(pApp2, 2, zPayload, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(pApp2) != SQLITE_ROW) die(db, "journal_append j2");
+      sqlite3_reset(pApp2);
+    }
+    /* Let the writer commit j2's appends in batches of their own. */
+    if (pApp2) usleep(2000);
     for (b = 0; b < nBatch && (nCount == 0 || nDone < nCount); b++) {
       int a, nPad;
       rnd = rnd * 1103515245u + 12345u;
@@ -159,8 +198,7 @@ int main(int argc, char **argv) {
       }
       sqlite3_bind_text(pApp, 1, zActor, -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(pApp, 2, zPayload, -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(pApp) != SQLITE_ROW)
-        die(db, "journal_append");
+      if (sqlite3_step(pApp) != SQLITE_ROW) die(db, "journal_append");
       aSeq[a] = sqlite3_column_int64(pApp, 0);
       sqlite3_reset(pApp);
       nDone++;
@@ -171,26 +209,32 @@ int main(int argc, char **argv) {
       snprintf(zActor, sizeof zActor, "%s%d", zPrefix, b);
       sqlite3_bind_text(pSnap, 1, zActor, -1, SQLITE_TRANSIENT);
       sqlite3_bind_int64(pSnap, 2, aSeq[b]);
-      if (sqlite3_step(pSnap) != SQLITE_ROW)
-        die(db, "journal_snapshot");
+      if (sqlite3_step(pSnap) != SQLITE_ROW) die(db, "journal_snapshot");
       sqlite3_reset(pSnap);
     }
-    if (sqlite3_step(pSync) != SQLITE_ROW)
-      die(db, "journal_sync");
+    if (sqlite3_step(pSync) != SQLITE_ROW) die(db, "journal_sync");
     {
       long long pos = sqlite3_column_int64(pSync, 0);
       sqlite3_reset(pSync);
+      if (aSeq[0]) nSynced0 = aSeq[0];
       for (b = 0; b < nActor; b++) {
-        if (aSeq[b])
-          printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
-        if (aSeq[b] && bSnap)
-          printf("SNAP %s%d %lld\n", zPrefix, b, aSeq[b]);
+        if (aSeq[b]) printf("SYNCED %s%d %lld\n", zPrefix, b, aSeq[b]);
+        if (aSeq[b] && bSnap) printf("SNAP %s%d %lld\n", zPrefix, b, aSeq[b]);
         aSeq[b] = 0;
       }
       printf("DURABLE %lld %lld\n", pos, nDone);
       fflush(stdout);
     }
     nSyncs++;
+    if (msPause > 0 && (nSyncs % 3) == 0) usleep((useconds_t)msPause * 1000);
+    if (bTrunc && (nSyncs % 4) == 0 && nSynced0 > 3) {
+      zSql = sqlite3_mprintf("SELECT journal_truncate('j', '%q0', %lld)",
+                             zPrefix, nSynced0 - 3);
+      execOrDie(db, zSql);
+      sqlite3_free(zSql);
+      printf("TRUNC %s0 %lld\n", zPrefix, nSynced0 - 3);
+      fflush(stdout);
+    }
 
     if (bTxn && (nSyncs % 5) == 0) {
       char zId[64];
@@ -201,8 +245,7 @@ int main(int argc, char **argv) {
         snprintf(zPayload, sizeof zPayload, "txn %s %d/%d", zId, k, n);
         sqlite3_bind_text(pIns, 1, zPrefix, -1, SQLITE_STATIC);
         sqlite3_bind_text(pIns, 2, zPayload, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(pIns) != SQLITE_DONE)
-          die(db, "INSERT");
+        if (sqlite3_step(pIns) != SQLITE_DONE) die(db, "INSERT");
         sqlite3_reset(pIns);
       }
       execOrDie(db, "COMMIT");
@@ -215,8 +258,8 @@ int main(int argc, char **argv) {
   sqlite3_finalize(pSync);
   sqlite3_finalize(pIns);
   sqlite3_finalize(pSnap);
-  if (sqlite3_close(db) != SQLITE_OK)
-    die(db, "close");
+  sqlite3_finalize(pApp2);
+  if (sqlite3_close(db) != SQLITE_OK) die(db, "close");
   free(aSeq);
   return 0;
 }

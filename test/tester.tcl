@@ -49,6 +49,7 @@
 #   lj_spawn_wait HANDLE         wait for a background child, return output
 #   lj_sql_quote STR             STR as an SQL string literal
 #   lj_n QUICK FULL              QUICK under --quick, else FULL
+#   lj_preload LIB               LD_PRELOAD value for a child that adds LIB
 
 package require Tcl 8.6
 package require sqlite3
@@ -323,6 +324,14 @@ proc lj_tclsh {} {
   set t [info nameofexecutable]
   if {$t eq ""} { set t tclsh }
   return $t
+}
+
+# LD_PRELOAD for a child with $lib preloaded too: after what this process
+# preloads (the sanitizer runtimes of make test-asan must come first).
+proc lj_preload {lib} {
+  set l ""
+  if {[info exists ::env(LD_PRELOAD)]} { set l $::env(LD_PRELOAD) }
+  return [string trim "$l $lib"]
 }
 
 proc lj_spawn_tclsh {script} {
