@@ -372,7 +372,7 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
     mrc = batchTxn(w, aReq, nReq, eDur, pbSync);
     if (mrc == 0) return 0;
     if (mrc == MDB_MAP_FULL) {
-      /* A truncation may grow past map_max by an eighth: deleting takes
+      /* A truncation may grow past map_max by a half: deleting takes
       ** new pages (copy on write) before it frees any, and a store that
       ** is full must still be truncatable to make room. */
       i64 szMax = pEnv->cfg.szMapMax;
@@ -383,7 +383,7 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
         bCleared = 1;
         if (ljReaderCheck(pEnv) > 0) continue;
       }
-      if (aReq[0]->eType == LJ_REQ_TRUNCATE) szMax += szMax / 8;
+      if (aReq[0]->eType == LJ_REQ_TRUNCATE) szMax += szMax / 2;
       szNew = szCur * 2 < szMax ? szCur * 2 : szMax;
       if (szCur >= szMax) break; /* SQLITE_FULL */
       if ((mrc = ljEnvResize(pEnv, szNew)) == 0) continue;

@@ -464,6 +464,8 @@ int main(int argc, char **argv) {
   }
   fsync(fd);
   close(fd);
+  for (i = 0; i < nRec; i++) free(aRec[i].pre);
+  free(aRec);
   printf("%ld %ld\n", nSec, nBack);
   return 0;
 }
