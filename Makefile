@@ -24,7 +24,8 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd
 
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
-       ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c
+       ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c \
+       ext/verify.c ext/backup.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build
@@ -190,6 +191,12 @@ demo: deps all
 # the static archive is linked in only for its one comparison row.
 $(B)/bench: bench/bench.c $(B)/lmdbjournal.so $(B)/liblmdbjournal.a include/lmdbjournal.h | $(B)
 	$(CC) $(BASEFLAGS) -O2 -g -o $@ bench/bench.c $(B)/liblmdbjournal.a -lsqlite3 $(LIBS) -lm
+
+# The module without the checksum check on reads, only to measure what the
+# check costs: build/bench --only scan --sys ext --ext $(B)/noverify/lmdbjournal.so
+$(B)/noverify/lmdbjournal.so: $(SRC) $(HDR)
+	@mkdir -p $(B)/noverify
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DLJ_NO_READ_CHECK -shared -o $@ $(SRC) $(LIBS)
 
 bench: deps $(B)/bench
 	sh bench/run.sh full
