@@ -7,6 +7,7 @@
 #   make test-asan  the Tcl suite against an ASan+UBSan build
 #   make test-tsan  the threaded C driver under ThreadSanitizer
 #   make test-staged  the Tcl suite (ASan+UBSan) with every batch staged
+#   make fuzz       libFuzzer on the stored-value decoders (FUZZ_SECONDS)
 #   make soak       long crash/stress runs and a long differential test
 #                   (not part of make test)
 #   make newest     fetch (once) and build the newest SQLite for the tests
@@ -35,7 +36,7 @@ PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
         libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang \
         pkg-config python3
 
-.PHONY: all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
+.PHONY: all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak fuzz \
         bench bench-quick clean newest install uninstall deb
 
 all: $(B)/lmdbjournal.so
@@ -122,6 +123,9 @@ TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest newest
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30; \
+	else echo "fuzz: $(FUZZ_CC) not found, the 30 s decoder fuzzing run is skipped"; fi
 
 test-tcl: all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -140,6 +144,29 @@ $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 
 $(B)/crashload: test/crashload.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/crashload.c $(SRC) -lsqlite3 $(LIBS)
+
+# libFuzzer on the decoders of stored values (test/fuzz_decode.c), with
+# ASan+UBSan; seeds are values made by the real encoders.  make test runs
+# it for 30 s when clang is there; longer: make fuzz FUZZ_SECONDS=3600.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+$(B)/fuzz/decode: test/fuzz_decode.c $(SRC) $(HDR)
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(BASEFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -DSQLITE_CORE \
+	  -DLJ_MAX_VALUE_CAP='((size_t)1<<20)' -o $@ test/fuzz_decode.c \
+	  $(SRC) -lsqlite3 $(LIBS)
+
+$(B)/fuzz/seeds/run: test/fuzz_decode.c $(SRC) $(HDR)
+	@mkdir -p $(B)/fuzz/seeds
+	$(CC) $(BASEFLAGS) -O1 -g -DSQLITE_CORE -DLJ_FUZZ_SEEDS -o $(B)/fuzz/mkseeds \
+	  test/fuzz_decode.c $(SRC) -lsqlite3 $(LIBS)
+	$(B)/fuzz/mkseeds $(B)/fuzz/seeds
+
+fuzz: $(B)/fuzz/decode $(B)/fuzz/seeds/run
+	@mkdir -p $(B)/fuzz/corpus
+	$(B)/fuzz/decode -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  -print_final_stats=1 $(B)/fuzz/corpus $(B)/fuzz/seeds
 
 # ASan+UBSan build of the extension, loaded into an uninstrumented tclsh.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -270,8 +270,11 @@ LJ_PRIVATE int ljRecCheck(const u8 *a, size_t n);
 ** one, or -1 (faster than one by one). */
 LJ_PRIVATE int ljRecCheckMany(const u8 *const *aa, const u32 *an, int n);
 /* The largest payload any store can hold (max_value_size's limit): a
-** decoder refuses larger lengths rather than allocate them. */
+** decoder refuses larger lengths rather than allocate them.  (The fuzzer
+** lowers it, to spend its time on decoding rather than on allocating.) */
+#ifndef LJ_MAX_VALUE_CAP
 #define LJ_MAX_VALUE_CAP ((size_t)1 << 30)
+#endif
 
 LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 /* The actor number and seq of an events key (LJ_EVKEY bytes). */

@@ -358,8 +358,8 @@ static int slotLoad(LjScan *p, u64 num, u64 seq, const MDB_val *pRec) {
 ** pos is at or after the stage's first key, else in its run. */
 static int slotLoadIndexed(LjScan *p, u64 num, u64 seq, u64 pos) {
   MDB_val k, v, rec;
-  const u8 *a;
-  u32 i, n;
+  const u8 *a = 0;
+  u32 i, n = 0;
   int mrc = 0;
   if (pos >= p->stageLo) {
     mrc = ljStageRecord(p->st.c, pos, num, seq, &rec);
