@@ -7,7 +7,7 @@
 ** default) leaves free pages out and renumbers the rest.
 **
 ** The copy is written into a new directory beside the destination
-** ("<dest>.backup-XXXXXX"), its data file and the directory are fsynced,
+** ("<dest>.backup-PID-N"), its data file and the directory are fsynced,
 ** and only then is it renamed to the destination, so a destination that
 ** exists is always a complete copy; a failure removes the temporary
 ** directory.  An existing non-empty destination is refused (an empty
@@ -98,6 +98,25 @@ static int backupCopy(LjEnv *pEnv, const char *zTmp, const char *zDest,
   return e;
 }
 
+/* Make the temporary directory beside zDest, named "<zDest>.backup-P-N",
+** with mkdir's mode (the umask applies, as to a store's directory). */
+static char *backupTempDir(const char *zDest, int *pe) {
+  static unsigned nSeq = 0;
+  for (int i = 0; i < 100; i++) {
+    unsigned n = __atomic_add_fetch(&nSeq, 1, __ATOMIC_RELAXED);
+    char *z = sqlite3_mprintf("%s.backup-%d-%u", zDest, (int)getpid(), n);
+    if (z == 0) {
+      *pe = ENOMEM;
+      return 0;
+    }
+    if (mkdir(z, 0775) == 0) return z;
+    *pe = errno;
+    sqlite3_free(z);
+    if (*pe != EEXIST) return 0;
+  }
+  return 0;
+}
+
 int ljBackup(LjEnv *pEnv, const char *zDest, int bCompact, i64 *pnBytes,
              char **pzErr) {
   char *zTmp;
@@ -109,13 +128,11 @@ int ljBackup(LjEnv *pEnv, const char *zDest, int bCompact, i64 *pnBytes,
   }
   rc = backupDestFree(zDest, pzErr);
   if (rc) return rc;
-  zTmp = sqlite3_mprintf("%s.backup-XXXXXX", zDest);
-  if (zTmp == 0) return SQLITE_NOMEM;
-  if (mkdtemp(zTmp) == 0) {
-    e = errno;
-    *pzErr = sqlite3_mprintf("journal_backup: cannot create '%s': %s", zTmp,
-                             strerror(e));
-    sqlite3_free(zTmp);
+  zTmp = backupTempDir(zDest, &e);
+  if (zTmp == 0 && e == ENOMEM) return SQLITE_NOMEM;
+  if (zTmp == 0) {
+    *pzErr = sqlite3_mprintf("journal_backup: cannot create a directory "
+                             "beside '%s': %s", zDest, strerror(e));
     return ljMdbToSqlite(e);
   }
   e = backupCopy(pEnv, zTmp, zDest, bCompact, pnBytes);

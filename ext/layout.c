@@ -198,7 +198,21 @@ __attribute__((target("sse4.2"))) static u32 crcHw(u32 crc, const u8 *p,
     p += 8;
     n -= 8;
   }
-  while (n--) c = __builtin_ia32_crc32qi((u32)c, *p++);
+  if (n >= 4) {
+    u32 v;
+    memcpy(&v, p, 4);
+    c = __builtin_ia32_crc32si((u32)c, v);
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    u16 v;
+    memcpy(&v, p, 2);
+    c = __builtin_ia32_crc32hi((u32)c, v);
+    p += 2;
+    n -= 2;
+  }
+  if (n) c = __builtin_ia32_crc32qi((u32)c, *p);
   return (u32)c;
 }
 #endif
@@ -471,7 +485,9 @@ __attribute__((target("sse4.2"))) static int recCheckHw(const u8 *const *aa,
   for (i = 0; i < n; i++) {
     u32 x = crcHw((u32)c[i], aa[i] + LJ_REC_POS + nCommon,
                   an[i] - LJ_REC_POS - nCommon);
-    if (!recSumOk(x, aa[i], ljGet32(&aa[i][LJ_REC_CRC]))) return i;
+    u32 stored = ljGet32(&aa[i][LJ_REC_CRC]), hdr;
+    memcpy(&hdr, aa[i], 4); /* bytes 0-3, in memory order like crcHw's */
+    if (~__builtin_ia32_crc32si(x, hdr) != stored && ~x != stored) return i;
   }
   return -1;
 }
