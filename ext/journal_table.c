@@ -667,9 +667,11 @@ static int tagsAdd(JtTags *t, sqlite3_value *pVal) {
     size_t nByte = (sizeof(u8 *) * 2 + sizeof(int)) * (size_t)nNew;
     u8 *a = sqlite3_malloc64(nByte);
     if (a == 0) return SQLITE_NOMEM;
-    memcpy(a, t->aa, sizeof(u8 *) * (size_t)t->n);
-    memcpy(a + sizeof(u8 *) * nNew, t->aCopy, sizeof(u8 *) * (size_t)t->n);
-    memcpy(a + sizeof(u8 *) * 2 * nNew, t->an, sizeof(int) * (size_t)t->n);
+    if (t->n) { /* the first time there is nothing (and NULL) to copy */
+      memcpy(a, t->aa, sizeof(u8 *) * (size_t)t->n);
+      memcpy(a + sizeof(u8 *) * nNew, t->aCopy, sizeof(u8 *) * (size_t)t->n);
+      memcpy(a + sizeof(u8 *) * 2 * nNew, t->an, sizeof(int) * (size_t)t->n);
+    }
     sqlite3_free(t->aa);
     t->aa = (const u8 **)a;
     t->aCopy = (u8 **)(a + sizeof(u8 *) * nNew);
