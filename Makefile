@@ -7,6 +7,7 @@
 #   make test-asan  the Tcl suite against an ASan+UBSan build
 #   make test-tsan  the threaded C driver under ThreadSanitizer
 #   make test-staged  the Tcl suite (ASan+UBSan) with every batch staged
+#   make fuzz       libFuzzer on the stored-value decoders (FUZZ_SECONDS)
 #   make soak       long crash/stress runs and a long differential test
 #                   (not part of make test)
 #   make newest     fetch (once) and build the newest SQLite for the tests
@@ -25,7 +26,8 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd -lrdkafka
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/functions.c ext/metrics.c \
        ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c ext/submit.c \
-       ext/export.c ext/snapread.c ext/snapshots_tvf.c ext/ship.c ext/restore.c
+       ext/export.c ext/snapread.c ext/snapshots_tvf.c ext/ship.c ext/restore.c \
+       ext/verify.c ext/backup.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build
@@ -35,7 +37,7 @@ PKGS := liblmdb-dev libsqlite3-dev sqlite3 tcl libsqlite3-tcl liblz4-dev \
         libzstd-dev lmdb-utils gnuplot-nox libclang-rt-14-dev clang clang-format \
         pkg-config python3 librdkafka-dev
 
-.PHONY: lint all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak \
+.PHONY: lint all static deps test test-tcl test-asan test-tsan test-staged test-c demo soak fuzz \
         bench bench-quick clean newest install uninstall deb
 
 all: $(B)/lmdbjournal.so
@@ -123,6 +125,9 @@ TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest \
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30; \
+	else echo "fuzz: $(FUZZ_CC) not found, the 30 s decoder fuzzing run is skipped"; fi
 
 # The layering rules that a compiler cannot check: the SQL layer makes no
 # LMDB call (it reads through scan.c and writes through submit.c), and the
@@ -169,6 +174,29 @@ $(B)/powerloss.so: test/powerloss.c | $(B)
 
 $(B)/powerloss-apply: test/powerloss.c | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $@ test/powerloss.c
+
+# libFuzzer on the decoders of stored values (test/fuzz_decode.c), with
+# ASan+UBSan; seeds are values made by the real encoders.  make test runs
+# it for 30 s when clang is there; longer: make fuzz FUZZ_SECONDS=3600.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+$(B)/fuzz/decode: test/fuzz_decode.c $(SRC) $(HDR)
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(BASEFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -DSQLITE_CORE \
+	  -DLJ_MAX_VALUE_CAP='((size_t)1<<20)' -o $@ test/fuzz_decode.c \
+	  $(SRC) -lsqlite3 $(LIBS)
+
+$(B)/fuzz/seeds/run: test/fuzz_decode.c $(SRC) $(HDR)
+	@mkdir -p $(B)/fuzz/seeds
+	$(CC) $(BASEFLAGS) -O1 -g -DSQLITE_CORE -DLJ_FUZZ_SEEDS -o $(B)/fuzz/mkseeds \
+	  test/fuzz_decode.c $(SRC) -lsqlite3 $(LIBS)
+	$(B)/fuzz/mkseeds $(B)/fuzz/seeds
+
+fuzz: $(B)/fuzz/decode $(B)/fuzz/seeds/run
+	@mkdir -p $(B)/fuzz/corpus
+	$(B)/fuzz/decode -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  -print_final_stats=1 $(B)/fuzz/corpus $(B)/fuzz/seeds
 
 # ASan+UBSan build of the extension, loaded into an uninstrumented tclsh.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -222,6 +250,12 @@ demo: deps all
 # the static archive is linked in only for its one comparison row.
 $(B)/bench: bench/bench.c $(B)/lmdbjournal.so $(B)/liblmdbjournal.a include/lmdbjournal.h | $(B)
 	$(CC) $(BASEFLAGS) -O2 -g -o $@ bench/bench.c $(B)/liblmdbjournal.a -lsqlite3 $(LIBS) -lm
+
+# The module without the checksum check on reads, only to measure what the
+# check costs: build/bench --only scan --sys ext --ext $(B)/noverify/lmdbjournal.so
+$(B)/noverify/lmdbjournal.so: $(SRC) $(HDR)
+	@mkdir -p $(B)/noverify
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DLJ_NO_READ_CHECK -shared -o $@ $(SRC) $(LIBS)
 
 bench: deps $(B)/bench
 	sh bench/run.sh full

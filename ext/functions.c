@@ -13,6 +13,8 @@
 **   journal_metrics_prometheus(T)        -> Prometheus text exposition
 **   journal_version()                    -> "0.1.0"
 **   journal_debug()                      -> build and library versions
+**   journal_verify(T)                    -> JSON: is the store sound?
+**   journal_backup(T, dest_dir [, compact]) -> bytes of the copy
 **
 ** T names an lmdb_journal table of the calling connection ("j" or
 ** "main.j").  The connection remembers the last name resolved (statements
@@ -487,6 +489,43 @@ static void fnDebug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_text(ctx, z, -1, sqlite3_free);
 }
 
+/* journal_verify(T): the store walked and checked (verify.c). */
+static void fnVerify(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  char *zJson = 0, *zErr = 0;
+  int rc;
+  (void)argc;
+  if (p == 0) return;
+  rc = ljVerify(p->pEnv, &zJson, &zErr);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_text(ctx, zJson, -1, sqlite3_free);
+  sqlite3_result_subtype(ctx, 'J');
+}
+
+/* journal_backup(T, dest_dir [, compact]): a hot copy (backup.c). */
+static void fnBackup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  LjTable *p = fnTable(ctx, argv);
+  const char *zDest;
+  char *zErr = 0;
+  i64 nBytes = 0;
+  int rc, bCompact = argc < 3 || sqlite3_value_int(argv[2]) != 0;
+  if (p == 0) return;
+  zDest = (const char *)sqlite3_value_text(argv[1]);
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || zDest == 0) {
+    sqlite3_result_error(ctx, "journal_backup: dest_dir must be a path", -1);
+    return;
+  }
+  rc = ljBackup(p->pEnv, zDest, bCompact, &nBytes, &zErr);
+  if (rc) {
+    fnError(ctx, rc, zErr);
+    return;
+  }
+  sqlite3_result_int64(ctx, nBytes);
+}
+
 int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
   static const struct {
     const char *zName;
@@ -506,6 +545,9 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       {"journal_version", 0, 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
        fnVersion},
       {"journal_debug", 0, 0, SQLITE_INNOCUOUS, fnDebug},
+      /* verification and backup */
+      {"journal_verify", 1, 1, LJ_RESULT_SUBTYPE, fnVerify},
+      {"journal_backup", 2, 3, SQLITE_DIRECTONLY, fnBackup},
   };
   int rc = SQLITE_OK;
   for (size_t i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]) && rc == SQLITE_OK;

@@ -287,6 +287,17 @@ LJ_PRIVATE int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin,
 LJ_PRIVATE void ljRecStamp(u8 *aRec, size_t nRec, u64 pos, i64 ts);
 LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
                            size_t *pnBuf);
+/* 1 when record a (n bytes) holds the checksum of its bytes. */
+LJ_PRIVATE int ljRecCheck(const u8 *a, size_t n);
+/* The same for records aa[i] of an[i] bytes: the index of the first bad
+** one, or -1 (faster than one by one). */
+LJ_PRIVATE int ljRecCheckMany(const u8 *const *aa, const u32 *an, int n);
+/* The largest payload any store can hold (max_value_size's limit): a
+** decoder refuses larger lengths rather than allocate them.  (The fuzzer
+** lowers it, to spend its time on decoding rather than on allocating.) */
+#ifndef LJ_MAX_VALUE_CAP
+#define LJ_MAX_VALUE_CAP ((size_t)1 << 30)
+#endif
 
 LJ_PRIVATE void ljEvKey(u8 *aKey, u64 actorNum, u64 seq);
 /* The actor number and seq of an events key (LJ_EVKEY bytes). */
@@ -849,6 +860,20 @@ LJ_PRIVATE const LjActorRow *ljActorScanRow(const LjActorScan *p);
 LJ_PRIVATE void ljActorScanFree(LjActorScan *p);
 
 /**************************************************************************
+** Verification (verify.c) and backup (backup.c): store-side walks behind
+** journal_verify and journal_backup.
+*/
+/* Check the whole store in one read transaction; *pzJson gets the report
+** ({"ok":true,...} or {"ok":false,"problems":[...],...}, sqlite3_malloc'd).
+** Damage is reported in the JSON; an error return means the walk itself
+** failed. */
+LJ_PRIVATE int ljVerify(LjEnv *pEnv, char **pzJson, char **pzErr);
+/* Copy the store into new directory zDest (compacted if bCompact);
+** *pnBytes gets the copy's size. */
+LJ_PRIVATE int ljBackup(LjEnv *pEnv, const char *zDest, int bCompact,
+                        i64 *pnBytes, char **pzErr);
+
+/**************************************************************************
 ** Writer (writer.c)
 */
 
@@ -966,7 +991,9 @@ struct LjPut {
   LjActor **apSortActor;
   size_t nSortAlloc;
 };
-/* Load the tail when not valid (bTail). */
+/* Load the tail when not valid (bTail); LJ_MDB_FORMAT when the stored
+** format is not this build's (a newer build upgraded the store). */
+#define LJ_MDB_FORMAT MDB_VERSION_MISMATCH
 LJ_PRIVATE int ljPutLoadTail(LjPut *pPut, MDB_txn *txn);
 /* The store's last pos and its ts (0, 0 if none). */
 LJ_PRIVATE int ljPutLastPos(LjEnv *pEnv, MDB_txn *txn, u64 *pPos, i64 *pTs);

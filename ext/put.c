@@ -279,6 +279,24 @@ int ljPutLastPos(LjEnv *pEnv, MDB_txn *txn, u64 *pPos, i64 *pTs) {
   return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
+/* The store's format must be the one this build writes.  Checked when
+** the tail is loaded, i.e. in the first write transaction and after any
+** other process committed (writer.c: the txn id jumped), which is the
+** only way the format can have changed: a newer build upgrading the
+** store must stop an older one from writing what it would misread. */
+static int putCheckFormat(LjEnv *pEnv, MDB_txn *txn) {
+  MDB_val k, v;
+  int mrc;
+  ljMetaKey(&k, LJ_META_FORMAT);
+  mrc = mdb_get(txn, pEnv->aDbi[LJ_DB_META], &k, &v);
+  if (mrc == MDB_NOTFOUND ||
+      (mrc == 0 && (v.mv_size != sizeof(u32) ||
+                    ljGet32(v.mv_data) != LMDBJOURNAL_FORMAT_VERSION))) {
+    return LJ_MDB_FORMAT;
+  }
+  return mrc;
+}
+
 /* Load the tail (last pos, ts, next actor number, stage totals) if not
 ** known. */
 int ljPutLoadTail(LjPut *pPut, MDB_txn *txn) {
@@ -288,7 +306,8 @@ int ljPutLoadTail(LjPut *pPut, MDB_txn *txn) {
   int mrc;
   if (pPut->bTail) return 0;
   pPut->nextNum = 1;
-  mrc = ljStageLoad(pEnv, txn, &pPut->stage);
+  mrc = putCheckFormat(pEnv, txn);
+  if (mrc == 0) mrc = ljStageLoad(pEnv, txn, &pPut->stage);
   if (mrc == 0) mrc = ljPutLastPos(pEnv, txn, &pPut->tailPos, &pPut->tailTs);
   if (mrc == 0) mrc = lastEntry(pEnv, txn, LJ_DB_ACTNUM, &k, &v);
   if (mrc == 0 && k.mv_size == LJ_POSKEY) pPut->nextNum = ljGet64(k.mv_data) + 1;

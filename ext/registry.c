@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +77,31 @@ static const char *const azDbName[LJ_DB_COUNT] = {
     "meta", "actors", "actnum", "events", "pos", "tags", "snapshots", "stage"};
 
 /*
+** A store being created must not take over another program's LMDB
+** environment: one whose main database holds anything while our "meta"
+** database with its format key is missing.  Returns SQLITE_OK when the
+** environment is new (or one of ours that lacks some databases).
+*/
+static int envForeign(LjEnv *p, MDB_txn *txn, char **pzErr) {
+  MDB_dbi dbi;
+  MDB_stat st;
+  MDB_val k, v;
+  int mrc = mdb_dbi_open(txn, 0, 0, &dbi);
+  if (mrc == 0) mrc = mdb_stat(txn, dbi, &st);
+  if (mrc == 0 && st.ms_entries == 0) return SQLITE_OK;
+  if (mrc == 0) mrc = mdb_dbi_open(txn, "meta", 0, &dbi);
+  ljMetaKey(&k, LJ_META_FORMAT);
+  if (mrc == 0) mrc = mdb_get(txn, dbi, &k, &v);
+  if (mrc == 0) return SQLITE_OK;
+  *pzErr = sqlite3_mprintf(
+      "lmdb_journal: '%s' holds an LMDB environment that is not a journal "
+      "store (%s); refusing to write into it",
+      p->zDir, mrc == MDB_NOTFOUND ? "no \"meta\" database with a format key"
+                                   : mdb_strerror(mrc));
+  return SQLITE_CANTOPEN;
+}
+
+/*
 ** Open the named databases, creating them (and recording the format
 ** version) in a new store.  Most opens find them present, so a read
 ** transaction is tried first: it does not wait for the write lock.
@@ -101,7 +127,9 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
                          &p->aDbi[i]);
     }
     if (mrc == MDB_NOTFOUND && !bCreate) {
+      int rc = envForeign(p, txn, pzErr);
       mdb_txn_abort(txn);
+      if (rc) return rc;
       bCreate = 1;
       continue;
     }
@@ -152,6 +180,57 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
   if (txn) mdb_txn_abort(txn);
   *pzErr = ljMdbErr("lmdb_journal: opening the store's databases", mrc);
   return ljMdbToSqlite(mrc);
+}
+
+/* LMDB's assertions abort the process; say why first (sqlite3_log, and
+** stderr, which LMDB would have used). */
+static void envAssert(MDB_env *env, const char *zMsg) {
+  const char *zPath = 0;
+  mdb_env_get_path(env, &zPath);
+  sqlite3_log(SQLITE_CORRUPT, "lmdbjournal: LMDB assertion failed in '%s': %s "
+              "(the store is damaged; see docs/operations.md)",
+              zPath ? zPath : "?", zMsg);
+  fprintf(stderr, "lmdbjournal: LMDB assertion failed in '%s': %s (the store "
+          "is damaged; see docs/operations.md)\n", zPath ? zPath : "?", zMsg);
+}
+
+/* Before LMDB opens a directory: an empty data.mdb would silently become
+** a new, empty store (LMDB initializes an empty file). */
+static int envCheckEmpty(const char *zDir, char **pzErr) {
+  struct stat st;
+  char *z = sqlite3_mprintf("%s/data.mdb", zDir);
+  int bEmpty;
+  if (z == 0) return SQLITE_NOMEM;
+  bEmpty = stat(z, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+  sqlite3_free(z);
+  if (!bEmpty) return SQLITE_OK;
+  *pzErr = sqlite3_mprintf(
+      "lmdb_journal: '%s/data.mdb' is empty: the store's data file was "
+      "truncated or never written; restore it from a backup (or remove "
+      "the directory to start a new store)", zDir);
+  return SQLITE_CORRUPT;
+}
+
+/* After LMDB opened the directory: the data file must reach the last page
+** the newest meta page names, else reading the missing pages through the
+** map would raise SIGBUS. */
+static int envCheckSize(LjEnv *p, char **pzErr) {
+  MDB_envinfo info;
+  MDB_stat st;
+  struct stat fst;
+  mdb_filehandle_t fd;
+  i64 need;
+  if (mdb_env_info(p->env, &info) || mdb_env_stat(p->env, &st) ||
+      mdb_env_get_fd(p->env, &fd) || fstat(fd, &fst)) {
+    return SQLITE_OK; /* nothing to compare with: LMDB reports its errors */
+  }
+  need = ((i64)info.me_last_pgno + 1) * (i64)st.ms_psize;
+  if ((i64)fst.st_size >= need) return SQLITE_OK;
+  *pzErr = sqlite3_mprintf(
+      "lmdb_journal: '%s/data.mdb' is %lld bytes but the store's last page "
+      "ends at byte %lld: the file was truncated; restore it from a backup",
+      p->zDir, (long long)fst.st_size, need);
+  return SQLITE_CORRUPT;
 }
 
 /* mkdir -p */
@@ -215,7 +294,15 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   /* Never MDB_NOSYNC: it may corrupt the store on an OS crash (writer.c,
   ** setDurability). */
   if (pCfg->eDurability != LJ_DUR_FULL) flags |= MDB_NOMETASYNC;
+  {
+    int rc = envCheckEmpty(p->zDir, pzErr);
+    if (rc) {
+      envFree(p);
+      return rc;
+    }
+  }
   mrc = mdb_env_create(&p->env);
+  if (mrc == 0) mdb_env_set_assert(p->env, envAssert); /* EINVAL: no asserts */
   if (mrc == 0) mrc = mdb_env_set_maxreaders(p->env, (unsigned)pCfg->nMaxReaders);
   if (mrc == 0) mrc = mdb_env_set_maxdbs(p->env, (MDB_dbi)pCfg->nMaxDbs);
   if (mrc == 0) mrc = mdb_env_set_mapsize(p->env, (size_t)pCfg->szMap);
@@ -232,7 +319,8 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   p->forkGen = __atomic_load_n(&ljForkGen, __ATOMIC_ACQUIRE);
   {
     MDB_envinfo info;
-    int rc = envOpenDbs(p, pzErr); /* may adopt a larger map */
+    int rc = envCheckSize(p, pzErr);
+    if (rc == SQLITE_OK) rc = envOpenDbs(p, pzErr); /* may adopt a larger map */
     mdb_env_info(p->env, &info);
     p->szMap = (i64)info.me_mapsize;
     if (rc == SQLITE_OK) rc = ljWriterStart(p, pzErr);

@@ -425,6 +425,11 @@ static char *batchError(LjWriter *w, LjReq **aReq, int mrc, int rcFail) {
     zFail = sqlite3_mprintf(
         "%s failed: the store is full (map_max=%lld bytes): %s", zOp,
         pEnv->cfg.szMapMax, mdb_strerror(mrc));
+  } else if (mrc == LJ_MDB_FORMAT) {
+    zFail = sqlite3_mprintf(
+        "journal append refused: the store's format is no longer %d (a "
+        "newer build upgraded it); upgrade this process before it writes",
+        LMDBJOURNAL_FORMAT_VERSION);
   } else {
     zFail = ljMdbErr(zOp, mrc);
   }
@@ -440,7 +445,7 @@ static char *batchError(LjWriter *w, LjReq **aReq, int mrc, int rcFail) {
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
                         int bSync) {
   LjEnv *pEnv = w->pEnv;
-  int rcFail = mrc ? ljMdbToSqlite(mrc) : SQLITE_OK;
+  int rcFail = mrc == LJ_MDB_FORMAT ? SQLITE_ERROR : ljMdbToSqlite(mrc);
   char *zFail = mrc ? batchError(w, aReq, mrc, rcFail) : 0;
   for (int r = 0; r < nReq; r++) {
     LjReq *p = aReq[r];
