@@ -176,6 +176,7 @@ struct LjSnapScan {
   size_t nRecAlloc;
   u8 *aUnz;          /* its decompressed state */
   size_t nUnz;
+  char *zCorrupt;    /* what a failed checksum check found */
 };
 
 int ljSnapScanNew(LjEnv *pEnv, LjSnapScan **pp) {
@@ -194,6 +195,7 @@ void ljSnapScanFree(LjSnapScan *p) {
   sqlite3_free(p->aActor);
   sqlite3_free(p->aRec);
   sqlite3_free(p->aUnz);
+  sqlite3_free(p->zCorrupt);
   sqlite3_free(p);
 }
 
@@ -236,6 +238,15 @@ static int snapLoad(LjSnapScan *p, const MDB_val *k, const MDB_val *v) {
   p->row.zActor = (const char *)p->aActor;
   p->row.seq = ljEvKeySeq(k->mv_data);
   rc = srCopy(&p->aRec, &p->nRecAlloc, v->mv_data, v->mv_size);
+  if (rc == SQLITE_OK && !ljRecCheck(p->aRec, v->mv_size)) {
+    /* Damage is an error, never data (layout.c, the checksum). */
+    sqlite3_free(p->zCorrupt);
+    p->zCorrupt = sqlite3_mprintf(
+        "the store is damaged: checksum mismatch in the snapshot of actor "
+        "'%.*s' at seq %llu",
+        p->row.nActor, p->row.zActor, (unsigned long long)p->row.seq);
+    return SQLITE_CORRUPT;
+  }
   if (rc == SQLITE_OK) {
     rc = ljRecDecode(p->aRec, v->mv_size, &p->row.rec, &p->aUnz, &p->nUnz);
   }
@@ -281,6 +292,15 @@ static int snapSeek(LjSnapScan *p, MDB_val *k, MDB_val *v) {
   return srGet(&p->t, k, v, p->t.bEof ? MDB_LAST : MDB_PREV);
 }
 
+/* A damaged snapshot's message, when the step found one. */
+static int snapError(LjSnapScan *p, int rc, char **pzErr) {
+  if (rc == SQLITE_CORRUPT && p->zCorrupt && *pzErr == 0) {
+    *pzErr = p->zCorrupt;
+    p->zCorrupt = 0;
+  }
+  return rc;
+}
+
 int ljSnapScanStart(LjSnapScan *p, const LjSnapSpec *pSpec, i64 usTimeout,
                     char **pzErr) {
   MDB_val k, v;
@@ -308,7 +328,7 @@ int ljSnapScanStart(LjSnapScan *p, const LjSnapSpec *pSpec, i64 usTimeout,
     *pzErr = ljMdbErr("read", mrc);
     rc = ljMdbToSqlite(mrc);
   }
-  return rc;
+  return snapError(p, rc, pzErr);
 }
 
 int ljSnapScanNext(LjSnapScan *p, char **pzErr) {
@@ -320,7 +340,7 @@ int ljSnapScanNext(LjSnapScan *p, char **pzErr) {
   rc = snapSettle(p, &k, &v,
                   srGet(&p->t, &k, &v, p->s.bDesc ? MDB_PREV : MDB_NEXT));
   ljGateLeave(p->t.pEnv);
-  return rc;
+  return snapError(p, rc, pzErr);
 }
 
 /**************************************************************************
