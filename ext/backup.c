@@ -44,9 +44,10 @@ static int backupDestFree(const char *zDest, char **pzErr) {
     closedir(d);
     if (bEmpty) return SQLITE_OK;
   }
-  *pzErr = sqlite3_mprintf("journal_backup: '%s' already exists and is not "
-                           "an empty directory; choose a new destination",
-                           zDest);
+  *pzErr = sqlite3_mprintf(
+      "journal_backup: '%s' already exists and is not "
+      "an empty directory; choose a new destination",
+      zDest);
   return SQLITE_CANTOPEN;
 }
 
@@ -131,8 +132,10 @@ int ljBackup(LjEnv *pEnv, const char *zDest, int bCompact, i64 *pnBytes,
   zTmp = backupTempDir(zDest, &e);
   if (zTmp == 0 && e == ENOMEM) return SQLITE_NOMEM;
   if (zTmp == 0) {
-    *pzErr = sqlite3_mprintf("journal_backup: cannot create a directory "
-                             "beside '%s': %s", zDest, strerror(e));
+    *pzErr = sqlite3_mprintf(
+        "journal_backup: cannot create a directory "
+        "beside '%s': %s",
+        zDest, strerror(e));
     return ljMdbToSqlite(e);
   }
   e = backupCopy(pEnv, zTmp, zDest, bCompact, pnBytes);

@@ -64,14 +64,21 @@
 #define LJ_MIB (LJ_KIB * 1024)
 #define LJ_GIB (LJ_MIB * 1024)
 #define LJ_TIB (LJ_GIB * 1024)
-#define LJ_MS ((i64)1000) /* durations are microseconds */
+#define LJ_MS  ((i64)1000) /* durations are microseconds */
 #define LJ_SEC (LJ_MS * 1000)
 #define LJ_MIN (LJ_SEC * 60)
 
 /* Kinds of option.  INT, ENUM and BOOL live in an int; SIZE and DUR in
 ** an i64; PATH in a char*. */
-enum { LJ_K_PATH, LJ_K_INT, LJ_K_SIZE, LJ_K_DUR, LJ_K_ENUM, LJ_K_BOOL,
-       LJ_K_TEXT };
+enum {
+  LJ_K_PATH,
+  LJ_K_INT,
+  LJ_K_SIZE,
+  LJ_K_DUR,
+  LJ_K_ENUM,
+  LJ_K_BOOL,
+  LJ_K_TEXT
+};
 
 typedef struct LjName LjName;
 struct LjName {
@@ -81,35 +88,44 @@ struct LjName {
 
 /* Units of a number.  The first entry of each list names the form shown
 ** when printing a value; "" is the meaning of a bare number. */
-static const LjName aSizeUnit[] = {
-  {"TiB", LJ_TIB}, {"GiB", LJ_GIB}, {"MiB", LJ_MIB}, {"KiB", LJ_KIB},
-  {"B", 1},        {"", 1},         {"TB", 1000000000000LL},
-  {"GB", 1000000000}, {"MB", 1000000}, {"KB", 1000}, {0, 0}};
+static const LjName aSizeUnit[] = {{"TiB", LJ_TIB},
+                                   {"GiB", LJ_GIB},
+                                   {"MiB", LJ_MIB},
+                                   {"KiB", LJ_KIB},
+                                   {"B", 1},
+                                   {"", 1},
+                                   {"TB", 1000000000000LL},
+                                   {"GB", 1000000000},
+                                   {"MB", 1000000},
+                                   {"KB", 1000},
+                                   {0, 0}};
 static const LjName aDurUnit[] = {{"m", LJ_MIN}, {"s", LJ_SEC}, {"ms", LJ_MS},
                                   {"us", 1},     {"", LJ_MS},   {0, 0}};
 static const LjName aNoUnit[] = {{"", 1}, {0, 0}};
 
 /* Enumerations.  The first name of a value is its canonical name. */
-static const LjName aDurability[] = {
-  {"full", LJ_DUR_FULL}, {"meta", LJ_DUR_META}, {"none", LJ_DUR_NONE}, {0, 0}};
+static const LjName aDurability[] = {{"full", LJ_DUR_FULL},
+                                     {"meta", LJ_DUR_META},
+                                     {"none", LJ_DUR_NONE},
+                                     {0, 0}};
 static const LjName aAppendMode[] = {
-  {"async", LJ_MODE_ASYNC}, {"sync", LJ_MODE_SYNC}, {0, 0}};
+    {"async", LJ_MODE_ASYNC}, {"sync", LJ_MODE_SYNC}, {0, 0}};
 static const LjName aCodec[] = {{"none", LJ_CODEC_NONE},
                                 {"lz4", LJ_CODEC_LZ4},
                                 {"zstd", LJ_CODEC_ZSTD},
                                 {0, 0}};
-static const LjName aShip[] = {{"off", LJ_SHIP_OFF}, {"kafka", LJ_SHIP_KAFKA},
-                               {0, 0}};
-static const LjName aBool[] = {{"on", 1},  {"off", 0}, {"true", 1},
-                               {"false", 0}, {"1", 1},  {"0", 0},
-                               {"yes", 1}, {"no", 0},  {0, 0}};
+static const LjName aShip[] = {
+    {"off", LJ_SHIP_OFF}, {"kafka", LJ_SHIP_KAFKA}, {0, 0}};
+static const LjName aBool[] = {{"on", 1},    {"off", 0}, {"true", 1},
+                               {"false", 0}, {"1", 1},   {"0", 0},
+                               {"yes", 1},   {"no", 0},  {0, 0}};
 
 typedef struct LjOpt LjOpt;
 struct LjOpt {
   const char *zName;
-  u32 mBit;            /* LJ_OPT_* */
-  int eKind;           /* LJ_K_* */
-  size_t iOff;         /* offset of the field in LjConfig */
+  u32 mBit;    /* LJ_OPT_* */
+  int eKind;   /* LJ_K_* */
+  size_t iOff; /* offset of the field in LjConfig */
   i64 iDef, iMin, iMax;
   u32 mCap;            /* LJ_OPT_* of an option that caps this one, or 0 */
   const LjName *aName; /* names of an ENUM or BOOL */
@@ -117,51 +133,52 @@ struct LjOpt {
 
 #define LJ_F(f) offsetof(LjConfig, f)
 static const LjOpt aOpt[] = {
-  {"path", LJ_OPT_PATH, LJ_K_PATH, LJ_F(zPath), 0, 0, 0, 0, 0},
-  {"map_size", LJ_OPT_MAP_SIZE, LJ_K_SIZE, LJ_F(szMap), 64 * LJ_MIB, LJ_MIB,
-   16 * LJ_TIB, LJ_OPT_MAP_MAX, 0},
-  {"map_max", LJ_OPT_MAP_MAX, LJ_K_SIZE, LJ_F(szMapMax), LJ_TIB, LJ_MIB,
-   16 * LJ_TIB, 0, 0},
-  {"max_readers", LJ_OPT_MAX_READERS, LJ_K_INT, LJ_F(nMaxReaders), 126, 1,
-   32767, 0, 0},
-  /* The store itself needs LJ_DB_COUNT (8) named databases. */
-  {"max_dbs", LJ_OPT_MAX_DBS, LJ_K_INT, LJ_F(nMaxDbs), 16, 8, 32767, 0, 0},
-  {"batch_size", LJ_OPT_BATCH_SIZE, LJ_K_INT, LJ_F(nBatch), 1000, 1, 1000000,
-   0, 0},
-  {"batch_bytes", LJ_OPT_BATCH_BYTES, LJ_K_SIZE, LJ_F(nBatchBytes),
-   16 * LJ_MIB, 4 * LJ_KIB, LJ_GIB, 0, 0},
-  {"sync_interval", LJ_OPT_SYNC_INTERVAL, LJ_K_DUR, LJ_F(usSyncInterval),
-   LJ_MS, 0, 10 * LJ_SEC, 0, 0},
-  {"durability", LJ_OPT_DURABILITY, LJ_K_ENUM, LJ_F(eDurability), LJ_DUR_FULL,
-   0, 0, 0, aDurability},
-  {"checkpoint_interval", LJ_OPT_CHECKPOINT, LJ_K_DUR, LJ_F(usCheckpoint),
-   5 * LJ_SEC, LJ_MS, 60 * LJ_MIN, 0, 0},
-  {"append_mode", LJ_OPT_APPEND_MODE, LJ_K_ENUM, LJ_F(eAppendMode),
-   LJ_MODE_ASYNC, 0, 0, 0, aAppendMode},
-  {"queue_max", LJ_OPT_QUEUE_MAX, LJ_K_INT, LJ_F(nQueueMax), 100000, 1,
-   100000000, 0, 0},
-  {"sync_timeout", LJ_OPT_SYNC_TIMEOUT, LJ_K_DUR, LJ_F(usSyncTimeout),
-   5 * LJ_SEC, 0, 60 * LJ_MIN, 0, 0},
-  {"txn_timeout", LJ_OPT_TXN_TIMEOUT, LJ_K_DUR, LJ_F(usTxnTimeout),
-   30 * LJ_SEC, LJ_MS, 24 * 60 * LJ_MIN, 0, 0},
-  {"max_retries", LJ_OPT_MAX_RETRIES, LJ_K_INT, LJ_F(nMaxRetries), 3, 0, 100,
-   0, 0},
-  {"retry_delay", LJ_OPT_RETRY_DELAY, LJ_K_DUR, LJ_F(usRetryDelay),
-   100 * LJ_MS, 0, 60 * LJ_SEC, 0, 0},
-  {"compression", LJ_OPT_COMPRESSION, LJ_K_ENUM, LJ_F(eCompression),
-   LJ_CODEC_NONE, 0, 0, 0, aCodec},
-  {"compression_min", LJ_OPT_COMPRESSION_MIN, LJ_K_SIZE, LJ_F(nCompressionMin),
-   256, 0, LJ_GIB, LJ_OPT_MAX_VALUE, 0},
-  {"max_value_size", LJ_OPT_MAX_VALUE, LJ_K_SIZE, LJ_F(nMaxValue), 64 * LJ_MIB,
-   1, LJ_GIB, 0, 0},
-  {"metrics", LJ_OPT_METRICS, LJ_K_BOOL, LJ_F(bMetrics), 1, 0, 0, 0, aBool},
-  {"snapshot_keep", LJ_OPT_SNAPSHOT_KEEP, LJ_K_INT, LJ_F(nSnapshotKeep), 0, 0,
-   1000000, 0, 0},
-  {"ship", LJ_OPT_SHIP, LJ_K_ENUM, LJ_F(eShip), LJ_SHIP_OFF, 0, 0, 0, aShip},
-  {"ship_brokers", LJ_OPT_SHIP_BROKERS, LJ_K_TEXT, LJ_F(zShipBrokers), 0, 0, 0,
-   0, 0},
-  {"ship_topic", LJ_OPT_SHIP_TOPIC, LJ_K_TEXT, LJ_F(zShipTopic), 0, 0, 0, 0, 0},
-  {"ship_conf", LJ_OPT_SHIP_CONF, LJ_K_TEXT, LJ_F(zShipConf), 0, 0, 0, 0, 0},
+    {"path", LJ_OPT_PATH, LJ_K_PATH, LJ_F(zPath), 0, 0, 0, 0, 0},
+    {"map_size", LJ_OPT_MAP_SIZE, LJ_K_SIZE, LJ_F(szMap), 64 * LJ_MIB, LJ_MIB,
+     16 * LJ_TIB, LJ_OPT_MAP_MAX, 0},
+    {"map_max", LJ_OPT_MAP_MAX, LJ_K_SIZE, LJ_F(szMapMax), LJ_TIB, LJ_MIB,
+     16 * LJ_TIB, 0, 0},
+    {"max_readers", LJ_OPT_MAX_READERS, LJ_K_INT, LJ_F(nMaxReaders), 126, 1,
+     32767, 0, 0},
+    /* The store itself needs LJ_DB_COUNT (8) named databases. */
+    {"max_dbs", LJ_OPT_MAX_DBS, LJ_K_INT, LJ_F(nMaxDbs), 16, 8, 32767, 0, 0},
+    {"batch_size", LJ_OPT_BATCH_SIZE, LJ_K_INT, LJ_F(nBatch), 1000, 1, 1000000,
+     0, 0},
+    {"batch_bytes", LJ_OPT_BATCH_BYTES, LJ_K_SIZE, LJ_F(nBatchBytes),
+     16 * LJ_MIB, 4 * LJ_KIB, LJ_GIB, 0, 0},
+    {"sync_interval", LJ_OPT_SYNC_INTERVAL, LJ_K_DUR, LJ_F(usSyncInterval),
+     LJ_MS, 0, 10 * LJ_SEC, 0, 0},
+    {"durability", LJ_OPT_DURABILITY, LJ_K_ENUM, LJ_F(eDurability), LJ_DUR_FULL,
+     0, 0, 0, aDurability},
+    {"checkpoint_interval", LJ_OPT_CHECKPOINT, LJ_K_DUR, LJ_F(usCheckpoint),
+     5 * LJ_SEC, LJ_MS, 60 * LJ_MIN, 0, 0},
+    {"append_mode", LJ_OPT_APPEND_MODE, LJ_K_ENUM, LJ_F(eAppendMode),
+     LJ_MODE_ASYNC, 0, 0, 0, aAppendMode},
+    {"queue_max", LJ_OPT_QUEUE_MAX, LJ_K_INT, LJ_F(nQueueMax), 100000, 1,
+     100000000, 0, 0},
+    {"sync_timeout", LJ_OPT_SYNC_TIMEOUT, LJ_K_DUR, LJ_F(usSyncTimeout),
+     5 * LJ_SEC, 0, 60 * LJ_MIN, 0, 0},
+    {"txn_timeout", LJ_OPT_TXN_TIMEOUT, LJ_K_DUR, LJ_F(usTxnTimeout),
+     30 * LJ_SEC, LJ_MS, 24 * 60 * LJ_MIN, 0, 0},
+    {"max_retries", LJ_OPT_MAX_RETRIES, LJ_K_INT, LJ_F(nMaxRetries), 3, 0, 100,
+     0, 0},
+    {"retry_delay", LJ_OPT_RETRY_DELAY, LJ_K_DUR, LJ_F(usRetryDelay),
+     100 * LJ_MS, 0, 60 * LJ_SEC, 0, 0},
+    {"compression", LJ_OPT_COMPRESSION, LJ_K_ENUM, LJ_F(eCompression),
+     LJ_CODEC_NONE, 0, 0, 0, aCodec},
+    {"compression_min", LJ_OPT_COMPRESSION_MIN, LJ_K_SIZE,
+     LJ_F(nCompressionMin), 256, 0, LJ_GIB, LJ_OPT_MAX_VALUE, 0},
+    {"max_value_size", LJ_OPT_MAX_VALUE, LJ_K_SIZE, LJ_F(nMaxValue),
+     64 * LJ_MIB, 1, LJ_GIB, 0, 0},
+    {"metrics", LJ_OPT_METRICS, LJ_K_BOOL, LJ_F(bMetrics), 1, 0, 0, 0, aBool},
+    {"snapshot_keep", LJ_OPT_SNAPSHOT_KEEP, LJ_K_INT, LJ_F(nSnapshotKeep), 0, 0,
+     1000000, 0, 0},
+    {"ship", LJ_OPT_SHIP, LJ_K_ENUM, LJ_F(eShip), LJ_SHIP_OFF, 0, 0, 0, aShip},
+    {"ship_brokers", LJ_OPT_SHIP_BROKERS, LJ_K_TEXT, LJ_F(zShipBrokers), 0, 0,
+     0, 0, 0},
+    {"ship_topic", LJ_OPT_SHIP_TOPIC, LJ_K_TEXT, LJ_F(zShipTopic), 0, 0, 0, 0,
+     0},
+    {"ship_conf", LJ_OPT_SHIP_CONF, LJ_K_TEXT, LJ_F(zShipConf), 0, 0, 0, 0, 0},
 };
 #define LJ_NOPT ((int)(sizeof(aOpt) / sizeof(aOpt[0])))
 
@@ -184,7 +201,8 @@ static void ljOptSet(LjConfig *p, const LjOpt *pOpt, i64 iVal) {
 
 static const LjOpt *ljOptByBit(u32 mBit) {
   int i;
-  for (i = 0; i < LJ_NOPT && aOpt[i].mBit != mBit; i++) {}
+  for (i = 0; i < LJ_NOPT && aOpt[i].mBit != mBit; i++) {
+  }
   return i < LJ_NOPT ? &aOpt[i] : 0;
 }
 
@@ -334,11 +352,13 @@ static int ljOptApply(LjConfig *p, const LjOpt *pOpt, const char *zVal,
     iVal = pName->iVal;
   } else {
     static const char *azForm[] = {
-      [LJ_K_INT] = "an integer",
-      [LJ_K_SIZE] = "a size such as 64MiB; units B, KiB, MiB, GiB, TiB, "
-                    "KB, MB, GB, TB",
-      [LJ_K_DUR] = "a duration such as 5s; units us, ms, s, m; a bare "
-                   "number is milliseconds"};
+        [LJ_K_INT] = "an integer",
+        [LJ_K_SIZE] =
+            "a size such as 64MiB; units B, KiB, MiB, GiB, TiB, "
+            "KB, MB, GB, TB",
+        [LJ_K_DUR] =
+            "a duration such as 5s; units us, ms, s, m; a bare "
+            "number is milliseconds"};
     int e = ljParseNumber(zVal, ljUnits(pOpt), &iVal);
     if (e == 1) {
       return ljCfgErr(pzErr, "bad value for %s: '%s' (expected %s)",
@@ -362,10 +382,12 @@ static int ljParseArg(LjConfig *p, const char *zArg, char **pzErr) {
   int i, rc;
 
   while (ljIsSpace(*zKey)) zKey++;
-  for (zKeyEnd = zKey; *zKeyEnd == '_' || (*zKeyEnd >= 'a' && *zKeyEnd <= 'z')
-                       || (*zKeyEnd >= 'A' && *zKeyEnd <= 'Z')
-                       || (*zKeyEnd >= '0' && *zKeyEnd <= '9');
-       zKeyEnd++) {}
+  for (zKeyEnd = zKey;
+       *zKeyEnd == '_' || (*zKeyEnd >= 'a' && *zKeyEnd <= 'z') ||
+       (*zKeyEnd >= 'A' && *zKeyEnd <= 'Z') ||
+       (*zKeyEnd >= '0' && *zKeyEnd <= '9');
+       zKeyEnd++) {
+  }
   for (i = 0; zEq && zKeyEnd + i < zEq; i++) {
     if (!ljIsSpace(zKeyEnd[i])) zEq = 0;
   }
@@ -373,8 +395,8 @@ static int ljParseArg(LjConfig *p, const char *zArg, char **pzErr) {
     return ljCfgErr(pzErr, "bad argument '%s' (expected key=value)", zArg);
   }
   for (i = 0; i < LJ_NOPT; i++) {
-    if (sqlite3_strnicmp(zKey, aOpt[i].zName, (int)(zKeyEnd - zKey)) == 0
-        && aOpt[i].zName[zKeyEnd - zKey] == 0) {
+    if (sqlite3_strnicmp(zKey, aOpt[i].zName, (int)(zKeyEnd - zKey)) == 0 &&
+        aOpt[i].zName[zKeyEnd - zKey] == 0) {
       pOpt = &aOpt[i];
       break;
     }
@@ -397,7 +419,8 @@ static int ljParseArg(LjConfig *p, const char *zArg, char **pzErr) {
   }
   p->mSet |= pOpt->mBit;
 
-  for (zEq++; ljIsSpace(*zEq); zEq++) {}
+  for (zEq++; ljIsSpace(*zEq); zEq++) {
+  }
   nVal = strlen(zEq);
   while (nVal > 0 && ljIsSpace(zEq[nVal - 1])) nVal--;
   zVal = sqlite3_malloc64(nVal + 1);
@@ -407,8 +430,10 @@ static int ljParseArg(LjConfig *p, const char *zArg, char **pzErr) {
   if (ljDequote(zVal)) {
     rc = ljOptApply(p, pOpt, zVal, pzErr);
   } else {
-    rc = ljCfgErr(pzErr, "bad value for %s: %.*s (unterminated or misplaced "
-                  "quote)", pOpt->zName, (int)nVal, zEq);
+    rc = ljCfgErr(pzErr,
+                  "bad value for %s: %.*s (unterminated or misplaced "
+                  "quote)",
+                  pOpt->zName, (int)nVal, zEq);
   }
   sqlite3_free(zVal);
   return rc;
@@ -453,8 +478,8 @@ int ljConfigParse(LjConfig *p, int nArg, const char *const *azArg,
   if (rc == SQLITE_OK && p->zPath == 0) {
     rc = ljCfgErr(pzErr, "missing required option path='directory'");
   }
-  if (rc == SQLITE_OK && p->eShip != LJ_SHIP_OFF
-      && (p->zShipBrokers == 0 || p->zShipTopic == 0)) {
+  if (rc == SQLITE_OK && p->eShip != LJ_SHIP_OFF &&
+      (p->zShipBrokers == 0 || p->zShipTopic == 0)) {
     rc = ljCfgErr(pzErr, "ship=kafka needs ship_brokers and ship_topic");
   }
   return rc;
@@ -545,22 +570,20 @@ char *ljConfigJson(const LjConfig *p, const char *zResolvedPath) {
           sqlite3_str_appendf(pStr, ".%.*s", n, zFrac);
         }
         break;
-      case LJ_K_ENUM:
-        ljJsonString(pStr, ljNameOf(pOpt->aName, iVal));
-        break;
+      case LJ_K_ENUM: ljJsonString(pStr, ljNameOf(pOpt->aName, iVal)); break;
       case LJ_K_BOOL:
         sqlite3_str_appendall(pStr, iVal ? "true" : "false");
         break;
-      default:
-        sqlite3_str_appendf(pStr, "%lld", iVal);
-        break;
+      default: sqlite3_str_appendf(pStr, "%lld", iVal); break;
     }
   }
   sqlite3_str_appendchar(pStr, 1, '}');
   return sqlite3_str_finish(pStr);
 }
 
-const char *ljDurabilityName(int e) { return ljNameOf(aDurability, e); }
+const char *ljDurabilityName(int e) {
+  return ljNameOf(aDurability, e);
+}
 
 /*
 ** A directory has one environment and one writer per process, so the

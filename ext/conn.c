@@ -20,9 +20,15 @@ static LjConn *ljConnList = 0;
 /* A child of fork() re-creates the mutex (another thread may have held
 ** it at the fork); the list stays: its connections were inherited. */
 static pthread_once_t ljConnOnce = PTHREAD_ONCE_INIT;
-static void connForkPrepare(void) { pthread_mutex_lock(&ljConnMutex); }
-static void connForkParent(void) { pthread_mutex_unlock(&ljConnMutex); }
-static void connForkChild(void) { pthread_mutex_init(&ljConnMutex, 0); }
+static void connForkPrepare(void) {
+  pthread_mutex_lock(&ljConnMutex);
+}
+static void connForkParent(void) {
+  pthread_mutex_unlock(&ljConnMutex);
+}
+static void connForkChild(void) {
+  pthread_mutex_init(&ljConnMutex, 0);
+}
 static void connForkInstall(void) {
   pthread_atfork(connForkPrepare, connForkParent, connForkChild);
 }
@@ -123,9 +129,9 @@ int ljTableFind(LjConn *pConn, const char *zArg, LjTable **pp, char **pzErr) {
   p = tableLookup(pConn, zDb, zName);
   if (p == 0) {
     sqlite3_stmt *pStmt = 0;
-    char *zSql = zDb ? sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0",
-                                       zDb, zName)
-                     : sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 0", zName);
+    char *zSql =
+        zDb ? sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0", zDb, zName)
+            : sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 0", zName);
     if (zSql == 0) {
       rc = SQLITE_NOMEM;
     } else {
@@ -149,15 +155,16 @@ int ljTableFind(LjConn *pConn, const char *zArg, LjTable **pp, char **pzErr) {
   return rc;
 }
 
-int ljCheckActor(sqlite3_value *v, const char *zWhat, const char **pz,
-                 int *pn, char **pzErr) {
+int ljCheckActor(sqlite3_value *v, const char *zWhat, const char **pz, int *pn,
+                 char **pzErr) {
   const unsigned char *z;
   int n;
   if (sqlite3_value_type(v) != SQLITE_TEXT) {
-    *pzErr = sqlite3_mprintf("%s must be text (got %s)", zWhat,
-                             sqlite3_value_type(v) == SQLITE_NULL ? "NULL"
-                             : sqlite3_value_type(v) == SQLITE_BLOB ? "a blob"
-                                                                    : "a number");
+    *pzErr =
+        sqlite3_mprintf("%s must be text (got %s)", zWhat,
+                        sqlite3_value_type(v) == SQLITE_NULL   ? "NULL"
+                        : sqlite3_value_type(v) == SQLITE_BLOB ? "a blob"
+                                                               : "a number");
     return SQLITE_MISMATCH;
   }
   z = sqlite3_value_text(v);
@@ -169,8 +176,7 @@ int ljCheckActor(sqlite3_value *v, const char *zWhat, const char **pz,
     return SQLITE_CONSTRAINT;
   }
   if (!ljUtf8Valid(z, n) || memchr(z, 0, (size_t)n)) {
-    *pzErr = sqlite3_mprintf("%s must be valid UTF-8 without NUL bytes",
-                             zWhat);
+    *pzErr = sqlite3_mprintf("%s must be valid UTF-8 without NUL bytes", zWhat);
     return SQLITE_CONSTRAINT;
   }
   *pz = (const char *)z;
@@ -185,14 +191,18 @@ static int valueBytes(sqlite3_value *v, u8 aNum[8], u8 *pe, const u8 **pa,
   switch (sqlite3_value_type(v)) {
     case SQLITE_INTEGER:
       ljPut64(aNum, (u64)sqlite3_value_int64(v));
-      *pe = LJ_VAL_INT; *pa = aNum; *pn = 8;
+      *pe = LJ_VAL_INT;
+      *pa = aNum;
+      *pn = 8;
       break;
     case SQLITE_FLOAT: {
       double d = sqlite3_value_double(v);
       u64 x;
       memcpy(&x, &d, 8);
       ljPut64(aNum, x);
-      *pe = LJ_VAL_FLOAT; *pa = aNum; *pn = 8;
+      *pe = LJ_VAL_FLOAT;
+      *pa = aNum;
+      *pn = 8;
       break;
     }
     case SQLITE_TEXT:
@@ -208,7 +218,9 @@ static int valueBytes(sqlite3_value *v, u8 aNum[8], u8 *pe, const u8 **pa,
       if (*pa == 0 && *pn > 0) return SQLITE_NOMEM;
       break;
     default:
-      *pe = LJ_VAL_NULL; *pa = 0; *pn = 0;
+      *pe = LJ_VAL_NULL;
+      *pa = 0;
+      *pn = 0;
       break;
   }
   return SQLITE_OK;
@@ -242,8 +254,8 @@ int ljEventFromValues(LjTable *pTab, const char *zActor, int nActor,
     in.aType = sqlite3_value_text(pType);
     in.nType = sqlite3_value_bytes(pType);
     if (in.nType > LJ_MAX_TYPE_BYTES) {
-      *pzErr = sqlite3_mprintf("type must be at most %d bytes",
-                               LJ_MAX_TYPE_BYTES);
+      *pzErr =
+          sqlite3_mprintf("type must be at most %d bytes", LJ_MAX_TYPE_BYTES);
       return SQLITE_TOOBIG;
     }
   }
@@ -281,12 +293,16 @@ void ljResultStored(sqlite3_context *ctx, u8 eClass, const u8 *a, int n,
       break;
     }
     case LJ_VAL_TEXT:
-      if (n == 0) sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
-      else sqlite3_result_text(ctx, (const char *)a, n, xDel);
+      if (n == 0)
+        sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+      else
+        sqlite3_result_text(ctx, (const char *)a, n, xDel);
       break;
     case LJ_VAL_BLOB:
-      if (n == 0) sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
-      else sqlite3_result_blob(ctx, a, n, xDel);
+      if (n == 0)
+        sqlite3_result_blob(ctx, "", 0, SQLITE_STATIC);
+      else
+        sqlite3_result_blob(ctx, a, n, xDel);
       break;
     default: sqlite3_result_null(ctx); break;
   }

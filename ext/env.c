@@ -60,8 +60,10 @@ void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot) {
 
 void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot) {
   pthread_mutex_lock(&p->readerMutex);
-  if (pSlot->pPrev) pSlot->pPrev->pNext = pSlot->pNext;
-  else p->pReaders = pSlot->pNext;
+  if (pSlot->pPrev)
+    pSlot->pPrev->pNext = pSlot->pNext;
+  else
+    p->pReaders = pSlot->pNext;
   if (pSlot->pNext) pSlot->pNext->pPrev = pSlot->pPrev;
   pthread_mutex_unlock(&p->readerMutex);
 }
@@ -76,8 +78,12 @@ i64 ljOldestReaderUs(LjEnv *p) {
   return usOldest;
 }
 
-void ljGateEnter(LjEnv *p) { pthread_rwlock_rdlock(&p->gate); }
-void ljGateLeave(LjEnv *p) { pthread_rwlock_unlock(&p->gate); }
+void ljGateEnter(LjEnv *p) {
+  pthread_rwlock_rdlock(&p->gate);
+}
+void ljGateLeave(LjEnv *p) {
+  pthread_rwlock_unlock(&p->gate);
+}
 
 int ljEnvResize(LjEnv *p, i64 szNew) {
   int mrc;

@@ -47,7 +47,8 @@ static void resultHex(sqlite3_context *ctx, const u8 *a, int n) {
   sqlite3_result_text(ctx, z, 2 * n, sqlite3_free);
 }
 
-static void fnExportValue(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+static void fnExportValue(sqlite3_context *ctx, int argc,
+                          sqlite3_value **argv) {
   (void)argc;
   switch (sqlite3_value_type(argv[0])) {
     case SQLITE_BLOB:
@@ -96,7 +97,8 @@ static void importError(sqlite3_context *ctx, const char *zType) {
   sqlite3_free(z);
 }
 
-static void fnImportValue(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+static void fnImportValue(sqlite3_context *ctx, int argc,
+                          sqlite3_value **argv) {
   const char *zType = sqlite3_value_type(argv[0]) == SQLITE_TEXT
                           ? (const char *)sqlite3_value_text(argv[0])
                           : "";
@@ -136,8 +138,10 @@ static void fnImportValue(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     }
     sqlite3_free(a);
   } else {
-    sqlite3_result_error(ctx, "journal_import_value: the type must be one of "
-                              "null, integer, real, text, blob", -1);
+    sqlite3_result_error(ctx,
+                         "journal_import_value: the type must be one of "
+                         "null, integer, real, text, blob",
+                         -1);
   }
 }
 
@@ -153,9 +157,8 @@ struct ExCursor {
   int bEof;
 };
 
-static int exConnect(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+static int exConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
   (void)argc;
   (void)argv;
   (void)pzErr;
@@ -230,7 +233,7 @@ static int exNext(sqlite3_vtab_cursor *pCur) {
 }
 
 /* The line of each event: keep in step with the header comment. */
-#define EX_SELECT                                                          \
+#define EX_SELECT                                                         \
   "SELECT json_object('actor_id', actor_id, 'seq', seq, 'ts', ts, "       \
   "'type', type, 'payload_type', typeof(payload), "                       \
   "'payload', journal_export_value(payload), 'meta_type', typeof(meta), " \
@@ -249,8 +252,9 @@ static int exFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   p->pStmt = 0;
   p->bEof = 1;
   if (argc < 1 || sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
-    zErr = sqlite3_mprintf("journal_export: the first argument must be the "
-                           "name of an lmdb_journal table");
+    zErr = sqlite3_mprintf(
+        "journal_export: the first argument must be the "
+        "name of an lmdb_journal table");
     rc = SQLITE_ERROR;
   } else {
     rc = ljTableFind(pTab->pConn, (const char *)sqlite3_value_text(argv[0]),
@@ -275,7 +279,8 @@ static int exFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
     pTab->base.zErrMsg = zErr;
     return rc;
   }
-  sqlite3_bind_int64(p->pStmt, 1, idxNum == 1 ? sqlite3_value_int64(argv[1]) : 0);
+  sqlite3_bind_int64(p->pStmt, 1,
+                     idxNum == 1 ? sqlite3_value_int64(argv[1]) : 0);
   return exNext(pCur);
 }
 
@@ -298,21 +303,30 @@ static int exRowid(sqlite3_vtab_cursor *pCur, sqlite_int64 *pRowid) {
   return SQLITE_OK;
 }
 
-static sqlite3_module exModule = {
-    0,            /* iVersion */
-    0,            /* xCreate: eponymous only */
-    exConnect,    /* xConnect */
-    exBestIndex,  /* xBestIndex */
-    ljTvfDisconnect, /* xDisconnect */
-    0,            /* xDestroy */
-    exOpen,       /* xOpen */
-    exClose,      /* xClose */
-    exFilter,     /* xFilter */
-    exNext,       /* xNext */
-    exEof,        /* xEof */
-    exColumn,     /* xColumn */
-    exRowid,      /* xRowid */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static sqlite3_module exModule = {0,               /* iVersion */
+                                  0,               /* xCreate: eponymous only */
+                                  exConnect,       /* xConnect */
+                                  exBestIndex,     /* xBestIndex */
+                                  ljTvfDisconnect, /* xDisconnect */
+                                  0,               /* xDestroy */
+                                  exOpen,          /* xOpen */
+                                  exClose,         /* xClose */
+                                  exFilter,        /* xFilter */
+                                  exNext,          /* xNext */
+                                  exEof,           /* xEof */
+                                  exColumn,        /* xColumn */
+                                  exRowid,         /* xRowid */
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
 
 int ljRegisterExport(sqlite3 *db, LjConn *pConn) {
   int rc = sqlite3_create_function_v2(
@@ -322,8 +336,8 @@ int ljRegisterExport(sqlite3 *db, LjConn *pConn) {
   if (rc == SQLITE_OK) {
     rc = sqlite3_create_function_v2(
         db, "journal_import_value", 2,
-        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, 0,
-        fnImportValue, 0, 0, 0);
+        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, 0, fnImportValue,
+        0, 0, 0);
   }
   if (rc == SQLITE_OK) {
     pConn->nRef++; /* released by ljConnDestroy */

@@ -19,7 +19,8 @@
 ** T names an lmdb_journal table of the calling connection ("j" or
 ** "main.j").  The connection remembers the last name resolved (statements
 ** are usually reset after every row, which would drop auxdata), and a
-** table forgets itself there when it disconnects or is renamed.  Functions that write are
+** table forgets itself there when it disconnects or is renamed.  Functions that
+*write are
 ** SQLITE_DIRECTONLY: schema objects cannot call them.
 */
 #include "internal.h"
@@ -45,8 +46,10 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   char *zErr = 0;
   int rc;
   if (zArg == 0) {
-    sqlite3_result_error(ctx, "the first argument must be the name of an "
-                              "lmdb_journal table", -1);
+    sqlite3_result_error(ctx,
+                         "the first argument must be the name of an "
+                         "lmdb_journal table",
+                         -1);
     return 0;
   }
   if (pConn->pLast && strcmp(pConn->zLast, zArg) == 0 &&
@@ -83,7 +86,8 @@ static int fnReadonly(sqlite3_context *ctx, LjTable *p, int bQueryOnly) {
   int bRefuse = sqlite3_db_readonly(db, p->zDb) == 1;
   if (!bRefuse && bQueryOnly) {
     sqlite3_stmt *pStmt = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA query_only", -1, &pStmt, 0) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, "PRAGMA query_only", -1, &pStmt, 0) ==
+            SQLITE_OK &&
         sqlite3_step(pStmt) == SQLITE_ROW) {
       bRefuse = sqlite3_column_int(pStmt, 0);
     }
@@ -189,8 +193,9 @@ static void fnTruncate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (rc == SQLITE_OK && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
     toSeq = sqlite3_value_int64(argv[2]);
     if (sqlite3_value_numeric_type(argv[2]) != SQLITE_INTEGER || toSeq < 0) {
-      zErr = sqlite3_mprintf("to_seq must be a non-negative integer or NULL "
-                             "(NULL deletes every event)");
+      zErr = sqlite3_mprintf(
+          "to_seq must be a non-negative integer or NULL "
+          "(NULL deletes every event)");
       rc = SQLITE_MISMATCH;
     }
   }
@@ -206,8 +211,8 @@ static void fnTruncate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 /* An integer argument >= 0, or (bNullOk) NULL, which leaves *pOut. */
-static int fnIntArg(sqlite3_value *v, const char *zName, int bNullOk,
-                    i64 *pOut, char **pzErr) {
+static int fnIntArg(sqlite3_value *v, const char *zName, int bNullOk, i64 *pOut,
+                    char **pzErr) {
   if (bNullOk && sqlite3_value_type(v) == SQLITE_NULL) return SQLITE_OK;
   if (sqlite3_value_numeric_type(v) != SQLITE_INTEGER ||
       sqlite3_value_int64(v) < 0) {
@@ -248,9 +253,10 @@ static void fnSnapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (rc == SQLITE_OK) rc = fnIntArg(argv[2], "seq", 0, &seq, &zErr);
   nByte = fnValueBytes(argv[3]) + (argc > 4 ? fnValueBytes(argv[4]) : 0);
   if (rc == SQLITE_OK && nByte > p->cfg.nMaxValue) {
-    zErr = sqlite3_mprintf("state and meta of %lld bytes exceed "
-                           "max_value_size (%lld bytes)",
-                           nByte, p->cfg.nMaxValue);
+    zErr = sqlite3_mprintf(
+        "state and meta of %lld bytes exceed "
+        "max_value_size (%lld bytes)",
+        nByte, p->cfg.nMaxValue);
     rc = SQLITE_TOOBIG;
   }
   if (rc) {
@@ -282,8 +288,7 @@ static void fnDeleteSnapshots(sqlite3_context *ctx, int argc,
   const char *zActor;
   int nActor, rc;
   char *zErr = 0;
-  static const char *const azArg[] = {"max_seq", "max_ts", "min_seq",
-                                      "min_ts"};
+  static const char *const azArg[] = {"max_seq", "max_ts", "min_seq", "min_ts"};
   i64 aSeq[2] = {0, INT64_MAX}, aTs[2] = {0, INT64_MAX}, nDel = 0;
   i64 *aOut[] = {&aSeq[1], &aTs[1], &aSeq[0], &aTs[0]};
   if (p == 0 || fnReadonly(ctx, p, 1)) return;
@@ -421,16 +426,17 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   } else {
     sqlite3_str_appendall(pStr, "null");
   }
-  sqlite3_str_appendf(pStr,
-                      ",\"durability\":\"%s\",\"durability_commit\":\"%s\","
-                      "\"os_crash_risk\":\"%s\",\"last_pos\":%lld,"
-                      "\"durable_pos\":%lld",
-                      ljDurabilityName(p->cfg.eDurability),
-                      p->cfg.eDurability == LJ_DUR_FULL ? "sync" : "nometasync",
-                      p->cfg.eDurability == LJ_DUR_FULL
-                          ? "none"
-                          : "may lose commits after durable_pos; never corrupts",
-                      wi.lastPos, wi.durablePos);
+  sqlite3_str_appendf(
+      pStr,
+      ",\"durability\":\"%s\",\"durability_commit\":\"%s\","
+      "\"os_crash_risk\":\"%s\",\"last_pos\":%lld,"
+      "\"durable_pos\":%lld",
+      ljDurabilityName(p->cfg.eDurability),
+      p->cfg.eDurability == LJ_DUR_FULL ? "sync" : "nometasync",
+      p->cfg.eDurability == LJ_DUR_FULL
+          ? "none"
+          : "may lose commits after durable_pos; never corrupts",
+      wi.lastPos, wi.durablePos);
   if (si.eState != LJ_SHIPST_OFF) healthShipping(pStr, &si);
   sqlite3_str_appendf(pStr,
                       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"

@@ -71,8 +71,8 @@ typedef uint8_t u8;
 
 /* Limits that are part of the product contract (docs/api.md, "Limits"). */
 #define LJ_MAX_ACTOR_BYTES 400 /* actor ids are 1..400 bytes of UTF-8 */
-#define LJ_MAX_TAG_BYTES 255   /* one tag */
-#define LJ_MAX_TYPE_BYTES 65535
+#define LJ_MAX_TAG_BYTES   255 /* one tag */
+#define LJ_MAX_TYPE_BYTES  65535
 
 /**************************************************************************
 ** Configuration (config.c)
@@ -83,70 +83,70 @@ enum { LJ_CODEC_NONE = 0, LJ_CODEC_LZ4 = 1, LJ_CODEC_ZSTD = 2 };
 enum { LJ_SHIP_OFF = 0, LJ_SHIP_KAFKA = 1 };
 
 /* Bits of LjConfig.mSet, one per key, telling which keys were given. */
-#define LJ_OPT_PATH (1u << 0)
-#define LJ_OPT_MAP_SIZE (1u << 1)
-#define LJ_OPT_MAP_MAX (1u << 2)
-#define LJ_OPT_MAX_READERS (1u << 3)
-#define LJ_OPT_MAX_DBS (1u << 4)
-#define LJ_OPT_BATCH_SIZE (1u << 5)
-#define LJ_OPT_BATCH_BYTES (1u << 6)
-#define LJ_OPT_SYNC_INTERVAL (1u << 7)
-#define LJ_OPT_DURABILITY (1u << 8)
-#define LJ_OPT_CHECKPOINT (1u << 9)
-#define LJ_OPT_APPEND_MODE (1u << 10)
-#define LJ_OPT_QUEUE_MAX (1u << 11)
-#define LJ_OPT_SYNC_TIMEOUT (1u << 12)
-#define LJ_OPT_TXN_TIMEOUT (1u << 13)
-#define LJ_OPT_MAX_RETRIES (1u << 14)
-#define LJ_OPT_RETRY_DELAY (1u << 15)
-#define LJ_OPT_COMPRESSION (1u << 16)
+#define LJ_OPT_PATH            (1u << 0)
+#define LJ_OPT_MAP_SIZE        (1u << 1)
+#define LJ_OPT_MAP_MAX         (1u << 2)
+#define LJ_OPT_MAX_READERS     (1u << 3)
+#define LJ_OPT_MAX_DBS         (1u << 4)
+#define LJ_OPT_BATCH_SIZE      (1u << 5)
+#define LJ_OPT_BATCH_BYTES     (1u << 6)
+#define LJ_OPT_SYNC_INTERVAL   (1u << 7)
+#define LJ_OPT_DURABILITY      (1u << 8)
+#define LJ_OPT_CHECKPOINT      (1u << 9)
+#define LJ_OPT_APPEND_MODE     (1u << 10)
+#define LJ_OPT_QUEUE_MAX       (1u << 11)
+#define LJ_OPT_SYNC_TIMEOUT    (1u << 12)
+#define LJ_OPT_TXN_TIMEOUT     (1u << 13)
+#define LJ_OPT_MAX_RETRIES     (1u << 14)
+#define LJ_OPT_RETRY_DELAY     (1u << 15)
+#define LJ_OPT_COMPRESSION     (1u << 16)
 #define LJ_OPT_COMPRESSION_MIN (1u << 17)
-#define LJ_OPT_MAX_VALUE (1u << 18)
-#define LJ_OPT_METRICS (1u << 19)
-#define LJ_OPT_SNAPSHOT_KEEP (1u << 20)
-#define LJ_OPT_SHIP (1u << 21)
-#define LJ_OPT_SHIP_BROKERS (1u << 22)
-#define LJ_OPT_SHIP_TOPIC (1u << 23)
-#define LJ_OPT_SHIP_CONF (1u << 24)
+#define LJ_OPT_MAX_VALUE       (1u << 18)
+#define LJ_OPT_METRICS         (1u << 19)
+#define LJ_OPT_SNAPSHOT_KEEP   (1u << 20)
+#define LJ_OPT_SHIP            (1u << 21)
+#define LJ_OPT_SHIP_BROKERS    (1u << 22)
+#define LJ_OPT_SHIP_TOPIC      (1u << 23)
+#define LJ_OPT_SHIP_CONF       (1u << 24)
 
 /* Keys whose value belongs to the environment (and its one writer) rather
 ** than to the table: a second table opening the same directory with a
 ** different explicit value of one of these is refused. */
-#define LJ_OPT_ENV_KEYS                                                   \
-  (LJ_OPT_MAP_SIZE | LJ_OPT_MAP_MAX | LJ_OPT_MAX_READERS |                \
-   LJ_OPT_MAX_DBS | LJ_OPT_BATCH_SIZE | LJ_OPT_BATCH_BYTES |              \
-   LJ_OPT_SYNC_INTERVAL | LJ_OPT_CHECKPOINT | LJ_OPT_QUEUE_MAX |          \
-   LJ_OPT_MAX_RETRIES | LJ_OPT_RETRY_DELAY)
+#define LJ_OPT_ENV_KEYS                                                     \
+  (LJ_OPT_MAP_SIZE | LJ_OPT_MAP_MAX | LJ_OPT_MAX_READERS | LJ_OPT_MAX_DBS | \
+   LJ_OPT_BATCH_SIZE | LJ_OPT_BATCH_BYTES | LJ_OPT_SYNC_INTERVAL |          \
+   LJ_OPT_CHECKPOINT | LJ_OPT_QUEUE_MAX | LJ_OPT_MAX_RETRIES |              \
+   LJ_OPT_RETRY_DELAY)
 
 typedef struct LjConfig LjConfig;
 struct LjConfig {
-  char *zPath;           /* path=, as given (sqlite3_malloc'd) */
-  i64 szMap;             /* map_size= bytes */
-  i64 szMapMax;          /* map_max= bytes */
-  int nMaxReaders;       /* max_readers= */
-  int nMaxDbs;           /* max_dbs= */
-  int nBatch;            /* batch_size= entries per writer transaction */
-  i64 nBatchBytes;       /* batch_bytes= */
-  i64 usSyncInterval;    /* sync_interval= microseconds */
-  int eDurability;       /* durability= LJ_DUR_* */
-  i64 usCheckpoint;      /* checkpoint_interval= microseconds */
-  int eAppendMode;       /* append_mode= LJ_MODE_* */
-  int nQueueMax;         /* queue_max= */
-  i64 usSyncTimeout;     /* sync_timeout= microseconds */
-  i64 usTxnTimeout;      /* txn_timeout= microseconds */
-  int nMaxRetries;       /* max_retries= */
-  i64 usRetryDelay;      /* retry_delay= microseconds */
-  int eCompression;      /* compression= LJ_CODEC_* */
-  i64 nCompressionMin;   /* compression_min= bytes */
-  i64 nMaxValue;         /* max_value_size= bytes */
-  int bMetrics;          /* metrics= on/off */
-  int nSnapshotKeep;     /* snapshot_keep= newest snapshots kept per actor
-                         ** (0: all) */
-  int eShip;             /* ship= LJ_SHIP_* */
-  char *zShipBrokers;    /* ship_brokers= (sqlite3_malloc'd, or NULL) */
-  char *zShipTopic;      /* ship_topic= */
-  char *zShipConf;       /* ship_conf= 'key=value;...' librdkafka props */
-  u32 mSet;              /* LJ_OPT_* bits of keys given explicitly */
+  char *zPath;         /* path=, as given (sqlite3_malloc'd) */
+  i64 szMap;           /* map_size= bytes */
+  i64 szMapMax;        /* map_max= bytes */
+  int nMaxReaders;     /* max_readers= */
+  int nMaxDbs;         /* max_dbs= */
+  int nBatch;          /* batch_size= entries per writer transaction */
+  i64 nBatchBytes;     /* batch_bytes= */
+  i64 usSyncInterval;  /* sync_interval= microseconds */
+  int eDurability;     /* durability= LJ_DUR_* */
+  i64 usCheckpoint;    /* checkpoint_interval= microseconds */
+  int eAppendMode;     /* append_mode= LJ_MODE_* */
+  int nQueueMax;       /* queue_max= */
+  i64 usSyncTimeout;   /* sync_timeout= microseconds */
+  i64 usTxnTimeout;    /* txn_timeout= microseconds */
+  int nMaxRetries;     /* max_retries= */
+  i64 usRetryDelay;    /* retry_delay= microseconds */
+  int eCompression;    /* compression= LJ_CODEC_* */
+  i64 nCompressionMin; /* compression_min= bytes */
+  i64 nMaxValue;       /* max_value_size= bytes */
+  int bMetrics;        /* metrics= on/off */
+  int nSnapshotKeep;   /* snapshot_keep= newest snapshots kept per actor
+                       ** (0: all) */
+  int eShip;           /* ship= LJ_SHIP_* */
+  char *zShipBrokers;  /* ship_brokers= (sqlite3_malloc'd, or NULL) */
+  char *zShipTopic;    /* ship_topic= */
+  char *zShipConf;     /* ship_conf= 'key=value;...' librdkafka props */
+  u32 mSet;            /* LJ_OPT_* bits of keys given explicitly */
 };
 
 LJ_PRIVATE void ljConfigDefaults(LjConfig *p);
@@ -169,8 +169,8 @@ LJ_PRIVATE void ljConfigTakeEnv(LjConfig *pTab, const LjConfig *pEnv);
 ** waiter on p (layout.c: a futex on Linux, polling elsewhere). */
 LJ_PRIVATE void ljFutexWait(u32 *p, u32 v, i64 usTimeout);
 LJ_PRIVATE void ljFutexWakeAll(u32 *p);
-LJ_PRIVATE i64 ljNowMs(void);  /* wall clock, ms since the Unix epoch */
-LJ_PRIVATE i64 ljNowUs(void);  /* monotonic clock, microseconds */
+LJ_PRIVATE i64 ljNowMs(void); /* wall clock, ms since the Unix epoch */
+LJ_PRIVATE i64 ljNowUs(void); /* monotonic clock, microseconds */
 LJ_PRIVATE void ljDeadline(struct timespec *pTs, i64 usFromNow);
 LJ_PRIVATE int ljUtf8Valid(const unsigned char *z, int n);
 LJ_PRIVATE u32 ljCrc32c(u32 crc, const void *p, size_t n);
@@ -221,18 +221,18 @@ static inline u16 ljGet16(const u8 *a) {
 */
 typedef struct LjEvent LjEvent;
 
-#define LJ_NUMKEY 8   /* actor number key (actnum db; prefix of events keys) */
-#define LJ_EVKEY 16   /* events key: actor number (8) + seq (8) */
-#define LJ_POSKEY 8   /* pos key (also the stage's key) */
+#define LJ_NUMKEY  8  /* actor number key (actnum db; prefix of events keys) */
+#define LJ_EVKEY   16 /* events key: actor number (8) + seq (8) */
+#define LJ_POSKEY  8  /* pos key (also the stage's key) */
 #define LJ_REC_HDR 32 /* fixed part of an event record */
 
 /* Byte offsets in the fixed part of an event record. */
 #define LJ_REC_FLAGS 0  /* u8 flags (LJ_RECF_*) */
-#define LJ_REC_PCLS 1   /* u8 storage class of the payload */
-#define LJ_REC_MCLS 2   /* u8 storage class of meta */
-#define LJ_REC_CRC 4    /* u32 crc32c of bytes LJ_REC_POS .. end */
-#define LJ_REC_POS 8    /* u64 pos */
-#define LJ_REC_TS 16    /* i64 ts, ms */
+#define LJ_REC_PCLS  1  /* u8 storage class of the payload */
+#define LJ_REC_MCLS  2  /* u8 storage class of meta */
+#define LJ_REC_CRC   4  /* u32 crc32c of bytes LJ_REC_POS .. end */
+#define LJ_REC_POS   8  /* u64 pos */
+#define LJ_REC_TS    16 /* i64 ts, ms */
 #define LJ_REC_NTYPE 24 /* u16 type length */
 #define LJ_REC_NTAGS 26 /* u16 tags length */
 #define LJ_REC_NMETA 28 /* u32 meta length */
@@ -241,11 +241,11 @@ typedef struct LjEvent LjEvent;
 #define LJ_RECF_CODEC 0x03 /* LJ_CODEC_* of the payload */
 
 /* Storage classes of payload and meta in a record (bytes 1 and 2). */
-#define LJ_VAL_NULL 0
-#define LJ_VAL_INT 1
+#define LJ_VAL_NULL  0
+#define LJ_VAL_INT   1
 #define LJ_VAL_FLOAT 2
-#define LJ_VAL_TEXT 3
-#define LJ_VAL_BLOB 4
+#define LJ_VAL_TEXT  3
+#define LJ_VAL_BLOB  4
 
 /* A record's ts and tags without decoding it (aRec is a whole record). */
 static inline i64 ljRecTs(const u8 *aRec) {
@@ -262,20 +262,32 @@ typedef struct LjRec LjRec;
 struct LjRec {
   u64 pos;
   i64 ts;
-  const u8 *aType; int nType;     /* NULL if no type */
-  const u8 *aTags; int nTags;     /* JSON text, NULL if none */
-  u8 eMeta;  const u8 *aMeta; int nMeta;
-  u8 ePayload; const u8 *aPayload; int nPayload;
-  u32 crc;                        /* stored checksum */
+  const u8 *aType;
+  int nType; /* NULL if no type */
+  const u8 *aTags;
+  int nTags; /* JSON text, NULL if none */
+  u8 eMeta;
+  const u8 *aMeta;
+  int nMeta;
+  u8 ePayload;
+  const u8 *aPayload;
+  int nPayload;
+  u32 crc; /* stored checksum */
 };
 
 /* The parts of a new event before it has a pos and ts. */
 typedef struct LjRecIn LjRecIn;
 struct LjRecIn {
-  const u8 *aType; int nType;
-  const u8 *aTags; int nTags;
-  u8 eMeta; const u8 *aMeta; int nMeta;
-  u8 ePayload; const u8 *aPayload; int nPayload;
+  const u8 *aType;
+  int nType;
+  const u8 *aTags;
+  int nTags;
+  u8 eMeta;
+  const u8 *aMeta;
+  int nMeta;
+  u8 ePayload;
+  const u8 *aPayload;
+  int nPayload;
 };
 
 /* Encode a new record (pos/ts zero) into aBuf when it fits in nBuf
@@ -310,8 +322,8 @@ static inline u64 ljEvKeySeq(const void *aKey) {
 
 /* Values of the actors db (num u64 | floor u64) and of the tags db
 ** (num u64 | seq u64), and the longest tag key. */
-#define LJ_ACTVAL 16
-#define LJ_TAGVAL 16
+#define LJ_ACTVAL     16
+#define LJ_TAGVAL     16
 #define LJ_TAGKEY_MAX (2 + LJ_MAX_TAG_BYTES + LJ_POSKEY)
 LJ_PRIVATE void ljActorVal(u8 *aVal, u64 num, u64 floor);
 /* Read an actors value; MDB_CORRUPTED when malformed. */
@@ -323,7 +335,7 @@ LJ_PRIVATE void ljTagVal(u8 *aVal, u64 num, u64 seq);
 LJ_PRIVATE void ljMetaKey(MDB_val *pKey, const char *zKey);
 
 /* Runs: the events db's values (drawing in layout.c). */
-#define LJ_RUN_MAX 256      /* most events in one run */
+#define LJ_RUN_MAX 256 /* most events in one run */
 /* Most record bytes in one run (unless one record alone is larger).  A
 ** quarter of a 4 KiB page keeps several runs per leaf page: larger runs
 ** leave leaf pages mostly empty after splits (measured at 100 actors and
@@ -354,7 +366,9 @@ LJ_PRIVATE int ljRunFind(MDB_cursor *c, u64 num, u64 seq, MDB_val *pKey,
 /* Writing a run of n records: ljRunStart, then ljRunSetEnd for each
 ** record i with the offset where it ends, counted from the first record
 ** (which starts at LJ_RUN_HEAD(n)). */
-static inline void ljRunStart(u8 *aRun, u32 n) { ljPut32(aRun, n); }
+static inline void ljRunStart(u8 *aRun, u32 n) {
+  ljPut32(aRun, n);
+}
 static inline void ljRunSetEnd(u8 *aRun, u32 i, u32 end) {
   ljPut32(&aRun[4 + 4 * (size_t)i], end);
 }
@@ -368,8 +382,8 @@ LJ_PRIVATE void ljRunFill(u8 *aRun, LjEvent *const *ap, size_t n);
 ** truncated event. */
 #define LJ_MANI_ENTRY 24
 LJ_PRIVATE u32 ljManiCount(const MDB_val *v);
-LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey,
-                          MDB_val *pVal, u32 *pi);
+LJ_PRIVATE int ljManiFind(MDB_cursor *c, u64 pos, MDB_val *pKey, MDB_val *pVal,
+                          u32 *pi);
 /* Entry i of a manifest (the caller checked the value holds it): the
 ** event's actor number (0: truncated), seq and ts. */
 static inline u64 ljManiNum(const u8 *aMani, u32 i) {
@@ -433,7 +447,8 @@ static inline size_t ljStageBodyOff(u32 nAct) {
 }
 
 /* Tags: a JSON array of strings.  ljTagsParse validates zJson and calls
-** xTag (if not NULL) once per tag, unescaped, in array order.  Returns SQLITE_OK or
+** xTag (if not NULL) once per tag, unescaped, in array order.  Returns
+*SQLITE_OK or
 ** SQLITE_ERROR with *pzErr set (sqlite3_malloc'd). */
 LJ_PRIVATE int ljTagsParse(const char *zJson, int nJson,
                            int (*xTag)(void *, const u8 *, int), void *pArg,
@@ -471,7 +486,7 @@ enum {
 */
 /* Latency histogram: log-linear buckets over microseconds. */
 #define LJ_HIST_BUCKETS 256
-#define LJ_HIST_SUB 8 /* buckets per power of two */
+#define LJ_HIST_SUB     8 /* buckets per power of two */
 typedef struct LjHist LjHist;
 struct LjHist {
   u64 aCount[LJ_HIST_BUCKETS];
@@ -494,24 +509,23 @@ struct LjMetrics {
   u64 nMerges;       /* stage merges */
   u64 nMergedEvents; /* events moved from the stage into runs */
   /* Gauges the writer publishes (stored under the writer mutex). */
-  i64 nQueued;       /* events queued */
-  i64 lastPos;       /* last committed pos */
-  i64 durablePos;    /* last pos known durable */
-  LjHist commitHist; /* commit latency, us */
-  LjHist appendHist; /* journal_append latency, us (sampled) */
+  i64 nQueued;               /* events queued */
+  i64 lastPos;               /* last committed pos */
+  i64 durablePos;            /* last pos known durable */
+  LjHist commitHist;         /* commit latency, us */
+  LjHist appendHist;         /* journal_append latency, us (sampled) */
   pthread_mutex_t histMutex; /* guards both histograms and zShipError */
   /* Published by the shipper thread (ship.c), read by metrics.c. */
-  int eShipState;     /* LJ_SHIPST_* (atomic) */
-  i64 shipPos;        /* every event up to this pos is acknowledged */
-  i64 shipSeenPos;    /* highest pos the shipper has read */
-  i64 shipLagMs;      /* age of the oldest unacknowledged event, ms */
-  u64 nShipSent;      /* events acknowledged by Kafka */
-  u64 nShipErrors;    /* client and delivery errors */
-  u64 nShipRestarts;  /* producer restarts (resumed from Kafka) */
+  int eShipState;       /* LJ_SHIPST_* (atomic) */
+  i64 shipPos;          /* every event up to this pos is acknowledged */
+  i64 shipSeenPos;      /* highest pos the shipper has read */
+  i64 shipLagMs;        /* age of the oldest unacknowledged event, ms */
+  u64 nShipSent;        /* events acknowledged by Kafka */
+  u64 nShipErrors;      /* client and delivery errors */
+  u64 nShipRestarts;    /* producer restarts (resumed from Kafka) */
   char zShipError[160]; /* last error, "" if none since the last delivery */
 };
-enum { LJ_SHIPST_OFF = 0, LJ_SHIPST_STANDBY, LJ_SHIPST_ACTIVE,
-       LJ_SHIPST_DOWN };
+enum { LJ_SHIPST_OFF = 0, LJ_SHIPST_STANDBY, LJ_SHIPST_ACTIVE, LJ_SHIPST_DOWN };
 /* Count a latency (histMutex held).  Inline: the writer and the append
 ** path record here; metrics.c reads. */
 static inline void ljHistAdd(LjHist *p, u64 us) {
@@ -538,10 +552,10 @@ LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
 /* The shipper's state as metrics.c reads it from LjEnv.m. */
 typedef struct LjShipInfo LjShipInfo;
 struct LjShipInfo {
-  int eState;          /* LJ_SHIPST_* */
+  int eState; /* LJ_SHIPST_* */
   i64 shipPos, lagEvents, lagMs;
   u64 nSent, nErrors, nRestarts;
-  char zError[160];    /* "" if none since the last delivery */
+  char zError[160]; /* "" if none since the last delivery */
 };
 LJ_PRIVATE void ljShipInfo(LjEnv *pEnv, LjShipInfo *p);
 /* The help text of a metric, NULL if it has none. */
@@ -591,13 +605,13 @@ struct LjReaderSlot {
 };
 
 struct LjEnv {
-  LjEnv *pNext;          /* registry list (registry mutex) */
+  LjEnv *pNext;                /* registry list (registry mutex) */
   pthread_mutex_t readerMutex; /* guards pReaders */
   LjReaderSlot *pReaders;      /* open read transactions, oldest last */
-  int nRef;              /* tables using it (registry mutex) */
-  dev_t dev;             /* identity of the directory */
+  int nRef;                    /* tables using it (registry mutex) */
+  dev_t dev;                   /* identity of the directory */
   ino_t ino;
-  char *zDir;            /* resolved directory path */
+  char *zDir; /* resolved directory path */
   MDB_env *env;
   MDB_dbi aDbi[LJ_DB_COUNT];
   LjConfig cfg;          /* environment-level settings in effect */
@@ -607,8 +621,8 @@ struct LjEnv {
   LjWriter *pWriter;     /* the background writer */
   LjShip *pShip;         /* the shipper (ship.c), NULL if not shipping */
   LjMetrics m;
-  pid_t pid;             /* the process that opened it */
-  unsigned forkGen;      /* fork generation it was opened in (registry.c) */
+  pid_t pid;        /* the process that opened it */
+  unsigned forkGen; /* fork generation it was opened in (registry.c) */
 };
 
 /* Open (share) the store of pCfg->zPath; only bCreate creates one. */
@@ -728,8 +742,7 @@ LJ_PRIVATE int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n,
 LJ_PRIVATE int ljStagePut(LjEnv *p, LjStage *pSt, MDB_txn *txn,
                           LjEvent *const *apSort, size_t n, size_t nActor,
                           u64 pos0);
-LJ_PRIVATE int ljStageMerge(LjEnv *p, LjStage *pSt, MDB_txn *txn,
-                            u64 nBudget);
+LJ_PRIVATE int ljStageMerge(LjEnv *p, LjStage *pSt, MDB_txn *txn, u64 nBudget);
 LJ_PRIVATE int ljStageDue(const LjStage *pSt);
 
 /* Reader side (also used by the writer inside its transaction). */
@@ -741,8 +754,8 @@ LJ_PRIVATE int ljStageFind(const MDB_val *v, u64 num, u32 *pi);
 LJ_PRIVATE int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq,
                              MDB_val *pRec);
 /* How much is staged in a snapshot: batches, events, bytes. */
-LJ_PRIVATE int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch,
-                             u64 *pnEv, u64 *pnByte);
+LJ_PRIVATE int ljStageTotals(LjEnv *p, MDB_txn *txn, u64 *pnBatch, u64 *pnEv,
+                             u64 *pnByte);
 
 /* Read an actor's state from a snapshot: number (0 if unknown), highest
 ** seq (max of truncation floor and last event, staged or not; pHighest
@@ -760,18 +773,18 @@ enum { LJ_SCAN_FULL = 0, LJ_SCAN_ACTOR, LJ_SCAN_POS, LJ_SCAN_TS, LJ_SCAN_TAG };
 typedef struct LjScan LjScan;
 typedef struct LjScanSpec LjScanSpec;
 struct LjScanSpec {
-  int ePlan;                 /* LJ_SCAN_* */
-  int bDesc;                 /* walk backwards */
-  const u8 *aActor;          /* LJ_SCAN_ACTOR: a valid actor id */
+  int ePlan;        /* LJ_SCAN_* */
+  int bDesc;        /* walk backwards */
+  const u8 *aActor; /* LJ_SCAN_ACTOR: a valid actor id */
   int nActor;
-  const u8 *const *aaTag;    /* LJ_SCAN_TAG: the tags (any order, repeats */
-  const int *anTag;          /*   allowed), their lengths */
+  const u8 *const *aaTag; /* LJ_SCAN_TAG: the tags (any order, repeats */
+  const int *anTag;       /*   allowed), their lengths */
   int nTag;
-  i64 lo, hi;                /* inclusive bounds: seq (actor), pos (pos,
-                             ** tag) or ts (ts); full scans take all */
-  i64 nLimit;                /* rows the caller expects to read (-1: not
-                             ** known): sizes the first fill only, so a
-                             ** scan still goes on if more are read */
+  i64 lo, hi; /* inclusive bounds: seq (actor), pos (pos,
+              ** tag) or ts (ts); full scans take all */
+  i64 nLimit; /* rows the caller expects to read (-1: not
+              ** known): sizes the first fill only, so a
+              ** scan still goes on if more are read */
 };
 
 /* One row of a scan: its actor id, seq and raw record, valid until the
@@ -809,11 +822,11 @@ LJ_PRIVATE void ljScanFree(LjScan *p);
 typedef struct LjSnapScan LjSnapScan;
 typedef struct LjSnapSpec LjSnapSpec;
 struct LjSnapSpec {
-  const u8 *aActor;  /* one actor's snapshots (a valid actor id), or */
-  int nActor;        /*   NULL: every snapshot, by actor number */
-  i64 lo, hi;        /* inclusive seq bounds (one actor) */
-  i64 tsLo, tsHi;    /* inclusive ts bounds (a filter) */
-  int bDesc;         /* newest seq first (one actor) */
+  const u8 *aActor; /* one actor's snapshots (a valid actor id), or */
+  int nActor;       /*   NULL: every snapshot, by actor number */
+  i64 lo, hi;       /* inclusive seq bounds (one actor) */
+  i64 tsLo, tsHi;   /* inclusive ts bounds (a filter) */
+  int bDesc;        /* newest seq first (one actor) */
 };
 /* A snapshot: its actor, seq and decoded record (state in the payload
 ** fields), valid until the next ljSnapScanNext. */
@@ -837,19 +850,23 @@ LJ_PRIVATE void ljSnapScanFree(LjSnapScan *p);
 typedef struct LjActorScan LjActorScan;
 typedef struct LjActorSpec LjActorSpec;
 struct LjActorSpec {
-  const u8 *aLo; int nLo; int bLoGt; /* lower bound (NULL: none), strict */
-  const u8 *aHi; int nHi; int bHiLt; /* upper bound (NULL: none), strict */
+  const u8 *aLo;
+  int nLo;
+  int bLoGt; /* lower bound (NULL: none), strict */
+  const u8 *aHi;
+  int nHi;
+  int bHiLt; /* upper bound (NULL: none), strict */
   int bDesc;
 };
 typedef struct LjActorRow LjActorRow;
 struct LjActorRow {
   const char *zActor;
   int nActor;
-  u64 highest;     /* highest seq ever assigned (survives truncation) */
-  u64 nEvents;     /* events stored */
-  i64 first;       /* seq of the oldest stored event, -1: none */
-  i64 lastTs;      /* ts of the newest stored event, -1: none */
-  i64 snapSeq;     /* seq of the newest snapshot, -1: none */
+  u64 highest; /* highest seq ever assigned (survives truncation) */
+  u64 nEvents; /* events stored */
+  i64 first;   /* seq of the oldest stored event, -1: none */
+  i64 lastTs;  /* ts of the newest stored event, -1: none */
+  i64 snapSeq; /* seq of the newest snapshot, -1: none */
 };
 LJ_PRIVATE int ljActorScanNew(LjEnv *pEnv, LjActorScan **pp);
 LJ_PRIVATE int ljActorScanStart(LjActorScan *p, const LjActorSpec *pSpec,
@@ -884,35 +901,40 @@ LJ_PRIVATE int ljBackup(LjEnv *pEnv, const char *zDest, int bCompact,
 struct LjEvent {
   const char *zActor; /* actor id, used by ljSubmit when pActor is NULL */
   int nActor;
-  LjActor *pActor;  /* cache entry of the actor (never freed before env) */
-  u32 epoch;        /* pActor->epoch when the seq was reserved */
-  u64 seq;          /* reserved seq */
-  i64 tsGiven;      /* explicit ts, or -1 */
-  u8 *aRec;         /* encoded record */
+  LjActor *pActor; /* cache entry of the actor (never freed before env) */
+  u32 epoch;       /* pActor->epoch when the seq was reserved */
+  u64 seq;         /* reserved seq */
+  i64 tsGiven;     /* explicit ts, or -1 */
+  u8 *aRec;        /* encoded record */
   u32 nRec;
-  u64 pos;          /* assigned by the writer */
+  u64 pos; /* assigned by the writer */
 };
 
-enum { LJ_REQ_EVENTS = 1, LJ_REQ_SYNC = 2, LJ_REQ_TRUNCATE = 3,
-       LJ_REQ_MERGE = 4 /* the writer's own: merge the stage */,
-       LJ_REQ_SNAPSHOT = 5, LJ_REQ_SNAPDEL = 6 };
+enum {
+  LJ_REQ_EVENTS = 1,
+  LJ_REQ_SYNC = 2,
+  LJ_REQ_TRUNCATE = 3,
+  LJ_REQ_MERGE = 4 /* the writer's own: merge the stage */,
+  LJ_REQ_SNAPSHOT = 5,
+  LJ_REQ_SNAPDEL = 6
+};
 
 typedef struct LjReq LjReq;
 struct LjReq {
-  LjReq *pNext;     /* queue link (writer mutex) */
-  int eType;        /* LJ_REQ_* */
-  u64 iTicket;      /* position in the queue order */
+  LjReq *pNext; /* queue link (writer mutex) */
+  int eType;    /* LJ_REQ_* */
+  u64 iTicket;  /* position in the queue order */
   LjClient *pClient;
-  int eDurability;  /* LJ_DUR_* required by the submitter */
-  int bWait;        /* the submitter waits: commit without delay */
-  int bTaken;       /* in the writer's batch: too late to withdraw */
-  int bWithdrawn;   /* its submitter timed out first: write nothing */
-  int bUnreserved;  /* ... and undid its seq reservations */
-  int bPooled;      /* a recycled fixed-size block (writer.c) */
+  int eDurability; /* LJ_DUR_* required by the submitter */
+  int bWait;       /* the submitter waits: commit without delay */
+  int bTaken;      /* in the writer's batch: too late to withdraw */
+  int bWithdrawn;  /* its submitter timed out first: write nothing */
+  int bUnreserved; /* ... and undid its seq reservations */
+  int bPooled;     /* a recycled fixed-size block (writer.c) */
   int nEvent;
-  u64 nByte;        /* record bytes */
+  u64 nByte; /* record bytes */
   LjEvent *aEvent;
-  i64 usQueued;     /* when queued, for latency */
+  i64 usQueued; /* when queued, for latency */
   /* LJ_REQ_TRUNCATE: the actor (aEvent[0].zActor) and the last seq to
   ** delete (-1: all).  LJ_REQ_SNAPDEL: the actor likewise, and the
   ** inclusive seq and ts ranges of the snapshots to delete. */
@@ -924,7 +946,7 @@ struct LjReq {
   ** the actor afterwards (0: all). */
   int nKeep;
   /* Outcome, set by the writer (writer mutex) for waiting submitters. */
-  i64 nResult;      /* rows deleted by a truncation or snapshot delete */
+  i64 nResult; /* rows deleted by a truncation or snapshot delete */
   int bDone;
   int rc;
   char *zErr;
@@ -939,8 +961,8 @@ struct LjClient {
   LjEnv *pEnv;
   int eDurability;
   int eMode;
-  u64 iLastTicket;  /* last ticket submitted */
-  u64 iErrTicket;   /* ticket of the first unreported failure, 0 if none */
+  u64 iLastTicket; /* last ticket submitted */
+  u64 iErrTicket;  /* ticket of the first unreported failure, 0 if none */
   int errRc;
   char *zErr;
 };
@@ -949,17 +971,17 @@ struct LjClient {
 struct LjActor {
   LjActor *pHashNext; /* writer mutex */
   u64 reserved;       /* highest seq handed out, incl. queued (writer mutex) */
-  u32 epoch;          /* bumped on a conflict (writer, under the writer mutex) */
+  u32 epoch; /* bumped on a conflict (writer, under the writer mutex) */
   /* Fields below are owned by the writer thread alone. */
-  u32 wGen;           /* num/committed valid when equal to writer's */
-  u64 num;            /* actor number, 0 = not yet known/created */
-  u64 committed;      /* highest committed seq */
-  u32 txnSerial;      /* txnHighest valid in this write transaction */
+  u32 wGen;      /* num/committed valid when equal to writer's */
+  u64 num;       /* actor number, 0 = not yet known/created */
+  u64 committed; /* highest committed seq */
+  u32 txnSerial; /* txnHighest valid in this write transaction */
   u64 txnHighest;
-  u32 sortSerial;     /* iSort valid in this write transaction */
-  u32 iSort;          /* events in the batch, then placement index */
+  u32 sortSerial; /* iSort valid in this write transaction */
+  u32 iSort;      /* events in the batch, then placement index */
   int nActor;
-  char zActor[1];     /* actor id bytes (not terminated) */
+  char zActor[1]; /* actor id bytes (not terminated) */
 };
 
 /* The accepted events of a batch (requests of events that have not
@@ -981,13 +1003,13 @@ LJ_PRIVATE LjEvent *ljEvNext(LjEvIter *it);
 typedef struct LjPut LjPut;
 struct LjPut {
   LjEnv *pEnv;
-  u32 txnSerial;         /* bumped per write transaction */
-  int bTail;             /* the fields below are valid */
-  u64 tailPos;           /* last pos assigned */
-  i64 tailTs;            /* its ts */
-  u64 nextNum;           /* next actor number */
-  LjStage stage;         /* the stage's totals */
-  LjEvent **apSort;      /* scratch for key ordering */
+  u32 txnSerial;    /* bumped per write transaction */
+  int bTail;        /* the fields below are valid */
+  u64 tailPos;      /* last pos assigned */
+  i64 tailTs;       /* its ts */
+  u64 nextNum;      /* next actor number */
+  LjStage stage;    /* the stage's totals */
+  LjEvent **apSort; /* scratch for key ordering */
   LjActor **apSortActor;
   size_t nSortAlloc;
 };
@@ -1003,8 +1025,7 @@ LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
                            size_t nEv);
 /* Carry out truncation request p (the stage must be merged);
 ** *pbWrote is set when anything was written. */
-LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p,
-                             int *pbWrote);
+LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote);
 /* Put snapshot request p (its actor's number known, 0 if new), stamped
 ** with ts, then keep only the newest p->nKeep of the actor's snapshots. */
 LJ_PRIVATE int ljPutSnapshot(LjPut *pPut, MDB_txn *txn, LjReq *p, i64 ts);
@@ -1024,41 +1045,41 @@ enum { LJ_W_RUNNING = 0, LJ_W_STOPPED = 1, LJ_W_FAILED = 2 };
 
 struct LjWriter {
   LjEnv *pEnv;
-  pthread_t thread;        /* the writer thread (see WRITER_ONLY) */
+  pthread_t thread; /* the writer thread (see WRITER_ONLY) */
   int bThread;
   pthread_mutex_t mutex;
   pthread_cond_t condWork; /* the writer waits here */
   pthread_cond_t condDone; /* submitters wait here for queue space */
   /* (mutex) */
-  LjReq *pHead, *pTail;    /* queue */
-  i64 nQueued;             /* events queued */
-  int eWait;               /* LJ_W_BUSY ... */
+  LjReq *pHead, *pTail; /* queue */
+  i64 nQueued;          /* events queued */
+  int eWait;            /* LJ_W_BUSY ... */
   int bStop;
-  int nSpaceWait;          /* submitters waiting for queue space */
-  u32 doneSeq;             /* futex: bumped when tickets are done (atomic) */
-  int nDoneWaiters;        /* threads in waitTicket (atomic) */
-  u64 iFlushTicket;        /* commit up to here without gathering delay */
-  int eState;              /* LJ_W_RUNNING ... */
+  int nSpaceWait;   /* submitters waiting for queue space */
+  u32 doneSeq;      /* futex: bumped when tickets are done (atomic) */
+  int nDoneWaiters; /* threads in waitTicket (atomic) */
+  u64 iFlushTicket; /* commit up to here without gathering delay */
+  int eState;       /* LJ_W_RUNNING ... */
   char *zLastError;
-  LjActor **aHash;         /* actor cache */
+  LjActor **aHash; /* actor cache */
   u32 nHash;
   u32 nActor;
   /* published with atomics (written under mutex) */
-  u64 iNextTicket;         /* last ticket handed out */
-  u64 iDoneTicket;         /* every ticket <= this is processed */
-  i64 lastPos;             /* last committed pos */
-  i64 durablePos;          /* last pos known synced per durability */
+  u64 iNextTicket; /* last ticket handed out */
+  u64 iDoneTicket; /* every ticket <= this is processed */
+  i64 lastPos;     /* last committed pos */
+  i64 durablePos;  /* last pos known synced per durability */
   /* (writer) */
-  u32 wGen;                /* LjActor.wGen valid when equal */
-  LjPut put;               /* the write transaction's state (put.c) */
-  size_t lastTxnId;        /* id of our last commit */
-  int eFlags;              /* durability the env flags are set for */
-  int bUnsynced;           /* commits since the last env sync */
+  u32 wGen;         /* LjActor.wGen valid when equal */
+  LjPut put;        /* the write transaction's state (put.c) */
+  size_t lastTxnId; /* id of our last commit */
+  int eFlags;       /* durability the env flags are set for */
+  int bUnsynced;    /* commits since the last env sync */
   i64 usLastSync;
   i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
-  int nLastClients;        /* distinct submitters of recent batches */
-  i64 usLastCommit;        /* how long the last commit took */
-  LjReq *pPool;            /* recycled requests (mutex) */
+  int nLastClients;      /* distinct submitters of recent batches */
+  i64 usLastCommit;      /* how long the last commit took */
+  LjReq *pPool;          /* recycled requests (mutex) */
   int nPool;
 };
 
@@ -1077,7 +1098,7 @@ static inline void ljWriterPublish(LjWriter *w) {
 ** makes the allocator move memory between threads on every append.
 */
 #define LJ_POOL_BLOCK 512
-#define LJ_POOL_MAX 8192
+#define LJ_POOL_MAX   8192
 /* Release a request (writer mutex held). */
 LJ_PRIVATE void ljReqFree(LjWriter *w, LjReq *p);
 
@@ -1092,12 +1113,12 @@ LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
 LJ_PRIVATE int ljShipStart(LjEnv *pEnv, char **pzErr);
 LJ_PRIVATE void ljShipStop(LjEnv *pEnv);
 /* Kafka header names of a shipped event, shared with restore.c. */
-#define LJ_HDR_POS "pos"
-#define LJ_HDR_SEQ "seq"
-#define LJ_HDR_TS "ts"
-#define LJ_HDR_TYPE "type"
-#define LJ_HDR_META "meta"
-#define LJ_HDR_TAGS "tags"
+#define LJ_HDR_POS   "pos"
+#define LJ_HDR_SEQ   "seq"
+#define LJ_HDR_TS    "ts"
+#define LJ_HDR_TYPE  "type"
+#define LJ_HDR_META  "meta"
+#define LJ_HDR_TAGS  "tags"
 #define LJ_HDR_CLASS "class" /* "<payload class><meta class>", digits */
 #define LJ_HDR_STORE "store"
 
@@ -1149,9 +1170,8 @@ LJ_PRIVATE int ljSnapshotSubmit(LjClient *pClient, const LjEvent *pEv,
 ** aTs[0..1] (inclusive).  Waits for the commit; *pnDeleted gets the
 ** count. */
 LJ_PRIVATE int ljSnapshotDelete(LjClient *pClient, const char *zActor,
-                                int nActor, const i64 aSeq[2],
-                                const i64 aTs[2], i64 usTimeout,
-                                i64 *pnDeleted, char **pzErr);
+                                int nActor, const i64 aSeq[2], const i64 aTs[2],
+                                i64 usTimeout, i64 *pnDeleted, char **pzErr);
 
 /* Wait until everything this process queued before the call is committed
 ** (read-your-writes for a new snapshot).  No disk sync. */
@@ -1168,7 +1188,7 @@ struct LjWriterInfo {
   i64 nQueue;
   i64 lastPos;
   i64 durablePos;
-  char *zLastError;   /* sqlite3_malloc'd copy or NULL */
+  char *zLastError; /* sqlite3_malloc'd copy or NULL */
 };
 LJ_PRIVATE void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p);
 
@@ -1182,21 +1202,21 @@ typedef struct JtPending JtPending;
 /* Per-connection state: the journal tables connected on it. */
 struct LjConn {
   sqlite3 *db;
-  int nRef;         /* the module registration + each table */
+  int nRef;          /* the module registration + each table */
   LjConn *pNextConn; /* every registered connection (conn.c) */
-  LjTable *pList;   /* connected tables */
-  LjTable *pLast;   /* table the journal_* functions resolved last */
-  char zLast[64];   /* ... from this argument text */
+  LjTable *pList;    /* connected tables */
+  LjTable *pLast;    /* table the journal_* functions resolved last */
+  char zLast[64];    /* ... from this argument text */
 };
 
 /* One lmdb_journal table on one connection. */
 struct LjTable {
   sqlite3_vtab base; /* must be first */
   LjConn *pConn;
-  LjTable *pNext;    /* LjConn.pList */
-  char *zDb;         /* schema name */
-  char *zName;       /* table name */
-  LjConfig cfg;      /* this table's options */
+  LjTable *pNext; /* LjConn.pList */
+  char *zDb;      /* schema name */
+  char *zName;    /* table name */
+  LjConfig cfg;   /* this table's options */
   LjEnv *pEnv;
   LjClient *pClient;
   JtPending *pPending; /* INSERTs of the open transaction */
@@ -1262,10 +1282,10 @@ LJ_PRIVATE int ljCheckActor(sqlite3_value *v, const char *zWhat,
 ** tags.  The record goes into aBuf when it fits (else it is
 ** sqlite3_malloc'd: free pEv->aRec when it is not aBuf).  The actor is
 ** left for ljSubmit to resolve (pEv->pActor NULL). */
-LJ_PRIVATE int ljEventFromValues(LjTable *pTab, const char *zActor,
-                                 int nActor, sqlite3_value *pPayload,
-                                 sqlite3_value *pType, sqlite3_value *pMeta,
-                                 sqlite3_value *pTags, u8 *aBuf, size_t nBuf,
-                                 LjEvent *pEv, char **pzErr);
+LJ_PRIVATE int ljEventFromValues(LjTable *pTab, const char *zActor, int nActor,
+                                 sqlite3_value *pPayload, sqlite3_value *pType,
+                                 sqlite3_value *pMeta, sqlite3_value *pTags,
+                                 u8 *aBuf, size_t nBuf, LjEvent *pEv,
+                                 char **pzErr);
 
 #endif /* LMDBJOURNAL_INTERNAL_H */

@@ -2,8 +2,10 @@
 ** journal_table.c -- the lmdb_journal virtual table.
 **
 **   CREATE VIRTUAL TABLE j USING lmdb_journal(path='data/journal' [, opt=v]);
-**   INSERT INTO j(actor_id, payload, type) VALUES('order-1', '{"n":1}', 'Placed');
-**   SELECT seq, payload FROM j WHERE actor_id='order-1' AND seq>=2 ORDER BY seq;
+**   INSERT INTO j(actor_id, payload, type) VALUES('order-1', '{"n":1}',
+*'Placed');
+**   SELECT seq, payload FROM j WHERE actor_id='order-1' AND seq>=2 ORDER BY
+*seq;
 **   SELECT * FROM j WHERE pos > :last ORDER BY pos LIMIT 100;   -- change feed
 **
 ** Columns (rowid is pos):
@@ -75,28 +77,36 @@
 #include <string.h>
 
 enum {
-  COL_ACTOR = 0, COL_SEQ, COL_POS, COL_TS, COL_TYPE, COL_PAYLOAD, COL_META,
-  COL_TAGS, COL_TAG
+  COL_ACTOR = 0,
+  COL_SEQ,
+  COL_POS,
+  COL_TS,
+  COL_TYPE,
+  COL_PAYLOAD,
+  COL_META,
+  COL_TAGS,
+  COL_TAG
 };
 
-#define JT_PLAN_FULL LJ_SCAN_FULL
+#define JT_PLAN_FULL  LJ_SCAN_FULL
 #define JT_PLAN_ACTOR LJ_SCAN_ACTOR
-#define JT_PLAN_POS LJ_SCAN_POS
-#define JT_PLAN_TS LJ_SCAN_TS
-#define JT_PLAN_TAG LJ_SCAN_TAG
-#define JT_PLAN_MASK 0x0007
-#define JT_DESC 0x0008
-#define JT_KEY 0x0010
-#define JT_EQ 0x0020
-#define JT_LO 0x0040
-#define JT_LO_GT 0x0080
-#define JT_HI 0x0100
-#define JT_HI_LT 0x0200
-#define JT_LIMIT 0x0400
-#define JT_TAGIN 0x1000
-#define JT_ACTORIN 0x2000
+#define JT_PLAN_POS   LJ_SCAN_POS
+#define JT_PLAN_TS    LJ_SCAN_TS
+#define JT_PLAN_TAG   LJ_SCAN_TAG
+#define JT_PLAN_MASK  0x0007
+#define JT_DESC       0x0008
+#define JT_KEY        0x0010
+#define JT_EQ         0x0020
+#define JT_LO         0x0040
+#define JT_LO_GT      0x0080
+#define JT_HI         0x0100
+#define JT_HI_LT      0x0200
+#define JT_LIMIT      0x0400
+#define JT_TAGIN      0x1000
+#define JT_ACTORIN    0x2000
 
-#define JT_COPY_MAX 128 /* values up to this size are copied, see resultValue */
+/* Values up to this size are copied, see resultValue. */
+#define JT_COPY_MAX 128
 
 /**************************************************************************
 ** Pending INSERTs of the open transaction
@@ -104,7 +114,7 @@ enum {
 struct JtPending {
   LjEvent *aEv;
   int nEv, nEvAlloc;
-  int *aSave;     /* nEv at the start of each savepoint level */
+  int *aSave; /* nEv at the start of each savepoint level */
   int nSave;
   LjActor **apCnt; /* open-addressing set: actor -> pending count */
   i64 *aCnt;
@@ -246,15 +256,13 @@ static int jtOpenTable(sqlite3 *db, void *pAux, int argc,
   return SQLITE_OK;
 }
 
-static int jtCreate(sqlite3 *db, void *pAux, int argc,
-                    const char *const *argv, sqlite3_vtab **ppVtab,
-                    char **pzErr) {
+static int jtCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                    sqlite3_vtab **ppVtab, char **pzErr) {
   return jtOpenTable(db, pAux, argc, argv, ppVtab, pzErr, 1);
 }
 
-static int jtConnect(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+static int jtConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
   return jtOpenTable(db, pAux, argc, argv, ppVtab, pzErr, 0);
 }
 
@@ -321,7 +329,7 @@ struct JtPlan {
   int ePlan;
   int idxNum;
   int nArg;
-  int bActorIn;  /* actor_id IN (...): several actors, in turn */
+  int bActorIn; /* actor_id IN (...): several actors, in turn */
   double rows;
   JtBounds b;
 };
@@ -506,14 +514,15 @@ static void planOrderAndLimit(sqlite3_index_info *p, JtPlan *pl) {
 
 /* The plan spelled out for EXPLAIN QUERY PLAN, e.g. "actor=? seq>=?". */
 static char *planString(const sqlite3_index_info *p, int idxNum) {
-  static const char *const azPlan[] = {"fullscan", "actor", "pos", "ts",
-                                       "tag"};
+  static const char *const azPlan[] = {"fullscan", "actor", "pos", "ts", "tag"};
   static const char *const azCol[] = {"", "seq", "pos", "ts", "pos"};
   int ePlan = idxNum & JT_PLAN_MASK;
   sqlite3_str *pStr = sqlite3_str_new(0);
   sqlite3_str_appendall(pStr, azPlan[ePlan]);
-  if (idxNum & (JT_TAGIN | JT_ACTORIN)) sqlite3_str_appendall(pStr, " in(...)");
-  else if (idxNum & JT_KEY) sqlite3_str_appendall(pStr, "=?");
+  if (idxNum & (JT_TAGIN | JT_ACTORIN))
+    sqlite3_str_appendall(pStr, " in(...)");
+  else if (idxNum & JT_KEY)
+    sqlite3_str_appendall(pStr, "=?");
   if (idxNum & JT_EQ) sqlite3_str_appendf(pStr, " %s=?", azCol[ePlan]);
   if (idxNum & JT_LO) {
     sqlite3_str_appendf(pStr, " %s%s", azCol[ePlan],
@@ -524,8 +533,8 @@ static char *planString(const sqlite3_index_info *p, int idxNum) {
                         (idxNum & JT_HI_LT) ? "<?" : "<=?");
   }
   if (p->orderByConsumed) {
-    sqlite3_str_appendall(pStr, (idxNum & JT_DESC) ? " order desc"
-                                                   : " order asc");
+    sqlite3_str_appendall(pStr,
+                          (idxNum & JT_DESC) ? " order desc" : " order asc");
   }
   if (idxNum & JT_LIMIT) sqlite3_str_appendall(pStr, " limit");
   return sqlite3_str_finish(pStr);
@@ -569,8 +578,8 @@ struct JtCursor {
   sqlite3_vtab_cursor base;
   LjTable *pTab;
   LjScan *pScan;
-  LjScanSpec spec;  /* the plan started (actor plan: the current actor) */
-  JtKeys actors;    /* ACTORIN: the actors, sorted, and the next one */
+  LjScanSpec spec; /* the plan started (actor plan: the current actor) */
+  JtKeys actors;   /* ACTORIN: the actors, sorted, and the next one */
   int iActor;
 };
 
@@ -617,9 +626,12 @@ int ljBoundValue(sqlite3_value *v, int bLower, int bStrict, i64 *pOut) {
       double d = sqlite3_value_double(v);
       double r = bLower ? (bStrict ? floor(d) + 1 : ceil(d))
                         : (bStrict ? ceil(d) - 1 : floor(d));
-      if (r >= 9.2e18) *pOut = INT64_MAX;
-      else if (r <= -9.2e18) *pOut = INT64_MIN;
-      else *pOut = (i64)r;
+      if (r >= 9.2e18)
+        *pOut = INT64_MAX;
+      else if (r <= -9.2e18)
+        *pOut = INT64_MIN;
+      else
+        *pOut = (i64)r;
       return 1;
     }
     case SQLITE_NULL: return 0;
@@ -744,7 +756,8 @@ static int nextActor(JtCursor *p, char **pzErr) {
   while (p->iActor < k->n && s->aActor == 0) {
     int i = p->iActor++;
     if (k->an[i] < 1 || k->an[i] > LJ_MAX_ACTOR_BYTES) continue;
-    if (i > 0 && strcmp((const char *)k->aa[i], (const char *)k->aa[i - 1]) == 0)
+    if (i > 0 &&
+        strcmp((const char *)k->aa[i], (const char *)k->aa[i - 1]) == 0)
       continue; /* each actor once */
     s->aActor = k->aa[i];
     s->nActor = k->an[i];
@@ -756,8 +769,8 @@ static int nextActor(JtCursor *p, char **pzErr) {
 /* Actor plan: past the actors with no (more) events in range. */
 static int actorsAdvance(JtCursor *p, char **pzErr) {
   int rc = SQLITE_OK;
-  while (rc == SQLITE_OK && ljScanEof(p->pScan) &&
-         p->iActor < p->actors.n && p->spec.ePlan == LJ_SCAN_ACTOR) {
+  while (rc == SQLITE_OK && ljScanEof(p->pScan) && p->iActor < p->actors.n &&
+         p->spec.ePlan == LJ_SCAN_ACTOR) {
     rc = nextActor(p, pzErr);
   }
   return rc;
@@ -958,7 +971,8 @@ static int jtUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   if (sqlite3_value_type(aCol[COL_SEQ]) != SQLITE_NULL) {
     i64 seq = sqlite3_value_int64(aCol[COL_SEQ]);
     i64 next;
-    if (sqlite3_value_numeric_type(aCol[COL_SEQ]) != SQLITE_INTEGER || seq <= 0) {
+    if (sqlite3_value_numeric_type(aCol[COL_SEQ]) != SQLITE_INTEGER ||
+        seq <= 0) {
       sqlite3_free(ev.aRec);
       return jtError(p, SQLITE_CONSTRAINT,
                      sqlite3_mprintf("seq must be a positive integer"));
@@ -1027,7 +1041,9 @@ static int jtCommit(sqlite3_vtab *pVtab) {
   return SQLITE_OK;
 }
 
-static int jtRollback(sqlite3_vtab *pVtab) { return jtCommit(pVtab); }
+static int jtRollback(sqlite3_vtab *pVtab) {
+  return jtCommit(pVtab);
+}
 
 static int jtSavepoint(sqlite3_vtab *pVtab, int iSave) {
   LjTable *p = (LjTable *)pVtab;

@@ -41,7 +41,8 @@
 **
 **   The pos index is likewise one value per commit (a manifest), put with
 **   MDB_APPEND: its entry i describes pos first+i.  An entry whose event
-**   was truncated keeps its ts (ts stays searchable) and has num 0.  Actor numbers start at 1 and only grow; pos
+**   was truncated keeps its ts (ts stays searchable) and has num 0.  Actor
+*numbers start at 1 and only grow; pos
 **   starts at 1 and only grows (gaps appear only where truncation removed
 **   events).  Both are assigned inside the LMDB write transaction, so they
 **   are gap-free across processes.
@@ -142,7 +143,9 @@ void ljFutexWait(u32 *p, u32 v, i64 usTimeout) {
   if (__atomic_load_n(p, __ATOMIC_SEQ_CST) == v) nanosleep(&ts, 0);
 }
 
-void ljFutexWakeAll(u32 *p) { (void)p; }
+void ljFutexWakeAll(u32 *p) {
+  (void)p;
+}
 #endif
 
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
@@ -152,11 +155,24 @@ int ljUtf8Valid(const unsigned char *z, int n) {
     unsigned c = z[i];
     int nMore;
     unsigned cp, lo;
-    if (c < 0x80) { i++; continue; }
-    if (c >= 0xC2 && c <= 0xDF) { nMore = 1; cp = c & 0x1F; lo = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { nMore = 2; cp = c & 0x0F; lo = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { nMore = 3; cp = c & 0x07; lo = 0x10000; }
-    else return 0;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      nMore = 1;
+      cp = c & 0x1F;
+      lo = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      nMore = 2;
+      cp = c & 0x0F;
+      lo = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      nMore = 3;
+      cp = c & 0x07;
+      lo = 0x10000;
+    } else
+      return 0;
     if (i + nMore >= n) return 0;
     for (int k = 1; k <= nMore; k++) {
       if ((z[i + k] & 0xC0) != 0x80) return 0;
@@ -191,7 +207,7 @@ static void crcInit(void) {
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static u32 crcHw(u32 crc, const u8 *p,
-                                                     size_t n) {
+                                                   size_t n) {
   u64 c = crc;
   while (n >= 8) {
     u64 v;
@@ -248,7 +264,9 @@ u32 ljRunCount(const u8 *aRun, size_t nRun) {
   return nRun < 4 ? 0 : ljGet32(aRun);
 }
 
-u32 ljManiCount(const MDB_val *v) { return (u32)(v->mv_size / LJ_MANI_ENTRY); }
+u32 ljManiCount(const MDB_val *v) {
+  return (u32)(v->mv_size / LJ_MANI_ENTRY);
+}
 
 int ljManiEntry(const MDB_val *v, u32 i, u64 *pNum, u64 *pSeq, i64 *pTs) {
   const u8 *a = (const u8 *)v->mv_data;
@@ -298,10 +316,13 @@ static int spanFind(MDB_cursor *c, const u8 *aKey, int nPrefix,
     *pi = 0;
     return 0;
   }
-  if (mrc == 0) mrc = mdb_cursor_get(c, pKey, pVal, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
+  if (mrc == 0)
+    mrc = mdb_cursor_get(c, pKey, pVal, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND)
+    mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
   if (mrc) return mrc;
-  if (pKey->mv_size != (size_t)nKey || memcmp(pKey->mv_data, aKey, (size_t)nPrefix))
+  if (pKey->mv_size != (size_t)nKey ||
+      memcmp(pKey->mv_data, aKey, (size_t)nPrefix))
     return MDB_NOTFOUND;
   s0 = ljGet64((u8 *)pKey->mv_data + nPrefix);
   if (x < s0 || x - s0 >= xCount(pVal)) return MDB_NOTFOUND;
@@ -372,8 +393,8 @@ static int recPayloadCodec(const LjRecIn *p, int eCodec, i64 nMin) {
 
 int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 *aBuf,
                size_t nBuf, u8 **paOut, u32 *pnOut) {
-  size_t nHead = LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags +
-                 (size_t)p->nMeta;
+  size_t nHead =
+      LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags + (size_t)p->nMeta;
   int eUse = recPayloadCodec(p, eCodec, nCompressMin);
   size_t nBound = (size_t)p->nPayload;
   size_t nBody;
@@ -392,9 +413,9 @@ int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin, u8 *aBuf,
   }
   nBody = 0;
   if (eUse == LJ_CODEC_LZ4) {
-    int n = LZ4_compress_default((const char *)p->aPayload,
-                                 (char *)&a[nHead + 4], p->nPayload,
-                                 (int)(nBound - 4));
+    int n =
+        LZ4_compress_default((const char *)p->aPayload, (char *)&a[nHead + 4],
+                             p->nPayload, (int)(nBound - 4));
     if (n > 0 && (size_t)n + 4 < (size_t)p->nPayload) nBody = (size_t)n + 4;
   } else if (eUse == LJ_CODEC_ZSTD) {
     size_t n = ZSTD_compress(&a[nHead + 4], nBound - 4, p->aPayload,
@@ -575,8 +596,8 @@ static int recExpand(int eCodec, const u8 *z, size_t nz, LjRec *p, u8 **paBuf,
 int ljRecDecode(const u8 *a, size_t n, LjRec *p, u8 **paBuf, size_t *pnBuf) {
   size_t nHead, nMeta;
   int eCodec;
-  if (n < LJ_REC_HDR || n > LJ_MAX_VALUE_CAP + (size_t)LJ_REC_HDR * 2 +
-                                LJ_MAX_TYPE_BYTES * 2)
+  if (n < LJ_REC_HDR ||
+      n > LJ_MAX_VALUE_CAP + (size_t)LJ_REC_HDR * 2 + LJ_MAX_TYPE_BYTES * 2)
     return SQLITE_CORRUPT;
   p->crc = ljGet32(&a[LJ_REC_CRC]);
   p->pos = ljGet64(&a[LJ_REC_POS]);
@@ -615,28 +636,39 @@ static int tagHex(const char *z, unsigned *pv) {
   for (int i = 0; i < 4; i++) {
     char c = z[i];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-    else return 0;
+    if (c >= '0' && c <= '9')
+      v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v |= (unsigned)(c - 'A' + 10);
+    else
+      return 0;
   }
   *pv = v;
   return 1;
 }
 
 static int tagUtf8(u8 *a, unsigned cp) {
-  if (cp < 0x80) { a[0] = (u8)cp; return 1; }
+  if (cp < 0x80) {
+    a[0] = (u8)cp;
+    return 1;
+  }
   if (cp < 0x800) {
-    a[0] = (u8)(0xC0 | (cp >> 6)); a[1] = (u8)(0x80 | (cp & 0x3F));
+    a[0] = (u8)(0xC0 | (cp >> 6));
+    a[1] = (u8)(0x80 | (cp & 0x3F));
     return 2;
   }
   if (cp < 0x10000) {
-    a[0] = (u8)(0xE0 | (cp >> 12)); a[1] = (u8)(0x80 | ((cp >> 6) & 0x3F));
+    a[0] = (u8)(0xE0 | (cp >> 12));
+    a[1] = (u8)(0x80 | ((cp >> 6) & 0x3F));
     a[2] = (u8)(0x80 | (cp & 0x3F));
     return 3;
   }
-  a[0] = (u8)(0xF0 | (cp >> 18)); a[1] = (u8)(0x80 | ((cp >> 12) & 0x3F));
-  a[2] = (u8)(0x80 | ((cp >> 6) & 0x3F)); a[3] = (u8)(0x80 | (cp & 0x3F));
+  a[0] = (u8)(0xF0 | (cp >> 18));
+  a[1] = (u8)(0x80 | ((cp >> 12) & 0x3F));
+  a[2] = (u8)(0x80 | ((cp >> 6) & 0x3F));
+  a[3] = (u8)(0x80 | (cp & 0x3F));
   return 4;
 }
 
@@ -645,14 +677,20 @@ int ljTagsParse(const char *z, int n, int (*xTag)(void *, const u8 *, int),
   u8 aTag[LJ_MAX_TAG_BYTES + 4];
   int i = 0;
   int bFirst = 1;
-#define TAG_WS() while (i < n && (z[i] == ' ' || z[i] == '\t' || z[i] == '\n' || z[i] == '\r')) i++
+#define TAG_WS()                                                        \
+  while (i < n &&                                                       \
+         (z[i] == ' ' || z[i] == '\t' || z[i] == '\n' || z[i] == '\r')) \
+  i++
   TAG_WS();
   if (i >= n || z[i] != '[') goto bad;
   i++;
   for (;;) {
     int nTag = 0;
     TAG_WS();
-    if (i < n && z[i] == ']' && bFirst) { i++; break; }
+    if (i < n && z[i] == ']' && bFirst) {
+      i++;
+      break;
+    }
     if (i >= n || z[i] != '"') goto bad;
     i++;
     while (i < n && z[i] != '"') {
@@ -711,8 +749,14 @@ int ljTagsParse(const char *z, int n, int (*xTag)(void *, const u8 *, int),
     }
     bFirst = 0;
     TAG_WS();
-    if (i < n && z[i] == ',') { i++; continue; }
-    if (i < n && z[i] == ']') { i++; break; }
+    if (i < n && z[i] == ',') {
+      i++;
+      continue;
+    }
+    if (i < n && z[i] == ']') {
+      i++;
+      break;
+    }
     goto bad;
   }
   TAG_WS();

@@ -19,9 +19,8 @@ SQLITE_EXTENSION_INIT1
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-__attribute__((visibility("default"))) int
-sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
-                         const sqlite3_api_routines *pApi) {
+    __attribute__((visibility("default"))) int sqlite3_lmdbjournal_init(
+        sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   LjConn *pConn;
   int rc;
 #ifndef SQLITE_CORE

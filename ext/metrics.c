@@ -68,31 +68,34 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   }
   ljGateLeave(pEnv);
 
-#define ROWK(zN, bC, v)            \
-  if (n < nRow) {                  \
-    aRow[n].zName = zN;            \
-    aRow[n].value = (double)(v);   \
-    aRow[n].bCounter = bC;         \
-  }                                \
+#define ROWK(zN, bC, v)          \
+  if (n < nRow) {                \
+    aRow[n].zName = zN;          \
+    aRow[n].value = (double)(v); \
+    aRow[n].bCounter = bC;       \
+  }                              \
   n++;
 #define COUNTER(zN, v) ROWK(zN, 1, v)
-#define ROW(zN, v) ROWK(zN, 0, v)
+#define ROW(zN, v)     ROWK(zN, 0, v)
   COUNTER("appends", __atomic_load_n(&m->nAppends, __ATOMIC_RELAXED));
   COUNTER("commits", nCommits);
   ROW("batch_size_avg", nCommits ? (double)nEv / (double)nCommits : 0.0);
-  COUNTER("bytes_written", __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED));
+  COUNTER("bytes_written",
+          __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED));
   COUNTER("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED));
   COUNTER("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED));
   COUNTER("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED));
   COUNTER("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED));
   COUNTER("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
   COUNTER("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
-  COUNTER("stale_readers_cleared", __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
+  COUNTER("stale_readers_cleared",
+          __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
   ROW("staged_batches", nStageBatch);
   ROW("staged_events", nStageEv);
   ROW("staged_bytes", nStageByte);
   COUNTER("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
-  COUNTER("stage_merged_events", __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
+  COUNTER("stage_merged_events",
+          __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
   ROW("queue_depth", __atomic_load_n(&m->nQueued, __ATOMIC_RELAXED));
   ROW("last_pos", __atomic_load_n(&m->lastPos, __ATOMIC_RELAXED));
   ROW("durable_pos", __atomic_load_n(&m->durablePos, __ATOMIC_RELAXED));
@@ -221,10 +224,10 @@ char *ljMetricsPrometheus(LjEnv *pEnv) {
     const LjMetricRow *r = &aRow[i];
     const char *zHelp = ljMetricHelp(r->zName);
     const char *zSuffix = r->bCounter ? "_total" : "";
-    sqlite3_str_appendf(pStr, "# HELP lmdbjournal_%s%s %s\n", r->zName,
-                        zSuffix, zHelp ? zHelp : r->zName);
-    sqlite3_str_appendf(pStr, "# TYPE lmdbjournal_%s%s %s\n", r->zName,
-                        zSuffix, r->bCounter ? "counter" : "gauge");
+    sqlite3_str_appendf(pStr, "# HELP lmdbjournal_%s%s %s\n", r->zName, zSuffix,
+                        zHelp ? zHelp : r->zName);
+    sqlite3_str_appendf(pStr, "# TYPE lmdbjournal_%s%s %s\n", r->zName, zSuffix,
+                        r->bCounter ? "counter" : "gauge");
     sqlite3_str_appendf(pStr, "lmdbjournal_%s%s{path=\"", r->zName, zSuffix);
     promLabel(pStr, pEnv->zDir);
     /* Whole values (all but averages) print as integers; %.17g keeps the

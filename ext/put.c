@@ -219,8 +219,7 @@ static int putManifest(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
 }
 
 /* Put every accepted event: runs (or a staged batch), manifest, tags. */
-int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
-                       size_t nEv) {
+int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq, size_t nEv) {
   size_t n = 0, nActor = 0;
   u64 pos0;
   int mrc, bStage;
@@ -235,7 +234,8 @@ int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
   }
   mrc = ljStageChoose(pPut->pEnv, &pPut->stage, txn, n, nActor, &bStage);
   if (mrc == 0 && bStage) {
-    mrc = ljStagePut(pPut->pEnv, &pPut->stage, txn, pPut->apSort, n, nActor, pos0);
+    mrc = ljStagePut(pPut->pEnv, &pPut->stage, txn, pPut->apSort, n, nActor,
+                     pos0);
   } else if (mrc == 0) {
     mrc = putRuns(pPut, txn, n);
   }
@@ -310,7 +310,8 @@ int ljPutLoadTail(LjPut *pPut, MDB_txn *txn) {
   if (mrc == 0) mrc = ljStageLoad(pEnv, txn, &pPut->stage);
   if (mrc == 0) mrc = ljPutLastPos(pEnv, txn, &pPut->tailPos, &pPut->tailTs);
   if (mrc == 0) mrc = lastEntry(pEnv, txn, LJ_DB_ACTNUM, &k, &v);
-  if (mrc == 0 && k.mv_size == LJ_POSKEY) pPut->nextNum = ljGet64(k.mv_data) + 1;
+  if (mrc == 0 && k.mv_size == LJ_POSKEY)
+    pPut->nextNum = ljGet64(k.mv_data) + 1;
   if (mrc == MDB_NOTFOUND) mrc = 0;
   /* pos must never be reused, even after the newest events were
   ** truncated: the meta db remembers the highest pos ever assigned. */
@@ -357,7 +358,8 @@ static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
   int mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_POS], &c);
   if (mrc) return mrc;
   mrc = ljManiFind(c, pos, &k, &v, &i);
-  if (mrc == MDB_NOTFOUND) mrc = 0; /* already gone */
+  if (mrc == MDB_NOTFOUND)
+    mrc = 0; /* already gone */
   else if (mrc == 0) {
     /* The key points into the page, which the put may rewrite before it
     ** reads the key (an overflow value is deleted and added again). */
@@ -385,8 +387,8 @@ static int maniTombstone(LjEnv *pEnv, MDB_txn *txn, u64 pos) {
 }
 
 /* Remove record i of a run from the pos and tag indexes. */
-static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun,
-                         size_t nRun, u32 i) {
+static int unindexRecord(LjEnv *pEnv, MDB_txn *txn, const u8 *aRun, size_t nRun,
+                         u32 i) {
   LjRec rec;
   u8 *aUnz = 0;
   size_t nUnz = 0;
@@ -419,7 +421,8 @@ static int runTail(const MDB_val *v, u32 nDel, u8 **paKeep, size_t *pnKeep) {
   size_t nBody;
   u8 *aKeep;
   int mrc = ljRunRecord(v->mv_data, v->mv_size, nDel, &a0, &n0);
-  if (mrc == 0) mrc = ljRunRecord(v->mv_data, v->mv_size, nRun - 1, &aLast, &nLast);
+  if (mrc == 0)
+    mrc = ljRunRecord(v->mv_data, v->mv_size, nRun - 1, &aLast, &nLast);
   if (mrc) return mrc;
   nBody = (size_t)(aLast + nLast - a0);
   aKeep = sqlite3_malloc64(LJ_RUN_HEAD(nKeep) + nBody);

@@ -58,8 +58,12 @@ static LjEnv *ljRegistry = 0;
 static unsigned ljForkGen = 0;
 static pthread_once_t ljForkOnce = PTHREAD_ONCE_INIT;
 
-static void forkPrepare(void) { pthread_mutex_lock(&ljRegistryMutex); }
-static void forkParent(void) { pthread_mutex_unlock(&ljRegistryMutex); }
+static void forkPrepare(void) {
+  pthread_mutex_lock(&ljRegistryMutex);
+}
+static void forkParent(void) {
+  pthread_mutex_unlock(&ljRegistryMutex);
+}
 static void forkChild(void) {
   pthread_mutex_init(&ljRegistryMutex, 0);
   ljRegistry = 0;
@@ -96,8 +100,9 @@ static int envForeign(LjEnv *p, MDB_txn *txn, char **pzErr) {
   *pzErr = sqlite3_mprintf(
       "lmdb_journal: '%s' holds an LMDB environment that is not a journal "
       "store (%s); refusing to write into it",
-      p->zDir, mrc == MDB_NOTFOUND ? "no \"meta\" database with a format key"
-                                   : mdb_strerror(mrc));
+      p->zDir,
+      mrc == MDB_NOTFOUND ? "no \"meta\" database with a format key"
+                          : mdb_strerror(mrc));
   return SQLITE_CANTOPEN;
 }
 
@@ -123,8 +128,8 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
     }
     if (mrc) break;
     for (i = 0; i < LJ_DB_COUNT && mrc == 0; i++) {
-      mrc = mdb_dbi_open(txn, azDbName[i], bCreate ? MDB_CREATE : 0,
-                         &p->aDbi[i]);
+      mrc =
+          mdb_dbi_open(txn, azDbName[i], bCreate ? MDB_CREATE : 0, &p->aDbi[i]);
     }
     if (mrc == MDB_NOTFOUND && !bCreate) {
       int rc = envForeign(p, txn, pzErr);
@@ -187,11 +192,14 @@ static int envOpenDbs(LjEnv *p, char **pzErr) {
 static void envAssert(MDB_env *env, const char *zMsg) {
   const char *zPath = 0;
   mdb_env_get_path(env, &zPath);
-  sqlite3_log(SQLITE_CORRUPT, "lmdbjournal: LMDB assertion failed in '%s': %s "
+  sqlite3_log(SQLITE_CORRUPT,
+              "lmdbjournal: LMDB assertion failed in '%s': %s "
               "(the store is damaged; see docs/operations.md)",
               zPath ? zPath : "?", zMsg);
-  fprintf(stderr, "lmdbjournal: LMDB assertion failed in '%s': %s (the store "
-          "is damaged; see docs/operations.md)\n", zPath ? zPath : "?", zMsg);
+  fprintf(stderr,
+          "lmdbjournal: LMDB assertion failed in '%s': %s (the store "
+          "is damaged; see docs/operations.md)\n",
+          zPath ? zPath : "?", zMsg);
 }
 
 /* Before LMDB opens a directory: an empty data.mdb would silently become
@@ -207,7 +215,8 @@ static int envCheckEmpty(const char *zDir, char **pzErr) {
   *pzErr = sqlite3_mprintf(
       "lmdb_journal: '%s/data.mdb' is empty: the store's data file was "
       "truncated or never written; restore it from a backup (or remove "
-      "the directory to start a new store)", zDir);
+      "the directory to start a new store)",
+      zDir);
   return SQLITE_CORRUPT;
 }
 
@@ -285,8 +294,8 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   p->dev = pSt->st_dev;
   p->ino = pSt->st_ino;
   p->cfg = *pCfg;
-  p->zDir = sqlite3_mprintf("%s", realpath(pCfg->zPath, aReal) ? aReal
-                                                               : pCfg->zPath);
+  p->zDir =
+      sqlite3_mprintf("%s", realpath(pCfg->zPath, aReal) ? aReal : pCfg->zPath);
   if (ljConfigOwnText(&p->cfg) || p->zDir == 0) {
     envFree(p);
     return SQLITE_NOMEM;
@@ -303,13 +312,14 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   }
   mrc = mdb_env_create(&p->env);
   if (mrc == 0) mdb_env_set_assert(p->env, envAssert); /* EINVAL: no asserts */
-  if (mrc == 0) mrc = mdb_env_set_maxreaders(p->env, (unsigned)pCfg->nMaxReaders);
+  if (mrc == 0)
+    mrc = mdb_env_set_maxreaders(p->env, (unsigned)pCfg->nMaxReaders);
   if (mrc == 0) mrc = mdb_env_set_maxdbs(p->env, (MDB_dbi)pCfg->nMaxDbs);
   if (mrc == 0) mrc = mdb_env_set_mapsize(p->env, (size_t)pCfg->szMap);
   if (mrc == 0) mrc = mdb_env_open(p->env, p->zDir, flags, 0664);
   if (mrc) {
-    *pzErr = sqlite3_mprintf("lmdb_journal: cannot open '%s': %s",
-                             pCfg->zPath, mdb_strerror(mrc));
+    *pzErr = sqlite3_mprintf("lmdb_journal: cannot open '%s': %s", pCfg->zPath,
+                             mdb_strerror(mrc));
     envFree(p);
     return ljMdbToSqlite(mrc);
   }
@@ -357,9 +367,12 @@ static char *envRealpath(const char *zPath) {
       break;
     }
     zSlash = strrchr(zHead, '/');
-    if (zSlash == 0) zHead[0] = 0;
-    else if (zSlash == zHead) zHead[1] = 0;
-    else *zSlash = 0;
+    if (zSlash == 0)
+      zHead[0] = 0;
+    else if (zSlash == zHead)
+      zHead[1] = 0;
+    else
+      *zSlash = 0;
   }
   sqlite3_free(zHead);
   return zRes;
@@ -393,16 +406,16 @@ static int envAllowed(const char *zPath, char **pzErr) {
     zRoots += n + (zRoots[n] == ':');
   }
   if (!bOk) {
-    *pzErr = sqlite3_mprintf("lmdb_journal: path '%s' is outside "
-                             "LMDBJOURNAL_ROOT (%s)",
-                             zPath, getenv("LMDBJOURNAL_ROOT"));
+    *pzErr = sqlite3_mprintf(
+        "lmdb_journal: path '%s' is outside "
+        "LMDBJOURNAL_ROOT (%s)",
+        zPath, getenv("LMDBJOURNAL_ROOT"));
   }
   sqlite3_free(zReal);
   return bOk ? SQLITE_OK : SQLITE_AUTH;
 }
 
-int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
-              char **pzErr) {
+int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv, char **pzErr) {
   struct stat st;
   LjEnv *p;
   int rc = SQLITE_OK;

@@ -57,18 +57,18 @@ struct ScanIter {
   MDB_cursor *c;
   int bEof;
   int nKey;
-  int nPrefix;    /* tag iterators: len+tag bytes */
-  u32 idx;        /* the entry of the span it stands on */
-  u32 nRun;       /* entries in the span */
-  MDB_val vRun;   /* the span's value, while vGen */
-  u32 vGen;       /*   equals LjScan.fillGen */
+  int nPrefix;  /* tag iterators: len+tag bytes */
+  u32 idx;      /* the entry of the span it stands on */
+  u32 nRun;     /* entries in the span */
+  MDB_val vRun; /* the span's value, while vGen */
+  u32 vGen;     /*   equals LjScan.fillGen */
   u8 aKey[2 + LJ_MAX_TAG_BYTES + 8];
 };
 
 #define SCAN_CHUNK 65536
 #define SCAN_SLOTS 64
-#define SCAN_KEEP 4 /* chunks a scan keeps, reused once the caller lets go */
-#define SCAN_FULL (-1)          /* slotLoad: no room left in this chunk */
+#define SCAN_KEEP  4 /* chunks a scan keeps, reused once the caller lets go */
+#define SCAN_FULL  (-1) /* slotLoad: no room left in this chunk */
 
 /* A chunk's references are counted without atomics: values in it are
 ** handed to SQLite only on the cursor's connection, released by that
@@ -84,41 +84,41 @@ struct ScanChunk {
 struct LjScan {
   LjEnv *pEnv;
   MDB_txn *txn;
-  unsigned gen;       /* LjEnv.mapGen the iterators are positioned for */
-  int ePlan;          /* LJ_SCAN_* */
+  unsigned gen; /* LjEnv.mapGen the iterators are positioned for */
+  int ePlan;    /* LJ_SCAN_* */
   int bDesc;
   int bEof;
-  ScanIter it;        /* events (full, actor) or pos (pos, ts) */
-  ScanIter st;        /* staged batches (full, actor; indexed loads) */
-  int bStage;         /* full, actor: walking st rather than it */
-  u32 iDir;           /* ... the directory entry of the span in st */
-  u64 spanNum;        /* full, actor: the span's actor ... */
-  u64 spanSeq0;       /* ... and the seq of its first event */
-  u64 stageLo;        /* first staged pos (UINT64_MAX: none) */
-  MDB_cursor *cEv;    /* pos, ts, tag: finds the events the index names */
-  ScanIter *aTag;     /* tag plan: one per tag */
+  ScanIter it;     /* events (full, actor) or pos (pos, ts) */
+  ScanIter st;     /* staged batches (full, actor; indexed loads) */
+  int bStage;      /* full, actor: walking st rather than it */
+  u32 iDir;        /* ... the directory entry of the span in st */
+  u64 spanNum;     /* full, actor: the span's actor ... */
+  u64 spanSeq0;    /* ... and the seq of its first event */
+  u64 stageLo;     /* first staged pos (UINT64_MAX: none) */
+  MDB_cursor *cEv; /* pos, ts, tag: finds the events the index names */
+  ScanIter *aTag;  /* tag plan: one per tag */
   int nTag;
-  u64 num;            /* actor plan: the actor's number */
-  i64 lo, hi;         /* inclusive bounds on seq or pos */
-  i64 nLimit;         /* rows the first fill stops at, -1: no hint */
-  ScanChunk *pChunk;  /* the chunk being filled (one of aChunk) */
+  u64 num;           /* actor plan: the actor's number */
+  i64 lo, hi;        /* inclusive bounds on seq or pos */
+  i64 nLimit;        /* rows the first fill stops at, -1: no hint */
+  ScanChunk *pChunk; /* the chunk being filled (one of aChunk) */
   ScanChunk *aChunk[SCAN_KEEP];
   LjRow aSlot[SCAN_SLOTS];
   u8 *aOwn[SCAN_SLOTS]; /* a record too large for a chunk, per slot */
-  int nSlot;          /* slots filled */
-  int iSlot;          /* the current row */
-  int bDone;          /* the iterators have nothing more */
-  u32 fillGen;        /* bumped per fill: span values older are stale */
-  u64 nameNum;        /* actor whose id was last copied into pChunk */
+  int nSlot;            /* slots filled */
+  int iSlot;            /* the current row */
+  int bDone;            /* the iterators have nothing more */
+  u32 fillGen;          /* bumped per fill: span values older are stale */
+  u64 nameNum;          /* actor whose id was last copied into pChunk */
   const char *zNameLast;
   int nNameLast;
-  LjRec rec;          /* the current row, decoded when iDecoded==iSlot */
+  LjRec rec; /* the current row, decoded when iDecoded==iSlot */
   int iDecoded;
-  u8 *aUnz;           /* its decompressed payload */
+  u8 *aUnz; /* its decompressed payload */
   size_t nUnz;
-  char *zErr;         /* what a fill found damaged, for the caller */
-  u64 nRows, nBytes;  /* for metrics, added when freed */
-  LjReaderSlot slot;  /* tracked while txn is open */
+  char *zErr;        /* what a fill found damaged, for the caller */
+  u64 nRows, nBytes; /* for metrics, added when freed */
+  LjReaderSlot slot; /* tracked while txn is open */
 };
 
 /**************************************************************************
@@ -304,10 +304,10 @@ static void slotSet(LjScan *p, LjRow *s, u64 seq, const u8 *aRec, u32 nRec) {
 /* Every record copied is checked.  Only the bench builds a module
 ** without the check (-DLJ_NO_READ_CHECK), to measure what it costs. */
 #ifdef LJ_NO_READ_CHECK
-#define SCAN_CHECK(a, n) ((void)(a), (n) >= LJ_REC_HDR)
+#define SCAN_CHECK(a, n)           ((void)(a), (n) >= LJ_REC_HDR)
 #define SCAN_CHECK_MANY(aa, an, n) ((void)(aa), (void)(an), (void)(n), -1)
 #else
-#define SCAN_CHECK(a, n) ljRecCheck(a, n)
+#define SCAN_CHECK(a, n)           ljRecCheck(a, n)
 #define SCAN_CHECK_MANY(aa, an, n) ljRecCheckMany(aa, an, n)
 #endif
 
@@ -325,7 +325,8 @@ static int slotDamaged(LjScan *p, u64 seq, const u8 *aRec, size_t nRec) {
       "seq %llu (pos %llu by the record); run journal_verify and restore "
       "from a backup (docs/operations.md)",
       p->nNameLast, p->zNameLast, (unsigned long long)seq,
-      nRec >= LJ_REC_HDR ? (unsigned long long)ljGet64(&aRec[LJ_REC_POS]) : 0ULL);
+      nRec >= LJ_REC_HDR ? (unsigned long long)ljGet64(&aRec[LJ_REC_POS])
+                         : 0ULL);
   return SQLITE_CORRUPT;
 }
 
@@ -511,8 +512,10 @@ static int stageSeek(LjScan *p, u64 x) {
   while (mrc == 0 && !it->bEof && p->ePlan == LJ_SCAN_ACTOR) {
     u64 sLast = p->spanSeq0 + it->nRun - 1;
     if (p->bDesc ? p->spanSeq0 <= x : sLast >= x) {
-      if (p->bDesc) it->idx = (u32)(x < sLast ? x - p->spanSeq0 : it->nRun - 1);
-      else it->idx = (u32)(x > p->spanSeq0 ? x - p->spanSeq0 : 0);
+      if (p->bDesc)
+        it->idx = (u32)(x < sLast ? x - p->spanSeq0 : it->nRun - 1);
+      else
+        it->idx = (u32)(x > p->spanSeq0 ? x - p->spanSeq0 : 0);
       break;
     }
     mrc = stageNextBatch(p, p->bDesc ? MDB_PREV : MDB_NEXT);
@@ -571,7 +574,8 @@ static int maniDeleted(LjScan *p, int *pbDeleted) {
   MDB_val k, v;
   int mrc = mdb_cursor_get(p->it.c, &k, &v, MDB_GET_CURRENT);
   if (mrc == 0) {
-    if (v.mv_size < LJ_MANI_ENTRY * ((size_t)p->it.idx + 1)) return MDB_CORRUPTED;
+    if (v.mv_size < LJ_MANI_ENTRY * ((size_t)p->it.idx + 1))
+      return MDB_CORRUPTED;
     *pbDeleted = ljManiNum(v.mv_data, p->it.idx) == 0;
   }
   return mrc;
@@ -623,8 +627,10 @@ static int runSeek(LjScan *p, u64 x) {
     /* Not held by any span: the first span after x, or the last before. */
     if (nPrefix) ljPut64(aKey, p->num);
     if (p->bDesc && x >= (u64)INT64_MAX) {
-      if (nPrefix) ljEvKey(aKey, p->num + 1, 0);
-      else ljPut64(aKey, (u64)INT64_MAX);
+      if (nPrefix)
+        ljEvKey(aKey, p->num + 1, 0);
+      else
+        ljPut64(aKey, (u64)INT64_MAX);
     } else {
       ljPut64(&aKey[nPrefix], p->bDesc ? x + 1 : x);
     }
@@ -685,7 +691,8 @@ static int scanLoad(LjScan *p) {
   mrc = spanValue(p, it, &v);
   if (mrc) return ljMdbToSqlite(mrc);
   if (isPosPlan(p)) {
-    if (v.mv_size < LJ_MANI_ENTRY * ((size_t)it->idx + 1)) return SQLITE_CORRUPT;
+    if (v.mv_size < LJ_MANI_ENTRY * ((size_t)it->idx + 1))
+      return SQLITE_CORRUPT;
     return slotLoadIndexed(p, ljManiNum(v.mv_data, it->idx),
                            ljManiSeq(v.mv_data, it->idx),
                            ljGet64(it->aKey) + it->idx);
@@ -886,8 +893,10 @@ static int posForTs(LjScan *p, i64 ts, int bAfter, i64 *pPos) {
     if (v.mv_size < LJ_MANI_ENTRY * ((size_t)idx + 1)) return MDB_CORRUPTED;
     tsAt = ljManiTs(v.mv_data, idx);
     /* mid .. at-1 is a gap, so the answer is <= mid or > at. */
-    if (bAfter ? tsAt > ts : tsAt >= ts) hi = mid;
-    else lo = at + 1;
+    if (bAfter ? tsAt > ts : tsAt >= ts)
+      hi = mid;
+    else
+      lo = at + 1;
   }
   *pPos = (i64)lo;
   return 0;
@@ -897,7 +906,8 @@ static int posForTs(LjScan *p, i64 ts, int bAfter, i64 *pPos) {
 static int startTags(LjScan *p, const LjScanSpec *s) {
   MDB_val k, v;
   int mrc = 0;
-  p->aTag = sqlite3_malloc64(sizeof(ScanIter) * (size_t)(s->nTag ? s->nTag : 1));
+  p->aTag =
+      sqlite3_malloc64(sizeof(ScanIter) * (size_t)(s->nTag ? s->nTag : 1));
   if (p->aTag == 0) return ENOMEM;
   for (int i = 0; i < s->nTag && mrc == 0; i++) {
     ScanIter *it = &p->aTag[p->nTag];
@@ -908,9 +918,9 @@ static int startTags(LjScan *p, const LjScanSpec *s) {
     p->nTag++;
     it->nPrefix = 2 + nTag;
     nKey = ljTagKey(aKey, s->aaTag[i], nTag,
-                    p->bDesc ? (p->hi == INT64_MAX ? (u64)INT64_MAX
-                                                   : (u64)p->hi + 1)
-                             : (u64)p->lo);
+                    p->bDesc
+                        ? (p->hi == INT64_MAX ? (u64)INT64_MAX : (u64)p->hi + 1)
+                        : (u64)p->lo);
     mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_TAGS], &it->c);
     if (mrc == 0) mrc = iterSeek(it, aKey, nKey, p->bDesc, &k, &v);
     if (mrc == 0) tagCheck(p, it, aKey);
@@ -962,11 +972,8 @@ static int startPlan(LjScan *p, const LjScanSpec *s, int *pbEmpty) {
       }
       return runSeek(p, p->bDesc ? (u64)p->hi : (u64)p->lo);
     }
-    case LJ_SCAN_POS:
-      return runSeek(p, p->bDesc ? (u64)p->hi : (u64)p->lo);
-    default:
-      assert(p->ePlan == LJ_SCAN_TAG);
-      return startTags(p, s);
+    case LJ_SCAN_POS: return runSeek(p, p->bDesc ? (u64)p->hi : (u64)p->lo);
+    default: assert(p->ePlan == LJ_SCAN_TAG); return startTags(p, s);
   }
 }
 
@@ -980,7 +987,8 @@ static int openIters(LjScan *p) {
   if (p->ePlan != LJ_SCAN_TAG) {
     mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[iDb], &p->it.c);
   }
-  if (mrc == 0) mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_STAGE], &p->st.c);
+  if (mrc == 0)
+    mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_STAGE], &p->st.c);
   if (mrc == 0) mrc = iterGet(&p->st, &k, &v, MDB_FIRST);
   if (mrc) return mrc;
   p->stageLo = p->st.bEof ? UINT64_MAX : ljGet64(p->st.aKey);
@@ -1053,7 +1061,9 @@ int ljScanNext(LjScan *p, char **pzErr) {
   return rc;
 }
 
-int ljScanEof(const LjScan *p) { return p->bEof; }
+int ljScanEof(const LjScan *p) {
+  return p->bEof;
+}
 
 const LjRow *ljScanRow(const LjScan *p) {
   assert(!p->bEof && p->iSlot < p->nSlot);

@@ -78,8 +78,10 @@ static int srEnter(SrTxn *t, i64 usTimeout, char **pzErr) {
   if (t->txn == 0) {
     mrc = ljReadBegin(t->pEnv, &t->txn);
     t->gen = __atomic_load_n(&t->pEnv->mapGen, __ATOMIC_ACQUIRE);
-    if (mrc) t->txn = 0;
-    else ljReaderTrack(t->pEnv, &t->slot);
+    if (mrc)
+      t->txn = 0;
+    else
+      ljReaderTrack(t->pEnv, &t->slot);
   } else {
     unsigned gen = __atomic_load_n(&t->pEnv->mapGen, __ATOMIC_ACQUIRE);
     for (int i = 0; i < SR_CURSORS && mrc == 0 && gen != t->gen; i++) {
@@ -128,9 +130,12 @@ static int srLastOf(MDB_cursor *c, u64 num, MDB_val *pKey, MDB_val *pVal) {
   pKey->mv_data = aKey;
   pKey->mv_size = LJ_EVKEY;
   mrc = mdb_cursor_get(c, pKey, pVal, MDB_SET_RANGE);
-  if (mrc == 0) mrc = mdb_cursor_get(c, pKey, pVal, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
-  if (mrc == 0 && (pKey->mv_size != LJ_EVKEY || ljEvKeyNum(pKey->mv_data) != num))
+  if (mrc == 0)
+    mrc = mdb_cursor_get(c, pKey, pVal, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND)
+    mrc = mdb_cursor_get(c, pKey, pVal, MDB_LAST);
+  if (mrc == 0 &&
+      (pKey->mv_size != LJ_EVKEY || ljEvKeyNum(pKey->mv_data) != num))
     mrc = MDB_NOTFOUND;
   return mrc;
 }
@@ -166,17 +171,17 @@ static void srFree(SrTxn *t) {
 struct LjSnapScan {
   SrTxn t;
   LjSnapSpec s;
-  u64 num;           /* one actor: its number */
+  u64 num; /* one actor: its number */
   int bEof;
   LjSnapRow row;
-  u8 *aActor;        /* the row's actor id */
+  u8 *aActor; /* the row's actor id */
   size_t nActorAlloc;
-  u64 actorNum;      /* ... of this actor number (0: none yet) */
-  u8 *aRec;          /* the row's record */
+  u64 actorNum; /* ... of this actor number (0: none yet) */
+  u8 *aRec;     /* the row's record */
   size_t nRecAlloc;
-  u8 *aUnz;          /* its decompressed state */
+  u8 *aUnz; /* its decompressed state */
   size_t nUnz;
-  char *zCorrupt;    /* what a failed checksum check found */
+  char *zCorrupt; /* what a failed checksum check found */
 };
 
 int ljSnapScanNew(LjEnv *pEnv, LjSnapScan **pp) {
@@ -199,7 +204,9 @@ void ljSnapScanFree(LjSnapScan *p) {
   sqlite3_free(p);
 }
 
-int ljSnapScanEof(const LjSnapScan *p) { return p->bEof; }
+int ljSnapScanEof(const LjSnapScan *p) {
+  return p->bEof;
+}
 
 const LjSnapRow *ljSnapScanRow(const LjSnapScan *p) {
   assert(!p->bEof);
@@ -278,10 +285,13 @@ static int snapSettle(LjSnapScan *p, MDB_val *k, MDB_val *v, int mrc) {
 static int snapSeek(LjSnapScan *p, MDB_val *k, MDB_val *v) {
   u8 aKey[LJ_EVKEY];
   int mrc;
-  if (p->s.aActor == 0) return srGet(&p->t, k, v, p->s.bDesc ? MDB_LAST : MDB_FIRST);
+  if (p->s.aActor == 0)
+    return srGet(&p->t, k, v, p->s.bDesc ? MDB_LAST : MDB_FIRST);
   if (p->s.bDesc) {
-    if ((u64)p->s.hi >= (u64)INT64_MAX) ljEvKey(aKey, p->num + 1, 0);
-    else ljEvKey(aKey, p->num, (u64)p->s.hi + 1);
+    if ((u64)p->s.hi >= (u64)INT64_MAX)
+      ljEvKey(aKey, p->num + 1, 0);
+    else
+      ljEvKey(aKey, p->num, (u64)p->s.hi + 1);
   } else {
     ljEvKey(aKey, p->num, (u64)p->s.lo);
   }
@@ -314,8 +324,8 @@ int ljSnapScanStart(LjSnapScan *p, const LjSnapSpec *pSpec, i64 usTimeout,
   if (rc) return rc;
   p->num = 0;
   if (p->s.aActor) {
-    mrc = ljActorLoad(p->t.pEnv, p->t.txn, p->s.aActor, p->s.nActor, &p->num,
-                      0, &floor);
+    mrc = ljActorLoad(p->t.pEnv, p->t.txn, p->s.aActor, p->s.nActor, &p->num, 0,
+                      &floor);
   }
   if (mrc == 0 && (p->s.aActor == 0 || p->num != 0)) {
     mrc = srCursor(&p->t, 0, LJ_DB_SNAPS);
@@ -359,7 +369,7 @@ struct SrStaged {
 struct LjActorScan {
   SrTxn t;
   LjActorSpec s;
-  u8 *aBound;       /* copies of the bounds */
+  u8 *aBound; /* copies of the bounds */
   int bEof;
   LjActorRow row;
   SrStaged *aStaged; /* by actor number */
@@ -384,7 +394,9 @@ void ljActorScanFree(LjActorScan *p) {
   sqlite3_free(p);
 }
 
-int ljActorScanEof(const LjActorScan *p) { return p->bEof; }
+int ljActorScanEof(const LjActorScan *p) {
+  return p->bEof;
+}
 
 const LjActorRow *ljActorScanRow(const LjActorScan *p) {
   assert(!p->bEof);
@@ -438,7 +450,8 @@ static int stagedLoad(LjActorScan *p) {
   for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     u32 nAct = ljStageActors(&v);
-    for (u32 i = 0; i < nAct && mrc == 0; i++) mrc = stagedAdd(p, &v, i, &nAlloc);
+    for (u32 i = 0; i < nAct && mrc == 0; i++)
+      mrc = stagedAdd(p, &v, i, &nAlloc);
     if (mrc) break;
   }
   mdb_cursor_close(c);
@@ -464,8 +477,10 @@ static const SrStaged *stagedFind(const LjActorScan *p, u64 num) {
   while (lo < hi) {
     u32 mid = lo + (hi - lo) / 2;
     if (p->aStaged[mid].num == num) return &p->aStaged[mid];
-    if (p->aStaged[mid].num < num) lo = mid + 1;
-    else hi = mid;
+    if (p->aStaged[mid].num < num)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return 0;
 }
@@ -563,7 +578,8 @@ static int actorSeek(LjActorScan *p, MDB_val *k, MDB_val *v) {
   int mrc;
   if (aFrom == 0) return srGet(&p->t, k, v, s->bDesc ? MDB_LAST : MDB_FIRST);
   k->mv_data = (void *)aFrom;
-  k->mv_size = (size_t)(nFrom < LJ_MAX_ACTOR_BYTES ? nFrom : LJ_MAX_ACTOR_BYTES);
+  k->mv_size =
+      (size_t)(nFrom < LJ_MAX_ACTOR_BYTES ? nFrom : LJ_MAX_ACTOR_BYTES);
   mrc = srGet(&p->t, k, v, nFrom > 0 ? MDB_SET_RANGE : MDB_FIRST);
   while (mrc == 0 && !p->t.bEof) {
     int c = keyCmp(k, aFrom, nFrom);

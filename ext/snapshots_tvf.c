@@ -43,21 +43,26 @@
 
 #include <string.h>
 
-#define ST_KEY 0x0001
-#define RANGE_SEQ 1
-#define RANGE_TS 6
+#define ST_KEY      0x0001
+#define RANGE_SEQ   1
+#define RANGE_TS    6
 #define RANGE_ACTOR 1
-#define RG_EQ 0x01
-#define RG_LO 0x02
-#define RG_LO_GT 0x04
-#define RG_HI 0x08
-#define RG_HI_LT 0x10
-#define ST_DESC 0x1000
-#define ST_NOTABLE 0x2000
+#define RG_EQ       0x01
+#define RG_LO       0x02
+#define RG_LO_GT    0x04
+#define RG_HI       0x08
+#define RG_HI_LT    0x10
+#define ST_DESC     0x1000
+#define ST_NOTABLE  0x2000
 
 enum { SC_ACTOR = 0, SC_SEQ, SC_TS, SC_STATE, SC_META, SC_TABLE };
 enum {
-  AC_ACTOR = 0, AC_HIGHEST, AC_FIRST, AC_EVENTS, AC_LAST_TS, AC_SNAP_SEQ,
+  AC_ACTOR = 0,
+  AC_HIGHEST,
+  AC_FIRST,
+  AC_EVENTS,
+  AC_LAST_TS,
+  AC_SNAP_SEQ,
   AC_TABLE
 };
 
@@ -85,18 +90,16 @@ static int stConnect(sqlite3 *db, void *pAux, int bActors,
       bActors, 0, ppVtab);
 }
 
-static int snConnect(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+static int snConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
   (void)argc;
   (void)argv;
   (void)pzErr;
   return stConnect(db, pAux, 0, ppVtab);
 }
 
-static int acConnect(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+static int acConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
   (void)argc;
   (void)argv;
   (void)pzErr;
@@ -165,9 +168,13 @@ static void planRange(StPlan *pl, int iCol, int shift, const char *zCol,
     if (bActor && !binaryColl(p, i)) continue;
     if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && iEq < 0) iEq = i;
     if ((c->op == SQLITE_INDEX_CONSTRAINT_GT ||
-         c->op == SQLITE_INDEX_CONSTRAINT_GE) && iLo < 0) iLo = i;
+         c->op == SQLITE_INDEX_CONSTRAINT_GE) &&
+        iLo < 0)
+      iLo = i;
     if ((c->op == SQLITE_INDEX_CONSTRAINT_LT ||
-         c->op == SQLITE_INDEX_CONSTRAINT_LE) && iHi < 0) iHi = i;
+         c->op == SQLITE_INDEX_CONSTRAINT_LE) &&
+        iHi < 0)
+      iHi = i;
   }
   if (iEq >= 0) {
     planUse(pl, iEq, !bActor);
@@ -306,22 +313,26 @@ static int stError(sqlite3_vtab_cursor *pCur, int rc, char *zErr) {
 }
 
 /* The journal table named by argv[0] (NOTABLE: none was given). */
-static int stTable(sqlite3_vtab_cursor *pCur, int idxNum,
-                   sqlite3_value **argv, LjTable **pp, char **pzErr) {
+static int stTable(sqlite3_vtab_cursor *pCur, int idxNum, sqlite3_value **argv,
+                   LjTable **pp, char **pzErr) {
   LjTvfTab *pTab = (LjTvfTab *)pCur->pVtab;
   const char *zFn = pTab->iVariant ? "journal_actors" : "journal_snapshots";
   const char *z = 0;
   if (idxNum & ST_NOTABLE) {
-    *pzErr = sqlite3_mprintf("%s needs the name of an lmdb_journal table, "
-                             "e.g. SELECT * FROM %s('j')", zFn, zFn);
+    *pzErr = sqlite3_mprintf(
+        "%s needs the name of an lmdb_journal table, "
+        "e.g. SELECT * FROM %s('j')",
+        zFn, zFn);
     return SQLITE_ERROR;
   }
   if (sqlite3_value_type(argv[0]) == SQLITE_TEXT) {
     z = (const char *)sqlite3_value_text(argv[0]);
   }
   if (z == 0) {
-    *pzErr = sqlite3_mprintf("%s: the argument must be the name of an "
-                             "lmdb_journal table", zFn);
+    *pzErr = sqlite3_mprintf(
+        "%s: the argument must be the name of an "
+        "lmdb_journal table",
+        zFn);
     return SQLITE_ERROR;
   }
   return ljTableFind(pTab->pConn, z, pp, pzErr);
@@ -345,8 +356,8 @@ static int stReader(StCursor *p, LjEnv *pEnv) {
 
 /* The integer range at bit shift of idxNum from argv[*piArg...]; *pbEmpty
 ** when it matches nothing. */
-static void filterRange(int idxNum, int shift, sqlite3_value **argv,
-                        int *piArg, i64 *pLo, i64 *pHi, int *pbEmpty) {
+static void filterRange(int idxNum, int shift, sqlite3_value **argv, int *piArg,
+                        i64 *pLo, i64 *pHi, int *pbEmpty) {
   int m = idxNum >> shift;
   *pLo = INT64_MIN;
   *pHi = INT64_MAX;
@@ -354,7 +365,8 @@ static void filterRange(int idxNum, int shift, sqlite3_value **argv,
     sqlite3_value *x = argv[(*piArg)++];
     int e = sqlite3_value_numeric_type(x);
     if (e != SQLITE_INTEGER && e != SQLITE_FLOAT) *pbEmpty = 1;
-    if (!ljBoundValue(x, 1, 0, pLo) || !ljBoundValue(x, 0, 0, pHi)) *pbEmpty = 1;
+    if (!ljBoundValue(x, 1, 0, pLo) || !ljBoundValue(x, 0, 0, pHi))
+      *pbEmpty = 1;
   }
   if ((m & RG_LO) && !ljBoundValue(argv[(*piArg)++], 1, m & RG_LO_GT, pLo))
     *pbEmpty = 1;
@@ -452,8 +464,10 @@ static int stEof(sqlite3_vtab_cursor *pCur) {
 
 /* An integer column, NULL when negative (the readers' "none"). */
 static void resultOpt(sqlite3_context *ctx, i64 v) {
-  if (v < 0) sqlite3_result_null(ctx);
-  else sqlite3_result_int64(ctx, v);
+  if (v < 0)
+    sqlite3_result_null(ctx);
+  else
+    sqlite3_result_int64(ctx, v);
 }
 
 static int snColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
@@ -498,37 +512,55 @@ static int stRowid(sqlite3_vtab_cursor *pCur, sqlite_int64 *pRowid) {
   return SQLITE_OK;
 }
 
-static sqlite3_module snModule = {
-    0,            /* iVersion */
-    0,            /* xCreate: eponymous only */
-    snConnect,    /* xConnect */
-    snBestIndex,  /* xBestIndex */
-    ljTvfDisconnect, /* xDisconnect */
-    0,            /* xDestroy */
-    stOpen,       /* xOpen */
-    stClose,      /* xClose */
-    snFilter,     /* xFilter */
-    stNext,       /* xNext */
-    stEof,        /* xEof */
-    snColumn,     /* xColumn */
-    stRowid,      /* xRowid */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static sqlite3_module snModule = {0,               /* iVersion */
+                                  0,               /* xCreate: eponymous only */
+                                  snConnect,       /* xConnect */
+                                  snBestIndex,     /* xBestIndex */
+                                  ljTvfDisconnect, /* xDisconnect */
+                                  0,               /* xDestroy */
+                                  stOpen,          /* xOpen */
+                                  stClose,         /* xClose */
+                                  snFilter,        /* xFilter */
+                                  stNext,          /* xNext */
+                                  stEof,           /* xEof */
+                                  snColumn,        /* xColumn */
+                                  stRowid,         /* xRowid */
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
 
-static sqlite3_module acModule = {
-    0,            /* iVersion */
-    0,            /* xCreate: eponymous only */
-    acConnect,    /* xConnect */
-    acBestIndex,  /* xBestIndex */
-    ljTvfDisconnect, /* xDisconnect */
-    0,            /* xDestroy */
-    stOpen,       /* xOpen */
-    stClose,      /* xClose */
-    acFilter,     /* xFilter */
-    stNext,       /* xNext */
-    stEof,        /* xEof */
-    acColumn,     /* xColumn */
-    stRowid,      /* xRowid */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static sqlite3_module acModule = {0,               /* iVersion */
+                                  0,               /* xCreate: eponymous only */
+                                  acConnect,       /* xConnect */
+                                  acBestIndex,     /* xBestIndex */
+                                  ljTvfDisconnect, /* xDisconnect */
+                                  0,               /* xDestroy */
+                                  stOpen,          /* xOpen */
+                                  stClose,         /* xClose */
+                                  acFilter,        /* xFilter */
+                                  stNext,          /* xNext */
+                                  stEof,           /* xEof */
+                                  acColumn,        /* xColumn */
+                                  stRowid,         /* xRowid */
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
 
 int ljRegisterSnapshotTvfs(sqlite3 *db, LjConn *pConn) {
   int rc;

@@ -85,8 +85,10 @@ int ljStageFind(const MDB_val *v, u64 num, u32 *pi) {
       *pi = mid;
       return 0;
     }
-    if (x < num) lo = mid + 1;
-    else hi = mid;
+    if (x < num)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return MDB_NOTFOUND;
 }
@@ -106,8 +108,10 @@ int ljStageRecord(MDB_cursor *c, u64 pos, u64 num, u64 seq, MDB_val *pRec) {
   k.mv_data = aKey;
   k.mv_size = LJ_POSKEY;
   mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  if (mrc == 0 && ljGet64(k.mv_data) != pos) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (mrc == 0 && ljGet64(k.mv_data) != pos)
+    mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND)
+    mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
   if (mrc) return mrc;
   if (k.mv_size != LJ_POSKEY || ljGet64(k.mv_data) > pos) return MDB_NOTFOUND;
   mrc = ljStageFind(&v, num, &i);
@@ -178,8 +182,10 @@ static int runsLast(LjEnv *p, MDB_txn *txn, u64 num, u64 *pLast) {
   k.mv_data = aKey;
   k.mv_size = LJ_EVKEY;
   mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  if (mrc == 0) mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (mrc == 0)
+    mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND)
+    mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
   if (mrc == 0 && k.mv_size == LJ_EVKEY && ljEvKeyNum(k.mv_data) == num) {
     u32 n = ljRunCount(v.mv_data, v.mv_size);
     *pLast = ljEvKeySeq(k.mv_data) + (n ? n - 1 : 0);
@@ -191,8 +197,8 @@ static int runsLast(LjEnv *p, MDB_txn *txn, u64 num, u64 *pLast) {
 /*
 ** An actor's state as of a snapshot.  Called with the gate held.
 */
-int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor,
-                u64 *pNum, u64 *pHighest, u64 *pFloor) {
+int ljActorLoad(LjEnv *p, MDB_txn *txn, const u8 *zActor, int nActor, u64 *pNum,
+                u64 *pHighest, u64 *pFloor) {
   MDB_val k, v;
   int mrc;
   u64 num, floor, last = 0;
@@ -238,8 +244,8 @@ static size_t stageDensity(size_t nActor) {
   return nDensity;
 }
 
-int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n,
-                  size_t nActor, int *pbStage) {
+int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n, size_t nActor,
+                  int *pbStage) {
   int bStage = pSt->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
                n < stageDensity(nActor) * nActor;
   if (!bStage && pSt->nEnt > 0) {
@@ -362,7 +368,7 @@ struct MergeRun {
   u64 seqLast;   /* ... and the seq after its last event */
   u32 n;
   size_t nByte;
-  size_t nMax;   /* largest run value */
+  size_t nMax; /* largest run value */
   const u8 *apRec[LJ_RUN_MAX];
   u32 anRec[LJ_RUN_MAX];
 };
@@ -374,7 +380,8 @@ static int mergeFlush(MergeRun *r) {
   int mrc;
   if (r->n == 0) return 0;
   /* Runs of an actor never overlap: each starts after the previous. */
-  assert(r->num > r->numLast || (r->num == r->numLast && r->seq0 >= r->seqLast));
+  assert(r->num > r->numLast ||
+         (r->num == r->numLast && r->seq0 >= r->seqLast));
   ljEvKey(aKey, r->num, r->seq0);
   k.mv_data = aKey;
   k.mv_size = LJ_EVKEY;
@@ -456,9 +463,9 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
 /* The oldest staged batches within a merge budget, and their runs. */
 typedef struct MergeSet MergeSet;
 struct MergeSet {
-  MDB_val *aEnt;      /* the batches */
+  MDB_val *aEnt; /* the batches */
   size_t nEnt, nEntAlloc;
-  StageItem *aItem;   /* their directory entries; second half: scratch */
+  StageItem *aItem; /* their directory entries; second half: scratch */
   size_t nItem, nItemAlloc;
   u64 nEv, nByte, numMax;
 };
@@ -517,8 +524,8 @@ static int mergeCollect(MDB_cursor *cSt, MergeSet *pSet) {
 }
 
 /* Delete the merged batches (the oldest: first in the stage). */
-static int mergeDrop(LjEnv *pEnv, LjStage *pSt, MDB_txn *txn,
-                     MDB_cursor *cSt, size_t nEnt) {
+static int mergeDrop(LjEnv *pEnv, LjStage *pSt, MDB_txn *txn, MDB_cursor *cSt,
+                     size_t nEnt) {
   MDB_val k, v;
   int mrc = 0;
   if (nEnt > 0 && nEnt == pSt->nEnt) {

@@ -110,8 +110,7 @@ int ljActorGet(LjEnv *pEnv, const char *z, int n, LjActor **ppActor,
   return SQLITE_OK;
 }
 
-int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq,
-                 char **pzErr) {
+int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq, char **pzErr) {
   LjWriter *w = pEnv->pWriter;
   LjActor *p;
   u64 reserved = 0, stored = 0;
@@ -248,8 +247,10 @@ static LjReq *reqAlloc(LjWriter *w, int eType, const LjEvent *aEvent,
 static int queuePush(LjWriter *w, LjReq *p) {
   p->iTicket = __atomic_add_fetch(&w->iNextTicket, 1, __ATOMIC_RELEASE);
   p->usQueued = ljNowUs();
-  if (w->pTail) w->pTail->pNext = p;
-  else w->pHead = p;
+  if (w->pTail)
+    w->pTail->pNext = p;
+  else
+    w->pHead = p;
   w->pTail = p;
   w->nQueued += p->nEvent;
   ljWriterPublish(w);
@@ -496,8 +497,7 @@ int ljSnapshotDelete(LjClient *pClient, const char *zActor, int nActor,
                      const i64 aSeq[2], const i64 aTs[2], i64 usTimeout,
                      i64 *pnDeleted, char **pzErr) {
   return submitActorOp(pClient, LJ_REQ_SNAPDEL, zActor, nActor, aSeq, aTs,
-                       usTimeout, "journal_delete_snapshots", pnDeleted,
-                       pzErr);
+                       usTimeout, "journal_delete_snapshots", pnDeleted, pzErr);
 }
 
 /* A snapshot rides in the writer's batches like an append, but reserves
@@ -606,4 +606,3 @@ void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
   p->zLastError = w->zLastError ? sqlite3_mprintf("%s", w->zLastError) : 0;
   pthread_mutex_unlock(&w->mutex);
 }
-

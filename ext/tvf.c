@@ -24,15 +24,14 @@ struct MtCursor {
   int iRow;
 };
 
-static int mtConnect(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+static int mtConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
   (void)argc;
   (void)argv;
   (void)pzErr;
-  return ljTvfConnect(
-      db, pAux, "CREATE TABLE x(name TEXT, value, type TEXT, tbl HIDDEN)", 0,
-      1, ppVtab);
+  return ljTvfConnect(db, pAux,
+                      "CREATE TABLE x(name TEXT, value, type TEXT, tbl HIDDEN)",
+                      0, 1, ppVtab);
 }
 
 /* The table name must be given: journal_metrics('j'). */
@@ -90,8 +89,9 @@ static int mtFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
               ? (const char *)sqlite3_value_text(argv[0])
               : 0;
   if (zName == 0) {
-    zErr = sqlite3_mprintf("journal_metrics: the argument must be the name "
-                           "of an lmdb_journal table");
+    zErr = sqlite3_mprintf(
+        "journal_metrics: the argument must be the name "
+        "of an lmdb_journal table");
     rc = SQLITE_ERROR;
   } else {
     rc = ljTableFind(pTab->pConn, zName, &pJournal, &zErr);
@@ -143,21 +143,30 @@ static int mtRowid(sqlite3_vtab_cursor *pCur, sqlite_int64 *pRowid) {
   return SQLITE_OK;
 }
 
-static sqlite3_module mtModule = {
-    0,            /* iVersion */
-    0,            /* xCreate: eponymous only */
-    mtConnect,    /* xConnect */
-    mtBestIndex,  /* xBestIndex */
-    ljTvfDisconnect, /* xDisconnect */
-    0,            /* xDestroy */
-    mtOpen,       /* xOpen */
-    mtClose,      /* xClose */
-    mtFilter,     /* xFilter */
-    mtNext,       /* xNext */
-    mtEof,        /* xEof */
-    mtColumn,     /* xColumn */
-    mtRowid,      /* xRowid */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static sqlite3_module mtModule = {0,               /* iVersion */
+                                  0,               /* xCreate: eponymous only */
+                                  mtConnect,       /* xConnect */
+                                  mtBestIndex,     /* xBestIndex */
+                                  ljTvfDisconnect, /* xDisconnect */
+                                  0,               /* xDestroy */
+                                  mtOpen,          /* xOpen */
+                                  mtClose,         /* xClose */
+                                  mtFilter,        /* xFilter */
+                                  mtNext,          /* xNext */
+                                  mtEof,           /* xEof */
+                                  mtColumn,        /* xColumn */
+                                  mtRowid,         /* xRowid */
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
 
 int ljRegisterTvfs(sqlite3 *db, LjConn *pConn) {
   pConn->nRef++; /* released by ljConnDestroy */

@@ -31,10 +31,10 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define VERIFY_YIELD 4096      /* steps between two holds of the gate */
-#define VERIFY_MAX_PROBLEMS 50 /* problems reported (all are counted) */
-#define VERIFY_MAX_TAGS 256    /* distinct tags told apart per event */
-#define VERIFY_FOUND 1000      /* vTagIs: the tag is there (not an rc) */
+#define VERIFY_YIELD        4096 /* steps between two holds of the gate */
+#define VERIFY_MAX_PROBLEMS 50   /* problems reported (all are counted) */
+#define VERIFY_MAX_TAGS     256  /* distinct tags told apart per event */
+#define VERIFY_FOUND        1000 /* vTagIs: the tag is there (not an rc) */
 
 enum { V_MAIN = 0, V_EV, V_POS, V_STAGE, V_NCUR };
 
@@ -42,10 +42,10 @@ typedef struct Verify Verify;
 struct Verify {
   LjEnv *pEnv;
   MDB_txn *txn;
-  unsigned gen;              /* LjEnv.mapGen the cursors stand for */
-  MDB_cursor *aCur[V_NCUR];  /* the walk's own cursor, then lookups */
+  unsigned gen;             /* LjEnv.mapGen the cursors stand for */
+  MDB_cursor *aCur[V_NCUR]; /* the walk's own cursor, then lookups */
   u64 nStep;
-  sqlite3_str *pProb;        /* the problems, a JSON array's body */
+  sqlite3_str *pProb; /* the problems, a JSON array's body */
   u64 nProb;
   u64 nEvents, nActors, nSnaps, nBytes;
   u64 nIndexed;              /* live pos entries */
@@ -66,9 +66,12 @@ static void vJsonStr(sqlite3_str *p, const char *z, int n) {
   sqlite3_str_appendchar(p, 1, '"');
   for (int i = 0; i < n; i++) {
     unsigned char c = (unsigned char)z[i];
-    if (c == '"' || c == '\\') sqlite3_str_appendf(p, "\\%c", c);
-    else if (c < 0x20) sqlite3_str_appendf(p, "\\u%04x", c);
-    else sqlite3_str_appendchar(p, 1, (char)c);
+    if (c == '"' || c == '\\')
+      sqlite3_str_appendf(p, "\\%c", c);
+    else if (c < 0x20)
+      sqlite3_str_appendf(p, "\\u%04x", c);
+    else
+      sqlite3_str_appendchar(p, 1, (char)c);
   }
   sqlite3_str_appendchar(p, 1, '"');
 }
@@ -81,7 +84,8 @@ static void vActor(Verify *v, u64 num) {
   k.mv_data = aNum;
   k.mv_size = sizeof(aNum);
   if (mdb_get(v->txn, v->pEnv->aDbi[LJ_DB_ACTNUM], &k, &d) == 0 &&
-      d.mv_size <= LJ_MAX_ACTOR_BYTES && ljUtf8Valid(d.mv_data, (int)d.mv_size)) {
+      d.mv_size <= LJ_MAX_ACTOR_BYTES &&
+      ljUtf8Valid(d.mv_data, (int)d.mv_size)) {
     vJsonStr(v->pProb, d.mv_data, (int)d.mv_size);
   } else {
     sqlite3_str_appendf(v->pProb, "\"#%llu\"", (unsigned long long)num);
@@ -103,8 +107,10 @@ static void vProblem(Verify *v, const char *zDb, u64 num, u64 seq, u64 pos,
     sqlite3_str_appendall(v->pProb, ",\"actor\":");
     vActor(v, num);
   }
-  if (seq) sqlite3_str_appendf(v->pProb, ",\"seq\":%llu", (unsigned long long)seq);
-  if (pos) sqlite3_str_appendf(v->pProb, ",\"pos\":%llu", (unsigned long long)pos);
+  if (seq)
+    sqlite3_str_appendf(v->pProb, ",\"seq\":%llu", (unsigned long long)seq);
+  if (pos)
+    sqlite3_str_appendf(v->pProb, ",\"pos\":%llu", (unsigned long long)pos);
   sqlite3_str_appendall(v->pProb, ",\"problem\":");
   vJsonStr(v->pProb, z ? z : "out of memory", z ? (int)strlen(z) : 13);
   sqlite3_str_appendchar(v->pProb, 1, '}');
@@ -224,9 +230,9 @@ static int vActors(Verify *v) {
       k2.mv_data = aNum;
       k2.mv_size = sizeof(aNum);
       mrc = mdb_get(v->txn, v->pEnv->aDbi[LJ_DB_ACTNUM], &k2, &d2);
-      if (mrc == MDB_NOTFOUND || (mrc == 0 && (d2.mv_size != k.mv_size ||
-                                               memcmp(d2.mv_data, k.mv_data,
-                                                      k.mv_size)))) {
+      if (mrc == MDB_NOTFOUND ||
+          (mrc == 0 && (d2.mv_size != k.mv_size ||
+                        memcmp(d2.mv_data, k.mv_data, k.mv_size)))) {
         vProblem(v, "actors", num, 0, 0,
                  "actnum does not map the actor's number back to its id");
         mrc = 0;
@@ -270,8 +276,8 @@ static void vRun(Verify *v, const char *zDb, u64 num, u64 seq0, const u8 *a,
     v->nEvents++;
     if (vRecord(v, zDb, 1, num, seq0 + i, aRec, nByte, &r) &&
         (r.pos < posLo || r.pos > posHi)) {
-      vProblem(v, zDb, num, seq0 + i, r.pos,
-               "pos outside %s", posLo ? "its staged batch" : "the runs' range");
+      vProblem(v, zDb, num, seq0 + i, r.pos, "pos outside %s",
+               posLo ? "its staged batch" : "the runs' range");
     }
   }
 }
@@ -296,8 +302,10 @@ static int vEvents(Verify *v) {
         }
         curNum = num;
       } else if (seq0 != nextSeq) {
-        vProblem(v, "events", num, seq0, 0, "run starts at seq %llu, expected "
-                 "%llu", (unsigned long long)seq0, (unsigned long long)nextSeq);
+        vProblem(v, "events", num, seq0, 0,
+                 "run starts at seq %llu, expected "
+                 "%llu",
+                 (unsigned long long)seq0, (unsigned long long)nextSeq);
       }
       nextSeq = seq0 + ljRunCount(d.mv_data, d.mv_size);
       vRun(v, "events", num, seq0, d.mv_data, d.mv_size, 1,
@@ -318,8 +326,10 @@ static int vRunEnd(Verify *v, u64 num, u64 *pNext) {
   k.mv_size = sizeof(aKey);
   *pNext = 1;
   mrc = mdb_cursor_get(v->aCur[V_EV], &k, &d, MDB_SET_RANGE);
-  if (mrc == 0) mrc = mdb_cursor_get(v->aCur[V_EV], &k, &d, MDB_PREV);
-  else if (mrc == MDB_NOTFOUND) mrc = mdb_cursor_get(v->aCur[V_EV], &k, &d, MDB_LAST);
+  if (mrc == 0)
+    mrc = mdb_cursor_get(v->aCur[V_EV], &k, &d, MDB_PREV);
+  else if (mrc == MDB_NOTFOUND)
+    mrc = mdb_cursor_get(v->aCur[V_EV], &k, &d, MDB_LAST);
   if (mrc == MDB_NOTFOUND) return 0;
   if (mrc == 0 && k.mv_size == LJ_EVKEY && ljEvKeyNum(k.mv_data) == num) {
     *pNext = ljEvKeySeq(k.mv_data) + ljRunCount(d.mv_data, d.mv_size);
@@ -348,8 +358,10 @@ static int vStage(Verify *v) {
       prevNum = num;
       if ((mrc = vRunEnd(v, num, &next)) != 0) return mrc;
       if (seq0 < next) {
-        vProblem(v, "stage", num, seq0, pos0, "staged seqs overlap the actor's "
-                 "runs (which end before seq %llu)", (unsigned long long)next);
+        vProblem(v, "stage", num, seq0, pos0,
+                 "staged seqs overlap the actor's "
+                 "runs (which end before seq %llu)",
+                 (unsigned long long)next);
       }
       nSeen += ljRunCount(run.mv_data, run.mv_size);
       vRun(v, "stage", num, seq0, run.mv_data, run.mv_size, pos0,
@@ -394,7 +406,8 @@ static int vIndexed(Verify *v, const char *zDb, u64 num, u64 seq, u64 pos,
   }
   if (mrc) return mrc;
   if (n < LJ_REC_HDR || ljGet64(&a[LJ_REC_POS]) != pos) {
-    vProblem(v, zDb, num, seq, pos, "names an event whose record has another "
+    vProblem(v, zDb, num, seq, pos,
+             "names an event whose record has another "
              "pos");
   } else if (pTs && ljRecTs(a) != *pTs) {
     vProblem(v, zDb, num, seq, pos, "ts %lld differs from the record's %lld",
@@ -424,8 +437,10 @@ static int vPos(Verify *v) {
       i64 ts;
       ljManiEntry(&d, i, &num, &seq, &ts);
       if (ts < tsLast) {
-        vProblem(v, "pos", num, seq, pos0 + i, "ts %lld is before the ts %lld "
-                 "of an earlier pos", ts, tsLast);
+        vProblem(v, "pos", num, seq, pos0 + i,
+                 "ts %lld is before the ts %lld "
+                 "of an earlier pos",
+                 ts, tsLast);
       }
       tsLast = ts;
       if (num == 0) continue; /* truncated */
@@ -438,9 +453,10 @@ static int vPos(Verify *v) {
   }
   if (mrc != MDB_NOTFOUND) return mrc;
   if (v->nIndexed != v->nEvents) {
-    vProblem(v, "pos", 0, 0, 0, "the index names %llu events, the store "
-             "holds %llu", (unsigned long long)v->nIndexed,
-             (unsigned long long)v->nEvents);
+    vProblem(v, "pos", 0, 0, 0,
+             "the index names %llu events, the store "
+             "holds %llu",
+             (unsigned long long)v->nIndexed, (unsigned long long)v->nEvents);
   }
   return 0;
 }
@@ -462,7 +478,8 @@ static void vTagHeld(Verify *v, const u8 *aKey, u64 num, u64 seq, u64 pos) {
   int nTags, bHeld = 0;
   if (vFetch(v, num, seq, pos, &a, &n) || n < LJ_REC_HDR ||
       LJ_REC_HDR + (size_t)ljGet16(&a[LJ_REC_NTYPE]) +
-              ljGet16(&a[LJ_REC_NTAGS]) > n) {
+              ljGet16(&a[LJ_REC_NTAGS]) >
+          n) {
     return; /* the pos pass reports a missing or malformed event */
   }
   nTags = ljRecTags(a, &aTags);
@@ -498,7 +515,8 @@ static int vTags(Verify *v) {
       if (mrc == 0) mrc = ljManiEntry(&d2, i, &mNum, &mSeq, &ts);
       if (mrc == MDB_NOTFOUND || mrc == MDB_CORRUPTED ||
           (mrc == 0 && (mNum != num || mSeq != seq))) {
-        vProblem(v, "tags", num, seq, pos, "the pos index names another "
+        vProblem(v, "tags", num, seq, pos,
+                 "the pos index names another "
                  "event at this pos");
       } else if (mrc == 0) {
         vTagHeld(v, a, num, seq, pos);
@@ -552,20 +570,22 @@ static int vPasses(Verify *v) {
   MDB_val k, d;
   int mrc = vMeta(v);
   if (mrc == MDB_NOTFOUND) mrc = 0;
-  if (mrc == 0) mrc = mdb_cursor_open(v->txn, v->pEnv->aDbi[LJ_DB_EVENTS],
-                                      &v->aCur[V_EV]);
-  if (mrc == 0) mrc = mdb_cursor_open(v->txn, v->pEnv->aDbi[LJ_DB_POS],
-                                      &v->aCur[V_POS]);
-  if (mrc == 0) mrc = mdb_cursor_open(v->txn, v->pEnv->aDbi[LJ_DB_STAGE],
-                                      &v->aCur[V_STAGE]);
+  if (mrc == 0)
+    mrc = mdb_cursor_open(v->txn, v->pEnv->aDbi[LJ_DB_EVENTS], &v->aCur[V_EV]);
+  if (mrc == 0)
+    mrc = mdb_cursor_open(v->txn, v->pEnv->aDbi[LJ_DB_POS], &v->aCur[V_POS]);
+  if (mrc == 0)
+    mrc =
+        mdb_cursor_open(v->txn, v->pEnv->aDbi[LJ_DB_STAGE], &v->aCur[V_STAGE]);
   if (mrc == 0) {
     mrc = mdb_cursor_get(v->aCur[V_STAGE], &k, &d, MDB_FIRST);
-    v->stageLo = mrc == 0 && k.mv_size == LJ_POSKEY ? ljGet64(k.mv_data)
-                                                     : UINT64_MAX;
+    v->stageLo =
+        mrc == 0 && k.mv_size == LJ_POSKEY ? ljGet64(k.mv_data) : UINT64_MAX;
     if (mrc == MDB_NOTFOUND) mrc = 0;
   }
   for (size_t i = 0; i < sizeof(aPass) / sizeof(aPass[0]) && mrc == 0; i++) {
-    mrc = mdb_cursor_open(v->txn, v->pEnv->aDbi[aPass[i].iDb], &v->aCur[V_MAIN]);
+    mrc =
+        mdb_cursor_open(v->txn, v->pEnv->aDbi[aPass[i].iDb], &v->aCur[V_MAIN]);
     if (mrc == 0) mrc = aPass[i].xPass(v);
     if (mrc == MDB_CORRUPTED || mrc == MDB_PAGE_NOTFOUND) {
       /* LMDB found a damaged page: this walk cannot go on, the next can. */
@@ -588,21 +608,19 @@ static char *vReport(Verify *v) {
   char *z;
   v->pProb = 0;
   if (v->nProb == 0) {
-    z = sqlite3_mprintf("{\"ok\":true,\"events\":%llu,\"actors\":%llu,"
-                        "\"snapshots\":%llu,\"checked_bytes\":%llu}",
-                        (unsigned long long)v->nEvents,
-                        (unsigned long long)v->nActors,
-                        (unsigned long long)v->nSnaps,
-                        (unsigned long long)v->nBytes);
+    z = sqlite3_mprintf(
+        "{\"ok\":true,\"events\":%llu,\"actors\":%llu,"
+        "\"snapshots\":%llu,\"checked_bytes\":%llu}",
+        (unsigned long long)v->nEvents, (unsigned long long)v->nActors,
+        (unsigned long long)v->nSnaps, (unsigned long long)v->nBytes);
   } else {
-    z = sqlite3_mprintf("{\"ok\":false,\"problems_total\":%llu,\"problems\":"
-                        "[%s],\"events\":%llu,\"actors\":%llu,\"snapshots\":"
-                        "%llu,\"checked_bytes\":%llu}",
-                        (unsigned long long)v->nProb, zProb ? zProb : "",
-                        (unsigned long long)v->nEvents,
-                        (unsigned long long)v->nActors,
-                        (unsigned long long)v->nSnaps,
-                        (unsigned long long)v->nBytes);
+    z = sqlite3_mprintf(
+        "{\"ok\":false,\"problems_total\":%llu,\"problems\":"
+        "[%s],\"events\":%llu,\"actors\":%llu,\"snapshots\":"
+        "%llu,\"checked_bytes\":%llu}",
+        (unsigned long long)v->nProb, zProb ? zProb : "",
+        (unsigned long long)v->nEvents, (unsigned long long)v->nActors,
+        (unsigned long long)v->nSnaps, (unsigned long long)v->nBytes);
   }
   sqlite3_free(zProb);
   return z;

@@ -182,7 +182,8 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
   }
   for (i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
-    i64 ts = e->tsGiven >= 0 ? e->tsGiven : (now > w->put.tailTs ? now : w->put.tailTs);
+    i64 ts = e->tsGiven >= 0 ? e->tsGiven
+                             : (now > w->put.tailTs ? now : w->put.tailTs);
     assert(ts >= w->put.tailTs);
     e->pos = ++w->put.tailPos; /* strictly increasing, one by one */
     w->put.tailTs = ts;
@@ -422,9 +423,9 @@ static char *batchError(LjWriter *w, LjReq **aReq, int mrc, int rcFail) {
       aReq[0]->eType == LJ_REQ_TRUNCATE ? "journal truncate" : "journal append";
   char *zFail;
   if (mrc == MDB_MAP_FULL) {
-    zFail = sqlite3_mprintf(
-        "%s failed: the store is full (map_max=%lld bytes): %s", zOp,
-        pEnv->cfg.szMapMax, mdb_strerror(mrc));
+    zFail =
+        sqlite3_mprintf("%s failed: the store is full (map_max=%lld bytes): %s",
+                        zOp, pEnv->cfg.szMapMax, mdb_strerror(mrc));
   } else if (mrc == LJ_MDB_FORMAT) {
     zFail = sqlite3_mprintf(
         "journal append refused: the store's format is no longer %d (a "
@@ -556,8 +557,10 @@ static int stageMergeNow(LjWriter *w) {
   }
   if (mrc) {
     w->put.stage.usNoMergeUntil = ljNowUs() + 1000000;
-    sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: merging the stage of %s "
-                "failed: %s", w->pEnv->zDir, mdb_strerror(mrc));
+    sqlite3_log(ljMdbToSqlite(mrc),
+                "lmdbjournal: merging the stage of %s "
+                "failed: %s",
+                w->pEnv->zDir, mdb_strerror(mrc));
   } else {
     w->put.stage.usNoMergeUntil = 0;
   }
@@ -637,7 +640,8 @@ static void writerIdle(LjWriter *w) {
     if (w->put.stage.nEnt > 0) {
       i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->put.stage.usNoMergeUntil
                          ? usIdle + LJ_STAGE_IDLE_US
-                         : w->put.stage.usNoMergeUntil) - now;
+                         : w->put.stage.usNoMergeUntil) -
+                    now;
       if (usMerge <= 0) {
         pthread_mutex_unlock(&w->mutex);
         stageMergeNow(w);
@@ -682,7 +686,7 @@ static void writerGather(LjWriter *w) {
   ** one commit for all of them beats one each. */
   if (w->nLastClients > 1 && !w->bStop) {
     i64 usWait = w->usLastCommit < pCfg->usSyncInterval ? w->usLastCommit
-                                                          : pCfg->usSyncInterval;
+                                                        : pCfg->usSyncInterval;
     usEnd = ljNowUs() + usWait;
     while (!w->bStop && queueClients(w, w->nLastClients) < w->nLastClients) {
       if (!writerWaitUntil(w, LJ_W_GROUP, usEnd)) break;
@@ -711,10 +715,10 @@ static void writerTake(LjWriter *w, Batch *b) {
   b->nByte = 0;
   while (w->pHead) {
     LjReq *p = w->pHead;
-    if (b->nReq > 0 && (b->nEv + p->nEvent > pCfg->nBatch ||
-                        b->nByte + p->nByte > (u64)pCfg->nBatchBytes ||
-                        p->eType == LJ_REQ_TRUNCATE ||
-                        b->aReq[0]->eType == LJ_REQ_TRUNCATE)) {
+    if (b->nReq > 0 &&
+        (b->nEv + p->nEvent > pCfg->nBatch ||
+         b->nByte + p->nByte > (u64)pCfg->nBatchBytes ||
+         p->eType == LJ_REQ_TRUNCATE || b->aReq[0]->eType == LJ_REQ_TRUNCATE)) {
       break;
     }
     if (b->nReq >= b->nAlloc) {
@@ -764,8 +768,7 @@ static int writerCommit(LjWriter *w, Batch *b, int *pbSync) {
 /* After a batch (mutex not held): a checkpoint or merge that is due. */
 static void writerAfterBatch(LjWriter *w) {
   readerCheckDue(w);
-  if (w->bUnsynced &&
-      ljNowUs() - w->usLastSync >= w->pEnv->cfg.usCheckpoint) {
+  if (w->bUnsynced && ljNowUs() - w->usLastSync >= w->pEnv->cfg.usCheckpoint) {
     checkpoint(w); /* a steady stream must not postpone it forever */
   }
   if (w->put.bTail && ljStageDue(&w->put.stage) &&

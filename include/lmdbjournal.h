@@ -87,8 +87,8 @@ extern "C" {
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
-                             const sqlite3_api_routines *pApi);
+    int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
+                                 const sqlite3_api_routines *pApi);
 
 #ifdef __cplusplus
 }

@@ -156,10 +156,9 @@ int main(int argc, char **argv) {
           &pIns, 0) != SQLITE_OK) {
     die(db, "prepare INSERT");
   }
-  if (bSnap &&
-      sqlite3_prepare_v2(db,
-                         "SELECT journal_snapshot('j', ?1, ?2, ?1 || '|' || ?2)",
-                         -1, &pSnap, 0) != SQLITE_OK) {
+  if (bSnap && sqlite3_prepare_v2(
+                   db, "SELECT journal_snapshot('j', ?1, ?2, ?1 || '|' || ?2)",
+                   -1, &pSnap, 0) != SQLITE_OK) {
     die(db, "prepare journal_snapshot");
   }
   printf("READY %d\n", (int)getpid());

@@ -77,7 +77,9 @@ static void strAppendN(Str *p, const char *z, size_t n) {
   p->n += n;
   p->z[p->n] = 0;
 }
-static void strAppend(Str *p, const char *z) { strAppendN(p, z, strlen(z)); }
+static void strAppend(Str *p, const char *z) {
+  strAppendN(p, z, strlen(z));
+}
 static void strPrintf(Str *p, const char *zFmt, ...) {
   char buf[4096];
   va_list ap;
@@ -128,8 +130,12 @@ static uint64_t rnd64(void) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-static int rnd(int n) { return n <= 0 ? 0 : (int)(rnd64() % (uint64_t)n); }
-static int chance(int pct) { return rnd(100) < pct; }
+static int rnd(int n) {
+  return n <= 0 ? 0 : (int)(rnd64() % (uint64_t)n);
+}
+static int chance(int pct) {
+  return rnd(100) < pct;
+}
 #define PICK(a) (a[rnd((int)(sizeof(a) / sizeof(a[0])))])
 
 /**************************************************************************
@@ -149,11 +155,11 @@ static int bVerbose = 0;
 /* Shared between the parent and the child running queries. */
 typedef struct Shared Shared;
 struct Shared {
-  int iCur;        /* query the child is running */
-  int nRun;        /* queries completed */
-  int nMismatch;   /* mismatches found (hangs and crashes added by parent) */
-  int nPrinted;    /* mismatches printed in full */
-  char zJ[32768];  /* the query on j being run */
+  int iCur;       /* query the child is running */
+  int nRun;       /* queries completed */
+  int nMismatch;  /* mismatches found (hangs and crashes added by parent) */
+  int nPrinted;   /* mismatches printed in full */
+  char zJ[32768]; /* the query on j being run */
 };
 static Shared *pShared;
 
@@ -171,8 +177,9 @@ static void die(const char *zFmt, ...) {
 static sqlite3 *openDb(const char *zName) {
   sqlite3 *db = 0;
   char *zErr = 0;
-  int rc = sqlite3_open_v2(zName, &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, 0);
+  int rc = sqlite3_open_v2(
+      zName, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+      0);
   if (rc != SQLITE_OK) die("cannot open %s: %s", zName, sqlite3_errmsg(db));
   sqlite3_enable_load_extension(db, 1);
   rc = sqlite3_load_extension(db, zExt, 0, &zErr);
@@ -192,30 +199,59 @@ static void execOrDie(sqlite3 *db, const char *zSql) {
 ** Building the data.
 */
 static const char *azActor[] = {
-    "a", "b", "42", "7", "0042", "1.5", "-3", "A1", "a1", "a1 ", "x%_y",
-    "order-1", "Order-1", "\xc3\x9cn\xc3\xaf", "gone", "gone2", "gone3"};
+    "a",    "b",     "42",   "7",    "0042",    "1.5",     "-3",
+    "A1",   "a1",    "a1 ",  "x%_y", "order-1", "Order-1", "\xc3\x9cn\xc3\xaf",
+    "gone", "gone2", "gone3"};
 
-static const char *azPayload[] = {
-    "42", "-7", "0", "1.5", "-0.25", "1e10", "'42'", "'hello'", "'A1'",
-    "'a b'", "''", "'{\"k\":1,\"s\":\"x\"}'", "'[1,2,3]'", "x'00'",
-    "x'0102ff'", "x''", "NULL", "'1.5'", "'a1'", "9223372036854775807",
-    "'line\nbreak'", "' 42'"};
+static const char *azPayload[] = {"42",
+                                  "-7",
+                                  "0",
+                                  "1.5",
+                                  "-0.25",
+                                  "1e10",
+                                  "'42'",
+                                  "'hello'",
+                                  "'A1'",
+                                  "'a b'",
+                                  "''",
+                                  "'{\"k\":1,\"s\":\"x\"}'",
+                                  "'[1,2,3]'",
+                                  "x'00'",
+                                  "x'0102ff'",
+                                  "x''",
+                                  "NULL",
+                                  "'1.5'",
+                                  "'a1'",
+                                  "9223372036854775807",
+                                  "'line\nbreak'",
+                                  "' 42'"};
 static const char *azMeta[] = {
-    "NULL", "NULL", "NULL", "'{\"correlation_id\":\"c-1\"}'", "'{\"n\":42}'",
-    "7", "2.5", "x'ab'", "'42'", "''", "'note'"};
-static const char *azType[] = {
-    "NULL", "'T0'", "'t0'", "'T1'", "'Order Placed'", "'42'", "'ÄÖ'",
-    "'OrderPlaced'", "'orderplaced'"};
-static const char *azTags[] = {
-    "NULL", "NULL", "'[]'", "'[\"a\"]'", "'[\"a\",\"b\"]'", "'[\"A\"]'",
-    "'[\"2024\"]'", "'[\"2024\",\"2025\"]'", "'[\"with space\"]'",
-    "'[\"q\\\"uote\"]'", "'[\"line\\nbreak\"]'", "'[\"eu\"]'",
-    "'[\"EU\",\"x\"]'", "'[\"b \"]'", "'[\"b\",\"eu\",\"2025\"]'"};
+    "NULL",         "NULL", "NULL",  "'{\"correlation_id\":\"c-1\"}'",
+    "'{\"n\":42}'", "7",    "2.5",   "x'ab'",
+    "'42'",         "''",   "'note'"};
+static const char *azType[] = {"NULL", "'T0'",           "'t0'",
+                               "'T1'", "'Order Placed'", "'42'",
+                               "'ÄÖ'", "'OrderPlaced'",  "'orderplaced'"};
+static const char *azTags[] = {"NULL",
+                               "NULL",
+                               "'[]'",
+                               "'[\"a\"]'",
+                               "'[\"a\",\"b\"]'",
+                               "'[\"A\"]'",
+                               "'[\"2024\"]'",
+                               "'[\"2024\",\"2025\"]'",
+                               "'[\"with space\"]'",
+                               "'[\"q\\\"uote\"]'",
+                               "'[\"line\\nbreak\"]'",
+                               "'[\"eu\"]'",
+                               "'[\"EU\",\"x\"]'",
+                               "'[\"b \"]'",
+                               "'[\"b\",\"eu\",\"2025\"]'"};
 
 static void appendOne(sqlite3 *db, const char *zActor) {
-  char *zSql = sqlite3_mprintf(
-      "SELECT journal_append('j', %Q, %s, %s, %s, %s)", zActor,
-      PICK(azPayload), PICK(azType), PICK(azMeta), PICK(azTags));
+  char *zSql = sqlite3_mprintf("SELECT journal_append('j', %Q, %s, %s, %s, %s)",
+                               zActor, PICK(azPayload), PICK(azType),
+                               PICK(azMeta), PICK(azTags));
   execOrDie(db, zSql);
   sqlite3_free(zSql);
 }
@@ -224,8 +260,8 @@ static void insertOne(Str *p, const char *zActor, long long ts) {
   strReset(p);
   char *zSql = sqlite3_mprintf(
       "INSERT INTO j(actor_id, payload, type, meta, tags, ts) "
-      "VALUES(%Q, %s, %s, %s, %s, %lld)", zActor, PICK(azPayload),
-      PICK(azType), PICK(azMeta), PICK(azTags), ts);
+      "VALUES(%Q, %s, %s, %s, %s, %lld)",
+      zActor, PICK(azPayload), PICK(azType), PICK(azMeta), PICK(azTags), ts);
   strAppend(p, zSql);
   sqlite3_free(zSql);
 }
@@ -368,16 +404,46 @@ static void qTbl(Q *q, const char *zFmt) {
   }
 }
 
-enum { C_ACTOR, C_SEQ, C_POS, C_TS, C_TYPE, C_PAYLOAD, C_META, C_TAGS, C_ROWID,
-       N_COL };
-static const char *azCol[N_COL] = {"actor_id", "seq", "pos", "ts", "type",
-                                   "payload", "meta", "tags", "rowid"};
+enum {
+  C_ACTOR,
+  C_SEQ,
+  C_POS,
+  C_TS,
+  C_TYPE,
+  C_PAYLOAD,
+  C_META,
+  C_TAGS,
+  C_ROWID,
+  N_COL
+};
+static const char *azCol[N_COL] = {"actor_id", "seq",  "pos",  "ts",   "type",
+                                   "payload",  "meta", "tags", "rowid"};
 static List aPool[N_COL]; /* quote()d distinct values of each column */
 
-static const char *azMixed[] = {
-    "42", "'42'", "1.5", "x'00'", "NULL", "''", "'A1'", "'a1'", "-1", "0",
-    "9223372036854775807", "'2024'", "'a1 '", "3", "'3'", "'b'", "' 42'",
-    "4.0", "'4.0'", "x'0102ff'", "'T0'", "'order-1'", "1003", "'1003'"};
+static const char *azMixed[] = {"42",
+                                "'42'",
+                                "1.5",
+                                "x'00'",
+                                "NULL",
+                                "''",
+                                "'A1'",
+                                "'a1'",
+                                "-1",
+                                "0",
+                                "9223372036854775807",
+                                "'2024'",
+                                "'a1 '",
+                                "3",
+                                "'3'",
+                                "'b'",
+                                "' 42'",
+                                "4.0",
+                                "'4.0'",
+                                "x'0102ff'",
+                                "'T0'",
+                                "'order-1'",
+                                "1003",
+                                "'1003'"};
 
 static void genLiteral(Q *q, int iCol) {
   if (iCol < N_COL && aPool[iCol].n > 0 && chance(60)) {
@@ -402,12 +468,12 @@ static void genCol(Q *q, int iCol) {
 }
 
 static void genPattern(Q *q, int bGlob) {
-  static const char *azLike[] = {"'a%'", "'A%'", "'%1%'", "'a_'", "'4_'",
-                                 "'%'", "'w00%'", "'%e%'", "'T_'",
-                                 "'order%'", "'%5'", "'x\\%%'", "'1%'"};
-  static const char *azGlob[] = {"'a*'", "'A*'", "'*1*'", "'a?'", "'4?'",
-                                 "'*'", "'w00*'", "'[aA]*'", "'T?'",
-                                 "'[0-9]*'", "'*5'", "'order*'"};
+  static const char *azLike[] = {"'a%'", "'A%'",    "'%1%'", "'a_'", "'4_'",
+                                 "'%'",  "'w00%'",  "'%e%'", "'T_'", "'order%'",
+                                 "'%5'", "'x\\%%'", "'1%'"};
+  static const char *azGlob[] = {"'a*'", "'A*'",     "'*1*'",  "'a?'",
+                                 "'4?'", "'*'",      "'w00*'", "'[aA]*'",
+                                 "'T?'", "'[0-9]*'", "'*5'",   "'order*'"};
   qBoth(q, bGlob ? PICK(azGlob) : PICK(azLike));
 }
 
@@ -415,9 +481,10 @@ static void genWhere(Q *q, int depth, int bNeg);
 
 /* A condition on the hidden tag column (never under NOT). */
 static void genTagLeaf(Q *q) {
-  static const char *azTag[] = {"'a'", "'b'", "'A'", "'2024'", "'2025'",
-                                "'with space'", "'eu'", "'EU'", "'nope'",
-                                "'b '", "'x'", "'line\nbreak'", "'q\"uote'"};
+  static const char *azTag[] = {
+      "'a'",          "'b'",           "'A'",      "'2024'", "'2025'",
+      "'with space'", "'eu'",          "'EU'",     "'nope'", "'b '",
+      "'x'",          "'line\nbreak'", "'q\"uote'"};
   Str l = {0};
   int k = rnd(10);
   /* A tag equality under another collation compares the tags array's
@@ -444,7 +511,8 @@ static void genTagLeaf(Q *q) {
     strPrintf(&q->j, "(x.tag = %s OR x.tag = %s)", z1, z2);
     strPrintf(&q->t,
               "EXISTS (SELECT 1 FROM json_each(x.tags) WHERE value = %s OR "
-              "value = %s)", z1, z2);
+              "value = %s)",
+              z1, z2);
     strFree(&l);
     return;
   }
@@ -460,8 +528,8 @@ static void genTagLeaf(Q *q) {
 }
 
 static void genLeaf(Q *q, int bNeg) {
-  static const char *azOp[] = {"=", "!=", "<>", "<", "<=", ">", ">=", "==",
-                               "IS", "IS NOT"};
+  static const char *azOp[] = {
+      "=", "!=", "<>", "<", "<=", ">", ">=", "==", "IS", "IS NOT"};
   int iCol = rnd(N_COL);
   int k = rnd(100);
   char buf[256];
@@ -485,8 +553,8 @@ static void genLeaf(Q *q, int bNeg) {
     genCol(q, iCol);
   } else if (k < 42) {
     genCol(q, iCol);
-    qBoth(q, chance(50) ? " IS NULL" : (chance(50) ? " IS NOT NULL"
-                                                   : " NOTNULL"));
+    qBoth(q,
+          chance(50) ? " IS NULL" : (chance(50) ? " IS NOT NULL" : " NOTNULL"));
   } else if (k < 50) {
     genCol(q, iCol);
     if (chance(15)) qBoth(q, " NOT");
@@ -513,12 +581,14 @@ static void genLeaf(Q *q, int bNeg) {
     }
     qBoth(q, ")");
   } else if (k < 74) {
-    static const char *azSub[] = {
-        "SELECT k FROM o", "SELECT v FROM o", "SELECT v FROM o WHERE v > 2",
-        "SELECT actor_id FROM %T WHERE seq = 2",
-        "SELECT pos FROM %T WHERE actor_id = 'a'",
-        "SELECT max(seq) FROM %T GROUP BY actor_id",
-        "SELECT ts FROM %T WHERE pos % 7 = 0", "SELECT 42 UNION SELECT '42'"};
+    static const char *azSub[] = {"SELECT k FROM o",
+                                  "SELECT v FROM o",
+                                  "SELECT v FROM o WHERE v > 2",
+                                  "SELECT actor_id FROM %T WHERE seq = 2",
+                                  "SELECT pos FROM %T WHERE actor_id = 'a'",
+                                  "SELECT max(seq) FROM %T GROUP BY actor_id",
+                                  "SELECT ts FROM %T WHERE pos % 7 = 0",
+                                  "SELECT 42 UNION SELECT '42'"};
     genCol(q, iCol);
     if (chance(20)) qBoth(q, " NOT");
     qBoth(q, " IN (");
@@ -539,13 +609,20 @@ static void genLeaf(Q *q, int bNeg) {
     qBoth(q, buf);
     genCol(q, rnd(N_COL));
   } else if (k < 94) {
-    static const char *azFn[] = {
-        "length(x.%s) > 2", "typeof(x.%s) = 'text'", "typeof(x.%s) = 'blob'",
-        "x.%s + 0 = 42", "abs(x.%s) < 5", "lower(x.%s) = 'a1'",
-        "substr(x.%s, 1, 1) = 'w'", "x.%s || '' = '42'",
-        "coalesce(x.%s, 'none') = 'none'", "x.%s % 2 = 1",
-        "json_valid(x.%s)", "CAST(x.%s AS INTEGER) = 42",
-        "x.%s = upper(x.%s)", "instr(x.%s, ' ') > 0"};
+    static const char *azFn[] = {"length(x.%s) > 2",
+                                 "typeof(x.%s) = 'text'",
+                                 "typeof(x.%s) = 'blob'",
+                                 "x.%s + 0 = 42",
+                                 "abs(x.%s) < 5",
+                                 "lower(x.%s) = 'a1'",
+                                 "substr(x.%s, 1, 1) = 'w'",
+                                 "x.%s || '' = '42'",
+                                 "coalesce(x.%s, 'none') = 'none'",
+                                 "x.%s % 2 = 1",
+                                 "json_valid(x.%s)",
+                                 "CAST(x.%s AS INTEGER) = 42",
+                                 "x.%s = upper(x.%s)",
+                                 "instr(x.%s, ' ') > 0"};
     const char *zFn = PICK(azFn);
     snprintf(buf, sizeof(buf), zFn, azCol[iCol], azCol[iCol]);
     qBoth(q, buf);
@@ -597,8 +674,10 @@ static void genOrderBy(Q *q, int bForceTotal) {
     if ((iCol == C_ACTOR || iCol == C_TYPE) && chance(20)) {
       qBoth(q, PICK(azCollate));
     }
-    if (chance(40)) qBoth(q, " DESC");
-    else if (chance(30)) qBoth(q, " ASC");
+    if (chance(40))
+      qBoth(q, " DESC");
+    else if (chance(30))
+      qBoth(q, " ASC");
     bTotal = (iCol == C_POS || iCol == C_ROWID);
   }
   if (!bTotal && (bForceTotal || chance(60))) {
@@ -660,13 +739,19 @@ static void genQuery(Q *q) {
     genOrderBy(q, 1);
     genLimit(q);
   } else if (k < 80) {
-    static const char *azGroup[] = {"x.actor_id", "x.type", "x.seq",
-                                    "typeof(x.payload)", "x.tags",
-                                    "x.ts", "x.meta", "x.seq % 3"};
-    static const char *azAgg[] = {
-        "count(*)", "min(x.pos)", "max(x.ts)", "sum(x.seq)",
-        "count(DISTINCT x.actor_id)", "min(x.payload)", "max(x.meta)",
-        "count(x.type)", "max(x.actor_id)", "min(lower(x.type))"};
+    static const char *azGroup[] = {
+        "x.actor_id", "x.type", "x.seq",  "typeof(x.payload)",
+        "x.tags",     "x.ts",   "x.meta", "x.seq % 3"};
+    static const char *azAgg[] = {"count(*)",
+                                  "min(x.pos)",
+                                  "max(x.ts)",
+                                  "sum(x.seq)",
+                                  "count(DISTINCT x.actor_id)",
+                                  "min(x.payload)",
+                                  "max(x.meta)",
+                                  "count(x.type)",
+                                  "max(x.actor_id)",
+                                  "min(lower(x.type))"};
     int bGroup = chance(80);
     const char *zGroup = PICK(azGroup);
     char buf[256];
@@ -706,8 +791,9 @@ static void genQuery(Q *q) {
       /* the WHERE went after GROUP BY: rebuild in order */
       strReset(&q->j);
       strReset(&q->t);
-      qTbl(q, "SELECT x.actor_id, count(y.pos) FROM %T AS x LEFT JOIN %T AS y "
-              "ON y.actor_id = x.actor_id AND y.seq < x.seq WHERE ");
+      qTbl(q,
+           "SELECT x.actor_id, count(y.pos) FROM %T AS x LEFT JOIN %T AS y "
+           "ON y.actor_id = x.actor_id AND y.seq < x.seq WHERE ");
       genWhere(q, 1, 0);
       qBoth(q, " GROUP BY x.actor_id");
     }
@@ -724,8 +810,9 @@ static void genQuery(Q *q) {
     const char *z = PICK(azJoin);
     int bGroup = strstr(z, "GROUP BY") != 0;
     if (bGroup) {
-      qTbl(q, "SELECT o.k, count(x.pos) FROM o LEFT JOIN %T AS x ON "
-              "x.actor_id = o.k AND x.seq > 1");
+      qTbl(q,
+           "SELECT o.k, count(x.pos) FROM o LEFT JOIN %T AS x ON "
+           "x.actor_id = o.k AND x.seq > 1");
     } else {
       qTbl(q, z);
     }
@@ -761,9 +848,7 @@ static int progressCb(void *p) {
 
 static void valueText(Str *p, sqlite3_stmt *pStmt, int i) {
   switch (sqlite3_column_type(pStmt, i)) {
-    case SQLITE_NULL:
-      strAppend(p, "NULL");
-      break;
+    case SQLITE_NULL: strAppend(p, "NULL"); break;
     case SQLITE_INTEGER:
       strPrintf(p, "%lld", (long long)sqlite3_column_int64(pStmt, i));
       break;
@@ -774,9 +859,12 @@ static void valueText(Str *p, sqlite3_stmt *pStmt, int i) {
       const char *z = (const char *)sqlite3_column_text(pStmt, i);
       strAppend(p, "'");
       for (; *z; z++) {
-        if (*z == '\'') strAppend(p, "''");
-        else if (*z == '\n') strAppend(p, "\\n");
-        else strAppendN(p, z, 1);
+        if (*z == '\'')
+          strAppend(p, "''");
+        else if (*z == '\n')
+          strAppend(p, "\\n");
+        else
+          strAppendN(p, z, 1);
       }
       strAppend(p, "'");
       break;
@@ -793,8 +881,7 @@ static void valueText(Str *p, sqlite3_stmt *pStmt, int i) {
 
 /* Runs zSql; fills pRows with one string per row.  Returns 0 on success,
 ** 1 on an error (message in *pzErr, malloc'd), 2 on a timeout. */
-static int runQuery(sqlite3 *db, const char *zSql, List *pRows,
-                    char **pzErr) {
+static int runQuery(sqlite3 *db, const char *zSql, List *pRows, char **pzErr) {
   sqlite3_stmt *pStmt = 0;
   Str row = {0};
   int rc;
@@ -1004,9 +1091,10 @@ static int diffMode(void) {
     pShared->nRun++;
     nHang++;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
-      printf("HANG seed=%llu query=%d: no answer after %ds (the interrupt "
-             "did not stop it)\n  j: %s\n",
-             (unsigned long long)iSeed, i, nTimeLimit + 1, pShared->zJ);
+      printf(
+          "HANG seed=%llu query=%d: no answer after %ds (the interrupt "
+          "did not stop it)\n  j: %s\n",
+          (unsigned long long)iSeed, i, nTimeLimit + 1, pShared->zJ);
     } else if (WIFSIGNALED(status)) {
       printf("CRASH seed=%llu query=%d: signal %d\n  j: %s\n",
              (unsigned long long)iSeed, i, WTERMSIG(status), pShared->zJ);
@@ -1110,17 +1198,28 @@ int main(int argc, char **argv) {
     }
     if (v == 0) usage();
     i++;
-    if (strcmp(a, "--ext") == 0) zExt = v;
-    else if (strcmp(a, "--dir") == 0) zDir = v;
-    else if (strcmp(a, "--seed") == 0) iSeed = strtoull(v, 0, 10);
-    else if (strcmp(a, "--queries") == 0) nQuery = atoi(v);
-    else if (strcmp(a, "--only") == 0) iOnly = atoi(v);
-    else if (strcmp(a, "--time-limit") == 0) nTimeLimit = atoi(v);
-    else if (strcmp(a, "--max-print") == 0) nMaxPrint = atoi(v);
-    else if (strcmp(a, "--max-hangs") == 0) nMaxHangs = atoi(v);
-    else if (strcmp(a, "--script") == 0) zScript = v;
-    else if (strcmp(a, "--db") == 0) zDb = v;
-    else usage();
+    if (strcmp(a, "--ext") == 0)
+      zExt = v;
+    else if (strcmp(a, "--dir") == 0)
+      zDir = v;
+    else if (strcmp(a, "--seed") == 0)
+      iSeed = strtoull(v, 0, 10);
+    else if (strcmp(a, "--queries") == 0)
+      nQuery = atoi(v);
+    else if (strcmp(a, "--only") == 0)
+      iOnly = atoi(v);
+    else if (strcmp(a, "--time-limit") == 0)
+      nTimeLimit = atoi(v);
+    else if (strcmp(a, "--max-print") == 0)
+      nMaxPrint = atoi(v);
+    else if (strcmp(a, "--max-hangs") == 0)
+      nMaxHangs = atoi(v);
+    else if (strcmp(a, "--script") == 0)
+      zScript = v;
+    else if (strcmp(a, "--db") == 0)
+      zDb = v;
+    else
+      usage();
   }
   if (zExt == 0) usage();
   setvbuf(stdout, 0, _IOLBF, 0);

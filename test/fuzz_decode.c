@@ -34,7 +34,8 @@ static size_t fuzzRecord(const u8 *a, size_t n) {
     for (int i = 0; i < r.nType; i++) x += r.aType[i];
     for (int i = 0; i < r.nMeta; i++) x += r.aMeta[i];
     for (int i = 0; i < r.nPayload; i++) x += r.aPayload[i];
-    if (r.nTags) ljTagsParse((const char *)r.aTags, r.nTags, fuzzTag, &x, &zErr);
+    if (r.nTags)
+      ljTagsParse((const char *)r.aTags, r.nTags, fuzzTag, &x, &zErr);
     sqlite3_free(zErr);
   }
   sqlite3_free(aBuf);
@@ -139,7 +140,8 @@ static u8 *seedRecord(const char *zPayload, int eCodec, const char *zTags,
 
 int main(int argc, char **argv) {
   static const char zLong[] =
-      "{\"amount\":100,\"note\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+      "{\"amount\":100,\"note\":"
+      "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}";
   LjEvent aEv[3], *apEv[3];
   u8 *aRun, aMani[3 * LJ_MANI_ENTRY], *aStage;

@@ -60,14 +60,14 @@
 int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
                              const sqlite3_api_routines *pApi);
 
-#define N_OWN 3 /* actors of each writer thread */
-#define N_READERS 2
-#define TX_EVERY 500 /* a transaction group every TX_EVERY appends */
-#define TX_ROWS 5    /* rows per transaction group */
+#define N_OWN        3 /* actors of each writer thread */
+#define N_READERS    2
+#define TX_EVERY     500 /* a transaction group every TX_EVERY appends */
+#define TX_ROWS      5   /* rows per transaction group */
 #define SHARED_ACTOR "shared"
-#define SNAP_EVERY 97 /* a snapshot every SNAP_EVERY appends */
-#define SNAP_KEEP 3   /* snapshot_keep of every table */
-#define DEFAULT_OPTIONS                                                        \
+#define SNAP_EVERY   97 /* a snapshot every SNAP_EVERY appends */
+#define SNAP_KEEP    3  /* snapshot_keep of every table */
+#define DEFAULT_OPTIONS \
   "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s'"
 
 static const char *zStore;   /* DIR/store */
@@ -155,8 +155,7 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *zSql, const char *zWho) {
 static long long oneInt(sqlite3 *db, const char *zSql, const char *zWho) {
   sqlite3_stmt *p = prepare(db, zSql, zWho);
   long long v = -1;
-  if (!p)
-    return -1;
+  if (!p) return -1;
   if (sqlite3_step(p) == SQLITE_ROW) {
     v = sqlite3_column_int64(p, 0);
   } else {
@@ -196,14 +195,12 @@ static void *writerMain(void *pArg) {
 
   snprintf(zWho, sizeof zWho, "writer %d", w->iThread);
   db = openConn(zWho);
-  if (!db)
-    return 0;
+  if (!db) return 0;
   pApp = prepare(db, "SELECT journal_append('j', ?, ?)", zWho);
   pIns = prepare(db, "INSERT INTO j(actor_id, payload) VALUES (?, ?)", zWho);
   pSnap = prepare(db, "SELECT journal_snapshot('j', ?1, ?2, ?1 || '|' || ?2)",
                   zWho);
-  if (!pApp || !pIns || !pSnap)
-    goto done;
+  if (!pApp || !pIns || !pSnap) goto done;
 
   for (i = 0; i < nAppend; i++) {
     int bShared = (i % 4) == 3;
@@ -319,15 +316,13 @@ static void *readerMain(void *pArg) {
 
   snprintf(zWho, sizeof zWho, "reader %d", iReader);
   db = openConn(zWho);
-  if (!db)
-    return 0;
+  if (!db) return 0;
   pCount = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", zWho);
   pTail = prepare(
       db, "SELECT pos, ts FROM j WHERE pos > ? ORDER BY pos LIMIT 5000", zWho);
   pReplay =
       prepare(db, "SELECT seq FROM j WHERE actor_id = ? ORDER BY seq", zWho);
-  if (!pCount || !pTail || !pReplay)
-    goto done;
+  if (!pCount || !pTail || !pReplay) goto done;
 
   do {
     int bLast = atomic_load(&bWritersDone);
@@ -369,8 +364,7 @@ static void *readerMain(void *pArg) {
       tailTs = ts;
       atomic_fetch_add(&nReaderRows, 1);
     }
-    if (rc != SQLITE_DONE)
-      fail("%s: tail: %s", zWho, sqlite3_errmsg(db));
+    if (rc != SQLITE_DONE) fail("%s: tail: %s", zWho, sqlite3_errmsg(db));
     sqlite3_reset(pTail);
 
     /* Replay an actor: 1..n. */
@@ -396,8 +390,7 @@ static void *readerMain(void *pArg) {
     sqlite3_reset(pReplay);
     atomic_fetch_add(&nReaderScans, 1);
     iter++;
-    if (bLast)
-      break;
+    if (bLast) break;
   } while (atomic_load(&nFail) == 0);
 
 done:
@@ -420,15 +413,15 @@ static void *syncerMain(void *pArg) {
   int iRound = 0;
   (void)pArg;
   db = openConn("syncer");
-  if (!db)
-    return 0;
+  if (!db) return 0;
   /* Every other sync goes through a durability=none table of the same
   ** store: its journal_sync queues a sync request, which then shares a
   ** batch with the writers' appends. */
   if (strstr(zOptions, "durability") == 0) {
     char *zSql = sqlite3_mprintf(
         "CREATE VIRTUAL TABLE jn USING lmdb_journal(path=%Q%s%s, "
-        "durability=none)", zStore, zOptions[0] ? ", " : "", zOptions);
+        "durability=none)",
+        zStore, zOptions[0] ? ", " : "", zOptions);
     char *zErr = 0;
     if (sqlite3_exec(db, zSql, 0, 0, &zErr) != SQLITE_OK) {
       fail("syncer: CREATE VIRTUAL TABLE jn: %s", zErr ? zErr : "?");
@@ -500,8 +493,7 @@ static void checkActor(sqlite3 *db, const char *zActor, long long nExpect,
   char *zSql;
   long long seq = 0, hi;
   int rc;
-  if (!p)
-    return;
+  if (!p) return;
   sqlite3_bind_text(p, 1, zActor, -1, SQLITE_TRANSIENT);
   while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
     long long s = sqlite3_column_int64(p, 0);
@@ -544,18 +536,14 @@ static void finalChecks(Writer *aW, long long *pnRows) {
   int t, rc;
   char zBuf[160];
 
-  if (!db)
-    return;
-  if (oneInt(db, "SELECT journal_sync('j')", "check") < 0)
-    goto done;
-  for (t = 0; t < nThread; t++)
-    nTx += aW[t].nTx;
+  if (!db) return;
+  if (oneInt(db, "SELECT journal_sync('j')", "check") < 0) goto done;
+  for (t = 0; t < nThread; t++) nTx += aW[t].nTx;
   nTotal += nTx;
 
   /* Totals and gap-free positions. */
   p = prepare(db, "SELECT count(*), min(pos), max(pos) FROM j", "check");
-  if (!p)
-    goto done;
+  if (!p) goto done;
   if (sqlite3_step(p) != SQLITE_ROW) {
     fail("check: count: %s", sqlite3_errmsg(db));
     sqlite3_finalize(p);
@@ -566,16 +554,14 @@ static void finalChecks(Writer *aW, long long *pnRows) {
   hi = sqlite3_column_int64(p, 2);
   sqlite3_finalize(p);
   *pnRows = n;
-  if (n != nTotal)
-    fail("check: count(*) %lld, appended %lld", n, nTotal);
+  if (n != nTotal) fail("check: count(*) %lld, appended %lld", n, nTotal);
   if (n > 0 && hi - lo + 1 != n) {
     fail("check: pos %lld..%lld for %lld rows", lo, hi, n);
   }
 
   /* Full scan in pos order: consecutive, ts non-decreasing. */
   p = prepare(db, "SELECT pos, ts FROM j ORDER BY pos", "check");
-  if (!p)
-    goto done;
+  if (!p) goto done;
   while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
     long long pos = sqlite3_column_int64(p, 0);
     long long ts = sqlite3_column_int64(p, 1);
@@ -595,8 +581,7 @@ static void finalChecks(Writer *aW, long long *pnRows) {
     fail("check: scan: %s", sqlite3_errmsg(db));
   }
   sqlite3_finalize(p);
-  if (nRows != n)
-    fail("check: scan returned %lld rows, count %lld", nRows, n);
+  if (nRows != n) fail("check: scan returned %lld rows, count %lld", nRows, n);
 
   /* Own actors: every seq carries the payload of the append that got it.
   ** Append i of thread t went to own actor i%3 unless i%4==3. */
@@ -606,18 +591,15 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       char **az = calloc((size_t)aW[t].aOwnCount[kk] + 1, sizeof(char *));
       long long s = 0, i;
       for (i = 0; i < nAppend && az; i++) {
-        if ((i % 4) == 3 || (int)(i % N_OWN) != kk)
-          continue;
-        if (s >= aW[t].aOwnCount[kk])
-          break;
+        if ((i % 4) == 3 || (int)(i % N_OWN) != kk) continue;
+        if (s >= aW[t].aOwnCount[kk]) break;
         payloadOf(zBuf, sizeof zBuf, t, i);
         az[s++] = strdup(zBuf);
       }
       ownActor(zBuf, sizeof zBuf, t, kk);
       checkActor(db, zBuf, aW[t].aOwnCount[kk],
                  s == aW[t].aOwnCount[kk] ? az : 0);
-      for (i = 0; az && i < s; i++)
-        free(az[i]);
+      for (i = 0; az && i < s; i++) free(az[i]);
       free(az);
     }
     nShared += aW[t].nShared;
@@ -632,8 +614,7 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       }
       snprintf(zBuf, sizeof zBuf, "t%d-tx", t);
       checkActor(db, zBuf, aW[t].nTx, az);
-      for (i = 0; az && i < aW[t].nTx; i++)
-        free(az[i]);
+      for (i = 0; az && i < aW[t].nTx; i++) free(az[i]);
       free(az);
     }
   }
@@ -658,9 +639,10 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       qsort(aAll, (size_t)m, sizeof(long long), cmpLL);
       for (k = 0; k < m; k++) {
         if (aAll[k] != k + 1) {
-          fail("check: shared actor: seqs handed out are not 1..%lld "
-               "(position %lld holds %lld)",
-               m, k, aAll[k]);
+          fail(
+              "check: shared actor: seqs handed out are not 1..%lld "
+              "(position %lld holds %lld)",
+              m, k, aAll[k]);
           break;
         }
       }
@@ -678,9 +660,10 @@ static void finalChecks(Writer *aW, long long *pnRows) {
     for (kk = 0; kk < N_OWN; kk++) {
       char *zSql;
       ownActor(zBuf, sizeof zBuf, t, kk);
-      zSql = sqlite3_mprintf("SELECT coalesce(max(seq), 0) FROM "
-                             "journal_snapshots('j') WHERE actor_id=%Q",
-                             zBuf);
+      zSql = sqlite3_mprintf(
+          "SELECT coalesce(max(seq), 0) FROM "
+          "journal_snapshots('j') WHERE actor_id=%Q",
+          zBuf);
       k = oneInt(db, zSql, "check");
       sqlite3_free(zSql);
       if (k != aW[t].aSnapSeq[kk]) {
@@ -689,17 +672,24 @@ static void finalChecks(Writer *aW, long long *pnRows) {
       }
     }
   }
-  k = oneInt(db, "SELECT count(*) FROM (SELECT actor_id FROM "
-                 "journal_snapshots('j') GROUP BY actor_id HAVING count(*) > "
-                 "3)", "check");
-  if (k != 0) fail("check: %lld actors keep more than %d snapshots", k, SNAP_KEEP);
-  k = oneInt(db, "SELECT count(*) FROM journal_snapshots('j') "
-                 "WHERE state IS NOT actor_id || '|' || seq", "check");
+  k = oneInt(db,
+             "SELECT count(*) FROM (SELECT actor_id FROM "
+             "journal_snapshots('j') GROUP BY actor_id HAVING count(*) > "
+             "3)",
+             "check");
+  if (k != 0)
+    fail("check: %lld actors keep more than %d snapshots", k, SNAP_KEEP);
+  k = oneInt(db,
+             "SELECT count(*) FROM journal_snapshots('j') "
+             "WHERE state IS NOT actor_id || '|' || seq",
+             "check");
   if (k != 0) fail("check: %lld snapshots with a wrong state", k);
-  k = oneInt(db, "SELECT count(*) FROM journal_actors('j') a WHERE events IS "
-                 "NOT (SELECT count(*) FROM j WHERE actor_id = a.actor_id) "
-                 "OR highest_seq IS NOT (SELECT max(seq) FROM j WHERE "
-                 "actor_id = a.actor_id)", "check");
+  k = oneInt(db,
+             "SELECT count(*) FROM journal_actors('j') a WHERE events IS "
+             "NOT (SELECT count(*) FROM j WHERE actor_id = a.actor_id) "
+             "OR highest_seq IS NOT (SELECT max(seq) FROM j WHERE "
+             "actor_id = a.actor_id)",
+             "check");
   if (k != 0) fail("check: journal_actors miscounts %lld actors", k);
 
   /* Exactly the actors written to. */
@@ -707,8 +697,7 @@ static void finalChecks(Writer *aW, long long *pnRows) {
     long long nActors =
         oneInt(db, "SELECT count(DISTINCT actor_id) FROM j", "check");
     long long nExpect = (long long)nThread * N_OWN + (nShared > 0);
-    for (t = 0; t < nThread; t++)
-      nExpect += aW[t].nTx > 0;
+    for (t = 0; t < nThread; t++) nExpect += aW[t].nTx > 0;
     if (nActors != nExpect) {
       fail("check: %lld distinct actors, expected %lld", nActors, nExpect);
     }
@@ -716,8 +705,7 @@ static void finalChecks(Writer *aW, long long *pnRows) {
 
 done:
   if (azShared) {
-    for (k = 0; k < nShared; k++)
-      free(azShared[k]);
+    for (k = 0; k < nShared; k++) free(azShared[k]);
     free(azShared);
   }
   if (db && sqlite3_close(db) != SQLITE_OK) {
@@ -741,8 +729,7 @@ static int prepareDir(const char *zDir, const char *zSt) {
   d = opendir(zSt);
   if (d) {
     while ((e = readdir(d)) != 0) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-        continue;
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
       if (snprintf(zPath, sizeof zPath, "%s/%s", zSt, e->d_name) >=
               (int)sizeof zPath ||
           unlink(zPath) != 0) {
@@ -779,8 +766,7 @@ int main(int argc, char **argv) {
   }
   snprintf(zSt, sizeof zSt, "%s/store", argv[1]);
   zStore = zSt;
-  if (prepareDir(argv[1], zSt))
-    return 2;
+  if (prepareDir(argv[1], zSt)) return 2;
 
   if (sqlite3_threadsafe() == 0) {
     fprintf(stderr, "threads: the SQLite library is not threadsafe\n");
@@ -789,21 +775,18 @@ int main(int argc, char **argv) {
   sqlite3_auto_extension((void (*)(void))sqlite3_lmdbjournal_init);
 
   aW = calloc((size_t)nThread, sizeof(Writer));
-  if (!aW)
-    return 2;
+  if (!aW) return 2;
   for (t = 0; t < nThread; t++) {
     aW[t].iThread = t;
     aW[t].aSharedSeq = malloc(sizeof(long long) * (size_t)(nAppend / 4 + 1));
     aW[t].aSharedI = malloc(sizeof(long long) * (size_t)(nAppend / 4 + 1));
-    if (!aW[t].aSharedSeq || !aW[t].aSharedI)
-      return 2;
+    if (!aW[t].aSharedSeq || !aW[t].aSharedI) return 2;
   }
 
   /* Create the store once before the threads race to open it. */
   {
     sqlite3 *db = openConn("setup");
-    if (!db)
-      return 1;
+    if (!db) return 1;
     sqlite3_close(db);
   }
 
@@ -824,25 +807,24 @@ int main(int argc, char **argv) {
     fprintf(stderr, "threads: pthread_create failed\n");
     return 2;
   }
-  for (t = 0; t < nThread; t++)
-    pthread_join(aW[t].tid, 0);
+  for (t = 0; t < nThread; t++) pthread_join(aW[t].tid, 0);
   tWrite = nowSec() - t0;
   atomic_store(&bWritersDone, 1);
-  for (t = 0; t < N_READERS; t++)
-    pthread_join(aReader[t], 0);
+  for (t = 0; t < N_READERS; t++) pthread_join(aReader[t], 0);
   pthread_join(syncer, 0);
 
   finalChecks(aW, &nRows);
   tAll = nowSec() - t0;
 
-  printf("threads: %d writers x %d appends (%lld rows) in %.2fs "
-         "(%.0f appends/s), %lld reader scans (%lld rows), %lld syncs, "
-         "%.2fs in all: %s\n",
-         nThread, nAppend, nRows, tWrite,
-         tWrite > 0 ? nThread * (double)nAppend / tWrite : 0.0,
-         (long long)atomic_load(&nReaderScans),
-         (long long)atomic_load(&nReaderRows), (long long)atomic_load(&nSyncs),
-         tAll, atomic_load(&nFail) ? "FAILED" : "ok");
+  printf(
+      "threads: %d writers x %d appends (%lld rows) in %.2fs "
+      "(%.0f appends/s), %lld reader scans (%lld rows), %lld syncs, "
+      "%.2fs in all: %s\n",
+      nThread, nAppend, nRows, tWrite,
+      tWrite > 0 ? nThread * (double)nAppend / tWrite : 0.0,
+      (long long)atomic_load(&nReaderScans),
+      (long long)atomic_load(&nReaderRows), (long long)atomic_load(&nSyncs),
+      tAll, atomic_load(&nFail) ? "FAILED" : "ok");
   for (t = 0; t < nThread; t++) {
     free(aW[t].aSharedSeq);
     free(aW[t].aSharedI);
