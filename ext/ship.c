@@ -419,8 +419,8 @@ static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
     err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(iPart),
         RD_KAFKA_V_KEY(r->zActor, (size_t)r->nActor),
-        RD_KAFKA_V_VALUE(e->ePayload ? (void *)e->aPayload : 0,
-                         e->ePayload ? (size_t)e->nPayload : 0),
+        RD_KAFKA_V_VALUE((e->ePayload ? (void *)e->aPayload : 0),
+                         (e->ePayload ? (size_t)e->nPayload : 0)),
         RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)iSlot), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || shipStopping(p)) break;
