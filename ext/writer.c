@@ -448,6 +448,13 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
   LjEnv *pEnv = w->pEnv;
   int rcFail = mrc == LJ_MDB_FORMAT ? SQLITE_ERROR : ljMdbToSqlite(mrc);
   char *zFail = mrc ? batchError(w, aReq, mrc, rcFail) : 0;
+  /* The batch's durability (read before its requests are released), not
+  ** the last commit's flags: a batch that wrote nothing, its requests
+  ** having conflicted, left those flags as an earlier merge set them. */
+  int eDur = LJ_DUR_NONE;
+  for (int r = 0; r < nReq; r++) {
+    if (aReq[r]->eDurability > eDur) eDur = aReq[r]->eDurability;
+  }
   for (int r = 0; r < nReq; r++) {
     LjReq *p = aReq[r];
     if (p->bWithdrawn) {
@@ -493,7 +500,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     i64 prevPos = w->lastPos;
     w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
-    if (bSync || w->eFlags == LJ_DUR_FULL) {
+    if (bSync || eDur == LJ_DUR_FULL) {
       w->durablePos = w->lastPos;
     } else if (prevPos > w->durablePos) {
       /* MDB_NOMETASYNC: this commit's fdatasync flushed the meta page of
