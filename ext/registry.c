@@ -207,9 +207,16 @@ static void envAssert(MDB_env *env, const char *zMsg) {
 static int envCheckEmpty(const char *zDir, char **pzErr) {
   struct stat st;
   char *z = sqlite3_mprintf("%s/data.mdb", zDir);
-  int bEmpty;
+  int bEmpty = 0;
   if (z == 0) return SQLITE_NOMEM;
-  bEmpty = stat(z, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+  /* Another process creating the store leaves the file empty for the
+  ** moment LMDB takes to write its first pages: wait that out (up to 2 s)
+  ** before calling the file damaged. */
+  for (int i = 0; i < 200; i++) {
+    bEmpty = stat(z, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+    if (!bEmpty) break;
+    sqlite3_sleep(10);
+  }
   sqlite3_free(z);
   if (!bEmpty) return SQLITE_OK;
   *pzErr = sqlite3_mprintf(
