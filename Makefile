@@ -121,7 +121,7 @@ deps:
 TCLSH ?= tclsh
 
 TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest \
-           $(B)/powerloss.so $(B)/powerloss-apply
+           $(B)/powerloss.so $(B)/powerloss-apply $(B)/faultmem.so
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -175,6 +175,11 @@ $(B)/powerloss.so: test/powerloss.c | $(B)
 $(B)/powerloss-apply: test/powerloss.c | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $@ test/powerloss.c
 
+# Allocation and mapping failures (test/faults.test): malloc failing in
+# the extension's calls, mmap failing for the data file.
+$(B)/faultmem.so: test/faultmem.c | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $@ test/faultmem.c -ldl
+
 # libFuzzer on the decoders of stored values (test/fuzz_decode.c), with
 # ASan+UBSan; seeds are values made by the real encoders.  make test runs
 # it for 30 s when clang is there; longer: make fuzz FUZZ_SECONDS=3600.
@@ -209,6 +214,7 @@ define asan_suite
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $(1)/powerloss.so test/powerloss.c -ldl -lpthread
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $(1)/powerloss-apply test/powerloss.c
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $(1)/faultmem.so test/faultmem.c -ldl
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(TCLSH) test/all.tcl --build $(1) --quick $(TESTARGS)

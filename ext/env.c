@@ -9,7 +9,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
 ** The one place where LMDB and errno codes become SQLite codes.
@@ -37,7 +39,8 @@ int ljMdbToSqlite(int mrc) {
     case EACCES:
     case EPERM: return SQLITE_PERM;
     case EROFS: return SQLITE_READONLY;
-    case EIO: return SQLITE_IOERR;
+    case EIO:
+    case LJ_MDB_SYNC_EIO: return SQLITE_IOERR;
     case ENOENT:
     case ENOTDIR: return SQLITE_CANTOPEN;
     default: return SQLITE_ERROR;
@@ -45,7 +48,51 @@ int ljMdbToSqlite(int mrc) {
 }
 
 char *ljMdbErr(const char *zOp, int mrc) {
+  if (mrc == LJ_MDB_SYNC_EIO) {
+    return sqlite3_mprintf(
+        "%s failed: fsync of the data file failed (Input/output error): "
+        "the batch was not acknowledged; data written since the last "
+        "successful sync may not be on disk (see docs/operations.md)",
+        zOp);
+  }
   return sqlite3_mprintf("%s failed: %s", zOp, mdb_strerror(mrc));
+}
+
+/*
+** Which failures of a write transaction are worth trying again at once.
+** Not EIO: once fsync has failed, the kernel may have dropped the dirty
+** pages it could not write (and marked them clean), so a second fsync
+** that succeeds proves nothing about them -- acknowledging the batch
+** after it would be a lie.  ENOSPC is: nothing was committed (LMDB writes
+** the meta page last) and freed space lets the same batch through.
+*/
+int ljMdbTransient(int mrc) {
+  return mrc == EAGAIN || mrc == EINTR || mrc == EBUSY || mrc == ENOMEM ||
+         mrc == ENOSPC || mrc == MDB_READERS_FULL;
+}
+
+/* Less free space than this on the store's file system makes an EIO from
+** a write transaction a full disk. */
+#define LJ_FULL_SLACK ((i64)1 << 20)
+
+/*
+** What really happened when a write transaction failed with mrc.  LMDB
+** reports a short write (the disk filled in the middle of writing the
+** batch's pages) as EIO -- "short write, filesystem full?" in mdb.c, no
+** errno -- so an EIO while the file system is (nearly) full is ENOSPC:
+** SQLITE_FULL, retried, and appends resume once space is freed.  Any
+** other EIO comes from fsync (or a failing device): LJ_MDB_SYNC_EIO,
+** never retried (ljMdbTransient).
+*/
+int ljEnvCause(LjEnv *p, int mrc) {
+  struct statvfs sv;
+  if (mrc != EIO) return mrc;
+  if (statvfs(p->zDir, &sv) == 0) {
+    /* root may write into the blocks reserved for it */
+    unsigned long long nFree = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+    if ((i64)(nFree * sv.f_frsize) < LJ_FULL_SLACK) return ENOSPC;
+  }
+  return LJ_MDB_SYNC_EIO;
 }
 
 void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot) {
@@ -129,6 +176,14 @@ int ljReadBegin(LjEnv *p, MDB_txn **ppTxn) {
       if (mrc) break;
     } else if (mrc == MDB_READERS_FULL) {
       if (ljReaderCheck(p) == 0) break;
+    } else if (mrc == MDB_PANIC) {
+      /* An earlier commit left the environment failed (registry.c,
+      ** ljEnvReopen): open it again, when no read transaction of this
+      ** process is open. */
+      ljGateLeave(p);
+      mrc = ljEnvReopen(p);
+      ljGateEnter(p);
+      if (mrc) break;
     } else {
       break;
     }

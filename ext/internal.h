@@ -506,6 +506,7 @@ struct LjMetrics {
   u64 nMapResizes;   /* map growths, ours or adopted */
   u64 nConflicts;    /* sequence conflicts */
   u64 nStaleReaders; /* reader slots of dead processes cleared */
+  u64 nReopens;      /* environments opened again after MDB_PANIC */
   u64 nMerges;       /* stage merges */
   u64 nMergedEvents; /* events moved from the stage into runs */
   /* Gauges the writer publishes (stored under the writer mutex). */
@@ -629,6 +630,10 @@ struct LjEnv {
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
+/* Open again an environment LMDB marked failed (MDB_PANIC) -- called with
+** the gate NOT held; takes it exclusively.  0 when the environment works
+** (again), MDB_PANIC while read transactions of this process are open. */
+LJ_PRIVATE int ljEnvReopen(LjEnv *pEnv);
 /* Was the environment opened in a parent of this process (fork)?  Then it
 ** must not be used, nor closed. */
 LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
@@ -641,6 +646,14 @@ LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
 LJ_PRIVATE int ljMdbToSqlite(int mrc);
 /* "<zOp> failed: <mdb_strerror>" as a new string (or NULL on OOM). */
 LJ_PRIVATE char *ljMdbErr(const char *zOp, int mrc);
+/* An EIO that is not a full disk: fsync (or the device) failed; never
+** retried, SQLITE_IOERR (env.c, ljEnvCause). */
+#define LJ_MDB_SYNC_EIO (MDB_LAST_ERRCODE - 100)
+/* Whether a failed write transaction is worth trying again at once. */
+LJ_PRIVATE int ljMdbTransient(int mrc);
+/* The cause behind a write transaction's failure: EIO becomes ENOSPC on a
+** full file system, LJ_MDB_SYNC_EIO otherwise. */
+LJ_PRIVATE int ljEnvCause(LjEnv *p, int mrc);
 
 /* Gate.  ljGateEnter/Leave bracket every piece of work on LMDB memory. */
 LJ_PRIVATE void ljGateEnter(LjEnv *p);

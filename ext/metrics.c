@@ -90,6 +90,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   COUNTER("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
   COUNTER("stale_readers_cleared",
           __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
+  COUNTER("env_reopens", __atomic_load_n(&m->nReopens, __ATOMIC_RELAXED));
   ROW("staged_batches", nStageBatch);
   ROW("staged_events", nStageEv);
   ROW("staged_bytes", nStageByte);
@@ -147,6 +148,7 @@ static const struct {
     {"conflicts", "Sequence conflicts with another process."},
     {"map_resizes", "LMDB map growths."},
     {"stale_readers_cleared", "Reader slots of dead processes reclaimed."},
+    {"env_reopens", "Environments opened again after LMDB failed them."},
     {"staged_batches", "Batches in the stage."},
     {"staged_events", "Events in the stage, not yet merged."},
     {"staged_bytes", "Bytes in the stage."},

@@ -33,6 +33,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,110 @@ static int envMkdirs(const char *zPath) {
   return rc;
 }
 
+/* Create and open the LMDB environment of p->zDir into *ppEnv. */
+static int envLmdbOpen(LjEnv *p, unsigned flags, i64 szMap, MDB_env **ppEnv) {
+  MDB_env *env = 0;
+  int mrc = mdb_env_create(&env);
+  if (mrc == 0) mdb_env_set_assert(env, envAssert); /* EINVAL: no asserts */
+  if (mrc == 0) mrc = mdb_env_set_maxreaders(env, (unsigned)p->cfg.nMaxReaders);
+  if (mrc == 0) mrc = mdb_env_set_maxdbs(env, (MDB_dbi)p->cfg.nMaxDbs);
+  if (mrc == 0) mrc = mdb_env_set_mapsize(env, (size_t)szMap);
+  if (mrc == 0) mrc = mdb_env_open(env, p->zDir, flags, 0664);
+  if (mrc && env) {
+    mdb_env_close(env);
+    env = 0;
+  }
+  *ppEnv = env;
+  return mrc;
+}
+
+/* Whether LMDB marked the environment failed (gate held). */
+static int envFailed(LjEnv *p) {
+  MDB_txn *txn = 0;
+  int mrc = mdb_txn_begin(p->env, 0, MDB_RDONLY, &txn);
+  if (mrc == 0) mdb_txn_abort(txn);
+  return mrc == MDB_PANIC;
+}
+
+/* The new environment's databases must get the handles the old one's had:
+** the handles are copied everywhere (LjEnv.aDbi).  They do, being opened
+** in the same order. */
+static int envSameDbs(LjEnv *p, MDB_env *env) {
+  MDB_txn *txn = 0;
+  MDB_dbi dbi;
+  int mrc = mdb_txn_begin(env, 0, MDB_RDONLY, &txn);
+  for (int i = 0; i < LJ_DB_COUNT && mrc == 0; i++) {
+    mrc = mdb_dbi_open(txn, azDbName[i], 0, &dbi);
+    if (mrc == 0 && dbi != p->aDbi[i]) mrc = MDB_BAD_DBI;
+  }
+  /* Committing keeps the handles (an abort would close them). */
+  if (mrc == 0) return mdb_txn_commit(txn);
+  if (txn) mdb_txn_abort(txn);
+  return mrc;
+}
+
+/*
+** Recovering from MDB_PANIC.  When writing a meta page fails (ENOSPC on a
+** copy-on-write or thin-provisioned file system, EIO), LMDB marks the
+** environment failed (MDB_FATAL_ERROR in mdb.c): every later transaction
+** of this process, read or write, fails with MDB_PANIC until the
+** environment is closed.  The file is fine: the failed commit's meta page
+** was not written (LMDB writes the previous one back), so nothing
+** acknowledged is lost.  So the environment is opened again, in place,
+** under the gate held exclusively (no thread is inside LMDB) and only when
+** no read transaction of this process is open (LjEnv.pReaders is empty; a
+** statement left open in the middle of a scan delays recovery to the next
+** attempt -- its transaction still reads, new ones fail).
+**
+** The old handle is abandoned, not closed: closing it closes its lock-file
+** descriptor, and with it every POSIX lock this process holds on that
+** file -- the new handle's too -- after which another process opening the
+** store would take it for unused and reset its reader table.  Abandoning
+** costs the old handle's descriptors and address space, once per failure.
+** If opening fails, the old handle stays (failed) and a later call tries
+** again.
+*/
+int ljEnvReopen(LjEnv *p) {
+  MDB_env *env = 0;
+  unsigned flags = 0;
+  int mrc = 0, bIdle;
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += p->cfg.usSyncTimeout / 1000000 + 1;
+  if (pthread_rwlock_timedwrlock(&p->gate, &dl)) return MDB_PANIC;
+  pthread_mutex_lock(&p->readerMutex);
+  bIdle = p->pReaders == 0;
+  pthread_mutex_unlock(&p->readerMutex);
+  if (envFailed(p)) {
+    mrc = MDB_PANIC;
+    if (bIdle) {
+      mdb_env_get_flags(p->env, &flags); /* NOTLS, and NOMETASYNC as set */
+      if (envLmdbOpen(p, flags, p->szMap, &env) == 0) {
+        if (envSameDbs(p, env) == 0) {
+          MDB_envinfo info;
+          p->env = env; /* the old one is abandoned, see above */
+          mdb_env_info(env, &info);
+          __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
+          __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
+          __atomic_add_fetch(&p->m.nReopens, 1, __ATOMIC_RELAXED);
+          mrc = 0;
+        } else {
+          mdb_env_close(env);
+        }
+      }
+    }
+  }
+  pthread_rwlock_unlock(&p->gate);
+  if (mrc) {
+    sqlite3_log(SQLITE_IOERR,
+                "lmdbjournal: the LMDB environment of %s failed%s; "
+                "reopening it is tried again at the next transaction",
+                p->zDir, bIdle ? " and could not be opened again"
+                               : " (read transactions of this process open)");
+  }
+  return mrc;
+}
+
 static void envFree(LjEnv *p) {
   if (p->env) mdb_env_close(p->env);
   pthread_rwlock_destroy(&p->gate);
@@ -279,6 +384,44 @@ static void envFree(LjEnv *p) {
   sqlite3_free(p);
 }
 
+/* Does the directory hold a store (an LMDB data file)? */
+static int envExists(const char *zDir) {
+  struct stat st;
+  char *z = sqlite3_mprintf("%s/data.mdb", zDir);
+  int bExists = z && stat(z, &st) == 0 && S_ISREG(st.st_mode);
+  sqlite3_free(z);
+  return bExists;
+}
+
+/*
+** Creating a store failed before LMDB wrote its first pages (out of
+** memory, a full disk): the empty data.mdb left behind would be called
+** damaged by every later open (envCheckEmpty).  Remove it -- unless
+** another process has the environment open (LMDB holds a shared lock on
+** the first byte of lock.mdb while open): that one is creating it.
+*/
+static void envForgetEmpty(const char *zDir) {
+  char *zData = sqlite3_mprintf("%s/data.mdb", zDir);
+  char *zLock = sqlite3_mprintf("%s/lock.mdb", zDir);
+  struct stat st;
+  if (zData && zLock && stat(zData, &st) == 0 && st.st_size == 0) {
+    int fd = open(zLock, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+      struct flock lk;
+      memset(&lk, 0, sizeof(lk));
+      lk.l_type = F_WRLCK;
+      lk.l_whence = SEEK_SET;
+      lk.l_len = 1;
+      if (fcntl(fd, F_SETLK, &lk) == 0) unlink(zData);
+      close(fd);
+    } else if (errno == ENOENT) {
+      unlink(zData);
+    }
+  }
+  sqlite3_free(zData);
+  sqlite3_free(zLock);
+}
+
 static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
                      char **pzErr) {
   LjEnv *p;
@@ -286,7 +429,7 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   char aReal[PATH_MAX];
   int mrc;
   unsigned flags = MDB_NOTLS;
-  int nDead = 0;
+  int nDead = 0, bNew;
 
   p = sqlite3_malloc64(sizeof(*p));
   if (p == 0) return SQLITE_NOMEM;
@@ -317,13 +460,9 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
       return rc;
     }
   }
-  mrc = mdb_env_create(&p->env);
-  if (mrc == 0) mdb_env_set_assert(p->env, envAssert); /* EINVAL: no asserts */
-  if (mrc == 0)
-    mrc = mdb_env_set_maxreaders(p->env, (unsigned)pCfg->nMaxReaders);
-  if (mrc == 0) mrc = mdb_env_set_maxdbs(p->env, (MDB_dbi)pCfg->nMaxDbs);
-  if (mrc == 0) mrc = mdb_env_set_mapsize(p->env, (size_t)pCfg->szMap);
-  if (mrc == 0) mrc = mdb_env_open(p->env, p->zDir, flags, 0664);
+  bNew = !envExists(p->zDir);
+  mrc = envLmdbOpen(p, flags, pCfg->szMap, &p->env);
+  if (mrc && bNew) envForgetEmpty(p->zDir);
   if (mrc) {
     *pzErr = sqlite3_mprintf("lmdb_journal: cannot open '%s': %s", pCfg->zPath,
                              mdb_strerror(mrc));
@@ -352,14 +491,6 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   return SQLITE_OK;
 }
 
-/* Does the directory hold a store (an LMDB data file)? */
-static int envExists(const char *zDir) {
-  struct stat st;
-  char *z = sqlite3_mprintf("%s/data.mdb", zDir);
-  int bExists = z && stat(z, &st) == 0 && S_ISREG(st.st_mode);
-  sqlite3_free(z);
-  return bExists;
-}
 
 /* The absolute form of zPath, resolving symlinks through its longest
 ** existing prefix (the rest may not exist yet).  sqlite3_malloc'd. */

@@ -351,11 +351,6 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
   return 0;
 }
 
-static int mdbTransient(int mrc) {
-  return mrc == EAGAIN || mrc == EINTR || mrc == EBUSY || mrc == EIO ||
-         mrc == ENOMEM || mrc == ENOSPC || mrc == MDB_READERS_FULL;
-}
-
 /*
 ** Commit a batch, retrying as the failure semantics promise.  On final
 ** failure every request gets the error.  Returns 0 or the final code.
@@ -364,14 +359,26 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
   LjEnv *pEnv = w->pEnv;
   int eDur = LJ_DUR_NONE;
   int nRetry = 0, bCleared = 0;
-  int mrc, r;
+  int mrc, r, mrcCause = 0;
   for (r = 0; r < nReq; r++) {
     if (aReq[r]->eDurability > eDur) eDur = aReq[r]->eDurability;
   }
   for (;;) {
     *pbSync = 0;
-    mrc = batchTxn(w, aReq, nReq, eDur, pbSync);
+    mrc = ljEnvCause(pEnv, batchTxn(w, aReq, nReq, eDur, pbSync));
     if (mrc == 0) return 0;
+    if (mrc == MDB_PANIC) {
+      /* A failed meta-page write left the environment failed: open it
+      ** again and retry, reporting the failure's cause if that fails. */
+      if (mrcCause == 0) mrcCause = ENOSPC; /* met at open: unknown cause */
+      if (nRetry < pEnv->cfg.nMaxRetries && ljEnvReopen(pEnv) == 0) {
+        nRetry++;
+        continue;
+      }
+      mrc = mrcCause;
+      break;
+    }
+    mrcCause = mrc;
     if (mrc == MDB_MAP_FULL) {
       /* A truncation may grow past map_max by a half: deleting takes
       ** new pages (copy on write) before it frees any, and a store that
@@ -397,7 +404,7 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
       nRetry++;
       continue;
     }
-    if (mdbTransient(mrc) && nRetry < pEnv->cfg.nMaxRetries) {
+    if (ljMdbTransient(mrc) && nRetry < pEnv->cfg.nMaxRetries) {
       /* Doubling, capped: a large max_retries must not overflow. */
       i64 us = pEnv->cfg.usRetryDelay << (nRetry < 20 ? nRetry : 20);
       struct timespec ts;
@@ -437,7 +444,7 @@ static char *batchError(LjWriter *w, LjReq **aReq, int mrc, int rcFail) {
   sqlite3_free(w->zLastError);
   w->zLastError = zFail ? sqlite3_mprintf("%s", zFail) : 0;
   sqlite3_log(rcFail, "lmdbjournal: %s (%s)", zFail ? zFail : "", pEnv->zDir);
-  if (mrc == MDB_PANIC || mrc == MDB_CORRUPTED) w->eState = LJ_W_FAILED;
+  if (mrc == MDB_CORRUPTED) w->eState = LJ_W_FAILED;
   return zFail;
 }
 
@@ -876,7 +883,7 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
     pthread_cond_destroy(&w->condDone);
     pthread_mutex_destroy(&w->mutex);
     sqlite3_free(w);
-    return SQLITE_ERROR;
+    return e == EAGAIN || e == ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
   }
   return SQLITE_OK;
 }
