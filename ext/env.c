@@ -9,6 +9,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,8 +53,8 @@ int ljMdbToSqlite(int mrc) {
 char *ljMdbErr(const char *zOp, int mrc) {
   if (mrc == LJ_MDB_SYNC_EIO) {
     return sqlite3_mprintf(
-        "%s failed: fsync of the data file failed (Input/output error): "
-        "the batch was not acknowledged; data written since the last "
+        "%s failed: Input/output error writing or syncing the data file: "
+        "the batch was not committed; data written since the last "
         "successful sync may not be on disk (see docs/operations.md)",
         zOp);
   }
@@ -132,20 +135,62 @@ void ljGateLeave(LjEnv *p) {
   pthread_rwlock_unlock(&p->gate);
 }
 
+/* The gate's exclusive side is waited for at most sync_timeout: the writer
+** holds the gate shared while it waits for LMDB's write lock, which a
+** stuck writer in another process may hold forever (readers queue behind
+** the wait). */
+static void envDeadline(LjEnv *p, struct timespec *pDl) {
+  clock_gettime(CLOCK_REALTIME, pDl);
+  pDl->tv_sec += p->cfg.usSyncTimeout / 1000000;
+  pDl->tv_nsec += (long)(p->cfg.usSyncTimeout % 1000000) * 1000;
+  if (pDl->tv_nsec >= 1000000000) {
+    pDl->tv_sec++;
+    pDl->tv_nsec -= 1000000000;
+  }
+}
+
+/*
+** Whether the data file can be mapped at szNew bytes (gate held
+** exclusively).  LMDB grows the map by unmapping it and mapping it again;
+** if that second mmap fails, the environment is left with no map at all
+** and the next access crashes.  Mapping the file once more at the new size
+** while the old map is still there proves the address space is there: with
+** the old map gone, LMDB's mapping needs less.
+*/
+static int envCanMap(LjEnv *p, i64 szNew) {
+  mdb_filehandle_t fd;
+  void *pMap;
+  if (mdb_env_get_fd(p->env, &fd)) return 0; /* LMDB reports its error */
+  pMap = mmap(0, (size_t)szNew, PROT_READ, MAP_SHARED, fd, 0);
+  if (pMap == MAP_FAILED) return errno ? errno : ENOMEM;
+  munmap(pMap, (size_t)szNew);
+  return 0;
+}
+
+/* LMDB's remap failed anyway (another thread took the address space in
+** between): the environment has no map.  Open it again (at the old size)
+** if no read transaction of this process is open.  Otherwise those
+** transactions' pointers lead nowhere, and if opening fails nothing can
+** be read: the process cannot go on. */
+static int envRemapFailed(LjEnv *p, int mrc) {
+  int mrc2 = ljEnvReplace(p);
+  if (mrc2 == 0) return mrc;
+  sqlite3_log(SQLITE_NOMEM,
+              "lmdbjournal: aborting: growing the map of %s failed", p->zDir);
+  fprintf(stderr,
+          "lmdbjournal: growing the map of %s failed (%s) and %s: "
+          "aborting\n",
+          p->zDir, mdb_strerror(mrc),
+          mrc2 == MDB_PANIC ? "read transactions are open"
+                            : "opening the store again failed");
+  abort();
+}
+
 int ljEnvResize(LjEnv *p, i64 szNew) {
   int mrc;
   MDB_envinfo info;
   struct timespec dl;
-  /* The writer holds the gate shared while it waits for LMDB's write lock,
-  ** which a stuck writer in another process may hold forever: give up
-  ** after sync_timeout rather than hang (readers queue behind this). */
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += p->cfg.usSyncTimeout / 1000000;
-  dl.tv_nsec += (long)(p->cfg.usSyncTimeout % 1000000) * 1000;
-  if (dl.tv_nsec >= 1000000000) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000;
-  }
+  envDeadline(p, &dl);
   if (pthread_rwlock_timedwrlock(&p->gate, &dl)) return EBUSY;
   mdb_env_info(p->env, &info);
   if (szNew > 0 && (i64)info.me_mapsize >= szNew) {
@@ -153,7 +198,13 @@ int ljEnvResize(LjEnv *p, i64 szNew) {
     pthread_rwlock_unlock(&p->gate);
     return 0;
   }
+  mrc = szNew > 0 ? envCanMap(p, szNew) : 0;
+  if (mrc) {
+    pthread_rwlock_unlock(&p->gate);
+    return mrc;
+  }
   mrc = mdb_env_set_mapsize(p->env, (size_t)(szNew > 0 ? szNew : 0));
+  if (mrc) mrc = envRemapFailed(p, mrc);
   if (mrc == 0) {
     mdb_env_info(p->env, &info);
     __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
@@ -161,6 +212,33 @@ int ljEnvResize(LjEnv *p, i64 szNew) {
     __atomic_add_fetch(&p->m.nMapResizes, 1, __ATOMIC_RELAXED);
   }
   pthread_rwlock_unlock(&p->gate);
+  return mrc;
+}
+
+/* Whether LMDB marked the environment failed (gate held). */
+static int envFailed(LjEnv *p) {
+  MDB_txn *txn = 0;
+  int mrc = mdb_txn_begin(p->env, 0, MDB_RDONLY, &txn);
+  if (mrc == 0) mdb_txn_abort(txn);
+  return mrc == MDB_PANIC;
+}
+
+int ljEnvReopen(LjEnv *p) {
+  int mrc = 0;
+  struct timespec dl;
+  envDeadline(p, &dl);
+  if (pthread_rwlock_timedwrlock(&p->gate, &dl)) return MDB_PANIC;
+  if (envFailed(p)) mrc = ljEnvReplace(p); /* else another thread did */
+  pthread_rwlock_unlock(&p->gate);
+  if (mrc) {
+    sqlite3_log(SQLITE_IOERR,
+                "lmdbjournal: the LMDB environment of %s failed and could "
+                "not be opened again yet (%s); tried again at the next "
+                "transaction",
+                p->zDir,
+                mrc == MDB_PANIC ? "read transactions of this process are open"
+                                 : mdb_strerror(mrc));
+  }
   return mrc;
 }
 

@@ -630,10 +630,10 @@ struct LjEnv {
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
-/* Open again an environment LMDB marked failed (MDB_PANIC) -- called with
-** the gate NOT held; takes it exclusively.  0 when the environment works
-** (again), MDB_PANIC while read transactions of this process are open. */
-LJ_PRIVATE int ljEnvReopen(LjEnv *pEnv);
+/* Open the environment again in place of one LMDB gave up on (registry.c)
+** -- gate held exclusively.  0, MDB_PANIC while read transactions of this
+** process are open, or why opening failed. */
+LJ_PRIVATE int ljEnvReplace(LjEnv *pEnv);
 /* Was the environment opened in a parent of this process (fork)?  Then it
 ** must not be used, nor closed. */
 LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
@@ -662,6 +662,9 @@ LJ_PRIVATE void ljGateLeave(LjEnv *p);
 ** the gate NOT held; takes it exclusively. */
 LJ_PRIVATE int ljEnvResize(LjEnv *p, i64 szNew);
 
+/* Open again an environment LMDB marked failed (MDB_PANIC) -- gate NOT
+** held; takes it exclusively.  0 when the environment works (again). */
+LJ_PRIVATE int ljEnvReopen(LjEnv *pEnv);
 /* Clear the reader slots of dead processes; returns how many (env.c). */
 LJ_PRIVATE int ljReaderCheck(LjEnv *p);
 /* How often the writer clears dead processes' reader slots. */

@@ -287,14 +287,6 @@ static int envLmdbOpen(LjEnv *p, unsigned flags, i64 szMap, MDB_env **ppEnv) {
   return mrc;
 }
 
-/* Whether LMDB marked the environment failed (gate held). */
-static int envFailed(LjEnv *p) {
-  MDB_txn *txn = 0;
-  int mrc = mdb_txn_begin(p->env, 0, MDB_RDONLY, &txn);
-  if (mrc == 0) mdb_txn_abort(txn);
-  return mrc == MDB_PANIC;
-}
-
 /* The new environment's databases must get the handles the old one's had:
 ** the handles are copied everywhere (LjEnv.aDbi).  They do, being opened
 ** in the same order. */
@@ -313,65 +305,50 @@ static int envSameDbs(LjEnv *p, MDB_env *env) {
 }
 
 /*
-** Recovering from MDB_PANIC.  When writing a meta page fails (ENOSPC on a
-** copy-on-write or thin-provisioned file system, EIO), LMDB marks the
-** environment failed (MDB_FATAL_ERROR in mdb.c): every later transaction
-** of this process, read or write, fails with MDB_PANIC until the
-** environment is closed.  The file is fine: the failed commit's meta page
-** was not written (LMDB writes the previous one back), so nothing
-** acknowledged is lost.  So the environment is opened again, in place,
-** under the gate held exclusively (no thread is inside LMDB) and only when
-** no read transaction of this process is open (LjEnv.pReaders is empty; a
-** statement left open in the middle of a scan delays recovery to the next
-** attempt -- its transaction still reads, new ones fail).
+** Replacing a failed LMDB environment.  LMDB gives up on an environment
+** in two ways: a failed meta-page write (ENOSPC on a copy-on-write or
+** thin-provisioned file system, EIO) marks it failed -- MDB_FATAL_ERROR in
+** mdb.c: every later transaction of this process, read or write, fails
+** with MDB_PANIC until it is closed -- and a failed mmap while growing the
+** map leaves it without a map at all.  The file is fine either way (a
+** failed commit's meta page was not written: LMDB writes the previous one
+** back), so nothing acknowledged is lost: the environment is opened again,
+** in place, under the gate held exclusively (no thread is inside LMDB) and
+** only when no read transaction of this process is open (LjEnv.pReaders
+** is empty).
 **
 ** The old handle is abandoned, not closed: closing it closes its lock-file
 ** descriptor, and with it every POSIX lock this process holds on that
 ** file -- the new handle's too -- after which another process opening the
 ** store would take it for unused and reset its reader table.  Abandoning
 ** costs the old handle's descriptors and address space, once per failure.
-** If opening fails, the old handle stays (failed) and a later call tries
-** again.
+** Returns 0, MDB_PANIC while read transactions are open, or why opening
+** failed (the old handle stays then).
 */
-int ljEnvReopen(LjEnv *p) {
+int ljEnvReplace(LjEnv *p) {
   MDB_env *env = 0;
   unsigned flags = 0;
-  int mrc = 0, bIdle;
-  struct timespec dl;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += p->cfg.usSyncTimeout / 1000000 + 1;
-  if (pthread_rwlock_timedwrlock(&p->gate, &dl)) return MDB_PANIC;
+  int mrc, bIdle;
   pthread_mutex_lock(&p->readerMutex);
   bIdle = p->pReaders == 0;
   pthread_mutex_unlock(&p->readerMutex);
-  if (envFailed(p)) {
-    mrc = MDB_PANIC;
-    if (bIdle) {
-      mdb_env_get_flags(p->env, &flags); /* NOTLS, and NOMETASYNC as set */
-      if (envLmdbOpen(p, flags, p->szMap, &env) == 0) {
-        if (envSameDbs(p, env) == 0) {
-          MDB_envinfo info;
-          p->env = env; /* the old one is abandoned, see above */
-          mdb_env_info(env, &info);
-          __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
-          __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
-          __atomic_add_fetch(&p->m.nReopens, 1, __ATOMIC_RELAXED);
-          mrc = 0;
-        } else {
-          mdb_env_close(env);
-        }
-      }
-    }
-  }
-  pthread_rwlock_unlock(&p->gate);
+  if (!bIdle) return MDB_PANIC;
+  mdb_env_get_flags(p->env, &flags); /* NOTLS, and NOMETASYNC as set */
+  mrc = envLmdbOpen(p, flags, p->szMap, &env);
+  if (mrc == 0) mrc = envSameDbs(p, env);
   if (mrc) {
-    sqlite3_log(SQLITE_IOERR,
-                "lmdbjournal: the LMDB environment of %s failed%s; "
-                "reopening it is tried again at the next transaction",
-                p->zDir, bIdle ? " and could not be opened again"
-                               : " (read transactions of this process open)");
+    if (env) mdb_env_close(env);
+    return mrc;
   }
-  return mrc;
+  {
+    MDB_envinfo info;
+    p->env = env; /* the old one is abandoned, see above */
+    mdb_env_info(env, &info);
+    __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&p->m.nReopens, 1, __ATOMIC_RELAXED);
+  }
+  return 0;
 }
 
 static void envFree(LjEnv *p) {
@@ -401,10 +378,12 @@ static int envExists(const char *zDir) {
 ** the first byte of lock.mdb while open): that one is creating it.
 */
 static void envForgetEmpty(const char *zDir) {
-  char *zData = sqlite3_mprintf("%s/data.mdb", zDir);
-  char *zLock = sqlite3_mprintf("%s/lock.mdb", zDir);
+  /* No allocation: this runs when memory may be short. */
+  char zData[PATH_MAX + 16], zLock[PATH_MAX + 16];
   struct stat st;
-  if (zData && zLock && stat(zData, &st) == 0 && st.st_size == 0) {
+  snprintf(zData, sizeof(zData), "%s/data.mdb", zDir);
+  snprintf(zLock, sizeof(zLock), "%s/lock.mdb", zDir);
+  if (stat(zData, &st) == 0 && st.st_size == 0) {
     int fd = open(zLock, O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
       struct flock lk;
@@ -418,8 +397,6 @@ static void envForgetEmpty(const char *zDir) {
       unlink(zData);
     }
   }
-  sqlite3_free(zData);
-  sqlite3_free(zLock);
 }
 
 static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
@@ -490,7 +467,6 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   *ppEnv = p;
   return SQLITE_OK;
 }
-
 
 /* The absolute form of zPath, resolving symlinks through its longest
 ** existing prefix (the rest may not exist yet).  sqlite3_malloc'd. */

@@ -135,8 +135,8 @@ static int fmMallocFails(void) {
     long long i = __atomic_add_fetch(&nMalloc, 1, __ATOMIC_RELAXED);
     if (i >= nMallocAt && nMallocFailed < nMallocCount) {
       if (rProb > 0) {
-        unsigned long long r = __atomic_add_fetch(
-            &rnd, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
+        unsigned long long r =
+            __atomic_add_fetch(&rnd, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
         r ^= r >> 31;
         r *= 0xbf58476d1ce4e5b9ull;
         r ^= r >> 27;
@@ -228,8 +228,8 @@ __attribute__((constructor)) static void fmInit(void) {
   void *a[4];
   bInside = 1;
   backtrace(a, 4); /* loads libgcc_s now, not inside a failing malloc */
-  real_mmap = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(
-      RTLD_NEXT, "mmap");
+  real_mmap =
+      (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
   if ((z = getenv("FAULTMEM_LIB")) && z[0]) zLib = z;
   if ((z = getenv("FAULTMEM_FILE")) && z[0]) zFile = z;
   if ((z = getenv("FAULTMEM_MALLOC_AT"))) nMallocAt = atoll(z);

@@ -23,6 +23,8 @@
 **                             with EIO (without syncing)
 **     POWERLOSS_FAULT=enospc  the K-th write of the file fails with ENOSPC
 **                             (nothing written)
+**     POWERLOSS_FAULT=eiowrite  the K-th write fails with EIO (nothing
+**                             written): a failing device
 **     POWERLOSS_FAULT_AT=K    (default 1), POWERLOSS_FAULT_COUNT=N: that
 **                             many consecutive calls fail (default 1)
 **
@@ -90,7 +92,7 @@ static size_t nRec, nRecAlloc;
 static long long nOps, nCrashAt;
 static const char *zMatch = "data.mdb";
 static const char *zLog;
-static int eFault; /* 0, 1 eio, 2 enospc */
+static int eFault; /* 0, 1 eio (fsync), 2 enospc, 3 eiowrite */
 static long long nFaultAt = 1, nFaultCount = 1, nFaultSync, nFaultWrite;
 
 static ssize_t (*real_write)(int, const void *, size_t);
@@ -136,7 +138,10 @@ __attribute__((constructor)) static void plInit(void) {
   zLog = getenv("POWERLOSS_LOG");
   if ((z = getenv("POWERLOSS_AT"))) nCrashAt = atoll(z);
   if ((z = getenv("POWERLOSS_FAULT"))) {
-    eFault = strcmp(z, "eio") == 0 ? 1 : strcmp(z, "enospc") == 0 ? 2 : 0;
+    eFault = strcmp(z, "eio") == 0        ? 1
+             : strcmp(z, "enospc") == 0   ? 2
+             : strcmp(z, "eiowrite") == 0 ? 3
+                                          : 0;
   }
   if ((z = getenv("POWERLOSS_FAULT_AT"))) nFaultAt = atoll(z);
   if ((z = getenv("POWERLOSS_FAULT_COUNT"))) nFaultCount = atoll(z);
@@ -195,17 +200,18 @@ static void plOp(void) {
   if (nCrashAt > 0 && ++nOps >= nCrashAt) plCrash();
 }
 
-/* Whether this call is one chosen to fail (mutex held). */
-static int plFault(int eKind, long long *pn) {
+/* Whether this sync (bSync) or write is one chosen to fail (mutex
+** held). */
+static int plFault(int bSync, long long *pn) {
+  static const char *const azKind[] = {"", "eio", "enospc", "eiowrite"};
   char z[64];
   int n;
-  if (eFault != eKind) return 0;
+  if (eFault == 0 || (eFault == 1) != bSync) return 0;
   ++*pn;
   if (*pn < nFaultAt || *pn >= nFaultAt + nFaultCount) return 0;
-  n = snprintf(z, sizeof z, "FAULT %s %lld\n", eKind == 1 ? "eio" : "enospc",
-               *pn);
+  n = snprintf(z, sizeof z, "FAULT %s %lld\n", azKind[eFault], *pn);
   real_write(2, z, (size_t)n);
-  errno = eKind == 1 ? EIO : ENOSPC;
+  errno = eFault == 2 ? ENOSPC : EIO;
   return 1;
 }
 
@@ -298,7 +304,7 @@ ssize_t pwrite(int fd, const void *p, size_t n, off_t off) {
   if (!plIsTracked(fd)) return real_pwrite(fd, p, n, off);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(2, &nFaultWrite)) {
+  if (plFault(0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -315,7 +321,7 @@ ssize_t pwritev(int fd, const struct iovec *a, int n, off_t off) {
   if (!plIsTracked(fd)) return real_pwritev(fd, a, n, off);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(2, &nFaultWrite)) {
+  if (plFault(0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -332,7 +338,7 @@ ssize_t write(int fd, const void *p, size_t n) {
   if (!plIsTracked(fd)) return real_write(fd, p, n);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(2, &nFaultWrite)) {
+  if (plFault(0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -347,7 +353,7 @@ ssize_t writev(int fd, const struct iovec *a, int n) {
   if (!plIsTracked(fd)) return real_writev(fd, a, n);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(2, &nFaultWrite)) {
+  if (plFault(0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
