@@ -614,6 +614,8 @@ struct LjEnv {
   ino_t ino;
   char *zDir; /* resolved directory path */
   MDB_env *env;
+  MDB_env *apOld[8]; /* replaced (failed) handles, closed last (registry.c) */
+  int nOld;
   MDB_dbi aDbi[LJ_DB_COUNT];
   LjConfig cfg;          /* environment-level settings in effect */
   pthread_rwlock_t gate; /* see above */

@@ -317,11 +317,12 @@ static int envSameDbs(LjEnv *p, MDB_env *env) {
 ** only when no read transaction of this process is open (LjEnv.pReaders
 ** is empty).
 **
-** The old handle is abandoned, not closed: closing it closes its lock-file
-** descriptor, and with it every POSIX lock this process holds on that
-** file -- the new handle's too -- after which another process opening the
-** store would take it for unused and reset its reader table.  Abandoning
-** costs the old handle's descriptors and address space, once per failure.
+** The old handle is set aside, not closed: closing it closes its
+** lock-file descriptor, and with it every POSIX lock this process holds on
+** that file -- the new handle's too -- after which another process opening
+** the store would take it for unused and reset its reader table.  It is
+** closed after the new one, when the store is closed (envFree); meanwhile
+** it costs its descriptors and address space.
 ** Returns 0, MDB_PANIC while read transactions are open, or why opening
 ** failed (the old handle stays then).
 */
@@ -342,7 +343,11 @@ int ljEnvReplace(LjEnv *p) {
   }
   {
     MDB_envinfo info;
-    p->env = env; /* the old one is abandoned, see above */
+    /* The old one is set aside, see above (beyond 8, simply kept open). */
+    if (p->nOld < (int)(sizeof(p->apOld) / sizeof(p->apOld[0]))) {
+      p->apOld[p->nOld++] = p->env;
+    }
+    p->env = env;
     mdb_env_info(env, &info);
     __atomic_store_n(&p->szMap, (i64)info.me_mapsize, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->mapGen, 1, __ATOMIC_RELEASE);
@@ -353,6 +358,8 @@ int ljEnvReplace(LjEnv *p) {
 
 static void envFree(LjEnv *p) {
   if (p->env) mdb_env_close(p->env);
+  /* After the current handle: their locks went with its lock file. */
+  for (int i = 0; i < p->nOld; i++) mdb_env_close(p->apOld[i]);
   pthread_rwlock_destroy(&p->gate);
   pthread_mutex_destroy(&p->m.histMutex);
   pthread_mutex_destroy(&p->readerMutex);
