@@ -43,7 +43,9 @@ int ljMdbToSqlite(int mrc) {
     case EPERM: return SQLITE_PERM;
     case EROFS: return SQLITE_READONLY;
     case EIO:
-    case LJ_MDB_SYNC_EIO: return SQLITE_IOERR;
+    case LJ_MDB_SYNC_EIO:
+    case MDB_PANIC: /* LMDB gave up on the environment after an I/O error */
+      return SQLITE_IOERR;
     case ENOENT:
     case ENOTDIR: return SQLITE_CANTOPEN;
     default: return SQLITE_ERROR;

@@ -21,7 +21,8 @@
 **                    over runs, manifests, stage and indexes   }
 **     snapread.c     ... and over snapshots and the actors db  }
 **     registry.c     one LMDB environment per directory:     }
-**                    open, share, close (starts the writer)   }
+**                    open, share, close (starts the writer),  }
+**                    reopen after LMDB gave up on it          }
 **     submit.c       submitters' side of the writer: actor    }
 **                    cache, seqs, queueing, tickets           }
 **     writer.c       queue, writer thread, group commit, the  } store
@@ -30,7 +31,7 @@
 **     stage.c        staging: put, merge, lookups             }
 **     metrics.c      counters, histograms, published gauges   }
 **     env.c          the gate, map growth, read transactions, }
-**                    error mapping                            }
+**                    error mapping and classification         }
 **     layout.c       keys, records, checksums, tags          }
 **     config.c       CREATE VIRTUAL TABLE options
 **

@@ -370,7 +370,7 @@ static int batchCommit(LjWriter *w, LjReq **aReq, int nReq, int *pbSync) {
     if (mrc == MDB_PANIC) {
       /* A failed meta-page write left the environment failed: open it
       ** again and retry, reporting the failure's cause if that fails. */
-      if (mrcCause == 0) mrcCause = ENOSPC; /* met at open: unknown cause */
+      if (mrcCause == 0) mrcCause = MDB_PANIC; /* failed by an earlier batch */
       if (nRetry < pEnv->cfg.nMaxRetries && ljEnvReopen(pEnv) == 0) {
         nRetry++;
         continue;

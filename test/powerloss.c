@@ -27,6 +27,12 @@
 **                             written): a failing device
 **     POWERLOSS_FAULT_AT=K    (default 1), POWERLOSS_FAULT_COUNT=N: that
 **                             many consecutive calls fail (default 1)
+**     POWERLOSS_FAULT_DSYNC=1 only writes through an O_SYNC/O_DSYNC
+**                             descriptor count (LMDB's meta-page writes
+**                             with durability=full)
+**     POWERLOSS_FAULT_FILE=F  instead of AT and COUNT: every call fails
+**                             while the file F exists (a test switches the
+**                             fault on and off)
 **
 ** Each failure prints "FAULT <kind> <n>" on stderr.
 **
@@ -94,6 +100,8 @@ static const char *zMatch = "data.mdb";
 static const char *zLog;
 static int eFault; /* 0, 1 eio (fsync), 2 enospc, 3 eiowrite */
 static long long nFaultAt = 1, nFaultCount = 1, nFaultSync, nFaultWrite;
+static int bFaultDsync;
+static const char *zFaultFile;
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -145,6 +153,8 @@ __attribute__((constructor)) static void plInit(void) {
   }
   if ((z = getenv("POWERLOSS_FAULT_AT"))) nFaultAt = atoll(z);
   if ((z = getenv("POWERLOSS_FAULT_COUNT"))) nFaultCount = atoll(z);
+  if ((z = getenv("POWERLOSS_FAULT_DSYNC"))) bFaultDsync = atoi(z);
+  if ((z = getenv("POWERLOSS_FAULT_FILE")) && z[0]) zFaultFile = z;
   if ((z = getenv("POWERLOSS_MS")) && atol(z) > 0) {
     pthread_t t;
     pthread_attr_t a;
@@ -200,15 +210,21 @@ static void plOp(void) {
   if (nCrashAt > 0 && ++nOps >= nCrashAt) plCrash();
 }
 
-/* Whether this sync (bSync) or write is one chosen to fail (mutex
-** held). */
-static int plFault(int bSync, long long *pn) {
+/* Whether this sync (bSync) or write of descriptor fd is one chosen to
+** fail (mutex held). */
+static int plFault(int fd, int bSync, long long *pn) {
   static const char *const azKind[] = {"", "eio", "enospc", "eiowrite"};
   char z[64];
   int n;
   if (eFault == 0 || (eFault == 1) != bSync) return 0;
+  if (bFaultDsync && !bSync && aTracked[fd] != 2) return 0;
   ++*pn;
-  if (*pn < nFaultAt || *pn >= nFaultAt + nFaultCount) return 0;
+  if (zFaultFile) {
+    struct stat st;
+    if (stat(zFaultFile, &st) != 0) return 0;
+  } else if (*pn < nFaultAt || *pn >= nFaultAt + nFaultCount) {
+    return 0;
+  }
   n = snprintf(z, sizeof z, "FAULT %s %lld\n", azKind[eFault], *pn);
   real_write(2, z, (size_t)n);
   errno = eFault == 2 ? ENOSPC : EIO;
@@ -304,7 +320,7 @@ ssize_t pwrite(int fd, const void *p, size_t n, off_t off) {
   if (!plIsTracked(fd)) return real_pwrite(fd, p, n, off);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(0, &nFaultWrite)) {
+  if (plFault(fd, 0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -321,7 +337,7 @@ ssize_t pwritev(int fd, const struct iovec *a, int n, off_t off) {
   if (!plIsTracked(fd)) return real_pwritev(fd, a, n, off);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(0, &nFaultWrite)) {
+  if (plFault(fd, 0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -338,7 +354,7 @@ ssize_t write(int fd, const void *p, size_t n) {
   if (!plIsTracked(fd)) return real_write(fd, p, n);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(0, &nFaultWrite)) {
+  if (plFault(fd, 0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -353,7 +369,7 @@ ssize_t writev(int fd, const struct iovec *a, int n) {
   if (!plIsTracked(fd)) return real_writev(fd, a, n);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(0, &nFaultWrite)) {
+  if (plFault(fd, 0, &nFaultWrite)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
@@ -368,7 +384,7 @@ static int plSync(int fd, int (*xSync)(int)) {
   if (!plIsTracked(fd)) return xSync(fd);
   pthread_mutex_lock(&plMutex);
   plOp();
-  if (plFault(1, &nFaultSync)) {
+  if (plFault(fd, 1, &nFaultSync)) {
     pthread_mutex_unlock(&plMutex);
     return -1;
   }
