@@ -4,7 +4,9 @@
 ** The extension is layered; data flows one way:
 **
 **     lmdbjournal.c  the entry point: registration             }
-**     journal_table.c  the lmdb_journal virtual table         }
+**     journal_table.c  the lmdb_journal virtual table: plans,  }
+**                    cursors, the tag collation               }
+**     table_write.c  ... its INSERTs: buffer, submit at COMMIT }
 **     functions.c    journal_* scalar functions                } SQL layer
 **     tvf.c          table-valued functions (journal_metrics)  }
 **     export.c       journal_export: JSON lines, and the value }
@@ -1193,7 +1195,8 @@ struct LjWriterInfo {
 LJ_PRIVATE void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p);
 
 /**************************************************************************
-** SQL layer (lmdbjournal.c, conn.c, journal_table.c, functions.c, tvf.c)
+** SQL layer (lmdbjournal.c, conn.c, journal_table.c, table_write.c,
+** functions.c, tvf.c)
 */
 typedef struct LjConn LjConn;
 typedef struct LjTable LjTable;
@@ -1248,6 +1251,32 @@ LJ_PRIVATE int ljBoundValue(sqlite3_value *v, int bLower, int bStrict,
                             i64 *pOut);
 /* journal_restore from a Kafka topic (restore.c). */
 LJ_PRIVATE int ljRegisterRestore(sqlite3 *db, LjConn *pConn);
+
+/* The journal table's columns, in declaration order (journal_table.c). */
+enum {
+  LJ_COL_ACTOR = 0,
+  LJ_COL_SEQ,
+  LJ_COL_POS,
+  LJ_COL_TS,
+  LJ_COL_TYPE,
+  LJ_COL_PAYLOAD,
+  LJ_COL_META,
+  LJ_COL_TAGS,
+  LJ_COL_TAG
+};
+/* The journal table's write methods (table_write.c): xUpdate buffers an
+** INSERT in LjTable.pPending, xSync submits the buffer and waits for
+** its commit, the others drop the buffer or the tail of a savepoint. */
+LJ_PRIVATE int ljTableUpdate(sqlite3_vtab *pVtab, int argc,
+                             sqlite3_value **argv, sqlite_int64 *pRowid);
+LJ_PRIVATE int ljTableBegin(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableSync(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableCommit(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableRollback(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableSavepoint(sqlite3_vtab *pVtab, int iSave);
+LJ_PRIVATE int ljTableRelease(sqlite3_vtab *pVtab, int iSave);
+LJ_PRIVATE int ljTableRollbackTo(sqlite3_vtab *pVtab, int iSave);
+LJ_PRIVATE void ljPendingFree(JtPending *p);
 
 /* The collation of the journal table's tag column (journal_table.c). */
 #define LJ_TAG_COLLATION "LJTEXT"
