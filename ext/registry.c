@@ -363,6 +363,7 @@ static void envFree(LjEnv *p) {
   pthread_rwlock_destroy(&p->gate);
   pthread_mutex_destroy(&p->m.histMutex);
   pthread_mutex_destroy(&p->readerMutex);
+  ljErrLogFree(p);
   ljConfigClear(&p->cfg);
   sqlite3_free(p->zDir);
   sqlite3_free(p);
@@ -425,6 +426,7 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&p->m.histMutex, 0);
   pthread_mutex_init(&p->readerMutex, 0);
+  ljErrLogInit(&p->errLog);
   p->dev = pSt->st_dev;
   p->ino = pSt->st_ino;
   p->cfg = *pCfg;
