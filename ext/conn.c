@@ -78,6 +78,25 @@ void ljConnDestroy(void *pArg) {
   ljConnUnref(p);
 }
 
+/* Connection states whose registration failed (ljConnAbandon): never
+** freed, since functions registered before the failure point at them. */
+static LjConn *ljConnAbandoned = 0;
+
+void ljConnAbandon(LjConn *p) {
+  LjConn **pp;
+  pthread_mutex_lock(&ljConnMutex);
+  for (pp = &ljConnList; *pp; pp = &(*pp)->pNextConn) {
+    if (*pp == p) {
+      *pp = p->pNextConn;
+      break;
+    }
+  }
+  p->nRef++;
+  p->pNextConn = ljConnAbandoned;
+  ljConnAbandoned = p;
+  pthread_mutex_unlock(&ljConnMutex);
+}
+
 void ljTableFree(LjTable *p) {
   if (p) {
     sqlite3_free(p->zDb);

@@ -1308,6 +1308,9 @@ LJ_PRIVATE void ljConnAdd(LjConn *p);
 LJ_PRIVATE void ljConnUnref(LjConn *p);
 /* ljConnUnref as a module's destructor. */
 LJ_PRIVATE void ljConnDestroy(void *p);
+/* Registering failed part way: the connection state stops being found (a
+** retry starts afresh) but is kept, as what was registered refers to it. */
+LJ_PRIVATE void ljConnAbandon(LjConn *p);
 LJ_PRIVATE void ljTableFree(LjTable *p);
 /* SQLITE_OK, or SQLITE_MISUSE with *pzErr set when the table's store was
 ** opened by the parent of this process (fork): open a new connection. */

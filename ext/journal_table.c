@@ -867,7 +867,11 @@ static int jtTagCompare(void *pArg, int nA, const void *a, int nB,
 int ljRegisterTable(sqlite3 *db, LjConn *pConn) {
   int rc = sqlite3_create_collation_v2(db, LJ_TAG_COLLATION, SQLITE_UTF8, 0,
                                        jtTagCompare, 0);
-  if (rc) return rc;
+  if (rc) {
+    ljConnUnref(pConn); /* the reference it was given */
+    return rc;
+  }
+  /* On failure SQLite calls the destructor. */
   return sqlite3_create_module_v2(db, "lmdb_journal", &jtModule, pConn,
                                   ljConnDestroy);
 }

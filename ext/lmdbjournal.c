@@ -8,13 +8,34 @@
 **   sqlite> SELECT journal_append('j', 'order-1', '{"total":5}');
 **   1
 */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include "internal.h"
 
 #include <string.h>
 
 #ifndef SQLITE_CORE
+#include <dlfcn.h>
 SQLITE_EXTENSION_INIT1
 #endif
+
+/*
+** Registering failed part way (out of memory).  SQLite then unloads the
+** library, yet what was registered stays: the table module's destructor,
+** called when the handle closes, and the functions would jump into code
+** that is gone.  So the library is kept loaded for good, and the
+** connection state is abandoned rather than freed (ljConnAbandon).
+*/
+static void ljInitFailed(LjConn *pConn) {
+#ifndef SQLITE_CORE
+  Dl_info info;
+  if (dladdr((void *)ljInitFailed, &info) && info.dli_fname) {
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+#endif
+  if (pConn) ljConnAbandon(pConn);
+}
 
 #ifdef _WIN32
 __declspec(dllexport)
@@ -43,15 +64,24 @@ __declspec(dllexport)
   pConn->db = db;
   pConn->nRef = 1;
   rc = ljRegisterTable(db, pConn); /* takes ownership of that reference */
-  if (rc == SQLITE_OK) ljConnAdd(pConn);
+  if (rc != SQLITE_OK) {
+    /* pConn is gone (ljRegisterTable); the collation may be registered. */
+    ljInitFailed(0);
+    if (pzErrMsg) *pzErrMsg = sqlite3_mprintf("lmdbjournal: out of memory");
+    return rc;
+  }
+  ljConnAdd(pConn);
   if (rc == SQLITE_OK) rc = ljRegisterFunctions(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterTvfs(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterExport(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterSnapshotTvfs(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterRestore(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterErrors(db, pConn);
-  if (rc != SQLITE_OK && pzErrMsg) {
-    *pzErrMsg = sqlite3_mprintf("lmdbjournal: %s", sqlite3_errmsg(db));
+  if (rc != SQLITE_OK) {
+    ljInitFailed(pConn);
+    if (pzErrMsg) {
+      *pzErrMsg = sqlite3_mprintf("lmdbjournal: %s", sqlite3_errmsg(db));
+    }
   }
   return rc;
 }
