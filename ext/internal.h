@@ -1152,6 +1152,8 @@ struct LjWriter {
   size_t lastTxnId; /* id of our last commit */
   int eFlags;       /* durability the env flags are set for */
   int bUnsynced;    /* commits since the last env sync */
+  int eSyncLost;    /* after a failed fsync: 2, then 1 after one commit
+                    ** (writer.c, syncLostPos) */
   i64 usLastSync;
   i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
   int nLastClients;      /* distinct submitters of recent batches */

@@ -471,6 +471,28 @@ static void reqLost(LjWriter *w, LjReq *p) {
   }
 }
 
+/*
+** The pos that is durable once a commit or sync at lastPos went through,
+** given that before it durablePos was and the commit before it reached
+** prevPos (mutex held).  With MDB_NOMETASYNC a commit's fdatasync flushes
+** the meta page of the commit before it -- unless an fsync failed since:
+** the kernel may have dropped that page (and marked it clean), so no
+** later fsync writes it.  Then only a meta page written after the failure
+** counts: eSyncLost is 2 right after it, 1 after one more commit.
+*/
+static i64 syncLostPos(LjWriter *w, int bOwnMeta, i64 prevPos) {
+  if (bOwnMeta) {
+    w->eSyncLost = 0; /* this commit's meta page itself is on disk */
+    return w->lastPos;
+  }
+  if (w->eSyncLost == 2) {
+    w->eSyncLost = 1;
+    return w->durablePos;
+  }
+  w->eSyncLost = 0;
+  return prevPos > w->durablePos ? prevPos : w->durablePos;
+}
+
 /* Record a batch's outcome and release its requests (mutex held; the
 ** caller wakes the waiters). */
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
@@ -518,17 +540,14 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     }
   }
   sqlite3_free(zFail);
+  if (mrc == LJ_MDB_SYNC_EIO) w->eSyncLost = 2;
   if (mrc == 0) {
     i64 prevPos = w->lastPos;
     w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
-    if (bSync || eDur == LJ_DUR_FULL) {
-      w->durablePos = w->lastPos;
-    } else if (prevPos > w->durablePos) {
-      /* MDB_NOMETASYNC: this commit's fdatasync flushed the meta page of
-      ** the commit before it, not its own. */
-      w->durablePos = prevPos;
-    }
+    /* MDB_NOMETASYNC: this commit's fdatasync flushed the meta page of
+    ** the commit before it, not its own. */
+    w->durablePos = syncLostPos(w, bSync || eDur == LJ_DUR_FULL, prevPos);
     /* A commit went through: the fault behind the last error cleared
     ** (health goes back to ok; the errors counter keeps the history). */
     sqlite3_free(w->zLastError);
@@ -549,10 +568,17 @@ static void checkpoint(LjWriter *w) {
   if (mrc == 0) {
     w->bUnsynced = 0;
     pthread_mutex_lock(&w->mutex);
-    w->durablePos = w->lastPos;
+    /* The last commit's meta page is on disk, unless it was written
+    ** before a failed fsync (then not even its data may be). */
+    if (w->eSyncLost != 2) w->durablePos = syncLostPos(w, 1, 0);
     ljWriterPublish(w);
     pthread_mutex_unlock(&w->mutex);
   } else {
+    if (mrc == EIO) {
+      pthread_mutex_lock(&w->mutex);
+      w->eSyncLost = 2;
+      pthread_mutex_unlock(&w->mutex);
+    }
     sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: checkpoint of %s failed: %s",
                 pEnv->zDir, mdb_strerror(mrc));
   }
