@@ -519,13 +519,17 @@ struct LjMetrics {
   int eShipState;       /* LJ_SHIPST_* (atomic) */
   i64 shipPos;          /* every event up to this pos is acknowledged */
   i64 shipSeenPos;      /* highest pos the shipper has read */
-  i64 shipLagMs;        /* age of the oldest unacknowledged event, ms */
+  i64 shipOldestTs;     /* ts of the oldest unacknowledged event, 0: none */
+  i64 shipOldestSent;   /* when it was handed to the client (wall ms) */
   u64 nShipSent;        /* events acknowledged by Kafka */
   u64 nShipErrors;      /* client and delivery errors */
   u64 nShipRestarts;    /* producer restarts (resumed from Kafka) */
   char zShipError[160]; /* last error, "" if none since the last delivery */
 };
 enum { LJ_SHIPST_OFF = 0, LJ_SHIPST_STANDBY, LJ_SHIPST_ACTIVE, LJ_SHIPST_DOWN };
+/* Health is degraded when an event handed to the Kafka client this long
+** ago is still not acknowledged (functions.c, journal_health). */
+#define LJ_SHIP_LAG_MAX_MS 5000
 /* Count a latency (histMutex held).  Inline: the writer and the append
 ** path record here; metrics.c reads. */
 static inline void ljHistAdd(LjHist *p, u64 us) {
@@ -554,6 +558,7 @@ typedef struct LjShipInfo LjShipInfo;
 struct LjShipInfo {
   int eState; /* LJ_SHIPST_* */
   i64 shipPos, lagEvents, lagMs;
+  i64 waitMs; /* how long the oldest unacknowledged event waits for Kafka */
   u64 nSent, nErrors, nRestarts;
   char zError[160]; /* "" if none since the last delivery */
 };

@@ -67,6 +67,7 @@ typedef struct ShipSlot ShipSlot;
 struct ShipSlot {
   i64 pos;
   i64 ts;
+  i64 tSent; /* wall ms when handed to the client */
   int bDone;
 };
 
@@ -373,20 +374,21 @@ static int shipConnect(LjShip *p) {
 /* Retire acknowledged slots and publish position and lag. */
 static void shipPublish(LjShip *p) {
   LjMetrics *m = &p->pEnv->m;
-  i64 pos, lagMs = 0;
+  i64 pos, oldest = 0, sent = 0;
   while (p->iTail < p->iHead && p->aRing[p->iTail % SHIP_RING].bDone) {
     p->iTail++;
   }
   if (p->iTail < p->iHead) {
     const ShipSlot *s = &p->aRing[p->iTail % SHIP_RING];
     pos = s->pos - 1;
-    lagMs = ljNowMs() - s->ts;
-    if (lagMs < 0) lagMs = 0;
+    oldest = s->ts > 0 ? s->ts : 1;
+    sent = s->tSent;
   } else {
     pos = (i64)p->nextPos - 1;
   }
   __atomic_store_n(&m->shipPos, pos, __ATOMIC_RELAXED);
-  __atomic_store_n(&m->shipLagMs, lagMs, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->shipOldestSent, sent, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->shipOldestTs, oldest, __ATOMIC_RELAXED);
 }
 
 static void shipHeader(rd_kafka_headers_t *h, const char *zName, const void *a,
@@ -414,7 +416,7 @@ static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
   shipHeader(h, LJ_HDR_TAGS, e->aTags, e->nTags);
   shipHeader(h, LJ_HDR_CLASS, zCls, 2);
   shipHeader(h, LJ_HDR_STORE, p->zStore, 32);
-  p->aRing[iSlot % SHIP_RING] = (ShipSlot){(i64)e->pos, e->ts, 0};
+  p->aRing[iSlot % SHIP_RING] = (ShipSlot){(i64)e->pos, e->ts, ljNowMs(), 0};
   for (;;) {
     err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(iPart),
