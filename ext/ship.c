@@ -190,6 +190,9 @@ static rd_kafka_conf_t *shipConf(LjShip *p, int bProducer, char *zErr,
   if (!bad && !bProducer) {
     bad = rd_kafka_conf_set(conf, "enable.partition.eof", "true", zErr, nErr);
   }
+  if (!bad && !bProducer) {
+    bad = rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", zErr, nErr);
+  }
   for (i = 0; bProducer && !bad && azProd[i]; i += 2) {
     bad = rd_kafka_conf_set(conf, azProd[i], azProd[i + 1], zErr, nErr);
   }
