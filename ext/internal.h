@@ -805,7 +805,8 @@ struct LjRow {
 
 LJ_PRIVATE int ljScanNew(LjEnv *pEnv, LjScan **pp);
 /* Start (or restart) the plan.  The first start takes the scan's snapshot,
-** after waiting up to usTimeout for this process's queued appends. */
+** after waiting up to usTimeout for this process's queued appends (with
+** usTimeout < 0, at once: what is committed, as the shipper reads). */
 LJ_PRIVATE int ljScanStart(LjScan *p, const LjScanSpec *pSpec, i64 usTimeout,
                            char **pzErr);
 LJ_PRIVATE int ljScanNext(LjScan *p, char **pzErr);

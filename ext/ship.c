@@ -452,7 +452,9 @@ static int shipRound(LjShip *p, LjScan *pScan) {
   s.lo = (i64)p->nextPos;
   s.hi = INT64_MAX;
   s.nLimit = SHIP_ROUND;
-  for (rc = ljScanStart(pScan, &s, 1000000, &zErr);
+  /* What is committed: waiting for this process's queued appends would
+  ** tie every round to a commit of the writer. */
+  for (rc = ljScanStart(pScan, &s, -1, &zErr);
        rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND &&
        !p->bFailed && !shipStopping(p);
        rc = ljScanNext(pScan, &zErr)) {
