@@ -914,6 +914,9 @@ struct LjEvent {
   u8 *aRec;        /* encoded record */
   u32 nRec;
   u64 pos; /* assigned by the writer */
+  /* journal_restore: the event may be the first of its actor at a seq
+  ** above 1 (the source had truncated the ones before when it shipped). */
+  int bRestore;
 };
 
 enum {
