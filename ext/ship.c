@@ -370,7 +370,12 @@ static int shipConnect(LjShip *p) {
     return 0;
   }
   __atomic_fetch_add(&p->pEnv->m.nShipRestarts, 1, __ATOMIC_RELAXED);
-  shipSetState(p, LJ_SHIPST_ACTIVE);
+  /* After a failed session the state stays down until a delivery succeeds
+  ** (shipDelivered): a message the cluster keeps refusing must show. */
+  if (__atomic_load_n(&p->pEnv->m.eShipState, __ATOMIC_RELAXED) !=
+      LJ_SHIPST_DOWN) {
+    shipSetState(p, LJ_SHIPST_ACTIVE);
+  }
   return 1;
 }
 
@@ -501,7 +506,13 @@ static void shipActive(LjShip *p) {
     }
     rd_kafka_poll(p->rk, nRow < SHIP_ROUND ? SHIP_IDLE_MS : 0);
     shipPublish(p);
-    if (p->bFailed) shipDisconnect(p, 0); /* resume from Kafka */
+    if (p->bFailed) {
+      /* Resume from Kafka, after a pause: a refused message would
+      ** otherwise make every session fail at once. */
+      shipDisconnect(p, 0);
+      shipSetState(p, LJ_SHIPST_DOWN);
+      shipSleep(p, SHIP_RETRY_MS);
+    }
   }
   shipDisconnect(p, 2000);
   shipPublish(p);
