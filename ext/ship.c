@@ -37,7 +37,11 @@
 **     durability is below full: a crash of the machine can then lose
 **     events Kafka already holds, and their pos will be reused;
 **   - a partition's events are in pos order; across partitions there is
-**     no order.  Changing the partition count breaks the per-actor order.
+**     no order.  Changing the partition count breaks the per-actor order;
+**   - a produce request a killed shipper had sent and the network held
+**     until after the next session read the partition's end would land
+**     as a duplicate: the idempotent producer does not fence an earlier
+**     session (transactions would).  The window is the hand-over time.
 **
 ** Appends never wait for Kafka: the shipper reads committed events
 ** through the read interface (scan.c), in its own thread.  What it has
