@@ -93,6 +93,7 @@ struct LjShip {
   ShipSlot *aRing; /* in-flight messages, iTail .. iHead */
   u64 iHead, iTail;
   int bFailed; /* the session must end (delivery failure) */
+  int bRefused; /* a session failed; no delivery succeeded since */
 };
 
 static int shipStopping(LjShip *p) {
@@ -229,6 +230,7 @@ static void shipDelivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
     return;
   }
   p->aRing[(uintptr_t)m->_private % SHIP_RING].bDone = 1;
+  p->bRefused = 0;
   __atomic_fetch_add(&p->pEnv->m.nShipSent, 1, __ATOMIC_RELAXED);
   if (__atomic_load_n(&p->pEnv->m.eShipState, __ATOMIC_RELAXED) ==
       LJ_SHIPST_DOWN) {
@@ -376,10 +378,7 @@ static int shipConnect(LjShip *p) {
   __atomic_fetch_add(&p->pEnv->m.nShipRestarts, 1, __ATOMIC_RELAXED);
   /* After a failed session the state stays down until a delivery succeeds
   ** (shipDelivered): a message the cluster keeps refusing must show. */
-  if (__atomic_load_n(&p->pEnv->m.eShipState, __ATOMIC_RELAXED) !=
-      LJ_SHIPST_DOWN) {
-    shipSetState(p, LJ_SHIPST_ACTIVE);
-  }
+  if (!p->bRefused) shipSetState(p, LJ_SHIPST_ACTIVE);
   return 1;
 }
 
@@ -514,6 +513,7 @@ static void shipActive(LjShip *p) {
       /* Resume from Kafka, after a pause: a refused message would
       ** otherwise make every session fail at once. */
       shipDisconnect(p, 0);
+      p->bRefused = 1;
       shipSetState(p, LJ_SHIPST_DOWN);
       shipSleep(p, SHIP_RETRY_MS);
     }
