@@ -356,6 +356,9 @@ static int shipConnect(LjShip *p) {
   rd_kafka_conf_t *conf;
   p->bFailed = 0;
   p->iHead = p->iTail = 0;
+  /* The last session's oldest unacknowledged event is resent or in Kafka:
+  ** its wait must not count against the new session. */
+  __atomic_store_n(&p->pEnv->m.shipOldestTs, 0, __ATOMIC_RELAXED);
   if (!shipResume(p, zErr, sizeof(zErr))) {
     shipSetError(p, zErr);
     shipSetState(p, LJ_SHIPST_DOWN);
