@@ -347,10 +347,11 @@ static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
   static const char *const azState[] = {"off", "standby", "active", "down"};
   sqlite3_str_appendf(pStr,
                       ",\"shipping\":{\"state\":\"%s\",\"shipped_pos\":%lld,"
-                      "\"lag_events\":%lld,\"lag_ms\":%lld,\"sent\":%llu,"
+                      "\"lag_events\":%lld,\"lag_ms\":%lld,"
+                      "\"ack_wait_ms\":%lld,\"sent\":%llu,"
                       "\"errors\":%llu,\"restarts\":%llu,\"last_error\":",
                       azState[si->eState], si->shipPos, si->lagEvents,
-                      si->lagMs, (unsigned long long)si->nSent,
+                      si->lagMs, si->waitMs, (unsigned long long)si->nSent,
                       (unsigned long long)si->nErrors,
                       (unsigned long long)si->nRestarts);
   if (si->zError[0]) {
@@ -366,7 +367,14 @@ static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
 ** "checks": failed when the writer failed; degraded when the map is over
 ** 90% of map_max, the queue is over 90% full, a reader transaction is
 ** older than txn_timeout, the writer reported an error, or shipping is
-** down (no broker reachable, or the topic unreadable).
+** down (no broker reachable, or the topic unreadable) or stuck: an event
+** handed to the Kafka client LJ_SHIP_LAG_MAX_MS ago is still not
+** acknowledged (a shipper merely behind the appends is not degraded; its
+** lag_ms grows).  One broker of three down is not degraded by itself:
+** while every partition has a leader, acks=all still means every in-sync
+** replica has the event, and the broker's outage is the cluster's alarm;
+** a partition left without a leader holds its events back, and that is
+** degraded after LJ_SHIP_LAG_MAX_MS.
 */
 static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
@@ -398,7 +406,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   usOldest = ljOldestReaderUs(p->pEnv);
   bReaders = usOldest <= p->cfg.usTxnTimeout;
   ljShipInfo(p->pEnv, &si);
-  bShip = si.eState != LJ_SHIPST_DOWN;
+  bShip = si.eState != LJ_SHIPST_DOWN && si.waitMs <= LJ_SHIP_LAG_MAX_MS;
   zStatus = !bWriter ? "failed"
             : (!bMap || !bQueue || !bReaders || wi.zLastError || !bShip)
                 ? "degraded"
@@ -442,10 +450,15 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_str_appendf(pStr,
                       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
                       "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"
-                      "txn_timeout\":%s,\"no_writer_error\":%s}}",
+                      "txn_timeout\":%s,\"no_writer_error\":%s",
                       bWriter ? "true" : "false", bMap ? "true" : "false",
                       bQueue ? "true" : "false", bReaders ? "true" : "false",
                       wi.zLastError ? "false" : "true");
+  if (si.eState != LJ_SHIPST_OFF) {
+    sqlite3_str_appendf(pStr, ",\"shipping_acked_within_%ds\":%s",
+                        LJ_SHIP_LAG_MAX_MS / 1000, bShip ? "true" : "false");
+  }
+  sqlite3_str_appendall(pStr, "}}");
   sqlite3_free(wi.zLastError);
   {
     int rc = sqlite3_str_errcode(pStr);
