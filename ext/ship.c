@@ -92,7 +92,7 @@ struct LjShip {
   u64 nextPos;     /* next pos to read */
   ShipSlot *aRing; /* in-flight messages, iTail .. iHead */
   u64 iHead, iTail;
-  int bFailed; /* the session must end (delivery failure) */
+  int bFailed;  /* the session must end (delivery failure) */
   int bRefused; /* a session failed; no delivery succeeded since */
 };
 
