@@ -1260,6 +1260,8 @@ typedef struct LjConn LjConn;
 typedef struct LjTable LjTable;
 typedef struct JtPending JtPending;
 
+typedef struct LjCheck LjCheck;
+
 /* Per-connection state: the journal tables connected on it. */
 struct LjConn {
   sqlite3 *db;
@@ -1268,6 +1270,11 @@ struct LjConn {
   LjTable *pList;    /* connected tables */
   LjTable *pLast;    /* table the journal_* functions resolved last */
   char zLast[64];    /* ... from this argument text */
+  u32 iGen;          /* moves when a table disconnects or is renamed */
+  LjTable *pPlanned; /* table xBestIndex planned last (conn.c resolves) */
+  LjCheck *pCheck;   /* schema checks, one per schema name (conn.c) */
+  u32 iEpochSeq;     /* last epoch handed out by a schema check */
+  int nChecking;     /* a schema check is stepping */
 };
 
 /* One lmdb_journal table on one connection. */
@@ -1281,6 +1288,10 @@ struct LjTable {
   LjEnv *pEnv;
   LjClient *pClient;
   JtPending *pPending; /* INSERTs of the open transaction */
+  int bLocal;          /* temp or in-memory: only this connection changes
+                       ** its schema */
+  int bStale;          /* another table of this name is the current one */
+  u32 iEpoch;          /* schema check epoch it was found current in */
 };
 
 /* Connections (conn.c): the one registered on a handle, if any. */
@@ -1293,9 +1304,16 @@ LJ_PRIVATE void ljTableFree(LjTable *p);
 /* SQLITE_OK, or SQLITE_MISUSE with *pzErr set when the table's store was
 ** opened by the parent of this process (fork): open a new connection. */
 LJ_PRIVATE int ljTableUsable(const LjTable *p, char **pzErr);
-/* Find the table named zName (optionally "schema.table") on db. */
+/* Find the table named zName (optionally "schema.table") on db: the one
+** the schema means now, even if another connection or process dropped
+** and recreated it (see "Finding the table a statement means" in
+** conn.c). */
 LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
                            char **pzErr);
+/* Link a table just connected into its connection's list / take it out
+** (xDisconnect, xDestroy). */
+LJ_PRIVATE void ljTableLink(LjTable *p);
+LJ_PRIVATE void ljTableUnlink(LjTable *p);
 LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
