@@ -1084,6 +1084,9 @@ LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
 /* Carry out truncation request p (the stage must be merged);
 ** *pbWrote is set when anything was written. */
 LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote);
+/* Record the highest pos assigned (meta db): also a write that changes
+** nothing else, for a commit of its own (a new meta page). */
+LJ_PRIVATE int ljPutMaxPos(LjPut *pPut, MDB_txn *txn);
 /* Put snapshot request p (its actor's number known, 0 if new), stamped
 ** with ts, then keep only the newest p->nKeep of the actor's snapshots. */
 LJ_PRIVATE int ljPutSnapshot(LjPut *pPut, MDB_txn *txn, LjReq *p, i64 ts);
@@ -1137,6 +1140,10 @@ struct LjWriter {
   i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
   int nLastClients;      /* distinct submitters of recent batches */
   i64 usLastCommit;      /* how long the last commit took */
+  size_t txnIdDoubt;     /* commits up to this one may not be durable: an
+                         ** fsync failed after it (0: none; writer.c) */
+  int mrcSynced;         /* the env sync after the batch just committed
+                         ** failed with this (for batchFinish) */
   LjReq *pPool;          /* recycled requests (mutex) */
   int nPool;
 };

@@ -499,7 +499,7 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   const u8 *zActor = p->aEvent[0].aRec;
   int nActor = (int)p->aEvent[0].nRec;
   u64 num, highest, floor, upTo;
-  u8 aKey[LJ_EVKEY], aAct[LJ_ACTVAL], aMax[sizeof(u64)];
+  u8 aKey[LJ_EVKEY], aAct[LJ_ACTVAL];
   MDB_cursor *c;
   MDB_val k, v;
   int mrc;
@@ -533,11 +533,17 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   v.mv_size = sizeof(aAct);
   mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, 0);
   if (mrc) return mrc;
+  return ljPutMaxPos(pPut, txn);
+}
+
+int ljPutMaxPos(LjPut *pPut, MDB_txn *txn) {
+  u8 aMax[sizeof(u64)];
+  MDB_val k, v;
   ljPut64(aMax, pPut->tailPos);
   ljMetaKey(&k, LJ_META_MAXPOS);
   v.mv_data = aMax;
   v.mv_size = sizeof(aMax);
-  return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
+  return mdb_put(txn, pPut->pEnv->aDbi[LJ_DB_META], &k, &v, 0);
 }
 
 /**************************************************************************
