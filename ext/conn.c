@@ -202,8 +202,8 @@ static int checkGet(LjConn *pConn, const char *zDb, LjCheck **pp) {
 */
 static int checkHeader(LjConn *pConn, const char *zDb, u8 aHdr[10]) {
   sqlite3_file *pFile = 0;
-  if (sqlite3_file_control(pConn->db, zDb, SQLITE_FCNTL_FILE_POINTER,
-                           &pFile) != SQLITE_OK ||
+  if (sqlite3_file_control(pConn->db, zDb, SQLITE_FCNTL_FILE_POINTER, &pFile) !=
+          SQLITE_OK ||
       pFile == 0 || pFile->pMethods == 0 ||
       pFile->pMethods->xRead(pFile, aHdr, 10, 18) != SQLITE_OK) {
     return 0;
@@ -309,8 +309,10 @@ static int tableResolve(LjConn *pConn, const char *zDb, const char *zName,
     p = 0; /* planned from a schema found stale: again, from the new one */
   }
   if (rc == SQLITE_OK && p == 0 && i == 3) {
-    *pzErr = sqlite3_mprintf("the schema kept changing while '%s' was "
-                             "looked up", zName);
+    *pzErr = sqlite3_mprintf(
+        "the schema kept changing while '%s' was "
+        "looked up",
+        zName);
     rc = SQLITE_SCHEMA;
   }
   for (q = pConn->pList; p && q; q = q->pNext) {

@@ -496,8 +496,8 @@ static char *batchUnsynced(LjWriter *w, int mrc) {
       "journal sync failed after the commit: its events are stored but may "
       "not be durable (%s); the next journal_sync commits and syncs again",
       mdb_strerror(w->mrcSynced));
-  sqlite3_log(ljMdbToSqlite(w->mrcSynced), "lmdbjournal: %s (%s)",
-              z ? z : "", w->pEnv->zDir);
+  sqlite3_log(ljMdbToSqlite(w->mrcSynced), "lmdbjournal: %s (%s)", z ? z : "",
+              w->pEnv->zDir);
   return z;
 }
 
