@@ -113,9 +113,11 @@ void ljTableFree(LjTable *p) {
 ** and a table is current only if it was found in the present epoch.  A
 ** step opens a read transaction (a few system calls) unless one is open;
 ** it is skipped inside a transaction in which the file has not changed
-** since the last step (SQLITE_FCNTL_DATA_VERSION), and for tables of the
-** temp schema or of an in-memory database, whose schema only their own
-** connection changes (its DROP and ALTER reach the table directly).
+** since the last step (SQLITE_FCNTL_DATA_VERSION), outside one when the
+** file's change stamp is what it was before the last step (checkStamp),
+** and for tables of the temp schema or of an in-memory database, whose
+** schema only their own connection changes (its DROP and ALTER reach the
+** table directly).
 **
 ** A table not (or no longer) trusted is looked up as SQLite resolves the
 ** name: a statement naming it is prepared, which connects it if needed,
@@ -127,16 +129,21 @@ void ljTableFree(LjTable *p) {
 ** disconnects, which sqlite3_close makes happen before it looks for
 ** unfinalized statements.
 */
+#define LJ_STAMP_HDR 10 /* database header bytes 18..27 */
+#define LJ_STAMP_WAL 48 /* WAL-index header (first copy) */
+#define LJ_STAMP     (LJ_STAMP_HDR + LJ_STAMP_WAL)
 struct LjCheck {
   LjCheck *pNext;
   char *zDb;           /* schema name */
-  sqlite3_stmt *pStmt; /* SELECT 1 FROM "zDb".sqlite_schema WHERE 0 */
+  sqlite3_stmt *pStmt; /* the check: the schema's locking_mode, and a
+                       ** read of sqlite_schema that returns nothing */
   int nPrep;           /* its SQLITE_STMTSTATUS_REPREPARE at the last step */
   u32 iEpoch;          /* current epoch of the schema */
   unsigned iVersion;   /* SQLITE_FCNTL_DATA_VERSION after the last step */
-  int bHdr;            /* aHdr holds the header read before the last step */
-  u8 aHdr[10];         /* ... bytes 18..27: format versions and change
-                       ** counter (see checkHeader) */
+  int eStamp;          /* what checkStamp read before the last step */
+  u8 aStamp[LJ_STAMP]; /* ... the file's change stamp */
+  int bShm;            /* WAL mode with a shared-memory index, as of the
+                       ** last step: checkStamp may read the index */
 };
 
 static void checkFreeAll(LjConn *pConn) {
@@ -171,7 +178,10 @@ static int checkGet(LjConn *pConn, const char *zDb, LjCheck **pp) {
   if (c == 0) return SQLITE_NOMEM;
   memset(c, 0, sizeof(*c));
   c->zDb = sqlite3_mprintf("%s", zDb);
-  zSql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE 0", zDb);
+  zSql = sqlite3_mprintf(
+      "SELECT locking_mode, (SELECT 1 FROM \"%w\".sqlite_schema WHERE 0) "
+      "FROM pragma_locking_mode WHERE schema = %Q",
+      zDb, zDb);
   rc = (c->zDb && zSql) ? SQLITE_OK : SQLITE_NOMEM;
   if (rc == SQLITE_OK) {
     rc = sqlite3_prepare_v3(pConn->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
@@ -192,44 +202,71 @@ static int checkGet(LjConn *pConn, const char *zDb, LjCheck **pp) {
 }
 
 /*
-** Bytes 18..27 of the database header, read through SQLite's own file
-** handle without a lock; 1 if the file is in rollback-journal mode.  Its
-** file change counter (bytes 24..27) moves with every transaction that
-** writes, before the transaction ends, so a value read before a step of
-** the check and read again unchanged means no schema change since that
-** step: one pread instead of a read transaction's lock, unlock and hot
-** journal test.  (In WAL mode the counter stays; a step is needed.)
+** The change stamp of database zDb, read through SQLite's own file
+** handle without a lock: header bytes 18..27 (the format versions, 2 in
+** WAL mode, and the file change counter), and in WAL mode the header of
+** the WAL index in shared memory.  A transaction that writes moves the
+** counter (rollback mode) or rewrites the index header (WAL mode) before
+** it ends, so a stamp read before a step of the check and read again
+** unchanged means no schema change since that step: one pread instead of
+** a read transaction's locks and tests.  Returns 2 if aStamp is complete,
+** 1 if only the header was read, 0 if nothing.
+**
+** The index is read only while the last step found it shared (bShm) and
+** the header unchanged since: no journal or locking mode change came
+** between, and xShmMap then finds the mapping the pager made (it would
+** make one for a database that has none).
 */
-static int checkHeader(LjConn *pConn, const char *zDb, u8 aHdr[10]) {
+static int checkStamp(LjConn *pConn, LjCheck *c, u8 aStamp[LJ_STAMP]) {
   sqlite3_file *pFile = 0;
-  if (sqlite3_file_control(pConn->db, zDb, SQLITE_FCNTL_FILE_POINTER, &pFile) !=
-          SQLITE_OK ||
-      pFile == 0 || pFile->pMethods == 0 ||
-      pFile->pMethods->xRead(pFile, aHdr, 10, 18) != SQLITE_OK) {
+  const sqlite3_io_methods *pM;
+  void volatile *pShm = 0;
+  memset(aStamp, 0, LJ_STAMP);
+  if (sqlite3_file_control(pConn->db, c->zDb, SQLITE_FCNTL_FILE_POINTER,
+                           &pFile) != SQLITE_OK ||
+      pFile == 0 || (pM = pFile->pMethods) == 0 ||
+      pM->xRead(pFile, aStamp, LJ_STAMP_HDR, 18) != SQLITE_OK) {
     return 0;
   }
-  return aHdr[0] == 1 && aHdr[1] == 1;
+  if (aStamp[0] == 1 && aStamp[1] == 1) return 2; /* rollback journal */
+  if (aStamp[0] != 2 || aStamp[1] != 2 || !c->bShm || c->eStamp == 0 ||
+      memcmp(aStamp, c->aStamp, LJ_STAMP_HDR) || pM->iVersion < 2 ||
+      pM->xShmMap == 0 || pM->xShmMap(pFile, 0, 32768, 0, &pShm) || pShm == 0) {
+    return 1;
+  }
+  memcpy(&aStamp[LJ_STAMP_HDR], (const void *)pShm, LJ_STAMP_WAL);
+  return 2;
 }
 
 /* Have SQLite check the schema of c: a new epoch when it had changed. */
 static int checkStep(LjConn *pConn, LjCheck *c, char **pzErr) {
-  u8 aHdr[10];
-  int rc, n, bHdr = checkHeader(pConn, c->zDb, aHdr);
+  u8 aStamp[LJ_STAMP];
+  int eStamp = checkStamp(pConn, c, aStamp), bShm = 0;
+  int rc, n;
   pConn->nChecking++;
   rc = sqlite3_step(c->pStmt);
+  if (rc == SQLITE_ROW) {
+    const unsigned char *z = sqlite3_column_text(c->pStmt, 0);
+    bShm = z && sqlite3_stricmp((const char *)z, "normal") == 0;
+    rc = SQLITE_DONE;
+  }
   n = sqlite3_stmt_status(c->pStmt, SQLITE_STMTSTATUS_REPREPARE, 0);
   if (rc != SQLITE_DONE) {
     *pzErr = sqlite3_mprintf("%s", sqlite3_errmsg(pConn->db));
   }
   sqlite3_reset(c->pStmt);
   pConn->nChecking--;
-  if (rc != SQLITE_DONE) return rc == SQLITE_ROW ? SQLITE_INTERNAL : rc;
+  if (rc != SQLITE_DONE) return rc;
   if (n != c->nPrep) {
     c->nPrep = n;
     c->iEpoch = ++pConn->iEpochSeq;
   }
-  c->bHdr = bHdr;
-  memcpy(c->aHdr, aHdr, sizeof(aHdr));
+  c->eStamp = eStamp;
+  memcpy(c->aStamp, aStamp, LJ_STAMP);
+  /* The step opened the WAL if the file is in WAL mode: shared memory
+  ** unless the locking mode is exclusive (then the index is the pager's
+  ** heap memory). */
+  c->bShm = bShm;
   sqlite3_file_control(pConn->db, c->zDb, SQLITE_FCNTL_DATA_VERSION,
                        &c->iVersion);
   return SQLITE_OK;
@@ -240,7 +277,7 @@ static int tableCurrent(LjConn *pConn, LjTable *p, int *pbOk, char **pzErr) {
   sqlite3 *db = pConn->db;
   LjCheck *c;
   unsigned v = 0;
-  u8 aHdr[10];
+  u8 aStamp[LJ_STAMP];
   u32 iEpoch = p->iEpoch, iGen = pConn->iGen;
   int rc;
   *pbOk = p->bLocal;
@@ -251,9 +288,9 @@ static int tableCurrent(LjConn *pConn, LjTable *p, int *pbOk, char **pzErr) {
     *pbOk = sqlite3_file_control(db, p->zDb, SQLITE_FCNTL_DATA_VERSION, &v) ==
                 SQLITE_OK &&
             v == c->iVersion;
-  } else if (c->bHdr) {
-    *pbOk = checkHeader(pConn, p->zDb, aHdr) &&
-            memcmp(aHdr, c->aHdr, sizeof(aHdr)) == 0;
+  } else if (c->eStamp == 2) {
+    *pbOk = checkStamp(pConn, c, aStamp) == 2 &&
+            memcmp(aStamp, c->aStamp, LJ_STAMP) == 0;
   }
   if (*pbOk) return SQLITE_OK;
   rc = checkStep(pConn, c, pzErr);
