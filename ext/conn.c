@@ -217,25 +217,59 @@ static int checkGet(LjConn *pConn, const char *zDb, LjCheck **pp) {
 ** between, and xShmMap then finds the mapping the pager made (it would
 ** make one for a database that has none).
 */
-static int checkStamp(LjConn *pConn, LjCheck *c, u8 aStamp[LJ_STAMP]) {
+static sqlite3_file *checkFile(LjConn *pConn, LjCheck *c) {
   sqlite3_file *pFile = 0;
-  const sqlite3_io_methods *pM;
-  void volatile *pShm = 0;
-  memset(aStamp, 0, LJ_STAMP);
   if (sqlite3_file_control(pConn->db, c->zDb, SQLITE_FCNTL_FILE_POINTER,
                            &pFile) != SQLITE_OK ||
-      pFile == 0 || (pM = pFile->pMethods) == 0 ||
-      pM->xRead(pFile, aStamp, LJ_STAMP_HDR, 18) != SQLITE_OK) {
+      pFile == 0 || pFile->pMethods == 0) {
+    return 0;
+  }
+  return pFile;
+}
+
+/* The WAL-index header into aShm: 1 if read. */
+static int checkShm(sqlite3_file *pFile, u8 aShm[LJ_STAMP_WAL]) {
+  const sqlite3_io_methods *pM = pFile->pMethods;
+  void volatile *pShm = 0;
+  if (pM->iVersion < 2 || pM->xShmMap == 0 ||
+      pM->xShmMap(pFile, 0, 32768, 0, &pShm) || pShm == 0) {
+    return 0;
+  }
+  memcpy(aShm, (const void *)pShm, LJ_STAMP_WAL);
+  return 1;
+}
+
+static int checkStamp(LjConn *pConn, LjCheck *c, u8 aStamp[LJ_STAMP]) {
+  sqlite3_file *pFile = checkFile(pConn, c);
+  memset(aStamp, 0, LJ_STAMP);
+  if (pFile == 0 ||
+      pFile->pMethods->xRead(pFile, aStamp, LJ_STAMP_HDR, 18) != SQLITE_OK) {
     return 0;
   }
   if (aStamp[0] == 1 && aStamp[1] == 1) return 2; /* rollback journal */
   if (aStamp[0] != 2 || aStamp[1] != 2 || !c->bShm || c->eStamp == 0 ||
-      memcmp(aStamp, c->aStamp, LJ_STAMP_HDR) || pM->iVersion < 2 ||
-      pM->xShmMap == 0 || pM->xShmMap(pFile, 0, 32768, 0, &pShm) || pShm == 0) {
+      memcmp(aStamp, c->aStamp, LJ_STAMP_HDR) ||
+      !checkShm(pFile, &aStamp[LJ_STAMP_HDR])) {
     return 1;
   }
-  memcpy(&aStamp[LJ_STAMP_HDR], (const void *)pShm, LJ_STAMP_WAL);
   return 2;
+}
+
+/*
+** In WAL mode the header read can be skipped too: while this connection
+** has the file in WAL mode no other can take it out (that needs an
+** exclusive lock, and a connection in WAL mode keeps a shared one), and
+** it would itself only by a commit (the header's version bytes), which
+** moves SQLITE_FCNTL_DATA_VERSION.  So an unchanged data version and
+** WAL-index header since the last step mean nothing changed: no system
+** call at all.
+*/
+static int checkWalOnly(LjConn *pConn, LjCheck *c, unsigned v) {
+  sqlite3_file *pFile;
+  u8 aShm[LJ_STAMP_WAL];
+  return c->eStamp == 2 && c->bShm && c->aStamp[0] == 2 && v == c->iVersion &&
+         (pFile = checkFile(pConn, c)) != 0 && checkShm(pFile, aShm) &&
+         memcmp(aShm, &c->aStamp[LJ_STAMP_HDR], LJ_STAMP_WAL) == 0;
 }
 
 /* Have SQLite check the schema of c: a new epoch when it had changed. */
@@ -284,13 +318,15 @@ static int tableCurrent(LjConn *pConn, LjTable *p, int *pbOk, char **pzErr) {
   if (p->bLocal) return SQLITE_OK;
   rc = checkGet(pConn, p->zDb, &c);
   if (rc || c->iEpoch != iEpoch) return rc;
+  if (sqlite3_file_control(db, p->zDb, SQLITE_FCNTL_DATA_VERSION, &v)) {
+    v = c->iVersion + 1; /* unknown: no shortcut */
+  }
   if (sqlite3_txn_state(db, p->zDb) > SQLITE_TXN_NONE) {
-    *pbOk = sqlite3_file_control(db, p->zDb, SQLITE_FCNTL_DATA_VERSION, &v) ==
-                SQLITE_OK &&
-            v == c->iVersion;
+    *pbOk = v == c->iVersion;
   } else if (c->eStamp == 2) {
-    *pbOk = checkStamp(pConn, c, aStamp) == 2 &&
-            memcmp(aStamp, c->aStamp, LJ_STAMP) == 0;
+    *pbOk =
+        checkWalOnly(pConn, c, v) || (checkStamp(pConn, c, aStamp) == 2 &&
+                                      memcmp(aStamp, c->aStamp, LJ_STAMP) == 0);
   }
   if (*pbOk) return SQLITE_OK;
   rc = checkStep(pConn, c, pzErr);
