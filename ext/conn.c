@@ -144,6 +144,7 @@ struct LjCheck {
   u8 aStamp[LJ_STAMP]; /* ... the file's change stamp */
   int bShm;            /* WAL mode with a shared-memory index, as of the
                        ** last step: checkStamp may read the index */
+  int bPragma;         /* pStmt reads the locking mode too */
 };
 
 static void checkFreeAll(LjConn *pConn) {
@@ -163,9 +164,32 @@ static void checkFreeIfUnused(LjConn *pConn) {
   if (pConn->pList == 0 && pConn->nChecking == 0) checkFreeAll(pConn);
 }
 
+/* Prepare the check of c: with the locking mode (bPragma), or without
+** (an authorizer may refuse the pragma, when the check steps). */
+static int checkPrepare(LjConn *pConn, LjCheck *c, int bPragma) {
+  char *zSql = bPragma
+                   ? sqlite3_mprintf(
+                         "SELECT locking_mode, (SELECT 1 FROM \"%w\"."
+                         "sqlite_schema WHERE 0) FROM pragma_locking_mode "
+                         "WHERE schema = %Q",
+                         c->zDb, c->zDb)
+                   : sqlite3_mprintf(
+                         "SELECT 1 FROM \"%w\".sqlite_schema WHERE 0", c->zDb);
+  int rc = zSql ? SQLITE_OK : SQLITE_NOMEM;
+  sqlite3_finalize(c->pStmt);
+  c->pStmt = 0;
+  c->nPrep = 0;
+  c->bPragma = bPragma;
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_prepare_v3(pConn->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
+                            &c->pStmt, 0);
+  }
+  sqlite3_free(zSql);
+  return rc;
+}
+
 static int checkGet(LjConn *pConn, const char *zDb, LjCheck **pp) {
   LjCheck *c;
-  char *zSql;
   int rc;
   for (c = pConn->pCheck; c; c = c->pNext) {
     if (sqlite3_stricmp(c->zDb, zDb) == 0) {
@@ -178,16 +202,8 @@ static int checkGet(LjConn *pConn, const char *zDb, LjCheck **pp) {
   if (c == 0) return SQLITE_NOMEM;
   memset(c, 0, sizeof(*c));
   c->zDb = sqlite3_mprintf("%s", zDb);
-  zSql = sqlite3_mprintf(
-      "SELECT locking_mode, (SELECT 1 FROM \"%w\".sqlite_schema WHERE 0) "
-      "FROM pragma_locking_mode WHERE schema = %Q",
-      zDb, zDb);
-  rc = (c->zDb && zSql) ? SQLITE_OK : SQLITE_NOMEM;
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_prepare_v3(pConn->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
-                            &c->pStmt, 0);
-  }
-  sqlite3_free(zSql);
+  rc = c->zDb ? checkPrepare(pConn, c, 1) : SQLITE_NOMEM;
+  if (rc && rc != SQLITE_NOMEM) rc = checkPrepare(pConn, c, 0);
   if (rc) {
     sqlite3_finalize(c->pStmt);
     sqlite3_free(c->zDb);
@@ -279,6 +295,14 @@ static int checkStep(LjConn *pConn, LjCheck *c, char **pzErr) {
   int rc, n;
   pConn->nChecking++;
   rc = sqlite3_step(c->pStmt);
+  if (rc == SQLITE_AUTH && c->bPragma) {
+    /* Refused the pragma: the plain check, from a new epoch (a statement
+    ** of its own has no reprepare count to compare). */
+    sqlite3_reset(c->pStmt);
+    rc = checkPrepare(pConn, c, 0);
+    c->iEpoch = ++pConn->iEpochSeq;
+    if (rc == SQLITE_OK) rc = sqlite3_step(c->pStmt);
+  }
   if (rc == SQLITE_ROW) {
     const unsigned char *z = sqlite3_column_text(c->pStmt, 0);
     bShm = z && sqlite3_stricmp((const char *)z, "normal") == 0;
