@@ -1,7 +1,9 @@
 /*
 ** conn.c -- what the SQL files share: the per-connection list of journal
-** tables that the journal_* functions resolve names against, and the
-** checks that turn SQL values into an actor id or an event.
+** tables that the journal_* functions resolve names against (and the
+** check that a name still means the table found for it: "Finding the
+** table a statement means" below), and the checks that turn SQL values
+** into an actor id or an event.
 **
 ** A connection (LjConn) is registered once per sqlite3 handle, however
 ** often the extension is loaded on it: loading again finds the handle in
@@ -106,8 +108,9 @@ void ljTableFree(LjTable *p) {
 **
 ** So a table found by name is trusted only while its schema is known
 ** unchanged.  For each schema name the connection keeps a statement
-** (LjCheck) that reads nothing, "SELECT 1 FROM db.sqlite_schema WHERE
-** 0", but makes SQLite compare the cookie; when the schema changed, or
+** (LjCheck) around "SELECT 1 FROM db.sqlite_schema WHERE 0", which reads
+** no row but makes SQLite compare the cookie (it also reports the locking
+** mode, for checkStamp); when the schema changed, or
 ** was reset since the last step, SQLite prepares it again and its
 ** SQLITE_STMTSTATUS_REPREPARE count moves.  Each move starts a new epoch,
 ** and a table is current only if it was found in the present epoch.  A
