@@ -17,11 +17,10 @@
 **   journal_backup(T, dest_dir [, compact]) -> bytes of the copy
 **
 ** T names an lmdb_journal table of the calling connection ("j" or
-** "main.j").  The connection remembers the last name resolved (statements
-** are usually reset after every row, which would drop auxdata), and a
-** table forgets itself there when it disconnects or is renamed.  Functions that
-*write are
-** SQLITE_DIRECTONLY: schema objects cannot call them.
+** "main.j"): the one the schema means when the statement runs, even if
+** another connection or process dropped and recreated it (fnTable).
+** Functions that write are SQLITE_DIRECTONLY: schema objects cannot call
+** them.
 */
 #include "internal.h"
 
@@ -36,12 +35,26 @@
 #define LJ_RESULT_SUBTYPE 0x001000000
 #endif
 
-/* The table named by argument 0, or NULL after reporting an error. */
+/* What argument 0 resolved to in this execution of the statement. */
+typedef struct FnResolved FnResolved;
+struct FnResolved {
+  LjTable *p;
+  u32 iGen; /* LjConn.iGen then: no table disconnected since */
+};
+
+/*
+** The table named by argument 0, or NULL after reporting an error.  A
+** name is resolved and its schema checked (ljTableFind) once per
+** execution of the statement (auxdata, for a constant name), and the
+** table of a temp or in-memory schema, which no other connection
+** changes, only when the name differs from the last one resolved.
+*/
 static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   LjConn *pConn = (LjConn *)sqlite3_user_data(ctx);
   /* The type first: reading a blob as text would make it text. */
   int bText = sqlite3_value_type(argv[0]) == SQLITE_TEXT;
   const char *zArg = bText ? (const char *)sqlite3_value_text(argv[0]) : 0;
+  FnResolved *pRes;
   LjTable *p;
   char *zErr = 0;
   int rc;
@@ -52,9 +65,14 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
                          -1);
     return 0;
   }
-  if (pConn->pLast && strcmp(pConn->zLast, zArg) == 0 &&
-      !ljEnvForked(pConn->pLast->pEnv)) {
-    return pConn->pLast;
+  p = pConn->pLast;
+  if (p && p->bLocal && strcmp(pConn->zLast, zArg) == 0 &&
+      !ljEnvForked(p->pEnv)) {
+    return p;
+  }
+  pRes = (FnResolved *)sqlite3_get_auxdata(ctx, 0);
+  if (pRes && pRes->iGen == pConn->iGen && !ljEnvForked(pRes->p->pEnv)) {
+    return pRes->p;
   }
   rc = ljTableFind(pConn, zArg, &p, &zErr);
   if (rc) {
@@ -62,6 +80,7 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
       sqlite3_result_error_nomem(ctx);
     } else {
       sqlite3_result_error(ctx, zErr, -1);
+      sqlite3_result_error_code(ctx, rc);
     }
     sqlite3_free(zErr);
     return 0;
@@ -69,6 +88,12 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   if (strlen(zArg) < sizeof(pConn->zLast)) {
     pConn->pLast = p;
     memcpy(pConn->zLast, zArg, strlen(zArg) + 1);
+  }
+  pRes = sqlite3_malloc64(sizeof(*pRes));
+  if (pRes) {
+    pRes->p = p;
+    pRes->iGen = pConn->iGen;
+    sqlite3_set_auxdata(ctx, 0, pRes, sqlite3_free);
   }
   return p;
 }
@@ -347,10 +372,11 @@ static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
   static const char *const azState[] = {"off", "standby", "active", "down"};
   sqlite3_str_appendf(pStr,
                       ",\"shipping\":{\"state\":\"%s\",\"shipped_pos\":%lld,"
-                      "\"lag_events\":%lld,\"lag_ms\":%lld,\"sent\":%llu,"
+                      "\"lag_events\":%lld,\"lag_ms\":%lld,"
+                      "\"ack_wait_ms\":%lld,\"sent\":%llu,"
                       "\"errors\":%llu,\"restarts\":%llu,\"last_error\":",
                       azState[si->eState], si->shipPos, si->lagEvents,
-                      si->lagMs, (unsigned long long)si->nSent,
+                      si->lagMs, si->waitMs, (unsigned long long)si->nSent,
                       (unsigned long long)si->nErrors,
                       (unsigned long long)si->nRestarts);
   if (si->zError[0]) {
@@ -366,7 +392,14 @@ static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
 ** "checks": failed when the writer failed; degraded when the map is over
 ** 90% of map_max, the queue is over 90% full, a reader transaction is
 ** older than txn_timeout, the writer reported an error, or shipping is
-** down (no broker reachable, or the topic unreadable).
+** down (no broker reachable, or the topic unreadable) or stuck: an event
+** handed to the Kafka client LJ_SHIP_LAG_MAX_MS ago is still not
+** acknowledged (a shipper merely behind the appends is not degraded; its
+** lag_ms grows).  One broker of three down is not degraded by itself:
+** while every partition has a leader, acks=all still means every in-sync
+** replica has the event, and the broker's outage is the cluster's alarm;
+** a partition left without a leader holds its events back, and that is
+** degraded after LJ_SHIP_LAG_MAX_MS.
 */
 static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
@@ -398,7 +431,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   usOldest = ljOldestReaderUs(p->pEnv);
   bReaders = usOldest <= p->cfg.usTxnTimeout;
   ljShipInfo(p->pEnv, &si);
-  bShip = si.eState != LJ_SHIPST_DOWN;
+  bShip = si.eState != LJ_SHIPST_DOWN && si.waitMs <= LJ_SHIP_LAG_MAX_MS;
   zStatus = !bWriter ? "failed"
             : (!bMap || !bQueue || !bReaders || wi.zLastError || !bShip)
                 ? "degraded"
@@ -442,10 +475,15 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_str_appendf(pStr,
                       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
                       "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"
-                      "txn_timeout\":%s,\"no_writer_error\":%s}}",
+                      "txn_timeout\":%s,\"no_writer_error\":%s",
                       bWriter ? "true" : "false", bMap ? "true" : "false",
                       bQueue ? "true" : "false", bReaders ? "true" : "false",
                       wi.zLastError ? "false" : "true");
+  if (si.eState != LJ_SHIPST_OFF) {
+    sqlite3_str_appendf(pStr, ",\"shipping_acked_within_%ds\":%s",
+                        LJ_SHIP_LAG_MAX_MS / 1000, bShip ? "true" : "false");
+  }
+  sqlite3_str_appendall(pStr, "}}");
   sqlite3_free(wi.zLastError);
   {
     int rc = sqlite3_str_errcode(pStr);

@@ -530,13 +530,17 @@ struct LjMetrics {
   int eShipState;       /* LJ_SHIPST_* (atomic) */
   i64 shipPos;          /* every event up to this pos is acknowledged */
   i64 shipSeenPos;      /* highest pos the shipper has read */
-  i64 shipLagMs;        /* age of the oldest unacknowledged event, ms */
+  i64 shipOldestTs;     /* ts of the oldest unacknowledged event, 0: none */
+  i64 shipOldestSent;   /* when it was handed to the client (wall ms) */
   u64 nShipSent;        /* events acknowledged by Kafka */
   u64 nShipErrors;      /* client and delivery errors */
   u64 nShipRestarts;    /* producer restarts (resumed from Kafka) */
   char zShipError[160]; /* last error, "" if none since the last delivery */
 };
 enum { LJ_SHIPST_OFF = 0, LJ_SHIPST_STANDBY, LJ_SHIPST_ACTIVE, LJ_SHIPST_DOWN };
+/* Health is degraded when an event handed to the Kafka client this long
+** ago is still not acknowledged (functions.c, journal_health). */
+#define LJ_SHIP_LAG_MAX_MS 5000
 /* Count a latency (histMutex held).  Inline: the writer and the append
 ** path record here; metrics.c reads. */
 static inline void ljHistAdd(LjHist *p, u64 us) {
@@ -565,6 +569,7 @@ typedef struct LjShipInfo LjShipInfo;
 struct LjShipInfo {
   int eState; /* LJ_SHIPST_* */
   i64 shipPos, lagEvents, lagMs;
+  i64 waitMs; /* how long the oldest unacknowledged event waits for Kafka */
   u64 nSent, nErrors, nRestarts;
   char zError[160]; /* "" if none since the last delivery */
 };
@@ -874,7 +879,8 @@ struct LjRow {
 
 LJ_PRIVATE int ljScanNew(LjEnv *pEnv, LjScan **pp);
 /* Start (or restart) the plan.  The first start takes the scan's snapshot,
-** after waiting up to usTimeout for this process's queued appends. */
+** after waiting up to usTimeout for this process's queued appends (with
+** usTimeout < 0, at once: what is committed, as the shipper reads). */
 LJ_PRIVATE int ljScanStart(LjScan *p, const LjScanSpec *pSpec, i64 usTimeout,
                            char **pzErr);
 LJ_PRIVATE int ljScanNext(LjScan *p, char **pzErr);
@@ -982,6 +988,9 @@ struct LjEvent {
   u8 *aRec;        /* encoded record */
   u32 nRec;
   u64 pos; /* assigned by the writer */
+  /* journal_restore: the event may be the first of its actor at a seq
+  ** above 1 (the source had truncated the ones before when it shipped). */
+  int bRestore;
 };
 
 enum {
@@ -1103,6 +1112,9 @@ LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
 /* Carry out truncation request p (the stage must be merged);
 ** *pbWrote is set when anything was written. */
 LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote);
+/* Record the highest pos assigned (meta db): also a write that changes
+** nothing else, for a commit of its own (a new meta page). */
+LJ_PRIVATE int ljPutMaxPos(LjPut *pPut, MDB_txn *txn);
 /* Put snapshot request p (its actor's number known, 0 if new), stamped
 ** with ts, then keep only the newest p->nKeep of the actor's snapshots. */
 LJ_PRIVATE int ljPutSnapshot(LjPut *pPut, MDB_txn *txn, LjReq *p, i64 ts);
@@ -1152,12 +1164,14 @@ struct LjWriter {
   size_t lastTxnId; /* id of our last commit */
   int eFlags;       /* durability the env flags are set for */
   int bUnsynced;    /* commits since the last env sync */
-  int eSyncLost;    /* after a failed fsync: 2, then 1 after one commit
-                    ** (writer.c, syncLostPos) */
   i64 usLastSync;
   i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
   int nLastClients;      /* distinct submitters of recent batches */
   i64 usLastCommit;      /* how long the last commit took */
+  size_t txnIdDoubt;     /* commits up to this one may not be durable: an
+                         ** fsync failed after it (0: none; writer.c) */
+  int mrcSynced;         /* the env sync after the batch just committed
+                         ** failed with this (for batchFinish) */
   LjReq *pPool;          /* recycled requests (mutex) */
   int nPool;
 };
@@ -1281,6 +1295,8 @@ typedef struct LjConn LjConn;
 typedef struct LjTable LjTable;
 typedef struct JtPending JtPending;
 
+typedef struct LjCheck LjCheck;
+
 /* Per-connection state: the journal tables connected on it. */
 struct LjConn {
   sqlite3 *db;
@@ -1289,6 +1305,11 @@ struct LjConn {
   LjTable *pList;    /* connected tables */
   LjTable *pLast;    /* table the journal_* functions resolved last */
   char zLast[64];    /* ... from this argument text */
+  u32 iGen;          /* moves when a table disconnects or is renamed */
+  LjTable *pPlanned; /* table xBestIndex planned last (conn.c resolves) */
+  LjCheck *pCheck;   /* schema checks, one per schema name (conn.c) */
+  u32 iEpochSeq;     /* last epoch handed out by a schema check */
+  int nChecking;     /* a schema check is stepping */
 };
 
 /* One lmdb_journal table on one connection. */
@@ -1302,6 +1323,10 @@ struct LjTable {
   LjEnv *pEnv;
   LjClient *pClient;
   JtPending *pPending; /* INSERTs of the open transaction */
+  int bLocal;          /* temp or in-memory: only this connection changes
+                       ** its schema */
+  int bStale;          /* another table of this name is the current one */
+  u32 iEpoch;          /* schema check epoch it was found current in */
 };
 
 /* Connections (conn.c): the one registered on a handle, if any. */
@@ -1317,9 +1342,16 @@ LJ_PRIVATE void ljTableFree(LjTable *p);
 /* SQLITE_OK, or SQLITE_MISUSE with *pzErr set when the table's store was
 ** opened by the parent of this process (fork): open a new connection. */
 LJ_PRIVATE int ljTableUsable(const LjTable *p, char **pzErr);
-/* Find the table named zName (optionally "schema.table") on db. */
+/* Find the table named zName (optionally "schema.table") on db: the one
+** the schema means now, even if another connection or process dropped
+** and recreated it (see "Finding the table a statement means" in
+** conn.c). */
 LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
                            char **pzErr);
+/* Link a table just connected into its connection's list / take it out
+** (xDisconnect, xDestroy). */
+LJ_PRIVATE void ljTableLink(LjTable *p);
+LJ_PRIVATE void ljTableUnlink(LjTable *p);
 LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);
