@@ -121,7 +121,7 @@ deps:
 TCLSH ?= tclsh
 
 TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest \
-           $(B)/powerloss.so $(B)/powerloss-apply
+           $(B)/powerloss.so $(B)/powerloss-apply $(B)/stuckdrv
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -162,6 +162,9 @@ $(B)/kafka_mock: test/kafka_mock.c | $(B)
 
 $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/threads.c $(SRC) -lsqlite3 $(LIBS)
+
+$(B)/stuckdrv: test/stuckdrv.c $(SRC) $(HDR) | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/stuckdrv.c $(SRC) -lsqlite3 $(LIBS)
 
 $(B)/crashload: test/crashload.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/crashload.c $(SRC) -lsqlite3 $(LIBS)

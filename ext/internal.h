@@ -571,10 +571,11 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** Locks, in the order they are taken (a thread holding one never waits
 ** for an earlier one):
 **
-**   1. ljRegistryMutex (registry.c)  the registry list and LjEnv.nRef.
-**                      Held across opening and closing an environment,
-**                      so it is held while the writer thread is started
-**                      and joined.
+**   1. ljRegistryMutex (registry.c)  the registry list, LjEnv.nRef and
+**                      LjEnv.eState; ljRegistryCond waits on it (with a
+**                      deadline).  Never held across LMDB work nor while
+**                      a writer thread is started or stopped: opening and
+**                      closing mark the entry and work without it.
 **   2. LjEnv.gate      rwlock: shared around every piece of work on LMDB
 **                      memory (a read transaction's calls, the writer's
 **                      whole write transaction), exclusive to change the
@@ -593,6 +594,19 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** (layout.c's crcOnce is a pthread_once that takes nothing.)  The
 ** condition variables LjWriter.condWork/condDone wait on the writer mutex.
 **
+** Waits on another process.  The only lock held while waiting on another
+** process is the gate, shared, by the writer thread while mdb_txn_begin
+** waits for LMDB's write lock (LMDB offers no timed wait; the
+** transaction's first reads of the map need the gate).  Whoever wants the
+** gate exclusively gives up after sync_timeout (ljEnvResize), so readers
+** queued behind it wait at most that long.  Every other wait has a
+** deadline: submitters and closers wait for tickets up to sync_timeout
+** (submit.c), openers of a directory being opened or closed up to
+** sync_timeout (registry.c), a close for its writer up to sync_timeout
+** (ljWriterStop; the writer is then left to finish alone).  The thread
+** that creates or upgrades a store waits for the write lock in
+** envOpenDbs, holding no lock.
+**
 ** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
 ** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
 ** gauges of LjMetrics (atomics).
@@ -604,8 +618,12 @@ struct LjReaderSlot {
   i64 usStart;
 };
 
+/* LjEnv.eState: its registry entry's state (registry.c). */
+enum { LJ_ENV_OPENING = 0, LJ_ENV_OPEN = 1, LJ_ENV_CLOSING = 2 };
+
 struct LjEnv {
   LjEnv *pNext;                /* registry list (registry mutex) */
+  int eState;                  /* LJ_ENV_* (registry mutex) */
   pthread_mutex_t readerMutex; /* guards pReaders */
   LjReaderSlot *pReaders;      /* open read transactions, oldest last */
   int nRef;                    /* tables using it (registry mutex) */
@@ -629,6 +647,8 @@ struct LjEnv {
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
+/* Close LMDB, leave the registry and free (after the writer stopped). */
+LJ_PRIVATE void ljEnvReap(LjEnv *pEnv);
 /* Was the environment opened in a parent of this process (fork)?  Then it
 ** must not be used, nor closed. */
 LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
@@ -657,6 +677,19 @@ LJ_PRIVATE int ljReaderCheck(LjEnv *p);
 LJ_PRIVATE void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot);
 LJ_PRIVATE void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot);
 LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
+/* The oldest read transaction of any process (LMDB's reader table) and
+** the bytes it keeps LMDB from reusing. */
+typedef struct LjOldReader LjOldReader;
+struct LjOldReader {
+  int bFound;       /* any reader at all (the fields below are set) */
+  int nReaders;     /* active readers, every process */
+  int pid;          /* the oldest one's process */
+  int bThisProcess; /* ... is this one */
+  u64 txnid;        /* its snapshot */
+  u64 ageTxns;      /* commits since its snapshot */
+  i64 nPinned;      /* bytes freed since, not reusable while it lives */
+};
+LJ_PRIVATE int ljOldestReaderAll(LjEnv *p, LjOldReader *pOut);
 
 /* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
 ** it leaves the gate, adopts the new size and re-enters. */
@@ -965,6 +998,7 @@ struct LjClient {
   u64 iErrTicket;  /* ticket of the first unreported failure, 0 if none */
   int errRc;
   char *zErr;
+  LjClient *pNextOrphan; /* LjWriter.pOrphans (mutex) */
 };
 
 /* Actor cache entry, one per actor this process has appended to. */
@@ -1081,6 +1115,11 @@ struct LjWriter {
   i64 usLastCommit;      /* how long the last commit took */
   LjReq *pPool;          /* recycled requests (mutex) */
   int nPool;
+  /* Stopping and stuck requests (mutex). */
+  i64 usTakenQueued;  /* usQueued of the batch's first request, 0 if idle */
+  int bExited;        /* the thread is done with the environment */
+  int bDetached;      /* ljWriterStop gave up: the thread frees all */
+  LjClient *pOrphans; /* closed clients with requests still queued */
 };
 
 /* Publish the gauges metrics.c reports (writer mutex held, or before
@@ -1103,7 +1142,15 @@ static inline void ljWriterPublish(LjWriter *w) {
 LJ_PRIVATE void ljReqFree(LjWriter *w, LjReq *p);
 
 LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
-LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
+/* Stop the writer: it drains its queue and merges the stage.  Waits up to
+** usTimeout (-1: no bound), giving up at once when a request has already
+** waited that long (the writer is stuck).  Returns 1 when it stopped (and
+** is freed); 0 when it was left running, detached: it then frees itself
+** and calls ljEnvReap when done. */
+LJ_PRIVATE int ljWriterStop(LjEnv *pEnv, i64 usTimeout);
+/* When the oldest request in flight or queued was queued (ljNowUs), 0 if
+** none (writer mutex held). */
+LJ_PRIVATE i64 ljWriterOldestReq(LjWriter *w);
 
 /**************************************************************************
 ** Shipping to Kafka (ship.c): a background thread per environment that
@@ -1132,7 +1179,12 @@ LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
 
 /* Client lifetime. */
 LJ_PRIVATE LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode);
-LJ_PRIVATE void ljClientFree(LjClient *p); /* flushes its appends first */
+/* Flushes its appends first, waiting while the writer makes progress, up
+** to sync_timeout past the oldest request's queueing: a stuck writer's
+** client is handed to the writer (freed when its requests are done). */
+LJ_PRIVATE void ljClientFree(LjClient *p);
+/* Free the closed clients whose requests are all done (mutex held). */
+LJ_PRIVATE void ljClientReap(LjWriter *w, int bAll);
 
 /*
 ** Reserve seqs for and queue nEvent events of one request.  Each
@@ -1186,6 +1238,7 @@ typedef struct LjWriterInfo LjWriterInfo;
 struct LjWriterInfo {
   const char *zState; /* "running", "stopped", "failed" */
   i64 nQueue;
+  i64 usOldestReq; /* age of the oldest request in flight or queued */
   i64 lastPos;
   i64 durablePos;
   char *zLastError; /* sqlite3_malloc'd copy or NULL */
