@@ -223,13 +223,18 @@ test-asan: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/asan,-DLJ_STAGE_IDLE_US=2000000)
 
 # The threaded driver under ThreadSanitizer (extension linked in statically),
-# as built and with every batch staged.
+# as built and with every batch staged; then stuck.test's driver (opening
+# and closing while another process holds the write lock).
 test-tsan: deps
 	@mkdir -p $(B)/tsan
 	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE -o $(B)/tsan/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE $(STAGED_FLAGS) -o $(B)/tsan/threads-staged test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(B)/tsan/threads $(B)/tsan/data 4 20000
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(B)/tsan/threads-staged $(B)/tsan/data 4 20000
+	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE -o $(B)/tsan/stuckdrv test/stuckdrv.c $(SRC) -lsqlite3 $(LIBS)
+	$(MAKE) --no-print-directory all $(B)/stuckdrv
+	LJ_STUCKDRV=$(B)/tsan/stuckdrv TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  $(TCLSH) test/all.tcl --build $(B) stuck
 
 # The whole Tcl suite (under ASan+UBSan) against a build that stages every
 # batch and merges every 3,000 events (or after 20 ms idle): staged, merged

@@ -600,12 +600,14 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** transaction's first reads of the map need the gate).  Whoever wants the
 ** gate exclusively gives up after sync_timeout (ljEnvResize), so readers
 ** queued behind it wait at most that long.  Every other wait has a
-** deadline: submitters and closers wait for tickets up to sync_timeout
-** (submit.c), openers of a directory being opened or closed up to
-** sync_timeout (registry.c), a close for its writer up to sync_timeout
-** (ljWriterStop; the writer is then left to finish alone).  The thread
-** that creates or upgrades a store waits for the write lock in
-** envOpenDbs, holding no lock.
+** deadline: submitters wait for tickets up to sync_timeout (submit.c);
+** closers for tickets, openers of a directory being opened or closed
+** (registry.c) and a close for its writer (ljWriterStop; the writer is
+** then left to finish alone) up to ljWaitBound, sync_timeout but at least
+** 1 s; an opener for the creation or upgrade of a store's databases up to
+** sync_timeout, at least 3 s (registry.c, envCreateTimed: the thread that
+** waits for the write lock there holds no lock and is left to finish
+** alone).
 **
 ** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
 ** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
@@ -642,6 +644,15 @@ struct LjEnv {
   pid_t pid;        /* the process that opened it */
   unsigned forkGen; /* fork generation it was opened in (registry.c) */
 };
+
+/* How long closing, and opening a directory another thread is opening or
+** closing, wait on a stuck writer: sync_timeout, but at least a second
+** (sync_timeout may be 0, and a close should not give up on a writer
+** that is merely busy). */
+#define LJ_WAIT_MIN_US 1000000
+static inline i64 ljWaitBound(const LjConfig *p) {
+  return p->usSyncTimeout > LJ_WAIT_MIN_US ? p->usSyncTimeout : LJ_WAIT_MIN_US;
+}
 
 /* Open (share) the store of pCfg->zPath; only bCreate creates one. */
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
@@ -1180,7 +1191,7 @@ LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
 /* Client lifetime. */
 LJ_PRIVATE LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode);
 /* Flushes its appends first, waiting while the writer makes progress, up
-** to sync_timeout past the oldest request's queueing: a stuck writer's
+** to ljWaitBound past the oldest request's queueing: a stuck writer's
 ** client is handed to the writer (freed when its requests are done). */
 LJ_PRIVATE void ljClientFree(LjClient *p);
 /* Free the closed clients whose requests are all done (mutex held). */

@@ -21,10 +21,11 @@
 ** in the list marked LJ_ENV_OPENING or LJ_ENV_CLOSING (so it is never open
 ** twice in the process, not even while closing), the slow work runs
 ** without the mutex, and openers of the same directory wait on
-** ljRegistryCond, up to their sync_timeout (then SQLITE_BUSY).  Openers of
+** ljRegistryCond, up to their ljWaitBound: sync_timeout, at least 1 s
+** (then SQLITE_BUSY).  Openers of
 ** other directories are not delayed at all.
 **
-** A close waits for the writer at most sync_timeout (ljWriterStop); a
+** A close waits for the writer at most ljWaitBound (ljWriterStop); a
 ** writer that does not finish by then is left running, detached: it keeps
 ** the environment until its queue is drained and the stage merged, then
 ** closes it itself (ljEnvReap).  A process that exits meanwhile loses the
@@ -562,7 +563,7 @@ static int envAllowed(const char *zPath, char **pzErr) {
 /*
 ** Find the open environment of directory pSt (registry mutex held) and
 ** take a reference (*pp), or *pp = 0 when there is none.  An entry being
-** opened or closed by another thread is waited for, up to sync_timeout:
+** opened or closed by another thread is waited for, up to ljWaitBound:
 ** that thread may itself wait on another process's write lock.
 */
 static int registryFind(const struct stat *pSt, const LjConfig *pCfg,
@@ -588,14 +589,15 @@ static int registryFind(const struct stat *pSt, const LjConfig *pCfg,
     if (bTimedOut) {
       *pzErr = sqlite3_mprintf(
           "lmdb_journal: the store at '%s' is being %s by another connection "
-          "of this process, still after %lldms (sync_timeout): another "
+          "of this process, still after %lldms (sync_timeout, at least 1 "
+          "s): another "
           "process may hold the store's write lock (stuck or stopped); try "
           "again later",
           p->zDir, p->eState == LJ_ENV_OPENING ? "opened" : "closed",
-          pCfg->usSyncTimeout / 1000);
+          ljWaitBound(pCfg) / 1000);
       return SQLITE_BUSY;
     }
-    if (!bWaited) ljDeadline(&dl, pCfg->usSyncTimeout);
+    if (!bWaited) ljDeadline(&dl, ljWaitBound(pCfg));
     bWaited = 1;
     if (pthread_cond_timedwait(&ljRegistryCond, &ljRegistryMutex, &dl) ==
         ETIMEDOUT) {
@@ -689,7 +691,7 @@ void ljEnvRelease(LjEnv *p) {
   p->eState = LJ_ENV_CLOSING;
   pthread_mutex_unlock(&ljRegistryMutex);
   ljShipStop(p);
-  if (ljWriterStop(p, p->cfg.usSyncTimeout)) ljEnvReap(p);
+  if (ljWriterStop(p, ljWaitBound(&p->cfg))) ljEnvReap(p);
   /* else the writer, detached, calls ljEnvReap when it is done */
 }
 

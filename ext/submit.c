@@ -173,12 +173,13 @@ static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
 
 /*
 ** Close a client: wait for its queued requests (they point at it), while
-** the writer makes progress: until sync_timeout after the oldest request
+** the writer makes progress: until ljWaitBound (sync_timeout, at least
+** 1 s) after the oldest request
 ** in flight or queued was queued.  A writer stuck that long (another
 ** process holding the write lock) is not waited for: the client goes to
 ** the writer's orphans, freed once its requests are done, and they are
 ** written when the lock frees (if the process still runs).  So closing
-** returns within sync_timeout, at once when the writer is already stuck.
+** returns within that bound, at once when the writer is already stuck.
 */
 void ljClientFree(LjClient *p) {
   LjWriter *w;
@@ -191,7 +192,7 @@ void ljClientFree(LjClient *p) {
     return;
   }
   w = p->pEnv->pWriter;
-  usTimeout = p->pEnv->cfg.usSyncTimeout;
+  usTimeout = ljWaitBound(&p->pEnv->cfg);
   pthread_mutex_lock(&w->mutex);
   for (;;) {
     i64 usOldest = ljWriterOldestReq(w), usLeft;

@@ -963,7 +963,8 @@ int ljWriterStop(LjEnv *pEnv, i64 usTimeout) {
     ** the environment and closes it when done (writerExit). */
     sqlite3_log(SQLITE_BUSY,
                 "lmdbjournal: closing %s: the writer is not done after "
-                "sync_timeout (%lldms); it finishes in the background",
+                "%lldms (sync_timeout, at least 1 s); it finishes in the "
+                "background",
                 pEnv->zDir, usTimeout / 1000);
     w->bDetached = 1;
     thread = w->thread; /* w may be freed once the mutex is released */

@@ -23,6 +23,7 @@
 */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,10 @@ static const char *zStuck, *zOther;
 typedef struct Job Job;
 struct Job {
   void (*xRun)(Job *);
-  sqlite3 *db;        /* close: the connection to close */
-  double t0;          /* when started */
-  volatile double ms; /* how long it took, -1 until it returned */
-  volatile int rc;    /* its result */
+  sqlite3 *db;   /* close: the connection to close */
+  double t0;     /* when started */
+  atomic_int ms; /* how long it took, -1 until it returned */
+  int rc;        /* its result (read after ms is set) */
   pthread_t tid;
 };
 
@@ -120,20 +121,20 @@ static void runReopen(Job *p) {
 static void *jobMain(void *pArg) {
   Job *p = (Job *)pArg;
   p->xRun(p);
-  p->ms = nowMs() - p->t0;
+  atomic_store(&p->ms, (int)(nowMs() - p->t0));
   return 0;
 }
 
 static void jobStart(Job *p) {
-  p->ms = -1;
+  atomic_store(&p->ms, -1);
   p->t0 = nowMs();
   pthread_create(&p->tid, 0, jobMain, p);
 }
 
 /* Wait up to 10 s from its start; a thread still blocked is left. */
 static void jobWait(Job *p) {
-  while (p->ms < 0 && nowMs() - p->t0 < 10000) sleepMs(5);
-  if (p->ms >= 0) pthread_join(p->tid, 0);
+  while (atomic_load(&p->ms) < 0 && nowMs() - p->t0 < 10000) sleepMs(5);
+  if (atomic_load(&p->ms) >= 0) pthread_join(p->tid, 0);
 }
 
 int main(int argc, char **argv) {
@@ -170,8 +171,8 @@ int main(int argc, char **argv) {
   jobWait(&b);
   jobWait(&c);
   jobWait(&a);
-  printf("t1_ms=%.0f t2_ms=%.0f t2_rc=%d t3_ms=%.0f t3_rc=%d\n", a.ms, b.ms,
-         b.rc, c.ms, c.rc);
+  printf("t1_ms=%d t2_ms=%d t2_rc=%d t3_ms=%d t3_rc=%d\n", atomic_load(&a.ms),
+         atomic_load(&b.ms), b.rc, atomic_load(&c.ms), c.rc);
   fflush(stdout);
   if (bResume) {
     /* The lock holder is gone once a line comes: what was left running
@@ -190,7 +191,7 @@ int main(int argc, char **argv) {
       }
     }
     jobWait(&a);
-    printf("after_rc=%d t1_ms=%.0f\n", rc, a.ms);
+    printf("after_rc=%d t1_ms=%d\n", rc, atomic_load(&a.ms));
     fflush(stdout);
   }
   _exit(0);
