@@ -658,6 +658,9 @@ static inline i64 ljWaitBound(const LjConfig *p) {
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
 LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
+/* Keep this library loaded for good: called before a thread of it is left
+** to outlive the connections (registry.c). */
+LJ_PRIVATE void ljPinLibrary(void);
 /* Close LMDB, leave the registry and free (after the writer stopped). */
 LJ_PRIVATE void ljEnvReap(LjEnv *pEnv);
 /* Was the environment opened in a parent of this process (fork)?  Then it

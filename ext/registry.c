@@ -22,8 +22,8 @@
 ** twice in the process, not even while closing), the slow work runs
 ** without the mutex, and openers of the same directory wait on
 ** ljRegistryCond, up to their ljWaitBound: sync_timeout, at least 1 s
-** (then SQLITE_BUSY).  Openers of
-** other directories are not delayed at all.
+** (then SQLITE_BUSY).  Openers of other directories are not delayed at
+** all.
 **
 ** A close waits for the writer at most ljWaitBound (ljWriterStop); a
 ** writer that does not finish by then is left running, detached: it keeps
@@ -49,8 +49,10 @@
 **
 ** Every lock and the order they are taken in: internal.h, above LjEnv.
 */
+#define _GNU_SOURCE /* dladdr */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -416,6 +418,24 @@ struct EnvOpenJob {
   int bAbandoned; /* the opener gave up: the thread cleans up (ditto) */
 };
 
+/*
+** A thread left running past a close or a failed open (a detached writer,
+** an abandoned open) runs this library's code, and sqlite3_close unloads
+** an extension once the last connection that loaded it closes.  So the
+** first such thread pins the library for the life of the process
+** (RTLD_NODELETE on the already loaded object).
+*/
+static pthread_once_t ljPinOnce = PTHREAD_ONCE_INIT;
+static void pinInstall(void) {
+  Dl_info info;
+  if (dladdr((void *)ljEnvOpen, &info) && info.dli_fname) {
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+void ljPinLibrary(void) {
+  pthread_once(&ljPinOnce, pinInstall);
+}
+
 static void *envOpenMain(void *pArg) {
   EnvOpenJob *pJob = (EnvOpenJob *)pArg;
   LjEnv *p = pJob->p;
@@ -448,7 +468,6 @@ static void *envOpenMain(void *pArg) {
 static int envCreateTimed(LjEnv *p, int *pbGone, char **pzErr) {
   EnvOpenJob *pJob = sqlite3_malloc64(sizeof(*pJob));
   pthread_t thread;
-  pthread_attr_t attr;
   struct timespec dl;
   i64 usWait = p->cfg.usSyncTimeout;
   int e, rc;
@@ -456,10 +475,7 @@ static int envCreateTimed(LjEnv *p, int *pbGone, char **pzErr) {
   if (pJob == 0) return SQLITE_NOMEM;
   memset(pJob, 0, sizeof(*pJob));
   pJob->p = p;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  e = pthread_create(&thread, &attr, envOpenMain, pJob);
-  pthread_attr_destroy(&attr);
+  e = pthread_create(&thread, 0, envOpenMain, pJob);
   if (e) {
     sqlite3_free(pJob);
     return envCreate(p, pzErr); /* no thread to spare: open here */
@@ -474,6 +490,8 @@ static int envCreateTimed(LjEnv *p, int *pbGone, char **pzErr) {
       pJob->bAbandoned = 1;
       *pbGone = 1;
       pthread_mutex_unlock(&ljRegistryMutex);
+      ljPinLibrary();
+      pthread_detach(thread);
       *pzErr = sqlite3_mprintf(
           "lmdb_journal: opening the store at '%s' did not finish within "
           "%lldms: another process may hold the store's write lock (stuck "
@@ -484,6 +502,7 @@ static int envCreateTimed(LjEnv *p, int *pbGone, char **pzErr) {
     }
   }
   pthread_mutex_unlock(&ljRegistryMutex);
+  pthread_join(thread, 0); /* it is returning: out of this library's code */
   rc = pJob->rc;
   *pzErr = pJob->zErr;
   sqlite3_free(pJob);
@@ -588,11 +607,10 @@ static int registryFind(const struct stat *pSt, const LjConfig *pCfg,
     }
     if (bTimedOut) {
       *pzErr = sqlite3_mprintf(
-          "lmdb_journal: the store at '%s' is being %s by another connection "
-          "of this process, still after %lldms (sync_timeout, at least 1 "
-          "s): another "
-          "process may hold the store's write lock (stuck or stopped); try "
-          "again later",
+          "lmdb_journal: the store at '%s' is being %s by another "
+          "connection of this process, still after %lldms (sync_timeout, "
+          "at least 1 s): another process may hold the store's write lock "
+          "(stuck or stopped); try again later",
           p->zDir, p->eState == LJ_ENV_OPENING ? "opened" : "closed",
           ljWaitBound(pCfg) / 1000);
       return SQLITE_BUSY;

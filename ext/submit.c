@@ -174,8 +174,8 @@ static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
 /*
 ** Close a client: wait for its queued requests (they point at it), while
 ** the writer makes progress: until ljWaitBound (sync_timeout, at least
-** 1 s) after the oldest request
-** in flight or queued was queued.  A writer stuck that long (another
+** 1 s) after the oldest request in flight or queued was queued.  A
+** writer stuck that long (another
 ** process holding the write lock) is not waited for: the client goes to
 ** the writer's orphans, freed once its requests are done, and they are
 ** written when the lock frees (if the process still runs).  So closing

@@ -934,7 +934,7 @@ i64 ljWriterOldestReq(LjWriter *w) {
 }
 
 /* Wait (mutex held) for the thread to exit, up to usTimeout, and not past
-** sync_timeout after the oldest request was queued (a stuck writer). */
+** usTimeout after the oldest request was queued (a stuck writer). */
 static int writerAwaitExit(LjWriter *w, i64 usTimeout) {
   i64 usEnd = ljNowUs() + usTimeout;
   while (!w->bExited) {
@@ -967,6 +967,7 @@ int ljWriterStop(LjEnv *pEnv, i64 usTimeout) {
                 "background",
                 pEnv->zDir, usTimeout / 1000);
     w->bDetached = 1;
+    ljPinLibrary();     /* the thread outlives the connection */
     thread = w->thread; /* w may be freed once the mutex is released */
     pthread_mutex_unlock(&w->mutex);
     pthread_detach(thread);
