@@ -173,7 +173,9 @@ static int readerLine(const char *zMsg, void *pCtx) {
   return 0;
 }
 
-/* Bytes freed by transactions from iTxn on (gate held). */
+/* Bytes freed by transactions from iTxn on (gate held), from at most
+** LJ_PIN_WALK_MAX freelist records. */
+#define LJ_PIN_WALK_MAX 65536
 static int readerPinned(LjEnv *p, u64 iTxn, i64 *pnPinned) {
   MDB_txn *txn = 0;
   MDB_cursor *cur = 0;
@@ -189,7 +191,8 @@ static int readerPinned(LjEnv *p, u64 iTxn, i64 *pnPinned) {
   k.mv_data = &id;
   k.mv_size = sizeof(id);
   if (mrc == 0) mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  while (mrc == 0) {
+  /* Capped, health must stay cheap: past the cap it is a lower bound. */
+  for (int n = 0; mrc == 0 && n < LJ_PIN_WALK_MAX; n++) {
     size_t nId;
     /* The value is an ID list: its count, then the page numbers. */
     if (v.mv_size >= sizeof(size_t)) {
