@@ -210,6 +210,7 @@ define asan_suite
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -shared -o $(1)/lmdbjournal.so $(SRC) $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/stuckdrv test/stuckdrv.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $(1)/powerloss.so test/powerloss.c -ldl -lpthread
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $(1)/powerloss-apply test/powerloss.c
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
