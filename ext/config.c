@@ -36,6 +36,7 @@
 **     max_value_size       64MiB    size, 1B .. 1GiB
 **     metrics              on       on | off | true | false | 1 | 0 | yes | no
 **     snapshot_keep        0        integer, 0 .. 1000000 (0: keep all)
+**     errors_max           65536    integer, 0 .. 10000000 (errlog.c)
 **     ship                 off      off | kafka (ship.c)
 **     ship_brokers         -        text: bootstrap servers host:port,...
 **     ship_topic           -        text: the topic
@@ -173,6 +174,8 @@ static const LjOpt aOpt[] = {
     {"metrics", LJ_OPT_METRICS, LJ_K_BOOL, LJ_F(bMetrics), 1, 0, 0, 0, aBool},
     {"snapshot_keep", LJ_OPT_SNAPSHOT_KEEP, LJ_K_INT, LJ_F(nSnapshotKeep), 0, 0,
      1000000, 0, 0},
+    {"errors_max", LJ_OPT_ERRORS_MAX, LJ_K_INT, LJ_F(nErrorsMax), 65536, 0,
+     10000000, 0, 0},
     {"ship", LJ_OPT_SHIP, LJ_K_ENUM, LJ_F(eShip), LJ_SHIP_OFF, 0, 0, 0, aShip},
     {"ship_brokers", LJ_OPT_SHIP_BROKERS, LJ_K_TEXT, LJ_F(zShipBrokers), 0, 0,
      0, 0, 0},
@@ -623,4 +626,5 @@ void ljConfigTakeEnv(LjConfig *pTab, const LjConfig *pEnv) {
   pTab->nQueueMax = pEnv->nQueueMax;
   pTab->nMaxRetries = pEnv->nMaxRetries;
   pTab->usRetryDelay = pEnv->usRetryDelay;
+  pTab->nErrorsMax = pEnv->nErrorsMax;
 }

@@ -156,7 +156,8 @@ static void fnSync(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int rc;
   (void)argc;
   if (p == 0) return;
-  rc = ljSync(p->pClient, 1, p->cfg.usSyncTimeout, &pos, &zErr);
+  rc = ljSync(p->pClient, 1, p->cfg.usSyncTimeout,
+              (const char *)sqlite3_value_text(argv[0]), &pos, &zErr);
   if (rc) {
     fnError(ctx, rc, zErr);
     return;

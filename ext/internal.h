@@ -4,13 +4,16 @@
 ** The extension is layered; data flows one way:
 **
 **     lmdbjournal.c  the entry point: registration             }
-**     journal_table.c  the lmdb_journal virtual table         }
+**     journal_table.c  the lmdb_journal virtual table: plans,  }
+**                    cursors, the tag collation               }
+**     table_write.c  ... its INSERTs: buffer, submit at COMMIT }
 **     functions.c    journal_* scalar functions                } SQL layer
 **     tvf.c          table-valued functions (journal_metrics)  }
 **     export.c       journal_export: JSON lines, and the value }
 **                    encoding its import undoes                }
 **     snapshots_tvf.c  journal_snapshots, journal_actors       }
 **     restore.c      journal_restore from a Kafka topic        }
+**     errors.c       journal_errors: which async writes failed }
 **     conn.c         per-connection state, table lookup, SQL   }
 **                    value checks shared by the files above    }
 **          |
@@ -29,6 +32,8 @@
 **     put.c          what a transaction writes; truncation    }
 **     stage.c        staging: put, merge, lookups             }
 **     metrics.c      counters, histograms, published gauges   }
+**     errlog.c       the log of failed async writes (written  }
+**                    by the writer, read by errors.c)         }
 **     env.c          the gate, map growth, read transactions, }
 **                    error mapping                            }
 **     layout.c       keys, records, checksums, tags          }
@@ -108,6 +113,7 @@ enum { LJ_SHIP_OFF = 0, LJ_SHIP_KAFKA = 1 };
 #define LJ_OPT_SHIP_BROKERS    (1u << 22)
 #define LJ_OPT_SHIP_TOPIC      (1u << 23)
 #define LJ_OPT_SHIP_CONF       (1u << 24)
+#define LJ_OPT_ERRORS_MAX      (1u << 25)
 
 /* Keys whose value belongs to the environment (and its one writer) rather
 ** than to the table: a second table opening the same directory with a
@@ -116,7 +122,7 @@ enum { LJ_SHIP_OFF = 0, LJ_SHIP_KAFKA = 1 };
   (LJ_OPT_MAP_SIZE | LJ_OPT_MAP_MAX | LJ_OPT_MAX_READERS | LJ_OPT_MAX_DBS | \
    LJ_OPT_BATCH_SIZE | LJ_OPT_BATCH_BYTES | LJ_OPT_SYNC_INTERVAL |          \
    LJ_OPT_CHECKPOINT | LJ_OPT_QUEUE_MAX | LJ_OPT_MAX_RETRIES |              \
-   LJ_OPT_RETRY_DELAY)
+   LJ_OPT_RETRY_DELAY | LJ_OPT_ERRORS_MAX)
 
 typedef struct LjConfig LjConfig;
 struct LjConfig {
@@ -146,6 +152,7 @@ struct LjConfig {
   char *zShipBrokers;  /* ship_brokers= (sqlite3_malloc'd, or NULL) */
   char *zShipTopic;    /* ship_topic= */
   char *zShipConf;     /* ship_conf= 'key=value;...' librdkafka props */
+  int nErrorsMax;      /* errors_max= failures journal_errors keeps */
   u32 mSet;            /* LJ_OPT_* bits of keys given explicitly */
 };
 
@@ -508,6 +515,8 @@ struct LjMetrics {
   u64 nStaleReaders; /* reader slots of dead processes cleared */
   u64 nMerges;       /* stage merges */
   u64 nMergedEvents; /* events moved from the stage into runs */
+  u64 nAsyncErrors;  /* async appends and snapshots that failed (errlog.c) */
+  u64 nAsyncDropped; /* ... of them not kept: errors_max reached */
   /* Gauges the writer publishes (stored under the writer mutex). */
   i64 nQueued;               /* events queued */
   i64 lastPos;               /* last committed pos */
@@ -548,7 +557,7 @@ struct LjMetricRow {
 };
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
-#define LJ_METRICS_MAX 40
+#define LJ_METRICS_MAX 48
 /* The shipper's state as metrics.c reads it from LjEnv.m. */
 typedef struct LjShipInfo LjShipInfo;
 struct LjShipInfo {
@@ -589,7 +598,9 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 **                      gate while holding it.
 **   4. LjEnv.readerMutex  the list of open read transactions (env.c).
 **      LjMetrics.histMutex  the two latency histograms.
-**                      Leaves: nothing is taken while holding either.
+**      LjErrLog.mutex  the failures journal_errors lists (errlog.c);
+**                      the writer records them holding the writer mutex.
+**                      Leaves: nothing is taken while holding any of them.
 **
 ** (layout.c's crcOnce is a pthread_once that takes nothing.)  The
 ** condition variables LjWriter.condWork/condDone wait on the writer mutex.
@@ -613,6 +624,34 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
 ** gauges of LjMetrics (atomics).
 */
+/*
+** The failures of async writes (errlog.c): what journal_errors lists.
+** One log per environment in a process: the writer thread records (in
+** batchFinish), SQL threads copy and clear.  LjErrLog.mutex guards every
+** field of the log and its entries; the log keeps at most errors_max
+** entries, and what does not fit is counted (nAsyncDropped), not kept.
+*/
+enum { LJ_ERRK_APPEND = 0, LJ_ERRK_SNAPSHOT = 1 };
+typedef struct LjErrEntry LjErrEntry;
+struct LjErrEntry {
+  LjErrEntry *pNext; /* the next newer entry */
+  i64 id;            /* 1, 2, ... in the order recorded */
+  i64 seq;           /* the seq the append returned (snapshot: its seq) */
+  i64 tMs;           /* when the writer recorded it, ms since the epoch */
+  int rc;            /* SQLite result code of the failure */
+  int eKind;         /* LJ_ERRK_* */
+  char *zErr;        /* the message (same allocation) */
+  int nActor;
+  char zActor[1]; /* actor id bytes (not terminated) */
+};
+typedef struct LjErrLog LjErrLog;
+struct LjErrLog {
+  pthread_mutex_t mutex;
+  LjErrEntry *pFirst, *pLast; /* oldest, newest */
+  i64 nEntry;
+  i64 iLastId; /* id of the last entry recorded (or dropped) */
+};
+
 /* An open read transaction of this process, for health's reader age. */
 typedef struct LjReaderSlot LjReaderSlot;
 struct LjReaderSlot {
@@ -641,6 +680,7 @@ struct LjEnv {
   LjWriter *pWriter;     /* the background writer */
   LjShip *pShip;         /* the shipper (ship.c), NULL if not shipping */
   LjMetrics m;
+  LjErrLog errLog;  /* failed async writes (errlog.c) */
   pid_t pid;        /* the process that opened it */
   unsigned forkGen; /* fork generation it was opened in (registry.c) */
 };
@@ -666,6 +706,21 @@ LJ_PRIVATE void ljEnvReap(LjEnv *pEnv);
 /* Was the environment opened in a parent of this process (fork)?  Then it
 ** must not be used, nor closed. */
 LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
+
+/* The failure log (errlog.c).  ljErrLogAdd records nEv events of one
+** failed request (aEv[i].zActor, nActor and seq; kind LJ_ERRK_*, code rc,
+** message zErr or NULL) and returns how many of them did not fit. */
+LJ_PRIVATE void ljErrLogInit(LjErrLog *p);
+LJ_PRIVATE void ljErrLogFree(LjEnv *pEnv); /* logs what was never read */
+LJ_PRIVATE i64 ljErrLogAdd(LjEnv *pEnv, const LjEvent *aEv, int nEv, int eKind,
+                           int rc, const char *zErr);
+/* A copy of the entries, oldest first, as an array of *pn
+** sqlite3_malloc'd entries (free with ljErrLogCopyFree). */
+LJ_PRIVATE int ljErrLogCopy(LjEnv *pEnv, LjErrEntry ***paCopy, int *pn);
+LJ_PRIVATE void ljErrLogCopyFree(LjErrEntry **aCopy, int n);
+/* Remove the entries with id <= iUpTo; returns how many. */
+LJ_PRIVATE i64 ljErrLogClear(LjEnv *pEnv, i64 iUpTo);
+LJ_PRIVATE i64 ljErrLogCount(LjEnv *pEnv);
 
 /**************************************************************************
 ** Working on an open environment (env.c): error mapping, the gate, map
@@ -1013,6 +1068,9 @@ struct LjClient {
   int errRc;
   char *zErr;
   LjClient *pNextOrphan; /* LjWriter.pOrphans (mutex) */
+  /* Async appends and snapshots failed since the last journal_sync (they
+  ** are in journal_errors, but for nLostDropped of them). */
+  i64 nLostEvents, nLostSnapshots, nLostDropped;
 };
 
 /* Actor cache entry, one per actor this process has appended to. */
@@ -1213,10 +1271,12 @@ LJ_PRIVATE int ljSubmit(LjClient *pClient, LjEvent *aEvent, int nEvent,
                         int bWait, i64 usTimeout, char **pzErr);
 
 /* Wait until everything submitted before the call is processed; with
-** bDurable also synced to disk.  Reports the client's parked error.
-** *pDurablePos receives the last committed pos. */
+** bDurable also synced to disk.  Reports the client's parked error: how
+** many of its async appends failed since the last ljSync, and the first
+** failure (zTable, the table's name as the caller gave it, names it in
+** the message).  *pDurablePos receives the last committed pos. */
 LJ_PRIVATE int ljSync(LjClient *pClient, int bDurable, i64 usTimeout,
-                      i64 *pDurablePos, char **pzErr);
+                      const char *zTable, i64 *pDurablePos, char **pzErr);
 
 /* Delete an actor's events with seq <= iToSeq (-1: all); its highest seq
 ** is kept.  Waits for the commit; *pnDeleted gets the count. */
@@ -1260,7 +1320,8 @@ struct LjWriterInfo {
 LJ_PRIVATE void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p);
 
 /**************************************************************************
-** SQL layer (lmdbjournal.c, conn.c, journal_table.c, functions.c, tvf.c)
+** SQL layer (lmdbjournal.c, conn.c, journal_table.c, table_write.c,
+** functions.c, tvf.c)
 */
 typedef struct LjConn LjConn;
 typedef struct LjTable LjTable;
@@ -1315,6 +1376,34 @@ LJ_PRIVATE int ljBoundValue(sqlite3_value *v, int bLower, int bStrict,
                             i64 *pOut);
 /* journal_restore from a Kafka topic (restore.c). */
 LJ_PRIVATE int ljRegisterRestore(sqlite3 *db, LjConn *pConn);
+/* journal_errors and journal_errors_clear (errors.c). */
+LJ_PRIVATE int ljRegisterErrors(sqlite3 *db, LjConn *pConn);
+
+/* The journal table's columns, in declaration order (journal_table.c). */
+enum {
+  LJ_COL_ACTOR = 0,
+  LJ_COL_SEQ,
+  LJ_COL_POS,
+  LJ_COL_TS,
+  LJ_COL_TYPE,
+  LJ_COL_PAYLOAD,
+  LJ_COL_META,
+  LJ_COL_TAGS,
+  LJ_COL_TAG
+};
+/* The journal table's write methods (table_write.c): xUpdate buffers an
+** INSERT in LjTable.pPending, xSync submits the buffer and waits for
+** its commit, the others drop the buffer or the tail of a savepoint. */
+LJ_PRIVATE int ljTableUpdate(sqlite3_vtab *pVtab, int argc,
+                             sqlite3_value **argv, sqlite_int64 *pRowid);
+LJ_PRIVATE int ljTableBegin(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableSync(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableCommit(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableRollback(sqlite3_vtab *pVtab);
+LJ_PRIVATE int ljTableSavepoint(sqlite3_vtab *pVtab, int iSave);
+LJ_PRIVATE int ljTableRelease(sqlite3_vtab *pVtab, int iSave);
+LJ_PRIVATE int ljTableRollbackTo(sqlite3_vtab *pVtab, int iSave);
+LJ_PRIVATE void ljPendingFree(JtPending *p);
 
 /* The collation of the journal table's tag column (journal_table.c). */
 #define LJ_TAG_COLLATION "LJTEXT"

@@ -66,7 +66,7 @@
 **
 ** WRITES.  INSERTs are buffered per table in xUpdate and submitted as one
 ** request in xSync, which waits for the commit (and durability); xRollback
-** and ROLLBACK TO discard the buffer or its tail.
+** and ROLLBACK TO discard the buffer or its tail (table_write.c).
 */
 #include "internal.h"
 
@@ -75,18 +75,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum {
-  COL_ACTOR = 0,
-  COL_SEQ,
-  COL_POS,
-  COL_TS,
-  COL_TYPE,
-  COL_PAYLOAD,
-  COL_META,
-  COL_TAGS,
-  COL_TAG
-};
 
 #define JT_PLAN_FULL  LJ_SCAN_FULL
 #define JT_PLAN_ACTOR LJ_SCAN_ACTOR
@@ -107,103 +95,6 @@ enum {
 
 /* Values up to this size are copied, see resultValue. */
 #define JT_COPY_MAX 128
-
-/**************************************************************************
-** Pending INSERTs of the open transaction
-*/
-struct JtPending {
-  LjEvent *aEv;
-  int nEv, nEvAlloc;
-  int *aSave; /* nEv at the start of each savepoint level */
-  int nSave;
-  LjActor **apCnt; /* open-addressing set: actor -> pending count */
-  i64 *aCnt;
-  int nCntSlot;
-};
-
-static int pendSlot(JtPending *p, LjActor *a);
-
-/* Count every actor's pending events afresh, in one pass. */
-static void pendRecount(JtPending *p) {
-  if (p->apCnt == 0) return;
-  memset(p->apCnt, 0, sizeof(LjActor *) * (size_t)p->nCntSlot);
-  for (int k = 0; k < p->nEv; k++) {
-    int i = pendSlot(p, p->aEv[k].pActor);
-    if (p->apCnt[i] == 0) {
-      p->apCnt[i] = p->aEv[k].pActor;
-      p->aCnt[i] = 0;
-    }
-    p->aCnt[i]++;
-  }
-}
-
-static void pendTruncate(JtPending *p, int nKeep) {
-  while (p->nEv > nKeep) sqlite3_free(p->aEv[--p->nEv].aRec);
-  pendRecount(p);
-}
-
-static void pendFree(JtPending *p) {
-  if (p) {
-    pendTruncate(p, 0);
-    sqlite3_free(p->aEv);
-    sqlite3_free(p->aSave);
-    sqlite3_free(p->apCnt);
-    sqlite3_free(p->aCnt);
-    sqlite3_free(p);
-  }
-}
-
-/* Slot of an actor in the count set (grown by the caller). */
-static int pendSlot(JtPending *p, LjActor *a) {
-  int i = (int)(((uintptr_t)a >> 4) * 2654435761u) & (p->nCntSlot - 1);
-  while (p->apCnt[i] && p->apCnt[i] != a) i = (i + 1) & (p->nCntSlot - 1);
-  return i;
-}
-
-/* Pending events of actor a. */
-static i64 pendCount(JtPending *p, LjActor *a) {
-  int i;
-  if (p->nCntSlot == 0) return 0;
-  i = pendSlot(p, a);
-  return p->apCnt[i] ? p->aCnt[i] : 0;
-}
-
-static int pendAdd(JtPending *p, LjEvent *pEv) {
-  if (p->nEv >= p->nEvAlloc) {
-    int nNew = p->nEvAlloc ? p->nEvAlloc * 2 : 16;
-    LjEvent *a = sqlite3_realloc64(p->aEv, sizeof(LjEvent) * (size_t)nNew);
-    if (a == 0) return SQLITE_NOMEM;
-    p->aEv = a;
-    p->nEvAlloc = nNew;
-  }
-  if (p->nEv * 2 >= p->nCntSlot) {
-    int nNew = p->nCntSlot ? p->nCntSlot * 4 : 64;
-    LjActor **ap = sqlite3_malloc64(sizeof(LjActor *) * (size_t)nNew);
-    i64 *a = sqlite3_malloc64(sizeof(i64) * (size_t)nNew);
-    if (ap == 0 || a == 0) {
-      sqlite3_free(ap);
-      sqlite3_free(a);
-      return SQLITE_NOMEM;
-    }
-    memset(ap, 0, sizeof(LjActor *) * (size_t)nNew);
-    sqlite3_free(p->apCnt);
-    sqlite3_free(p->aCnt);
-    p->apCnt = ap;
-    p->aCnt = a;
-    p->nCntSlot = nNew;
-    pendRecount(p);
-  }
-  {
-    int i = pendSlot(p, pEv->pActor);
-    if (p->apCnt[i] == 0) {
-      p->apCnt[i] = pEv->pActor;
-      p->aCnt[i] = 0;
-    }
-    p->aCnt[i]++;
-  }
-  p->aEv[p->nEv++] = *pEv;
-  return SQLITE_OK;
-}
 
 /**************************************************************************
 ** Connecting
@@ -276,7 +167,7 @@ static int jtDisconnect(sqlite3_vtab *pVtab) {
       break;
     }
   }
-  pendFree(p->pPending);
+  ljPendingFree(p->pPending);
   p->pPending = 0;
   ljClientFree(p->pClient); /* flushes this table's queued appends */
   p->pClient = 0;
@@ -339,7 +230,7 @@ static void boundsScan(sqlite3_index_info *p, int iCol, JtBounds *b) {
   b->iEq = b->iLo = b->iHi = -1;
   for (int i = 0; i < p->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &p->aConstraint[i];
-    int bCol = c->iColumn == iCol || (iCol == COL_POS && c->iColumn == -1);
+    int bCol = c->iColumn == iCol || (iCol == LJ_COL_POS && c->iColumn == -1);
     if (!c->usable || !bCol || !isBoundOp(c->op)) continue;
     if (c->op == SQLITE_INDEX_CONSTRAINT_EQ) {
       if (b->iEq < 0) b->iEq = i;
@@ -362,9 +253,9 @@ static int orderConsumable(sqlite3_index_info *p, int ePlan, int *pbDesc) {
   for (int i = 0; i < p->nOrderBy; i++) {
     int iCol = p->aOrderBy[i].iColumn;
     int ok;
-    if (ePlan == JT_PLAN_ACTOR && iCol == COL_ACTOR) continue; /* constant */
-    ok = iCol == COL_POS || iCol == -1 || iCol == COL_TS ||
-         (ePlan == JT_PLAN_ACTOR && iCol == COL_SEQ);
+    if (ePlan == JT_PLAN_ACTOR && iCol == LJ_COL_ACTOR) continue; /* constant */
+    ok = iCol == LJ_COL_POS || iCol == -1 || iCol == LJ_COL_TS ||
+         (ePlan == JT_PLAN_ACTOR && iCol == LJ_COL_SEQ);
     if (!ok || ePlan == JT_PLAN_FULL) return 0;
     if (bDesc >= 0 && bDesc != p->aOrderBy[i].desc) return 0;
     bDesc = p->aOrderBy[i].desc;
@@ -394,9 +285,9 @@ static void planConstraints(sqlite3_index_info *p, JtPlan *pl) {
     } else if (c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) {
       continue;
     }
-    if (c->iColumn == COL_TAG) {
+    if (c->iColumn == LJ_COL_TAG) {
       if (pl->iTag < 0 && keyUsable(p, i, LJ_TAG_COLLATION)) pl->iTag = i;
-    } else if (c->iColumn == COL_ACTOR) {
+    } else if (c->iColumn == LJ_COL_ACTOR) {
       if (pl->iActor < 0 && keyUsable(p, i, "BINARY")) pl->iActor = i;
     }
   }
@@ -407,18 +298,18 @@ static void planChoose(sqlite3_index_info *p, JtPlan *pl) {
   int bDesc;
   if (pl->iTag >= 0) {
     pl->ePlan = JT_PLAN_TAG;
-    boundsScan(p, COL_POS, &pl->b);
+    boundsScan(p, LJ_COL_POS, &pl->b);
     pl->rows = 1000;
   } else if (pl->iActor >= 0) {
     pl->ePlan = JT_PLAN_ACTOR;
-    boundsScan(p, COL_SEQ, &pl->b);
+    boundsScan(p, LJ_COL_SEQ, &pl->b);
     pl->rows = 1000;
   } else {
-    boundsScan(p, COL_POS, &pl->b);
+    boundsScan(p, LJ_COL_POS, &pl->b);
     pl->ePlan = JT_PLAN_POS;
     pl->rows = 100000;
     if (!hasBounds(&pl->b)) {
-      boundsScan(p, COL_TS, &pl->b);
+      boundsScan(p, LJ_COL_TS, &pl->b);
       pl->ePlan = JT_PLAN_TS;
       pl->rows = 150000;
     }
@@ -858,30 +749,30 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   JtCursor *p = (JtCursor *)pCur;
   const LjRow *s = ljScanRow(p->pScan);
   const LjRec *r = 0;
-  if (i != COL_ACTOR && i != COL_SEQ) {
+  if (i != LJ_COL_ACTOR && i != LJ_COL_SEQ) {
     int rc = ljScanDecode(p->pScan, &r);
     if (rc) return rc;
   }
   switch (i) {
-    case COL_ACTOR:
+    case LJ_COL_ACTOR:
       resultValue(p, ctx, LJ_VAL_TEXT, (const u8 *)s->zActor, s->nActor);
       break;
-    case COL_SEQ: sqlite3_result_int64(ctx, (i64)s->seq); break;
-    case COL_POS: sqlite3_result_int64(ctx, (i64)r->pos); break;
-    case COL_TS: sqlite3_result_int64(ctx, r->ts); break;
-    case COL_TYPE:
+    case LJ_COL_SEQ: sqlite3_result_int64(ctx, (i64)s->seq); break;
+    case LJ_COL_POS: sqlite3_result_int64(ctx, (i64)r->pos); break;
+    case LJ_COL_TS: sqlite3_result_int64(ctx, r->ts); break;
+    case LJ_COL_TYPE:
       resultValue(p, ctx, r->aType ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aType,
                   r->nType);
       break;
-    case COL_PAYLOAD:
+    case LJ_COL_PAYLOAD:
       resultValue(p, ctx, r->ePayload, r->aPayload, r->nPayload);
       break;
-    case COL_META: resultValue(p, ctx, r->eMeta, r->aMeta, r->nMeta); break;
+    case LJ_COL_META: resultValue(p, ctx, r->eMeta, r->aMeta, r->nMeta); break;
     default: {
       /* The tag column: NULL for an empty array, like no tags at all. */
       int bNone = r->aTags == 0 ||
-                  (i == COL_TAG && !memchr(r->aTags, '"', (size_t)r->nTags));
-      assert(i == COL_TAGS || i == COL_TAG);
+                  (i == LJ_COL_TAG && !memchr(r->aTags, '"', (size_t)r->nTags));
+      assert(i == LJ_COL_TAGS || i == LJ_COL_TAG);
       resultValue(p, ctx, bNone ? LJ_VAL_NULL : LJ_VAL_TEXT, r->aTags,
                   r->nTags);
       break;
@@ -898,214 +789,31 @@ static int jtRowid(sqlite3_vtab_cursor *pCur, sqlite_int64 *pRowid) {
   return rc;
 }
 
-/**************************************************************************
-** Writing
-*/
-static int jtError(LjTable *p, int rc, char *zErr) {
-  sqlite3_free(p->base.zErrMsg);
-  p->base.zErrMsg = zErr;
-  return rc;
-}
-
-/* NULL, or the empty text .import gives for an empty CSV field. */
-static int valueAbsent(sqlite3_value *v) {
-  return sqlite3_value_type(v) == SQLITE_NULL ||
-         (sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0);
-}
-
-static int jtUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
-                    sqlite_int64 *pRowid) {
-  LjTable *p = (LjTable *)pVtab;
-  sqlite3_value **aCol = &argv[2];
-  LjEvent ev;
-  const char *zActor;
-  int nActor, rc;
-  char *zErr = 0;
-
-  rc = ljTableUsable(p, &zErr);
-  if (rc) return jtError(p, rc, zErr);
-  if (argc == 1) {
-    return jtError(p, SQLITE_CONSTRAINT,
-                   sqlite3_mprintf("journal %s is append-only: DELETE is not "
-                                   "allowed; use journal_truncate(table, "
-                                   "actor_id, to_seq) to remove old events",
-                                   p->zName));
-  }
-  if (sqlite3_value_type(argv[0]) != SQLITE_NULL) {
-    return jtError(p, SQLITE_CONSTRAINT,
-                   sqlite3_mprintf("journal %s is append-only: UPDATE is not "
-                                   "allowed (events are immutable)",
-                                   p->zName));
-  }
-  if (!valueAbsent(argv[1]) || !valueAbsent(aCol[COL_POS])) {
-    return jtError(p, SQLITE_CONSTRAINT,
-                   sqlite3_mprintf("pos is assigned by the journal; leave it "
-                                   "out of the INSERT (or NULL, or empty "
-                                   "as .import gives an empty CSV field)"));
-  }
-  if (sqlite3_value_type(aCol[COL_TAG]) != SQLITE_NULL) {
-    return jtError(p, SQLITE_CONSTRAINT,
-                   sqlite3_mprintf("tag is a filter column; give tags as a "
-                                   "JSON array in the tags column"));
-  }
-  rc = ljCheckActor(aCol[COL_ACTOR], "actor_id", &zActor, &nActor, &zErr);
-  if (rc) return jtError(p, rc == SQLITE_NOMEM ? rc : SQLITE_CONSTRAINT, zErr);
-  rc = ljEventFromValues(p, zActor, nActor, aCol[COL_PAYLOAD], aCol[COL_TYPE],
-                         aCol[COL_META], aCol[COL_TAGS], 0, 0, &ev, &zErr);
-  if (rc == SQLITE_OK) {
-    rc = ljActorGet(p->pEnv, zActor, nActor, &ev.pActor, &zErr);
-  }
-  if (rc) {
-    sqlite3_free(ev.aRec);
-    return jtError(p, rc, zErr);
-  }
-  if (p->pPending == 0) {
-    p->pPending = sqlite3_malloc64(sizeof(JtPending));
-    if (p->pPending == 0) {
-      sqlite3_free(ev.aRec);
-      return SQLITE_NOMEM;
-    }
-    memset(p->pPending, 0, sizeof(JtPending));
-  }
-  /* An explicit seq must be exactly the next one. */
-  if (sqlite3_value_type(aCol[COL_SEQ]) != SQLITE_NULL) {
-    i64 seq = sqlite3_value_int64(aCol[COL_SEQ]);
-    i64 next;
-    if (sqlite3_value_numeric_type(aCol[COL_SEQ]) != SQLITE_INTEGER ||
-        seq <= 0) {
-      sqlite3_free(ev.aRec);
-      return jtError(p, SQLITE_CONSTRAINT,
-                     sqlite3_mprintf("seq must be a positive integer"));
-    }
-    rc = ljHighestSeq(p->pEnv, zActor, nActor, &next, &zErr);
-    if (rc) {
-      sqlite3_free(ev.aRec);
-      return jtError(p, rc, zErr);
-    }
-    next += pendCount(p->pPending, ev.pActor) + 1;
-    if (seq != next) {
-      sqlite3_free(ev.aRec);
-      return jtError(p, SQLITE_CONSTRAINT,
-                     sqlite3_mprintf("expected seq %lld for actor '%s' but "
-                                     "got %lld (seq must be exactly the next "
-                                     "one)",
-                                     next, zActor, seq));
-    }
-    ev.seq = (u64)seq;
-  }
-  if (sqlite3_value_type(aCol[COL_TS]) != SQLITE_NULL) {
-    if (sqlite3_value_numeric_type(aCol[COL_TS]) != SQLITE_INTEGER ||
-        sqlite3_value_int64(aCol[COL_TS]) < 0) {
-      sqlite3_free(ev.aRec);
-      return jtError(p, SQLITE_CONSTRAINT,
-                     sqlite3_mprintf("ts must be a non-negative integer "
-                                     "(milliseconds since the epoch)"));
-    }
-    ev.tsGiven = sqlite3_value_int64(aCol[COL_TS]);
-  }
-  rc = pendAdd(p->pPending, &ev);
-  if (rc) {
-    sqlite3_free(ev.aRec);
-    return rc;
-  }
-  /* pos is assigned at COMMIT; there is no rowid to report yet. */
-  *pRowid = 0;
-  return SQLITE_OK;
-}
-
-static int jtBegin(sqlite3_vtab *pVtab) {
-  (void)pVtab;
-  return SQLITE_OK;
-}
-
-static int jtSync(sqlite3_vtab *pVtab) {
-  LjTable *p = (LjTable *)pVtab;
-  JtPending *pP = p->pPending;
-  char *zErr = 0;
-  int rc;
-  if (pP == 0 || pP->nEv == 0) return SQLITE_OK;
-  rc = ljTableUsable(p, &zErr);
-  if (rc) return jtError(p, rc, zErr);
-  rc = ljSubmit(p->pClient, pP->aEv, pP->nEv, 1, p->cfg.usSyncTimeout, &zErr);
-  if (rc) return jtError(p, rc, zErr);
-  pendTruncate(pP, 0);
-  return SQLITE_OK;
-}
-
-static int jtCommit(sqlite3_vtab *pVtab) {
-  LjTable *p = (LjTable *)pVtab;
-  if (p->pPending) {
-    pendTruncate(p->pPending, 0);
-    p->pPending->nSave = 0;
-  }
-  return SQLITE_OK;
-}
-
-static int jtRollback(sqlite3_vtab *pVtab) {
-  return jtCommit(pVtab);
-}
-
-static int jtSavepoint(sqlite3_vtab *pVtab, int iSave) {
-  LjTable *p = (LjTable *)pVtab;
-  JtPending *pP;
-  if (p->pPending == 0) {
-    p->pPending = sqlite3_malloc64(sizeof(JtPending));
-    if (p->pPending == 0) return SQLITE_NOMEM;
-    memset(p->pPending, 0, sizeof(JtPending));
-  }
-  pP = p->pPending;
-  if (iSave >= pP->nSave) {
-    int *a = sqlite3_realloc64(pP->aSave, sizeof(int) * (size_t)(iSave + 1));
-    if (a == 0) return SQLITE_NOMEM;
-    pP->aSave = a;
-    for (int i = pP->nSave; i < iSave; i++) a[i] = pP->nEv;
-  }
-  pP->aSave[iSave] = pP->nEv;
-  pP->nSave = iSave + 1;
-  return SQLITE_OK;
-}
-
-static int jtRelease(sqlite3_vtab *pVtab, int iSave) {
-  LjTable *p = (LjTable *)pVtab;
-  if (p->pPending && iSave < p->pPending->nSave) p->pPending->nSave = iSave;
-  return SQLITE_OK;
-}
-
-static int jtRollbackTo(sqlite3_vtab *pVtab, int iSave) {
-  LjTable *p = (LjTable *)pVtab;
-  JtPending *pP = p->pPending;
-  if (pP && iSave < pP->nSave) {
-    pendTruncate(pP, pP->aSave[iSave]);
-    pP->nSave = iSave + 1;
-  }
-  return SQLITE_OK;
-}
-
 static sqlite3_module jtModule = {
-    3,            /* iVersion */
-    jtCreate,     /* xCreate */
-    jtConnect,    /* xConnect */
-    jtBestIndex,  /* xBestIndex */
-    jtDisconnect, /* xDisconnect */
-    jtDisconnect, /* xDestroy: DROP TABLE leaves the data on disk */
-    jtOpen,       /* xOpen */
-    jtClose,      /* xClose */
-    jtFilter,     /* xFilter */
-    jtNext,       /* xNext */
-    jtEof,        /* xEof */
-    jtColumn,     /* xColumn */
-    jtRowid,      /* xRowid */
-    jtUpdate,     /* xUpdate */
-    jtBegin,      /* xBegin */
-    jtSync,       /* xSync */
-    jtCommit,     /* xCommit */
-    jtRollback,   /* xRollback */
-    0,            /* xFindFunction */
-    jtRename,     /* xRename */
-    jtSavepoint,  /* xSavepoint */
-    jtRelease,    /* xRelease */
-    jtRollbackTo, /* xRollbackTo */
-    0             /* xShadowName */
+    3,                 /* iVersion */
+    jtCreate,          /* xCreate */
+    jtConnect,         /* xConnect */
+    jtBestIndex,       /* xBestIndex */
+    jtDisconnect,      /* xDisconnect */
+    jtDisconnect,      /* xDestroy: DROP TABLE leaves the data on disk */
+    jtOpen,            /* xOpen */
+    jtClose,           /* xClose */
+    jtFilter,          /* xFilter */
+    jtNext,            /* xNext */
+    jtEof,             /* xEof */
+    jtColumn,          /* xColumn */
+    jtRowid,           /* xRowid */
+    ljTableUpdate,     /* xUpdate */
+    ljTableBegin,      /* xBegin */
+    ljTableSync,       /* xSync */
+    ljTableCommit,     /* xCommit */
+    ljTableRollback,   /* xRollback */
+    0,                 /* xFindFunction */
+    jtRename,          /* xRename */
+    ljTableSavepoint,  /* xSavepoint */
+    ljTableRelease,    /* xRelease */
+    ljTableRollbackTo, /* xRollbackTo */
+    0                  /* xShadowName */
 };
 
 /*

@@ -156,7 +156,14 @@ int ljUtf8Valid(const unsigned char *z, int n) {
     int nMore;
     unsigned cp, lo;
     if (c < 0x80) {
-      i++;
+      /* ASCII, the common case for ids: eight bytes at a time. */
+      u64 w;
+      while (i + 8 <= n) {
+        memcpy(&w, &z[i], 8);
+        if (w & 0x8080808080808080ull) break;
+        i += 8;
+      }
+      while (i < n && z[i] < 0x80) i++;
       continue;
     }
     if (c >= 0xC2 && c <= 0xDF) {

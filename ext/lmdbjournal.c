@@ -49,6 +49,7 @@ __declspec(dllexport)
   if (rc == SQLITE_OK) rc = ljRegisterExport(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterSnapshotTvfs(db, pConn);
   if (rc == SQLITE_OK) rc = ljRegisterRestore(db, pConn);
+  if (rc == SQLITE_OK) rc = ljRegisterErrors(db, pConn);
   if (rc != SQLITE_OK && pzErrMsg) {
     *pzErrMsg = sqlite3_mprintf("lmdbjournal: %s", sqlite3_errmsg(db));
   }

@@ -87,6 +87,10 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   COUNTER("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED));
   COUNTER("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED));
   COUNTER("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
+  COUNTER("async_errors", __atomic_load_n(&m->nAsyncErrors, __ATOMIC_RELAXED));
+  COUNTER("async_errors_dropped",
+          __atomic_load_n(&m->nAsyncDropped, __ATOMIC_RELAXED));
+  ROW("async_errors_unread", ljErrLogCount(pEnv));
   COUNTER("map_resizes", __atomic_load_n(&m->nMapResizes, __ATOMIC_RELAXED));
   COUNTER("stale_readers_cleared",
           __atomic_load_n(&m->nStaleReaders, __ATOMIC_RELAXED));
@@ -145,6 +149,12 @@ static const struct {
     {"errors", "Requests the writer failed."},
     {"retries", "Batches retried after a transient error."},
     {"conflicts", "Sequence conflicts with another process."},
+    {"async_errors",
+     "Async appends and snapshots that failed (listed by journal_errors)."},
+    {"async_errors_dropped",
+     "Failed async writes journal_errors could not keep (errors_max)."},
+    {"async_errors_unread",
+     "Failed async writes journal_errors holds (not yet cleared)."},
     {"map_resizes", "LMDB map growths."},
     {"stale_readers_cleared", "Reader slots of dead processes reclaimed."},
     {"staged_batches", "Batches in the stage."},

@@ -307,6 +307,7 @@ static void envFree(LjEnv *p) {
   pthread_rwlock_destroy(&p->gate);
   pthread_mutex_destroy(&p->m.histMutex);
   pthread_mutex_destroy(&p->readerMutex);
+  ljErrLogFree(p);
   ljConfigClear(&p->cfg);
   sqlite3_free(p->zDir);
   sqlite3_free(p);
@@ -331,6 +332,7 @@ static int envAlloc(const LjConfig *pCfg, const struct stat *pSt,
   pthread_mutex_init(&p->m.histMutex, 0);
   pthread_mutex_init(&p->readerMutex, 0);
   p->eState = LJ_ENV_OPENING;
+  ljErrLogInit(&p->errLog);
   p->dev = pSt->st_dev;
   p->ino = pSt->st_ino;
   p->cfg = *pCfg;

@@ -287,7 +287,8 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     /* Also what was queued before a failure: it is in the store now. */
     char *zSyncErr = 0;
     i64 lastPos = 0;
-    int rc2 = ljSync(p->pClient, 1, p->cfg.usSyncTimeout, &lastPos, &zSyncErr);
+    int rc2 = ljSync(p->pClient, 1, p->cfg.usSyncTimeout, p->zName, &lastPos,
+                     &zSyncErr);
     if (rc == SQLITE_OK && rc2) {
       rc = rc2;
       zErr = zSyncErr;

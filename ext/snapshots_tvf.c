@@ -374,6 +374,19 @@ static void filterRange(int idxNum, int shift, sqlite3_value **argv, int *piArg,
     *pbEmpty = 1;
 }
 
+/* What both xFilters do first: find the journal table the hidden column
+** names and make the cursor's reader one of its store. */
+static int stFilterBegin(sqlite3_vtab_cursor *pCur, int idxNum,
+                         sqlite3_value **argv, LjTable **ppJournal) {
+  StCursor *p = (StCursor *)pCur;
+  char *zErr = 0;
+  int rc;
+  p->iRow = 0;
+  rc = stTable(pCur, idxNum, argv, ppJournal, &zErr);
+  if (rc == SQLITE_OK) rc = stReader(p, (*ppJournal)->pEnv);
+  return stError(pCur, rc, zErr);
+}
+
 static int snFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
                     int argc, sqlite3_value **argv) {
   StCursor *p = (StCursor *)pCur;
@@ -384,10 +397,8 @@ static int snFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   (void)idxStr;
   (void)argc;
   memset(&s, 0, sizeof(s));
-  p->iRow = 0;
-  rc = stTable(pCur, idxNum, argv, &pJournal, &zErr);
-  if (rc == SQLITE_OK) rc = stReader(p, pJournal->pEnv);
-  if (rc) return stError(pCur, rc, zErr);
+  rc = stFilterBegin(pCur, idxNum, argv, &pJournal);
+  if (rc) return rc;
   if (idxNum & ST_KEY) {
     sqlite3_value *pKey = argv[iArg++];
     /* Text affinity as journal_table.c; an id no actor can have (NULL,
@@ -426,10 +437,8 @@ static int acFilter(sqlite3_vtab_cursor *pCur, int idxNum, const char *idxStr,
   (void)idxStr;
   (void)argc;
   memset(&s, 0, sizeof(s));
-  p->iRow = 0;
-  rc = stTable(pCur, idxNum, argv, &pJournal, &zErr);
-  if (rc == SQLITE_OK) rc = stReader(p, pJournal->pEnv);
-  if (rc) return stError(pCur, rc, zErr);
+  rc = stFilterBegin(pCur, idxNum, argv, &pJournal);
+  if (rc) return rc;
   if (m & RG_EQ) {
     filterActor(argv[iArg], &s.aLo, &s.nLo);
     filterActor(argv[iArg++], &s.aHi, &s.nHi);

@@ -226,14 +226,49 @@ void ljClientReap(LjWriter *w, int bAll) {
   }
 }
 
-/* Report (and clear) the client's parked error, mutex held. */
-static int clientTakeError(LjClient *p, u64 tUpTo, char **pzErr) {
+/* What failed: "3 async appends", "1 async append and 2 async
+** snapshots". */
+static void lostWhat(sqlite3_str *pStr, i64 nEv, i64 nSnap) {
+  if (nEv > 0) {
+    sqlite3_str_appendf(pStr, "%lld async append%s", nEv, nEv > 1 ? "s" : "");
+  }
+  if (nSnap > 0) {
+    sqlite3_str_appendf(pStr, "%s%lld async snapshot%s", nEv ? " and " : "",
+                        nSnap, nSnap > 1 ? "s" : "");
+  }
+}
+
+/* Report (and clear) the client's parked error, mutex held: how many
+** async writes failed (each is in journal_errors), then the first
+** error.  A failure that wrote no event (a sync request) reports just
+** its error. */
+static int clientTakeError(LjClient *p, u64 tUpTo, const char *zTable,
+                           char **pzErr) {
   int rc;
   if (p->iErrTicket == 0 || p->iErrTicket > tUpTo) return SQLITE_OK;
   rc = p->errRc;
-  *pzErr = p->zErr;
+  if (p->nLostEvents + p->nLostSnapshots > 0) {
+    sqlite3_str *pStr = sqlite3_str_new(0);
+    sqlite3_str_appendall(pStr, "journal_sync: ");
+    lostWhat(pStr, p->nLostEvents, p->nLostSnapshots);
+    sqlite3_str_appendf(pStr,
+                        " failed since the last sync; see journal_errors");
+    if (zTable) sqlite3_str_appendf(pStr, "(%Q)", zTable);
+    if (p->nLostDropped > 0) {
+      sqlite3_str_appendf(pStr,
+                          ", which lacks %lld of them (errors_max=%d reached)",
+                          p->nLostDropped, p->pEnv->cfg.nErrorsMax);
+    }
+    sqlite3_str_appendf(pStr, ". The first error: %s",
+                        p->zErr ? p->zErr : sqlite3_errstr(rc));
+    sqlite3_free(p->zErr);
+    *pzErr = sqlite3_str_finish(pStr);
+  } else {
+    *pzErr = p->zErr;
+  }
   p->zErr = 0;
   p->iErrTicket = 0;
+  p->nLostEvents = p->nLostSnapshots = p->nLostDropped = 0;
   return rc;
 }
 
@@ -575,8 +610,8 @@ int ljSnapshotSubmit(LjClient *pClient, const LjEvent *pEv, int nKeep,
   return reqAwait(w, p, usTimeout, "journal_snapshot", 0, pzErr);
 }
 
-int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
-           char **pzErr) {
+int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, const char *zTable,
+           i64 *pPos, char **pzErr) {
   LjWriter *w = pClient->pEnv->pWriter;
   u64 t;
   int rc;
@@ -611,7 +646,7 @@ int ljSync(LjClient *pClient, int bDurable, i64 usTimeout, i64 *pPos,
         "not committed the queued appends",
         usTimeout / 1000);
   } else {
-    rc = clientTakeError(pClient, t, pzErr);
+    rc = clientTakeError(pClient, t, zTable, pzErr);
     if (rc == SQLITE_OK && w->eState == LJ_W_FAILED) {
       rc = writerUnavailable(w, pzErr);
     }

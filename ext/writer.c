@@ -441,6 +441,29 @@ static char *batchError(LjWriter *w, LjReq **aReq, int mrc, int rcFail) {
   return zFail;
 }
 
+/* A request nobody waits for failed (an async append or snapshot, or one
+** whose waiter timed out; mutex held): its events go to journal_errors
+** and count on its client, which keeps the first error, until
+** journal_sync reports them. */
+static void reqLost(LjWriter *w, LjReq *p) {
+  LjClient *c = p->pClient;
+  if (p->eType == LJ_REQ_EVENTS) {
+    c->nLostDropped += ljErrLogAdd(w->pEnv, p->aEvent, p->nEvent,
+                                   LJ_ERRK_APPEND, p->rc, p->zErr);
+    c->nLostEvents += p->nEvent;
+  } else if (p->eType == LJ_REQ_SNAPSHOT) {
+    c->nLostDropped +=
+        ljErrLogAdd(w->pEnv, p->aEvent, 1, LJ_ERRK_SNAPSHOT, p->rc, p->zErr);
+    c->nLostSnapshots++;
+  }
+  if (c->iErrTicket == 0) {
+    c->iErrTicket = p->iTicket;
+    c->errRc = p->rc;
+    c->zErr = p->zErr;
+    p->zErr = 0;
+  }
+}
+
 /* Record a batch's outcome and release its requests (mutex held; the
 ** caller wakes the waiters). */
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
@@ -479,15 +502,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
         if (p->aEvent[j].epoch == a->epoch) actorResync(a, a->committed);
       }
     }
-    if (p->pClient) {
-      LjClient *c = p->pClient;
-      if (p->rc && !p->bWait && c->iErrTicket == 0) {
-        c->iErrTicket = p->iTicket;
-        c->errRc = p->rc;
-        c->zErr = p->zErr;
-        p->zErr = 0;
-      }
-    }
+    if (p->pClient && p->rc && !p->bWait) reqLost(w, p);
     __atomic_store_n(&w->iDoneTicket, p->iTicket, __ATOMIC_RELEASE);
     if (p->bWait) {
       p->bDone = 1;

@@ -67,7 +67,9 @@ extern "C" {
 **   - the virtual table module "lmdb_journal";
 **   - the scalar functions journal_append, journal_sync,
 **     journal_highest_seq, journal_truncate, journal_health,
-**     journal_config, journal_version and journal_debug.
+**     journal_config, journal_version and journal_debug;
+**   - journal_errors (table-valued) and journal_errors_clear: which
+**     async appends failed.
 **
 ** Functions that write (journal_append, journal_sync, journal_truncate)
 ** are registered with

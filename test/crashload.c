@@ -41,7 +41,15 @@
 ** (idle merges and checkpoints run then).  With -trunc, every fourth sync
 ** is followed by journal_truncate of actor <P>0 to 3 below its synced seq,
 ** printed once it returned as "TRUNC <actor> <to_seq>".  It prints
-** "READY <pid>" once the store is open.  stdout is flushed after every
+** "READY <pid>" once the store is open.
+**
+** With -read it appends nothing: it reads the store forever, each pass a
+** pos-ordered scan stepped slowly (its read transaction and cursors stay
+** open while other processes commit and grow the map) and a full scan,
+** and prints "SCANNED <rows>" after each pass.  Within one statement the
+** pos values must be consecutive and each payload must name the actor it
+** sits under (stores without truncation); a violation is printed as a
+** "READER: ..." line.  stdout is flushed after every
 ** line, so whatever was printed before a kill is complete.  Any error is
 ** printed to stderr and ends the process with status 1.
 */
@@ -61,10 +69,11 @@ static void die(sqlite3 *db, const char *zWhat) {
 }
 
 static void usage(const char *zArgv0) {
-  fprintf(stderr,
-          "usage: %s [-opts OPTIONS] [-k N] [-txn] [-snap] [-prefix P] DIR "
-          "ACTORS [COUNT]\n",
-          zArgv0);
+  fprintf(
+      stderr,
+      "usage: %s [-opts OPTIONS] [-k N] [-txn] [-snap] [-read] [-prefix P] DIR "
+      "ACTORS [COUNT]\n",
+      zArgv0);
   exit(2);
 }
 
@@ -76,12 +85,77 @@ static void execOrDie(sqlite3 *db, const char *zSql) {
   }
 }
 
+/* One pass of -read: a slow pos-ordered scan, then a full scan; prints
+** what looks wrong and returns the rows of the pos scan. */
+static long long readPass(sqlite3 *db, sqlite3_stmt *pPos, sqlite3_stmt *pAll) {
+  long long nRow = 0, prev = 0;
+  const char *zPrevActor = 0;
+  char zLast[64] = "";
+  long long seqLast = 0;
+  int rc;
+  while ((rc = sqlite3_step(pPos)) == SQLITE_ROW) {
+    long long pos = sqlite3_column_int64(pPos, 0);
+    const char *zActor = (const char *)sqlite3_column_text(pPos, 1);
+    const char *zPay = (const char *)sqlite3_column_text(pPos, 2);
+    size_t n = zActor ? strlen(zActor) : 0;
+    if (nRow > 0 && pos != prev + 1) {
+      printf("READER: pos %lld after %lld in one scan\n", pos, prev);
+    }
+    if (zPay == 0 || n == 0 ||
+        (strncmp(zActor, "tx-", 3) == 0
+             ? strncmp(zPay, "txn ", 4) != 0
+             : strncmp(zPay, zActor, n) != 0 || zPay[n] != '|')) {
+      printf("READER: pos %lld under actor %s holds %.40s\n", pos,
+             zActor ? zActor : "NULL", zPay ? zPay : "NULL");
+    }
+    prev = pos;
+    if (++nRow % 64 == 0) usleep(300); /* keep the cursor open a while */
+  }
+  if (rc != SQLITE_DONE) die(db, "pos scan");
+  sqlite3_reset(pPos);
+  while ((rc = sqlite3_step(pAll)) == SQLITE_ROW) {
+    const char *zActor = (const char *)sqlite3_column_text(pAll, 0);
+    long long seq = sqlite3_column_int64(pAll, 1);
+    if (zActor == 0) continue;
+    if (zPrevActor && strcmp(zLast, zActor) == 0 && seq != seqLast + 1) {
+      printf("READER: %s seq %lld after %lld in one scan\n", zActor, seq,
+             seqLast);
+    }
+    snprintf(zLast, sizeof zLast, "%s", zActor);
+    zPrevActor = zLast;
+    seqLast = seq;
+  }
+  if (rc != SQLITE_DONE) die(db, "full scan");
+  sqlite3_reset(pAll);
+  return nRow;
+}
+
+static void readForever(sqlite3 *db) {
+  sqlite3_stmt *pPos = 0, *pAll = 0;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT pos, actor_id, payload FROM j "
+                         "WHERE pos > 0 ORDER BY pos",
+                         -1, &pPos, 0) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "SELECT actor_id, seq FROM j", -1, &pAll, 0) !=
+          SQLITE_OK) {
+    die(db, "prepare the reader's scans");
+  }
+  printf("READY %d\n", (int)getpid());
+  fflush(stdout);
+  for (;;) {
+    long long n = readPass(db, pPos, pAll);
+    printf("SCANNED %lld\n", n);
+    fflush(stdout);
+    usleep(20000);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *zOpts = "durability=full";
   const char *zDir;
   const char *zPrefix = "a";
   const char *zMix = 0;
-  int msPause = 0, bTrunc = 0;
+  int msPause = 0, bTrunc = 0, bRead = 0;
   long long nMix = 0;     /* appends to j2 */
   long long nSynced0 = 0; /* actor <P>0's highest synced seq */
   int nActor, nK = 50, bTxn = 0, bSnap = 0, i;
@@ -110,6 +184,8 @@ int main(int argc, char **argv) {
       msPause = atoi(argv[++i]);
     } else if (strcmp(argv[i], "-trunc") == 0) {
       bTrunc = 1;
+    } else if (strcmp(argv[i], "-read") == 0) {
+      bRead = 1;
     } else {
       usage(argv[0]);
     }
@@ -142,6 +218,7 @@ int main(int argc, char **argv) {
       die(db, "prepare journal_append j2");
     }
   }
+  if (bRead) readForever(db);
   if (sqlite3_prepare_v2(db, "SELECT journal_append('j', ?, ?)", -1, &pApp,
                          0) != SQLITE_OK) {
     die(db, "prepare journal_append");

@@ -33,6 +33,11 @@
 **                      shared actor), every other time also through a
 **                      durability=none table, whose sync requests share
 **                      batches with the appends.
+**   1 loser            async appends that fail (2 MB events into a store
+**                      of DIR/full with map_max=1MiB), read from
+**                      journal_errors while that store's writer records
+**                      more, then counted by journal_sync and cleared:
+**                      every lost append is listed once.
 **
 ** At the end: journal_sync, then on a fresh connection: count(*) equals
 ** the appends made, pos is gap-free, ts is non-decreasing in pos order,
@@ -80,6 +85,8 @@ static atomic_int bWritersDone; /* readers and syncer stop when set */
 static atomic_llong nReaderScans;
 static atomic_llong nReaderRows;
 static atomic_llong nSyncs;
+static atomic_llong nLost; /* appends the loser lost, each listed once */
+static char zFull[4096];   /* DIR/full, the loser's store */
 
 /* What each writer did, for the final checks. */
 typedef struct Writer Writer;
@@ -474,6 +481,86 @@ static void *syncerMain(void *pArg) {
 }
 
 /*--------------------------------------------------------------------------
+** Loser.
+*/
+#define LOSER_ROUNDS  40 /* at most, while the writers run */
+#define LOSER_APPENDS 4  /* failing appends per round */
+
+/* Read journal_errors('f') while its writer may be recording: ids go up
+** one by one from the first; returns the highest id (0: none). */
+static long long loserRead(sqlite3 *db, long long *pnRows) {
+  sqlite3_stmt *p = prepare(db, "SELECT id FROM journal_errors('f')", "loser");
+  long long prev = 0, n = 0;
+  if (!p) return 0;
+  while (sqlite3_step(p) == SQLITE_ROW) {
+    long long id = sqlite3_column_int64(p, 0);
+    if (prev && id != prev + 1) fail("loser: id %lld after %lld", id, prev);
+    prev = id;
+    n++;
+  }
+  sqlite3_finalize(p);
+  *pnRows = n;
+  return prev;
+}
+
+static void *loserMain(void *pArg) {
+  sqlite3 *db = openConn("loser");
+  sqlite3_stmt *pApp = 0;
+  long long nListed = 0, nCounted = 0, nAppended = 0;
+  char *zSql;
+  (void)pArg;
+  if (!db) return 0;
+  zSql = sqlite3_mprintf(
+      "CREATE VIRTUAL TABLE f USING lmdb_journal(path=%Q, "
+      "map_size='1MiB', map_max='1MiB')",
+      zFull);
+  if (sqlite3_exec(db, zSql, 0, 0, 0) != SQLITE_OK) {
+    fail("loser: CREATE VIRTUAL TABLE f: %s", sqlite3_errmsg(db));
+  } else {
+    pApp = prepare(db, "SELECT journal_append('f', 'lost', zeroblob(2000000))",
+                   "loser");
+  }
+  sqlite3_free(zSql);
+  for (int r = 0; pApp && r < LOSER_ROUNDS && !atomic_load(&bWritersDone);
+       r++) {
+    long long n, k, upTo;
+    for (int i = 0; i < LOSER_APPENDS; i++) {
+      if (sqlite3_step(pApp) != SQLITE_ROW) {
+        fail("loser: append: %s", sqlite3_errmsg(db));
+      }
+      sqlite3_reset(pApp);
+      nAppended++;
+    }
+    loserRead(db, &n); /* races the writer recording them */
+    if (sqlite3_exec(db, "SELECT journal_sync('f')", 0, 0, 0) == SQLITE_OK) {
+      fail("loser: journal_sync reported no failure");
+    } else if (sscanf(sqlite3_errmsg(db), "journal_sync: %lld async", &k) !=
+               1) {
+      fail("loser: journal_sync: %s", sqlite3_errmsg(db));
+    } else {
+      nCounted += k;
+    }
+    upTo = loserRead(db, &n);
+    zSql = sqlite3_mprintf("SELECT journal_errors_clear('f', %lld)", upTo);
+    k = oneInt(db, zSql, "loser");
+    sqlite3_free(zSql);
+    if (k != n) fail("loser: cleared %lld of %lld rows", k, n);
+    nListed += n;
+    sleepMs(5);
+  }
+  if (nListed != nAppended || nCounted != nAppended) {
+    fail("loser: %lld appends lost, %lld listed, %lld counted by journal_sync",
+         nAppended, nListed, nCounted);
+  }
+  atomic_store(&nLost, nListed);
+  sqlite3_finalize(pApp);
+  if (sqlite3_close(db) != SQLITE_OK) {
+    fail("loser: sqlite3_close: %s", sqlite3_errmsg(db));
+  }
+  return 0;
+}
+
+/*--------------------------------------------------------------------------
 ** Final checks, on a fresh connection after everything was synced.
 */
 static int cmpLL(const void *a, const void *b) {
@@ -747,7 +834,7 @@ static int prepareDir(const char *zDir, const char *zSt) {
 
 int main(int argc, char **argv) {
   Writer *aW;
-  pthread_t aReader[N_READERS], syncer;
+  pthread_t aReader[N_READERS], syncer, loser;
   char zSt[4096];
   long long nRows = 0;
   double t0, tWrite, tAll;
@@ -766,7 +853,8 @@ int main(int argc, char **argv) {
   }
   snprintf(zSt, sizeof zSt, "%s/store", argv[1]);
   zStore = zSt;
-  if (prepareDir(argv[1], zSt)) return 2;
+  snprintf(zFull, sizeof zFull, "%s/full", argv[1]);
+  if (prepareDir(argv[1], zSt) || prepareDir(argv[1], zFull)) return 2;
 
   if (sqlite3_threadsafe() == 0) {
     fprintf(stderr, "threads: the SQLite library is not threadsafe\n");
@@ -803,7 +891,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (pthread_create(&syncer, 0, syncerMain, 0) != 0) {
+  if (pthread_create(&syncer, 0, syncerMain, 0) != 0 ||
+      pthread_create(&loser, 0, loserMain, 0) != 0) {
     fprintf(stderr, "threads: pthread_create failed\n");
     return 2;
   }
@@ -812,6 +901,7 @@ int main(int argc, char **argv) {
   atomic_store(&bWritersDone, 1);
   for (t = 0; t < N_READERS; t++) pthread_join(aReader[t], 0);
   pthread_join(syncer, 0);
+  pthread_join(loser, 0);
 
   finalChecks(aW, &nRows);
   tAll = nowSec() - t0;
@@ -819,12 +909,13 @@ int main(int argc, char **argv) {
   printf(
       "threads: %d writers x %d appends (%lld rows) in %.2fs "
       "(%.0f appends/s), %lld reader scans (%lld rows), %lld syncs, "
-      "%.2fs in all: %s\n",
+      "%lld lost appends listed, %.2fs in all: %s\n",
       nThread, nAppend, nRows, tWrite,
       tWrite > 0 ? nThread * (double)nAppend / tWrite : 0.0,
       (long long)atomic_load(&nReaderScans),
       (long long)atomic_load(&nReaderRows), (long long)atomic_load(&nSyncs),
-      tAll, atomic_load(&nFail) ? "FAILED" : "ok");
+      (long long)atomic_load(&nLost), tAll,
+      atomic_load(&nFail) ? "FAILED" : "ok");
   for (t = 0; t < nThread; t++) {
     free(aW[t].aSharedSeq);
     free(aW[t].aSharedI);
