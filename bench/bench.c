@@ -35,7 +35,7 @@
 **              [--sys ext,static,lmdb,sqlite] [--ext-opts 'k=v, ...']
 **              [--ext PATH]
 ** LIST is a comma list of: memory,async,append,scale,insert,syncmode,
-** latency,durable,scan,replay,tail,recovery.
+** latency,durable,scan,replay,tail,recovery,ship.
 **
 ** The cold scans run in fresh processes: the bench executes itself as
 **   bench --scan-child KIND QUERY DIR N P B EXTPATH [EXTOPTS]
@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <lmdb.h>
 #include <sqlite3.h>
 
@@ -1126,13 +1128,13 @@ enum {
   M_MEMORY = 1 << 0, M_ASYNC = 1 << 1, M_SCALE = 1 << 2, M_INSERT = 1 << 3,
   M_SYNCMODE = 1 << 4, M_LATENCY = 1 << 5, M_DURABLE = 1 << 6,
   M_SCAN = 1 << 7, M_REPLAY = 1 << 8, M_TAIL = 1 << 9, M_APPEND = 1 << 10,
-  M_RECOVER = 1 << 11
+  M_RECOVER = 1 << 11, M_SHIP = 1 << 12
 };
 /* "append": only the async rows at A=--actors (headline and static). */
 static const char *const azMeasure[] = {"memory", "async", "scale", "insert",
                                         "syncmode", "latency", "durable",
                                         "scan", "replay", "tail", "append",
-                                        "recovery"};
+                                        "recovery", "ship"};
 #define N_MEASURE ((int)(sizeof azMeasure / sizeof azMeasure[0]))
 
 typedef struct Opts Opts;
@@ -2247,6 +2249,181 @@ static void write_outputs(const char *zCmd) {
 }
 
 /**************************************************************************
+** Shipping to Kafka (ship): async appends at A=--actors, as in the
+** headline row, into a store opened with ship=kafka, against librdkafka's
+** mock cluster started in this process (3 brokers, replication factor 3,
+** 8 partitions, 127.0.0.1).  A monitor thread samples the store's ship_pos
+** every millisecond; each event's lag is the first sample at or past its
+** pos minus its ts (the write time the writer gave it), so the lag covers
+** commit, the shipper's read, the produce and the cluster's acknowledgement
+** (acks=all), to within the sampling.  The mock cluster keeps its log in
+** memory and runs on the same cores as the store.
+*/
+typedef struct ShipMon ShipMon;
+struct ShipMon {
+  sqlite3 *db;
+  sqlite3_stmt *pPos;
+  int bStop; /* atomic */
+  sqlite3_int64 *aMs, *aPos; /* samples: when, ship_pos */
+  size_t n, cap;
+};
+
+static sqlite3_int64 ship_metric(ShipMon *m) {
+  sqlite3_int64 v;
+  sql_step(m->pPos, SQLITE_ROW);
+  v = sqlite3_column_int64(m->pPos, 0);
+  sql_reset(m->pPos);
+  return v;
+}
+
+static void *ship_mon_main(void *pArg) {
+  ShipMon *m = pArg;
+  sqlite3_int64 last = -1;
+  while (!__atomic_load_n(&m->bStop, __ATOMIC_RELAXED)) {
+    sqlite3_int64 pos = ship_metric(m);
+    if (pos != last && m->n < m->cap) {
+      m->aMs[m->n] = now_ms_wall();
+      m->aPos[m->n++] = pos;
+      last = pos;
+    }
+    usleep(1000);
+  }
+  return 0;
+}
+
+/* Per-event lag from the samples: walk the store in pos order. */
+static void ship_lags(Sys *s, const ShipMon *m, Lat *pLat) {
+  sqlite3_stmt *p = sql_prep(s->db, "SELECT pos, ts FROM j ORDER BY pos");
+  size_t i = 0;
+  while (sqlite3_step(p) == SQLITE_ROW) {
+    sqlite3_int64 pos = sqlite3_column_int64(p, 0);
+    sqlite3_int64 ts = sqlite3_column_int64(p, 1);
+    while (i < m->n && m->aPos[i] < pos) i++;
+    if (i == m->n) die("ship: pos %lld never acknowledged", (long long)pos);
+    lat_add(pLat, (u64)(m->aMs[i] > ts ? m->aMs[i] - ts : 0) * 1000000u);
+  }
+  sqlite3_finalize(p);
+}
+
+/* Start the mock cluster (on a handle of its own, which
+** rd_kafka_mock_cluster_handle gives back); the bootstrap address goes to
+** zBoot. */
+static rd_kafka_mock_cluster_t *ship_cluster(char *zBoot, size_t nBoot) {
+  char zErr[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_t *rk;
+  rd_kafka_mock_cluster_t *mc;
+  rd_kafka_conf_set(conf, "log_level", "3", zErr, sizeof zErr);
+  rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, zErr, sizeof zErr);
+  if (!rk) die("rd_kafka_new: %s", zErr);
+  mc = rd_kafka_mock_cluster_new(rk, 3);
+  if (!mc) die("cannot start librdkafka's mock cluster");
+  if (rd_kafka_mock_topic_create(mc, "bench", 8, 3)) {
+    die("cannot create the mock topic");
+  }
+  snprintf(zBoot, nBoot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+  return mc;
+}
+
+static void m_ship(void) {
+  u64 n = g_o.n > 500000 ? 500000 : g_o.n;
+  Workload w = wl_make(n, g_o.actors);
+  SysCfg c = *cfg_of(SYS_EXT, 0, g_o.batch);
+  ShipMon m;
+  pthread_t thr;
+  char zDir[PATH_MAX], zBoot[512], zExtra[700], zMon[PATH_MAX + 100];
+  rd_kafka_mock_cluster_t *mc;
+  Row *rApp, *rPlain, *rShip, *rLag50, *rLag99, *rLagMax;
+  Sys *s;
+  Lat lat;
+  u64 t0;
+  double secApp, secShip, plain;
+  int i;
+  if (!HAVE_EXT || !(g_sysMask & (1u << SYS_EXT))) return;
+  plain = async_rate(SYS_EXT, g_o.actors, n, 0);
+  mc = ship_cluster(zBoot, sizeof zBoot);
+  snprintf(zExtra, sizeof zExtra,
+           "ship=kafka, ship_brokers='%s', ship_topic='bench'", zBoot);
+  c.zExtra = zExtra;
+  tmp_dir(zDir, sizeof zDir, "ship");
+  s = sys_open(&c, zDir);
+  memset(&m, 0, sizeof m);
+  m.cap = 4 * 1000 * 1000;
+  m.aMs = xmalloc(m.cap * sizeof(sqlite3_int64));
+  m.aPos = xmalloc(m.cap * sizeof(sqlite3_int64));
+  sql_ok(0, sqlite3_open(":memory:", &m.db), SQLITE_OK, "open");
+  ext_attach(m.db, 0);
+  snprintf(zMon, sizeof zMon,
+           "CREATE VIRTUAL TABLE j USING lmdb_journal(path='%s')", zDir);
+  sql_exec(m.db, zMon);
+  m.pPos = sql_prep(m.db, "SELECT value FROM journal_metrics('j') "
+                          "WHERE name = 'ship_active'");
+  for (i = 0; i < 30000 && ship_metric(&m) != 1; i++) usleep(1000);
+  if (i == 30000) die("ship: the shipper did not start");
+  sqlite3_finalize(m.pPos);
+  m.pPos = sql_prep(m.db, "SELECT value FROM journal_metrics('j') "
+                          "WHERE name = 'ship_pos'");
+  if (pthread_create(&thr, 0, ship_mon_main, &m)) die("pthread_create");
+  t0 = now_ns();
+  secApp = write_run(s, &w, 1, 0, 0);
+  while (m.n == 0 || m.aPos[m.n - 1] < (sqlite3_int64)n) {
+    if (secs_since(t0) > 300) die("ship: not all acknowledged after 300 s");
+    usleep(1000);
+  }
+  secShip = secs_since(t0);
+  __atomic_store_n(&m.bStop, 1, __ATOMIC_RELAXED);
+  pthread_join(thr, 0);
+  sys_verify(s, &w);
+  lat_init(&lat, n);
+  ship_lags(s, &m, &lat);
+  lat_sort(&lat);
+  progress("ship           %-12s A=%-6d N=%-8llu: appends %.0f msg/s "
+           "(%.0f without shipping), all acknowledged after %.2f s "
+           "(%.0f msg/s), lag p50 %.0f ms p99 %.0f ms max %.0f ms",
+           azSysName[SYS_EXT], g_o.actors, (unsigned long long)n,
+           (double)n / secApp, plain, secShip, (double)n / secShip,
+           lat_q_us(&lat, 0.5) / 1e3, lat_q_us(&lat, 0.99) / 1e3,
+           lat_q_us(&lat, 1.0) / 1e3);
+  rPlain = row_add(U_RATE, "ship: async appends/s without shipping, A=%d, "
+                   "P=%d, N=%llu, B=%d", g_o.actors, g_o.payload,
+                   (unsigned long long)n, g_o.batch);
+  rPlain->v[SYS_EXT] = plain;
+  row_target(rPlain, -1, "—");
+  rApp = row_add(U_RATE, "ship: … same, shipping to the mock Kafka cluster "
+                 "(3 brokers, RF 3, 8 partitions, acks=all)");
+  rApp->v[SYS_EXT] = (double)n / secApp;
+  row_target(rApp, -1, "—"); /* the mock cluster shares the cores */
+  rShip = row_add(U_RATE, "ship: events/s acknowledged by Kafka, first "
+                  "append to last acknowledgement");
+  rShip->v[SYS_EXT] = (double)n / secShip;
+  row_target(rShip, rShip->v[SYS_EXT] >= 0.9 * rApp->v[SYS_EXT],
+             "≥ 0.9× the appends (keeps up)");
+  rLag50 = row_add(U_US, "ship: lag p50, event ts to Kafka's "
+                   "acknowledgement, under that load");
+  rLag99 = row_add(U_US, "ship: lag p99, same");
+  rLagMax = row_add(U_US, "ship: lag max, same");
+  rLag50->v[SYS_EXT] = lat_q_us(&lat, 0.5);
+  rLag99->v[SYS_EXT] = lat_q_us(&lat, 0.99);
+  rLagMax->v[SYS_EXT] = lat_q_us(&lat, 1.0);
+  row_target(rLag50, -1, "—");
+  row_target(rLag99, rLag99->v[SYS_EXT] <= 1e6, "≤ 1 s");
+  row_target(rLagMax, -1, "—");
+  lat_free(&lat);
+  sqlite3_finalize(m.pPos);
+  sqlite3_close(m.db);
+  free(m.aMs);
+  free(m.aPos);
+  sys_close(s);
+  {
+    rd_kafka_t *rk = rd_kafka_mock_cluster_handle(mc);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+  }
+  rm_tree(zDir);
+}
+
+
+/**************************************************************************
 ** main.
 */
 static void usage(void) {
@@ -2408,6 +2585,7 @@ int main(int argc, char **argv) {
   if (g_o.only & M_LATENCY) m_latency();
   if (g_o.only & M_DURABLE) m_durable();
   if (g_o.only & (M_REPLAY | M_TAIL | M_RECOVER)) m_read();
+  if (g_o.only & M_SHIP) m_ship();
 
   write_outputs(zCmd);
   progress("done");

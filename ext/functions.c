@@ -347,10 +347,11 @@ static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
   static const char *const azState[] = {"off", "standby", "active", "down"};
   sqlite3_str_appendf(pStr,
                       ",\"shipping\":{\"state\":\"%s\",\"shipped_pos\":%lld,"
-                      "\"lag_events\":%lld,\"lag_ms\":%lld,\"sent\":%llu,"
+                      "\"lag_events\":%lld,\"lag_ms\":%lld,"
+                      "\"ack_wait_ms\":%lld,\"sent\":%llu,"
                       "\"errors\":%llu,\"restarts\":%llu,\"last_error\":",
                       azState[si->eState], si->shipPos, si->lagEvents,
-                      si->lagMs, (unsigned long long)si->nSent,
+                      si->lagMs, si->waitMs, (unsigned long long)si->nSent,
                       (unsigned long long)si->nErrors,
                       (unsigned long long)si->nRestarts);
   if (si->zError[0]) {
@@ -414,7 +415,12 @@ static void healthReasons(sqlite3_str *pStr, LjTable *p, const LjWriterInfo *wi,
         usOldest / 1000, p->cfg.usTxnTimeout / 1000);
   }
   if (!aOk[4]) az[n++] = sqlite3_mprintf("the writer reported an error");
-  if (!aOk[5]) az[n++] = sqlite3_mprintf("shipping is down");
+  if (!aOk[5]) {
+    az[n++] = sqlite3_mprintf(
+        "shipping is down, or an event handed to Kafka %dms ago is not "
+        "acknowledged",
+        LJ_SHIP_LAG_MAX_MS);
+  }
   if (!h->bRequests) {
     az[n++] = sqlite3_mprintf(
         "a request has waited %lldms, past sync_timeout (%lldms): the "
@@ -459,9 +465,16 @@ static void healthResult(sqlite3_context *ctx, sqlite3_str *pStr) {
 ** "checks": failed when the writer failed; degraded when the map is over
 ** 90% of map_max, the queue is over 90% full, a reader transaction is
 ** older than txn_timeout, the writer reported an error, shipping is
-** down (no broker reachable, or the topic unreadable), a request has
-** waited past sync_timeout, or a reader of any process pins much of the
-** map (healthStuck).  "reasons" says which, in words.
+** down (no broker reachable, or the topic unreadable) or stuck: an event
+** handed to the Kafka client LJ_SHIP_LAG_MAX_MS ago is still not
+** acknowledged (a shipper merely behind the appends is not degraded; its
+** lag_ms grows), a request has waited past sync_timeout, or a reader of
+** any process pins much of the map (healthStuck).  "reasons" says which,
+** in words.  One broker of three down is not degraded by itself: while
+** every partition has a leader, acks=all still means every in-sync
+** replica has the event, and the broker's outage is the cluster's alarm;
+** a partition left without a leader holds its events back, and that is
+** degraded after LJ_SHIP_LAG_MAX_MS.
 */
 static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
@@ -494,7 +507,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aOk[2] = wi.nQueue < (i64)p->pEnv->cfg.nQueueMax * 9 / 10;
   aOk[3] = usOldest <= p->cfg.usTxnTimeout;
   aOk[4] = wi.zLastError == 0;
-  aOk[5] = si.eState != LJ_SHIPST_DOWN;
+  aOk[5] = si.eState != LJ_SHIPST_DOWN && si.waitMs <= LJ_SHIP_LAG_MAX_MS;
   zStatus = !aOk[0] ? "failed"
             : (!aOk[1] || !aOk[2] || !aOk[3] || !aOk[4] || !aOk[5] ||
                !hs.bRequests || hs.bPinning)
@@ -542,11 +555,16 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
       "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"
       "txn_timeout\":%s,\"no_writer_error\":%s,\"requests_within_sync_"
-      "timeout\":%s,\"no_reader_pinning_map\":%s}",
+      "timeout\":%s,\"no_reader_pinning_map\":%s",
       aOk[0] ? "true" : "false", aOk[1] ? "true" : "false",
       aOk[2] ? "true" : "false", aOk[3] ? "true" : "false",
       aOk[4] ? "true" : "false", hs.bRequests ? "true" : "false",
       hs.bPinning ? "false" : "true");
+  if (si.eState != LJ_SHIPST_OFF) {
+    sqlite3_str_appendf(pStr, ",\"shipping_acked_within_%ds\":%s",
+                        LJ_SHIP_LAG_MAX_MS / 1000, aOk[5] ? "true" : "false");
+  }
+  sqlite3_str_appendchar(pStr, 1, '}');
   healthReasons(pStr, p, &wi, aOk, usOldest, &hs);
   sqlite3_str_appendchar(pStr, 1, '}');
   sqlite3_free(wi.zLastError);

@@ -528,13 +528,17 @@ struct LjMetrics {
   int eShipState;       /* LJ_SHIPST_* (atomic) */
   i64 shipPos;          /* every event up to this pos is acknowledged */
   i64 shipSeenPos;      /* highest pos the shipper has read */
-  i64 shipLagMs;        /* age of the oldest unacknowledged event, ms */
+  i64 shipOldestTs;     /* ts of the oldest unacknowledged event, 0: none */
+  i64 shipOldestSent;   /* when it was handed to the client (wall ms) */
   u64 nShipSent;        /* events acknowledged by Kafka */
   u64 nShipErrors;      /* client and delivery errors */
   u64 nShipRestarts;    /* producer restarts (resumed from Kafka) */
   char zShipError[160]; /* last error, "" if none since the last delivery */
 };
 enum { LJ_SHIPST_OFF = 0, LJ_SHIPST_STANDBY, LJ_SHIPST_ACTIVE, LJ_SHIPST_DOWN };
+/* Health is degraded when an event handed to the Kafka client this long
+** ago is still not acknowledged (functions.c, journal_health). */
+#define LJ_SHIP_LAG_MAX_MS 5000
 /* Count a latency (histMutex held).  Inline: the writer and the append
 ** path record here; metrics.c reads. */
 static inline void ljHistAdd(LjHist *p, u64 us) {
@@ -563,6 +567,7 @@ typedef struct LjShipInfo LjShipInfo;
 struct LjShipInfo {
   int eState; /* LJ_SHIPST_* */
   i64 shipPos, lagEvents, lagMs;
+  i64 waitMs; /* how long the oldest unacknowledged event waits for Kafka */
   u64 nSent, nErrors, nRestarts;
   char zError[160]; /* "" if none since the last delivery */
 };
@@ -902,7 +907,8 @@ struct LjRow {
 
 LJ_PRIVATE int ljScanNew(LjEnv *pEnv, LjScan **pp);
 /* Start (or restart) the plan.  The first start takes the scan's snapshot,
-** after waiting up to usTimeout for this process's queued appends. */
+** after waiting up to usTimeout for this process's queued appends (with
+** usTimeout < 0, at once: what is committed, as the shipper reads). */
 LJ_PRIVATE int ljScanStart(LjScan *p, const LjScanSpec *pSpec, i64 usTimeout,
                            char **pzErr);
 LJ_PRIVATE int ljScanNext(LjScan *p, char **pzErr);
@@ -1010,6 +1016,9 @@ struct LjEvent {
   u8 *aRec;        /* encoded record */
   u32 nRec;
   u64 pos; /* assigned by the writer */
+  /* journal_restore: the event may be the first of its actor at a seq
+  ** above 1 (the source had truncated the ones before when it shipped). */
+  int bRestore;
 };
 
 enum {

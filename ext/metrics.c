@@ -191,11 +191,23 @@ void ljShipInfo(LjEnv *pEnv, LjShipInfo *p) {
   LjMetrics *m = &pEnv->m;
   i64 last = __atomic_load_n(&m->lastPos, __ATOMIC_RELAXED);
   i64 seen = __atomic_load_n(&m->shipSeenPos, __ATOMIC_RELAXED);
+  i64 oldest;
   p->eState = __atomic_load_n(&m->eShipState, __ATOMIC_RELAXED);
   p->shipPos = __atomic_load_n(&m->shipPos, __ATOMIC_RELAXED);
   p->lagEvents = (last > seen ? last : seen) - p->shipPos;
   if (p->lagEvents < 0 || p->eState == LJ_SHIPST_STANDBY) p->lagEvents = 0;
-  p->lagMs = __atomic_load_n(&m->shipLagMs, __ATOMIC_RELAXED);
+  /* Computed now, not when the shipper last looked: a shipper waiting on
+  ** the cluster publishes nothing meanwhile. */
+  oldest = __atomic_load_n(&m->shipOldestTs, __ATOMIC_RELAXED);
+  p->lagMs = 0;
+  p->waitMs = 0;
+  if (oldest > 0 && p->eState == LJ_SHIPST_ACTIVE) {
+    i64 now = ljNowMs();
+    p->lagMs = now - oldest;
+    p->waitMs = now - __atomic_load_n(&m->shipOldestSent, __ATOMIC_RELAXED);
+  }
+  if (p->lagMs < 0) p->lagMs = 0;
+  if (p->waitMs < 0) p->waitMs = 0;
   p->nSent = __atomic_load_n(&m->nShipSent, __ATOMIC_RELAXED);
   p->nErrors = __atomic_load_n(&m->nShipErrors, __ATOMIC_RELAXED);
   p->nRestarts = __atomic_load_n(&m->nShipRestarts, __ATOMIC_RELAXED);

@@ -11,12 +11,18 @@
 ** the source's pos order (each partition is already in pos order, see
 ** ship.c).  Each event keeps its actor, seq, ts, type, payload and meta
 ** (with their storage classes) and tags; the new store assigns its own
-** pos, which equals the source's when the source had no truncated
-** events.  Only the events of one store are restored: the store id of the
-** first message read (partition 0 first).  An actor whose first shipped
-** seq is not 1 (it was truncated before shipping started) cannot be
-** restored, since a seq must be exactly the next one: the call fails with
-** SQLITE_CONSTRAINT.  Returns the number of events restored.
+** pos, gap-free, in the source's order, so it equals the source's when
+** the source had no gap when it shipped.  Only the events of one store are
+** restored: the store id of the first message read (partition 0 first).
+**
+** Truncations are not shipped (the store keeps no record of them that a
+** shipper could follow).  Events truncated before they were shipped are
+** not in the topic: an actor then starts at its first shipped seq (the
+** writer lets a restored event open an actor above seq 1), and pos
+** closes the gaps.  Events truncated after they were shipped are in the
+** topic and come back; docs/operations.md gives the query that truncates
+** them again.  Snapshots are not shipped either.  Returns the number of
+** events restored.
 */
 #include "internal.h"
 
@@ -221,6 +227,7 @@ static int rsAppend(LjTable *p, rd_kafka_message_t *m, char **pzErr) {
   ev.zActor = m->key;
   ev.nActor = (int)m->key_len;
   ev.seq = (u64)rsNumber(m, LJ_HDR_SEQ);
+  ev.bRestore = 1;
   ev.tsGiven = rsNumber(m, LJ_HDR_TS);
   rc = ljRecBuild(&in, p->cfg.eCompression, p->cfg.nCompressionMin, aBuf,
                   sizeof(aBuf), &ev.aRec, &ev.nRec);

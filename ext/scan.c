@@ -1013,8 +1013,9 @@ static int scanTxn(LjScan *p) {
 
 int ljScanStart(LjScan *p, const LjScanSpec *s, i64 usTimeout, char **pzErr) {
   int mrc, rc = SQLITE_OK, bEmpty = 0;
-  /* The snapshot: taken once, after this process's queued appends. */
-  if (p->txn == 0 && ljFlushForRead(p->pEnv, usTimeout)) {
+  /* The snapshot: taken once, after this process's queued appends (not
+  ** waited for when usTimeout < 0: what is committed). */
+  if (p->txn == 0 && usTimeout >= 0 && ljFlushForRead(p->pEnv, usTimeout)) {
     *pzErr = sqlite3_mprintf("timed out waiting for queued appends to commit");
     return SQLITE_BUSY;
   }

@@ -37,7 +37,11 @@
 **     durability is below full: a crash of the machine can then lose
 **     events Kafka already holds, and their pos will be reused;
 **   - a partition's events are in pos order; across partitions there is
-**     no order.  Changing the partition count breaks the per-actor order.
+**     no order.  Changing the partition count breaks the per-actor order;
+**   - a produce request a killed shipper had sent and the network held
+**     until after the next session read the partition's end would land
+**     as a duplicate: the idempotent producer does not fence an earlier
+**     session (transactions would).  The window is the hand-over time.
 **
 ** Appends never wait for Kafka: the shipper reads committed events
 ** through the read interface (scan.c), in its own thread.  What it has
@@ -67,6 +71,7 @@ typedef struct ShipSlot ShipSlot;
 struct ShipSlot {
   i64 pos;
   i64 ts;
+  i64 tSent; /* wall ms when handed to the client */
   int bDone;
 };
 
@@ -87,7 +92,8 @@ struct LjShip {
   u64 nextPos;     /* next pos to read */
   ShipSlot *aRing; /* in-flight messages, iTail .. iHead */
   u64 iHead, iTail;
-  int bFailed; /* the session must end (delivery failure) */
+  int bFailed;  /* the session must end (delivery failure) */
+  int bRefused; /* a session failed; no delivery succeeded since */
 };
 
 static int shipStopping(LjShip *p) {
@@ -189,6 +195,9 @@ static rd_kafka_conf_t *shipConf(LjShip *p, int bProducer, char *zErr,
   if (!bad && !bProducer) {
     bad = rd_kafka_conf_set(conf, "enable.partition.eof", "true", zErr, nErr);
   }
+  if (!bad && !bProducer) {
+    bad = rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", zErr, nErr);
+  }
   for (i = 0; bProducer && !bad && azProd[i]; i += 2) {
     bad = rd_kafka_conf_set(conf, azProd[i], azProd[i + 1], zErr, nErr);
   }
@@ -221,6 +230,7 @@ static void shipDelivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
     return;
   }
   p->aRing[(uintptr_t)m->_private % SHIP_RING].bDone = 1;
+  p->bRefused = 0;
   __atomic_fetch_add(&p->pEnv->m.nShipSent, 1, __ATOMIC_RELAXED);
   if (__atomic_load_n(&p->pEnv->m.eShipState, __ATOMIC_RELAXED) ==
       LJ_SHIPST_DOWN) {
@@ -346,6 +356,9 @@ static int shipConnect(LjShip *p) {
   rd_kafka_conf_t *conf;
   p->bFailed = 0;
   p->iHead = p->iTail = 0;
+  /* The last session's oldest unacknowledged event is resent or in Kafka:
+  ** its wait must not count against the new session. */
+  __atomic_store_n(&p->pEnv->m.shipOldestTs, 0, __ATOMIC_RELAXED);
   if (!shipResume(p, zErr, sizeof(zErr))) {
     shipSetError(p, zErr);
     shipSetState(p, LJ_SHIPST_DOWN);
@@ -366,27 +379,30 @@ static int shipConnect(LjShip *p) {
     return 0;
   }
   __atomic_fetch_add(&p->pEnv->m.nShipRestarts, 1, __ATOMIC_RELAXED);
-  shipSetState(p, LJ_SHIPST_ACTIVE);
+  /* After a failed session the state stays down until a delivery succeeds
+  ** (shipDelivered): a message the cluster keeps refusing must show. */
+  if (!p->bRefused) shipSetState(p, LJ_SHIPST_ACTIVE);
   return 1;
 }
 
 /* Retire acknowledged slots and publish position and lag. */
 static void shipPublish(LjShip *p) {
   LjMetrics *m = &p->pEnv->m;
-  i64 pos, lagMs = 0;
+  i64 pos, oldest = 0, sent = 0;
   while (p->iTail < p->iHead && p->aRing[p->iTail % SHIP_RING].bDone) {
     p->iTail++;
   }
   if (p->iTail < p->iHead) {
     const ShipSlot *s = &p->aRing[p->iTail % SHIP_RING];
     pos = s->pos - 1;
-    lagMs = ljNowMs() - s->ts;
-    if (lagMs < 0) lagMs = 0;
+    oldest = s->ts > 0 ? s->ts : 1;
+    sent = s->tSent;
   } else {
     pos = (i64)p->nextPos - 1;
   }
   __atomic_store_n(&m->shipPos, pos, __ATOMIC_RELAXED);
-  __atomic_store_n(&m->shipLagMs, lagMs, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->shipOldestSent, sent, __ATOMIC_RELAXED);
+  __atomic_store_n(&m->shipOldestTs, oldest, __ATOMIC_RELAXED);
 }
 
 static void shipHeader(rd_kafka_headers_t *h, const char *zName, const void *a,
@@ -414,7 +430,7 @@ static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
   shipHeader(h, LJ_HDR_TAGS, e->aTags, e->nTags);
   shipHeader(h, LJ_HDR_CLASS, zCls, 2);
   shipHeader(h, LJ_HDR_STORE, p->zStore, 32);
-  p->aRing[iSlot % SHIP_RING] = (ShipSlot){(i64)e->pos, e->ts, 0};
+  p->aRing[iSlot % SHIP_RING] = (ShipSlot){(i64)e->pos, e->ts, ljNowMs(), 0};
   for (;;) {
     err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(iPart),
@@ -447,7 +463,9 @@ static int shipRound(LjShip *p, LjScan *pScan) {
   s.lo = (i64)p->nextPos;
   s.hi = INT64_MAX;
   s.nLimit = SHIP_ROUND;
-  for (rc = ljScanStart(pScan, &s, 1000000, &zErr);
+  /* What is committed: waiting for this process's queued appends would
+  ** tie every round to a commit of the writer. */
+  for (rc = ljScanStart(pScan, &s, -1, &zErr);
        rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND &&
        !p->bFailed && !shipStopping(p);
        rc = ljScanNext(pScan, &zErr)) {
@@ -494,7 +512,14 @@ static void shipActive(LjShip *p) {
     }
     rd_kafka_poll(p->rk, nRow < SHIP_ROUND ? SHIP_IDLE_MS : 0);
     shipPublish(p);
-    if (p->bFailed) shipDisconnect(p, 0); /* resume from Kafka */
+    if (p->bFailed) {
+      /* Resume from Kafka, after a pause: a refused message would
+      ** otherwise make every session fail at once. */
+      shipDisconnect(p, 0);
+      p->bRefused = 1;
+      shipSetState(p, LJ_SHIPST_DOWN);
+      shipSleep(p, SHIP_RETRY_MS);
+    }
   }
   shipDisconnect(p, 2000);
   shipPublish(p);

@@ -464,6 +464,7 @@ static int submitReserve(LjReq *p, LjEvent *aEvent, char **pzErr) {
   for (int i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
     u64 next = e->pActor->reserved + 1;
+    if (e->bRestore && next == 1 && e->seq > 1) next = e->seq;
     if (e->seq != 0 && e->seq != next) {
       *pzErr = sqlite3_mprintf(
           "expected seq %llu for actor '%.*s' but got %llu (seq must be "

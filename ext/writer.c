@@ -156,7 +156,8 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
     u64 h;
     mrc = txnHighest(w, txn, a, &h);
     if (mrc) return mrc;
-    if (e->epoch != a->epoch || e->seq != h + 1) {
+    if (e->epoch != a->epoch ||
+        (e->seq != h + 1 && !(e->bRestore && h == 0 && e->seq > 1))) {
       reqConflict(w, p, e, h);
       break;
     }

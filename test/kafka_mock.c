@@ -11,6 +11,8 @@
 **             leader P ID         move the leader of partition P
 **             produce_errors N    fail the next N produce requests
 **                                 (NOT_ENOUGH_REPLICAS, retriable)
+**             topic NAME N        create another topic, N partitions
+**                                 (each partition keeps about 5 MB)
 **
 **     kafka_mock dump BROKERS TOPIC
 **         Prints every message of every partition, from the first offset
@@ -50,7 +52,12 @@ static int serve(const char *zTopic, int nPart) {
   fflush(stdout);
   while (fgets(zLine, sizeof(zLine), stdin)) {
     int a = 0, b = 0;
-    if (sscanf(zLine, "down %d", &a) == 1) {
+    char zName[128];
+    if (sscanf(zLine, "topic %127s %d", zName, &a) == 2) {
+      if (rd_kafka_mock_topic_create(mc, zName, a, 3)) {
+        die("cannot create the topic", zName);
+      }
+    } else if (sscanf(zLine, "down %d", &a) == 1) {
       rd_kafka_mock_broker_set_down(mc, a);
     } else if (sscanf(zLine, "up %d", &a) == 1) {
       rd_kafka_mock_broker_set_up(mc, a);
