@@ -33,6 +33,7 @@
 **              [--out DIR] [--dir TMPBASE] [--only LIST] [--big N]
 **              [--small N] [--durable-n N] [--clients K] [--reps N]
 **              [--sys ext,static,lmdb,sqlite] [--ext-opts 'k=v, ...']
+**              [--ext-schema memory|delete|wal]
 **              [--ext PATH]
 ** LIST is a comma list of: memory,async,append,scale,insert,syncmode,
 ** latency,durable,scan,replay,tail,recovery,ship.
@@ -349,10 +350,16 @@ struct Sys {
 };
 
 static const char *g_zExtOpts; /* --ext-opts: added to every CREATE */
+/* --ext-schema: the extension's connections keep the table in an
+** in-memory main database (NULL, the default) or in a database file of
+** this journal mode ("delete", "wal"), where the journal_* functions check
+** the schema once per statement (docs/api.md, "Functions"). */
+static const char *g_zExtSchema;
 
 static void ext_create_table(Sys *s) {
   char *zSql = sqlite3_mprintf(
-      "CREATE VIRTUAL TABLE j USING lmdb_journal(path='%q', durability=%s, "
+      "CREATE VIRTUAL TABLE IF NOT EXISTS j USING lmdb_journal(path='%q', "
+      "durability=%s, "
       "batch_size=%d, map_size='%s', append_mode=%s%s%s%s%s)",
       s->zDir, s->cfg.durable ? "full" : "none", s->cfg.batch,
       s->cfg.zMap ? s->cfg.zMap : "1GiB",
@@ -393,6 +400,22 @@ static void sql_open_conn(Sys *s, const char *zFile) {
          SQLITE_OK, "open");
   if (s->cfg.kind == SYS_EXT && HAVE_EXT) ext_attach(s->db, bStatic);
   sqlite3_busy_timeout(s->db, 60000);
+}
+
+/* An extension connection with table j, in memory or in the store
+** directory's schema.db (--ext-schema). */
+static void ext_open(Sys *s) {
+  char zFile[PATH_MAX + 16];
+  if (g_zExtSchema == 0) {
+    sql_open_conn(s, ":memory:");
+  } else {
+    char *zSql = sqlite3_mprintf("PRAGMA journal_mode=%s", g_zExtSchema);
+    snprintf(zFile, sizeof zFile, "%s/schema.db", s->zDir);
+    sql_open_conn(s, zFile);
+    sql_exec(s->db, zSql);
+    sqlite3_free(zSql);
+  }
+  ext_create_table(s);
 }
 
 /* Prepare the per-client statements of a SQL system. */
@@ -446,8 +469,7 @@ static Sys *sys_open_store(const SysCfg *pCfg, const char *zDir, int bNew) {
   s->checkSeq = 1;
   switch (pCfg->kind) {
     case SYS_EXT:
-      sql_open_conn(s, ":memory:");
-      ext_create_table(s);
+      ext_open(s);
       sql_prepare_client(s);
       break;
     case SYS_SQL:
@@ -490,8 +512,7 @@ static Sys *sys_peer(const Sys *p) {
   s->checkSeq = 0;
   switch (p->cfg.kind) {
     case SYS_EXT:
-      sql_open_conn(s, ":memory:");
-      ext_create_table(s);
+      ext_open(s);
       sql_prepare_client(s);
       break;
     case SYS_SQL:
@@ -2434,6 +2455,7 @@ static void usage(void) {
           "             [--out DIR] [--dir TMPBASE] [--only LIST] [--big N]\n"
           "             [--small N] [--durable-n N] [--clients K] [--reps N]\n"
           "             [--sys ext,static,lmdb,sqlite] [--ext-opts 'k=v, ...']\n"
+          "             [--ext-schema memory|delete|wal]\n"
           "             [--ext PATH-TO-lmdbjournal.so]\n"
           "LIST: comma-separated among");
   for (i = 0; i < N_MEASURE; i++) fprintf(stderr, " %s", azMeasure[i]);
@@ -2510,6 +2532,10 @@ static void opts_parse(int argc, char **argv) {
     else if (strcmp(z, "--only") == 0) g_o.only = parse_only(zVal);
     else if (strcmp(z, "--sys") == 0) g_sysMask = parse_sys(zVal);
     else if (strcmp(z, "--ext-opts") == 0) g_zExtOpts = zVal;
+    else if (strcmp(z, "--ext-schema") == 0) {
+      g_zExtSchema = strcmp(zVal, "memory") == 0 ? 0 : zVal;
+      if (g_zExtSchema && strcmp(zVal, "delete") && strcmp(zVal, "wal")) usage();
+    }
     else if (strcmp(z, "--ext") == 0) {
       if (!realpath(zVal, g_zExtPath)) die("--ext %s: %s", zVal, strerror(errno));
     }

@@ -17,11 +17,10 @@
 **   journal_backup(T, dest_dir [, compact]) -> bytes of the copy
 **
 ** T names an lmdb_journal table of the calling connection ("j" or
-** "main.j").  The connection remembers the last name resolved (statements
-** are usually reset after every row, which would drop auxdata), and a
-** table forgets itself there when it disconnects or is renamed.  Functions that
-*write are
-** SQLITE_DIRECTONLY: schema objects cannot call them.
+** "main.j"): the one the schema means when the statement runs, even if
+** another connection or process dropped and recreated it (fnTable).
+** Functions that write are SQLITE_DIRECTONLY: schema objects cannot call
+** them.
 */
 #include "internal.h"
 
@@ -36,12 +35,26 @@
 #define LJ_RESULT_SUBTYPE 0x001000000
 #endif
 
-/* The table named by argument 0, or NULL after reporting an error. */
+/* What argument 0 resolved to in this execution of the statement. */
+typedef struct FnResolved FnResolved;
+struct FnResolved {
+  LjTable *p;
+  u32 iGen; /* LjConn.iGen then: no table disconnected since */
+};
+
+/*
+** The table named by argument 0, or NULL after reporting an error.  A
+** name is resolved and its schema checked (ljTableFind) once per
+** execution of the statement (auxdata, for a constant name), and the
+** table of a temp or in-memory schema, which no other connection
+** changes, only when the name differs from the last one resolved.
+*/
 static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   LjConn *pConn = (LjConn *)sqlite3_user_data(ctx);
   /* The type first: reading a blob as text would make it text. */
   int bText = sqlite3_value_type(argv[0]) == SQLITE_TEXT;
   const char *zArg = bText ? (const char *)sqlite3_value_text(argv[0]) : 0;
+  FnResolved *pRes;
   LjTable *p;
   char *zErr = 0;
   int rc;
@@ -52,9 +65,14 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
                          -1);
     return 0;
   }
-  if (pConn->pLast && strcmp(pConn->zLast, zArg) == 0 &&
-      !ljEnvForked(pConn->pLast->pEnv)) {
-    return pConn->pLast;
+  p = pConn->pLast;
+  if (p && p->bLocal && strcmp(pConn->zLast, zArg) == 0 &&
+      !ljEnvForked(p->pEnv)) {
+    return p;
+  }
+  pRes = (FnResolved *)sqlite3_get_auxdata(ctx, 0);
+  if (pRes && pRes->iGen == pConn->iGen && !ljEnvForked(pRes->p->pEnv)) {
+    return pRes->p;
   }
   rc = ljTableFind(pConn, zArg, &p, &zErr);
   if (rc) {
@@ -62,6 +80,7 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
       sqlite3_result_error_nomem(ctx);
     } else {
       sqlite3_result_error(ctx, zErr, -1);
+      sqlite3_result_error_code(ctx, rc);
     }
     sqlite3_free(zErr);
     return 0;
@@ -69,6 +88,12 @@ static LjTable *fnTable(sqlite3_context *ctx, sqlite3_value **argv) {
   if (strlen(zArg) < sizeof(pConn->zLast)) {
     pConn->pLast = p;
     memcpy(pConn->zLast, zArg, strlen(zArg) + 1);
+  }
+  pRes = sqlite3_malloc64(sizeof(*pRes));
+  if (pRes) {
+    pRes->p = p;
+    pRes->iGen = pConn->iGen;
+    sqlite3_set_auxdata(ctx, 0, pRes, sqlite3_free);
   }
   return p;
 }

@@ -1141,6 +1141,9 @@ LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
 /* Carry out truncation request p (the stage must be merged);
 ** *pbWrote is set when anything was written. */
 LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote);
+/* Record the highest pos assigned (meta db): also a write that changes
+** nothing else, for a commit of its own (a new meta page). */
+LJ_PRIVATE int ljPutMaxPos(LjPut *pPut, MDB_txn *txn);
 /* Put snapshot request p (its actor's number known, 0 if new), stamped
 ** with ts, then keep only the newest p->nKeep of the actor's snapshots. */
 LJ_PRIVATE int ljPutSnapshot(LjPut *pPut, MDB_txn *txn, LjReq *p, i64 ts);
@@ -1194,6 +1197,10 @@ struct LjWriter {
   i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
   int nLastClients;      /* distinct submitters of recent batches */
   i64 usLastCommit;      /* how long the last commit took */
+  size_t txnIdDoubt;     /* commits up to this one may not be durable: an
+                         ** fsync failed after it (0: none; writer.c) */
+  int mrcSynced;         /* the env sync after the batch just committed
+                         ** failed with this (for batchFinish) */
   LjReq *pPool;          /* recycled requests (mutex) */
   int nPool;
   /* Stopping and stuck requests (mutex). */
@@ -1336,6 +1343,8 @@ typedef struct LjConn LjConn;
 typedef struct LjTable LjTable;
 typedef struct JtPending JtPending;
 
+typedef struct LjCheck LjCheck;
+
 /* Per-connection state: the journal tables connected on it. */
 struct LjConn {
   sqlite3 *db;
@@ -1344,6 +1353,11 @@ struct LjConn {
   LjTable *pList;    /* connected tables */
   LjTable *pLast;    /* table the journal_* functions resolved last */
   char zLast[64];    /* ... from this argument text */
+  u32 iGen;          /* moves when a table disconnects or is renamed */
+  LjTable *pPlanned; /* table xBestIndex planned last (conn.c resolves) */
+  LjCheck *pCheck;   /* schema checks, one per schema name (conn.c) */
+  u32 iEpochSeq;     /* last epoch handed out by a schema check */
+  int nChecking;     /* a schema check is stepping */
 };
 
 /* One lmdb_journal table on one connection. */
@@ -1357,6 +1371,10 @@ struct LjTable {
   LjEnv *pEnv;
   LjClient *pClient;
   JtPending *pPending; /* INSERTs of the open transaction */
+  int bLocal;          /* temp or in-memory: only this connection changes
+                       ** its schema */
+  int bStale;          /* another table of this name is the current one */
+  u32 iEpoch;          /* schema check epoch it was found current in */
 };
 
 /* Connections (conn.c): the one registered on a handle, if any. */
@@ -1369,9 +1387,16 @@ LJ_PRIVATE void ljTableFree(LjTable *p);
 /* SQLITE_OK, or SQLITE_MISUSE with *pzErr set when the table's store was
 ** opened by the parent of this process (fork): open a new connection. */
 LJ_PRIVATE int ljTableUsable(const LjTable *p, char **pzErr);
-/* Find the table named zName (optionally "schema.table") on db. */
+/* Find the table named zName (optionally "schema.table") on db: the one
+** the schema means now, even if another connection or process dropped
+** and recreated it (see "Finding the table a statement means" in
+** conn.c). */
 LJ_PRIVATE int ljTableFind(LjConn *pConn, const char *zName, LjTable **pp,
                            char **pzErr);
+/* Link a table just connected into its connection's list / take it out
+** (xDisconnect, xDestroy). */
+LJ_PRIVATE void ljTableLink(LjTable *p);
+LJ_PRIVATE void ljTableUnlink(LjTable *p);
 LJ_PRIVATE int ljRegisterTable(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterFunctions(sqlite3 *db, LjConn *pConn);
 LJ_PRIVATE int ljRegisterTvfs(sqlite3 *db, LjConn *pConn);

@@ -140,9 +140,7 @@ static int jtOpenTable(sqlite3 *db, void *pAux, int argc,
   }
   sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
   p->pConn = pConn;
-  pConn->nRef++;
-  p->pNext = pConn->pList;
-  pConn->pList = p;
+  ljTableLink(p);
   *ppVtab = &p->base;
   return SQLITE_OK;
 }
@@ -159,14 +157,7 @@ static int jtConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
 
 static int jtDisconnect(sqlite3_vtab *pVtab) {
   LjTable *p = (LjTable *)pVtab;
-  LjTable **pp;
-  if (p->pConn->pLast == p) p->pConn->pLast = 0;
-  for (pp = &p->pConn->pList; *pp; pp = &(*pp)->pNext) {
-    if (*pp == p) {
-      *pp = p->pNext;
-      break;
-    }
-  }
+  ljTableUnlink(p);
   ljPendingFree(p->pPending);
   p->pPending = 0;
   ljClientFree(p->pClient); /* flushes this table's queued appends */
@@ -185,6 +176,7 @@ static int jtRename(sqlite3_vtab *pVtab, const char *zNew) {
   sqlite3_free(p->zName);
   p->zName = z;
   if (p->pConn->pLast == p) p->pConn->pLast = 0;
+  p->pConn->iGen++;
   return SQLITE_OK;
 }
 
@@ -434,7 +426,8 @@ static char *planString(const sqlite3_index_info *p, int idxNum) {
 static int jtBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
   JtPlan pl;
   char *zStr;
-  (void)pVtab;
+  /* Tells ljTableFind which table a name resolves to. */
+  ((LjTable *)pVtab)->pConn->pPlanned = (LjTable *)pVtab;
   memset(&pl, 0, sizeof(pl));
   planConstraints(p, &pl);
   planChoose(p, &pl);

@@ -188,33 +188,39 @@ static int putTags(LjPut *pPut, MDB_txn *txn, MDB_cursor **pcTag,
 }
 
 /* The manifest (this commit's positions, in pos order, as one value at
-** the end of the pos tree) and the tag index entries. */
+** the end of the pos tree) and the tag index entries.  The reserved
+** manifest is filled before anything else is put: LMDB keeps reserved
+** space only until the next update, which may spill the dirty page
+** holding it (a transaction of very many pages) and free its memory. */
 static int putManifest(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
                        size_t n, u64 pos0) {
-  MDB_cursor *cPos = 0, *cTag = 0;
+  MDB_cursor *cTag = 0;
   MDB_val k, v;
   u8 aPos[LJ_POSKEY], *aMani;
   u32 i = 0;
   LjEvIter it;
   LjEvent *e;
-  int mrc = mdb_cursor_open(txn, pPut->pEnv->aDbi[LJ_DB_POS], &cPos);
-  if (mrc) return mrc;
+  int mrc;
   ljPut64(aPos, pos0);
   k.mv_data = aPos;
   k.mv_size = LJ_POSKEY;
   v.mv_data = 0;
   v.mv_size = LJ_MANI_ENTRY * n;
-  mrc = mdb_cursor_put(cPos, &k, &v, MDB_APPEND | MDB_RESERVE);
+  mrc = mdb_put(txn, pPut->pEnv->aDbi[LJ_DB_POS], &k, &v,
+                MDB_APPEND | MDB_RESERVE);
+  if (mrc) return mrc;
   aMani = (u8 *)v.mv_data;
-  for (e = ljEvFirst(&it, aReq, nReq); e && mrc == 0; e = ljEvNext(&it)) {
+  for (e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) {
     /* Positions of accepted events are contiguous and strictly
     ** increasing in queue order (validateReq hands them out so). */
     assert(i < n && e->pos == pos0 + i);
     ljManiSet(aMani, i++, e->pActor->num, e->seq, ljRecTs(e->aRec));
+  }
+  assert(i == n);
+  for (e = ljEvFirst(&it, aReq, nReq); e && mrc == 0; e = ljEvNext(&it)) {
     mrc = putTags(pPut, txn, &cTag, e);
   }
   if (cTag) mdb_cursor_close(cTag);
-  mdb_cursor_close(cPos);
   return mrc;
 }
 
@@ -450,14 +456,23 @@ static int truncateRun(LjEnv *pEnv, MDB_txn *txn, MDB_cursor *c, MDB_val *k,
   u32 nDel = (u32)(upTo - s0 + 1 < nRun ? upTo - s0 + 1 : nRun);
   u8 *aKeep = 0;
   size_t nKeep = 0;
+  MDB_val run;
   int mrc = 0;
-  for (u32 i = 0; i < nDel && mrc == 0; i++) {
-    mrc = unindexRecord(pEnv, txn, v->mv_data, v->mv_size, i);
-  }
-  if (mrc == 0 && nDel < nRun) mrc = runTail(v, nDel, &aKeep, &nKeep);
-  if (mrc) return mrc;
+  /* The run and its key are read while the indexes are updated: what
+  ** LMDB returned is valid only until the next update (a spilled dirty
+  ** page is freed), so they are copied first. */
   memcpy(aKey, k->mv_data, LJ_EVKEY);
-  mrc = mdb_cursor_del(c, 0);
+  run.mv_size = v->mv_size;
+  run.mv_data = sqlite3_malloc64(v->mv_size ? v->mv_size : 1);
+  if (run.mv_data == 0) return ENOMEM;
+  memcpy(run.mv_data, v->mv_data, v->mv_size);
+  for (u32 i = 0; i < nDel && mrc == 0; i++) {
+    mrc = unindexRecord(pEnv, txn, run.mv_data, run.mv_size, i);
+  }
+  if (mrc == 0 && nDel < nRun) mrc = runTail(&run, nDel, &aKeep, &nKeep);
+  sqlite3_free(run.mv_data);
+  if (mrc) return mrc;
+  mrc = mdb_cursor_del(c, 0); /* c is on the run still: no update of its db */
   if (mrc == 0 && aKeep) {
     u8 aNew[LJ_EVKEY];
     MDB_val kNew, vNew;
@@ -484,7 +499,7 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   const u8 *zActor = p->aEvent[0].aRec;
   int nActor = (int)p->aEvent[0].nRec;
   u64 num, highest, floor, upTo;
-  u8 aKey[LJ_EVKEY], aAct[LJ_ACTVAL], aMax[sizeof(u64)];
+  u8 aKey[LJ_EVKEY], aAct[LJ_ACTVAL];
   MDB_cursor *c;
   MDB_val k, v;
   int mrc;
@@ -518,11 +533,17 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   v.mv_size = sizeof(aAct);
   mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, 0);
   if (mrc) return mrc;
+  return ljPutMaxPos(pPut, txn);
+}
+
+int ljPutMaxPos(LjPut *pPut, MDB_txn *txn) {
+  u8 aMax[sizeof(u64)];
+  MDB_val k, v;
   ljPut64(aMax, pPut->tailPos);
   ljMetaKey(&k, LJ_META_MAXPOS);
   v.mv_data = aMax;
   v.mv_size = sizeof(aMax);
-  return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
+  return mdb_put(txn, pPut->pEnv->aDbi[LJ_DB_META], &k, &v, 0);
 }
 
 /**************************************************************************

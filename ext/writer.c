@@ -298,7 +298,7 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
   size_t nEv = 0, txnId;
   u64 tailPos0, nextNum0;
   i64 tailTs0;
-  int mrc;
+  int mrc, mrcSync = 0;
 
   WRITER_ONLY(w);
   ljGateEnter(pEnv);
@@ -320,14 +320,25 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
   tailTs0 = w->put.tailTs;
   nextNum0 = w->put.nextNum;
   if (mrc == 0) mrc = batchWrite(w, txn, aReq, nReq, pbSync, &nEv);
+  if (mrc == 0 && nEv == 0 && *pbSync && w->txnIdDoubt) {
+    /* The meta page of the commit in doubt may be lost: a commit of the
+    ** sync's own writes a new one, for the sync to make durable. */
+    mrc = ljPutMaxPos(&w->put, txn);
+    nEv = 1;
+  }
   if (mrc == 0 && nEv > 0) {
     setDurability(w, eDur);
     mrc = mdb_txn_commit(txn);
   } else {
     mdb_txn_abort(txn); /* nothing to write, or an error */
   }
-  if (mrc == 0 && *pbSync) mrc = mdb_env_sync(pEnv->env, 1);
+  if (mrc == 0 && *pbSync) mrcSync = mdb_env_sync(pEnv->env, 1);
   ljGateLeave(pEnv);
+  /* A commit that failed in its fsync may have lost the unsynced meta
+  ** page of the commit before it (MDB_NOMETASYNC). */
+  if (mrc == EIO && w->lastTxnId && !w->txnIdDoubt) {
+    w->txnIdDoubt = w->lastTxnId;
+  }
   if (mrc) {
     /* The transaction is gone: everything it decided is void. */
     w->put.tailPos = tailPos0;
@@ -345,7 +356,19 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
     }
     if (eDur == LJ_DUR_NONE && !*pbSync) w->bUnsynced = 1;
   }
-  if (*pbSync) {
+  if (mrcSync) {
+    /* The commit stands: its events are in the store, and a replay of
+    ** the batch would find them there (conflicts).  Not retried either:
+    ** an fsync that failed may have dropped the pages it was to write,
+    ** so a later one that succeeds proves nothing about them.  Until a
+    ** newer commit is synced, durability is in doubt up to this one. */
+    w->txnIdDoubt = w->lastTxnId;
+    w->mrcSynced = mrcSync;
+    w->bUnsynced = 1;
+  } else if (*pbSync || (nEv > 0 && eDur == LJ_DUR_FULL)) {
+    w->txnIdDoubt = 0; /* a commit newer than the doubt is on disk */
+  }
+  if (*pbSync && !mrcSync) {
     w->bUnsynced = 0;
     w->usLastSync = ljNowUs();
   }
@@ -465,6 +488,20 @@ static void reqLost(LjWriter *w, LjReq *p) {
   }
 }
 
+/* The message for the sync requests of a batch that committed but whose
+** sync failed (NULL if it did not), logged. */
+static char *batchUnsynced(LjWriter *w, int mrc) {
+  char *z;
+  if (mrc || w->mrcSynced == 0) return 0;
+  z = sqlite3_mprintf(
+      "journal sync failed after the commit: its events are stored but may "
+      "not be durable (%s); the next journal_sync commits and syncs again",
+      mdb_strerror(w->mrcSynced));
+  sqlite3_log(ljMdbToSqlite(w->mrcSynced), "lmdbjournal: %s (%s)", z ? z : "",
+              w->pEnv->zDir);
+  return z;
+}
+
 /* Record a batch's outcome and release its requests (mutex held; the
 ** caller wakes the waiters). */
 static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
@@ -472,6 +509,7 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
   LjEnv *pEnv = w->pEnv;
   int rcFail = mrc == LJ_MDB_FORMAT ? SQLITE_ERROR : ljMdbToSqlite(mrc);
   char *zFail = mrc ? batchError(w, aReq, mrc, rcFail) : 0;
+  char *zUnsynced = batchUnsynced(w, mrc);
   /* The batch's durability (read before its requests are released), not
   ** the last commit's flags: a batch that wrote nothing, its requests
   ** having conflicted, left those flags as an earlier merge set them. */
@@ -494,6 +532,9 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     if (mrc && p->rc == 0) {
       p->rc = rcFail;
       p->zErr = zFail ? sqlite3_mprintf("%s", zFail) : 0;
+    } else if (zUnsynced && p->eType == LJ_REQ_SYNC && p->rc == 0) {
+      p->rc = ljMdbToSqlite(w->mrcSynced);
+      p->zErr = sqlite3_mprintf("%s", zUnsynced);
     }
     if (p->rc) {
       __atomic_add_fetch(&pEnv->m.nErrors, 1, __ATOMIC_RELAXED);
@@ -516,7 +557,9 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
     i64 prevPos = w->lastPos;
     w->lastPos = (i64)w->put.tailPos;
     __atomic_add_fetch(&pEnv->m.nCommits, 1, __ATOMIC_RELAXED);
-    if (bSync || eDur == LJ_DUR_FULL) {
+    if (w->txnIdDoubt) {
+      /* durablePos stays until a newer commit is synced (batchTxn) */
+    } else if (bSync || eDur == LJ_DUR_FULL) {
       w->durablePos = w->lastPos;
     } else if (prevPos > w->durablePos) {
       /* MDB_NOMETASYNC: this commit's fdatasync flushed the meta page of
@@ -524,10 +567,14 @@ static void batchFinish(LjWriter *w, LjReq **aReq, int nReq, int mrc,
       w->durablePos = prevPos;
     }
     /* A commit went through: the fault behind the last error cleared
-    ** (health goes back to ok; the errors counter keeps the history). */
+    ** (health goes back to ok; the errors counter keeps the history),
+    ** unless its sync failed. */
     sqlite3_free(w->zLastError);
-    w->zLastError = 0;
+    w->zLastError = zUnsynced;
+    zUnsynced = 0;
   }
+  sqlite3_free(zUnsynced);
+  w->mrcSynced = 0;
   ljWriterPublish(w);
 }
 
@@ -543,7 +590,10 @@ static void checkpoint(LjWriter *w) {
   if (mrc == 0) {
     w->bUnsynced = 0;
     pthread_mutex_lock(&w->mutex);
-    w->durablePos = w->lastPos;
+    /* In doubt (batchTxn), only the meta page of a newer commit, synced
+    ** now, makes the commits before it durable. */
+    if (w->txnIdDoubt && w->lastTxnId > w->txnIdDoubt) w->txnIdDoubt = 0;
+    if (w->txnIdDoubt == 0) w->durablePos = w->lastPos;
     ljWriterPublish(w);
     pthread_mutex_unlock(&w->mutex);
   } else {
