@@ -121,7 +121,8 @@ deps:
 TCLSH ?= tclsh
 
 TESTBIN := $(B)/threads $(B)/crashload $(B)/difftest $(B)/kafka_mock newest \
-           $(B)/powerloss.so $(B)/powerloss-apply $(B)/faultmem.so
+           $(B)/powerloss.so $(B)/powerloss-apply $(B)/faultmem.so \
+           $(B)/stuckdrv
 
 test: deps all $(TESTBIN)
 	$(TCLSH) test/all.tcl --build $(B) $(TESTARGS)
@@ -162,6 +163,9 @@ $(B)/kafka_mock: test/kafka_mock.c | $(B)
 
 $(B)/threads: test/threads.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/threads.c $(SRC) -lsqlite3 $(LIBS)
+
+$(B)/stuckdrv: test/stuckdrv.c $(SRC) $(HDR) | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/stuckdrv.c $(SRC) -lsqlite3 $(LIBS)
 
 $(B)/crashload: test/crashload.c $(SRC) $(HDR) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DSQLITE_CORE -o $@ test/crashload.c $(SRC) -lsqlite3 $(LIBS)
@@ -212,6 +216,7 @@ define asan_suite
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -shared -o $(1)/lmdbjournal.so $(SRC) $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/crashload test/crashload.c $(SRC) -lsqlite3 $(LIBS)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) $(2) -DSQLITE_CORE -o $(1)/stuckdrv test/stuckdrv.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $(1)/powerloss.so test/powerloss.c -ldl -lpthread
 	$(CC) $(BASEFLAGS) $(CFLAGS) -DPOWERLOSS_TOOL -o $(1)/powerloss-apply test/powerloss.c
 	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=default -shared -o $(1)/faultmem.so test/faultmem.c -ldl
@@ -226,13 +231,18 @@ test-asan: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/asan,-DLJ_STAGE_IDLE_US=2000000)
 
 # The threaded driver under ThreadSanitizer (extension linked in statically),
-# as built and with every batch staged.
+# as built and with every batch staged; then stuck.test's driver (opening
+# and closing while another process holds the write lock).
 test-tsan: deps
 	@mkdir -p $(B)/tsan
 	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE -o $(B)/tsan/threads test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE $(STAGED_FLAGS) -o $(B)/tsan/threads-staged test/threads.c $(SRC) -lsqlite3 $(LIBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(B)/tsan/threads $(B)/tsan/data 4 20000
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(B)/tsan/threads-staged $(B)/tsan/data 4 20000
+	$(CC) $(BASEFLAGS) -O1 -g -fsanitize=thread -DSQLITE_CORE -o $(B)/tsan/stuckdrv test/stuckdrv.c $(SRC) -lsqlite3 $(LIBS)
+	$(MAKE) --no-print-directory all $(B)/stuckdrv
+	LJ_STUCKDRV=$(B)/tsan/stuckdrv TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  $(TCLSH) test/all.tcl --build $(B) stuck
 
 # The whole Tcl suite (under ASan+UBSan) against a build that stages every
 # batch and merges every 3,000 events (or after 20 ms idle): staged, merged

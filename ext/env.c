@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -279,4 +280,80 @@ int ljReaderCheck(LjEnv *p) {
     __atomic_add_fetch(&p->m.nStaleReaders, (u64)nDead, __ATOMIC_RELAXED);
   }
   return nDead;
+}
+
+/*
+** The oldest reader of any process, from LMDB's reader table: other
+** processes' readers pin pages just as ours do, and only LMDB's table
+** shows them.  Also how much it pins: the pages freed by the commits
+** since its snapshot, which LMDB cannot reuse while it lives (freelist
+** records are keyed by the id of the transaction that freed them).
+*/
+static int readerLine(const char *zMsg, void *pCtx) {
+  LjOldReader *p = (LjOldReader *)pCtx;
+  int pid;
+  size_t tid;
+  unsigned long long txnid;
+  /* "%10d %zx %s\n": pid, thread, txnid ("-" when the slot is idle); the
+  ** header line does not parse. */
+  if (sscanf(zMsg, "%d %zx %llu", &pid, &tid, &txnid) != 3) return 0;
+  p->nReaders++;
+  if (!p->bFound || txnid < p->txnid) {
+    p->bFound = 1;
+    p->pid = pid;
+    p->txnid = txnid;
+  }
+  return 0;
+}
+
+/* Bytes freed by transactions from iTxn on (gate held), from at most
+** LJ_PIN_WALK_MAX freelist records. */
+#define LJ_PIN_WALK_MAX 65536
+static int readerPinned(LjEnv *p, u64 iTxn, i64 *pnPinned) {
+  MDB_txn *txn = 0;
+  MDB_cursor *cur = 0;
+  MDB_stat st;
+  MDB_val k, v;
+  size_t id = (size_t)iTxn;
+  u64 nPage = 0;
+  int mrc;
+  memset(&st, 0, sizeof(st));
+  mrc = ljReadBegin(p, &txn);
+  if (mrc == 0) mrc = mdb_stat(txn, 0, &st); /* dbi 0: the freelist */
+  if (mrc == 0) mrc = mdb_cursor_open(txn, 0, &cur);
+  k.mv_data = &id;
+  k.mv_size = sizeof(id);
+  if (mrc == 0) mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  /* Capped, health must stay cheap: past the cap it is a lower bound. */
+  for (int n = 0; mrc == 0 && n < LJ_PIN_WALK_MAX; n++) {
+    size_t nId;
+    /* The value is an ID list: its count, then the page numbers. */
+    if (v.mv_size >= sizeof(size_t)) {
+      memcpy(&nId, v.mv_data, sizeof(nId));
+      nPage += nId;
+    }
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  if (cur) mdb_cursor_close(cur);
+  if (txn) mdb_txn_abort(txn);
+  *pnPinned = (i64)nPage * (i64)st.ms_psize;
+  return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+int ljOldestReaderAll(LjEnv *p, LjOldReader *pOut) {
+  MDB_envinfo info;
+  int mrc;
+  memset(pOut, 0, sizeof(*pOut));
+  ljGateEnter(p);
+  mrc = mdb_reader_list(p->env, readerLine, pOut);
+  if (mrc >= 0) mrc = mdb_env_info(p->env, &info);
+  if (mrc == 0 && pOut->bFound) {
+    pOut->bThisProcess = pOut->pid == (int)getpid();
+    pOut->ageTxns = (u64)info.me_last_txnid > pOut->txnid
+                        ? (u64)info.me_last_txnid - pOut->txnid
+                        : 0;
+    mrc = readerPinned(p, pOut->txnid, &pOut->nPinned);
+  }
+  ljGateLeave(p);
+  return mrc < 0 ? 0 : mrc;
 }

@@ -387,16 +387,116 @@ static void healthShipping(sqlite3_str *pStr, const LjShipInfo *si) {
   sqlite3_str_appendchar(pStr, 1, '}');
 }
 
+/* What journal_health checks beyond the metrics: a request stuck past
+** sync_timeout, and a reader of any process pinning much of the map (at
+** least LJ_PIN_MIN_TXNS commits behind, keeping over a quarter of
+** map_used from reuse). */
+#define LJ_PIN_MIN_TXNS 100
+typedef struct HealthStuck HealthStuck;
+struct HealthStuck {
+  LjOldReader rd;
+  int bRequests; /* no request older than sync_timeout */
+  int bPinning;  /* no reader pinning much of the map */
+};
+
+static void healthStuck(LjTable *p, const LjWriterInfo *wi, double mapUsed,
+                        HealthStuck *h) {
+  if (ljOldestReaderAll(p->pEnv, &h->rd)) memset(&h->rd, 0, sizeof(h->rd));
+  h->bRequests = wi->usOldestReq <= p->cfg.usSyncTimeout;
+  h->bPinning = h->rd.bFound && h->rd.ageTxns >= LJ_PIN_MIN_TXNS &&
+                (double)h->rd.nPinned * 4 > mapUsed;
+}
+
+/* "oldest_request_age_ms", "oldest_reader" (of any process). */
+static void healthStuckJson(sqlite3_str *pStr, const LjWriterInfo *wi,
+                            const HealthStuck *h) {
+  sqlite3_str_appendf(pStr, ",\"oldest_request_age_ms\":%lld",
+                      wi->usOldestReq / 1000);
+  if (!h->rd.bFound) {
+    sqlite3_str_appendall(pStr, ",\"oldest_reader\":null");
+    return;
+  }
+  sqlite3_str_appendf(pStr,
+                      ",\"oldest_reader\":{\"pid\":%d,\"this_process\":%s,"
+                      "\"txnid\":%llu,\"age_txns\":%llu,\"pinned_bytes\":%lld}",
+                      h->rd.pid, h->rd.bThisProcess ? "true" : "false",
+                      (unsigned long long)h->rd.txnid,
+                      (unsigned long long)h->rd.ageTxns, h->rd.nPinned);
+}
+
+/* "reasons": why status is not ok, one sentence per failed check. */
+static void healthReasons(sqlite3_str *pStr, LjTable *p, const LjWriterInfo *wi,
+                          const int aOk[6], i64 usOldest,
+                          const HealthStuck *h) {
+  char *az[8];
+  int n = 0;
+  if (!aOk[0]) az[n++] = sqlite3_mprintf("the writer is %s", wi->zState);
+  if (!aOk[1]) az[n++] = sqlite3_mprintf("the map is over 90%% of map_max");
+  if (!aOk[2]) az[n++] = sqlite3_mprintf("the queue is over 90%% full");
+  if (!aOk[3]) {
+    az[n++] = sqlite3_mprintf(
+        "a read transaction of this process is %lldms old (txn_timeout "
+        "%lldms)",
+        usOldest / 1000, p->cfg.usTxnTimeout / 1000);
+  }
+  if (!aOk[4]) az[n++] = sqlite3_mprintf("the writer reported an error");
+  if (!aOk[5]) {
+    az[n++] = sqlite3_mprintf(
+        "shipping is down, or an event handed to Kafka %dms ago is not "
+        "acknowledged",
+        LJ_SHIP_LAG_MAX_MS);
+  }
+  if (!h->bRequests) {
+    az[n++] = sqlite3_mprintf(
+        "a request has waited %lldms, past sync_timeout (%lldms): the "
+        "writer is blocked (does another process hold the store's write "
+        "lock?)",
+        wi->usOldestReq / 1000, p->cfg.usSyncTimeout / 1000);
+  }
+  if (h->bPinning) {
+    az[n++] = sqlite3_mprintf(
+        "a read transaction of process %d%s is %llu commits old and keeps "
+        "%lld bytes from reuse (over a quarter of map_used): the store grows "
+        "until it ends",
+        h->rd.pid, h->rd.bThisProcess ? " (this one)" : "",
+        (unsigned long long)h->rd.ageTxns, h->rd.nPinned);
+  }
+  sqlite3_str_appendall(pStr, ",\"reasons\":[");
+  for (int i = 0; i < n; i++) {
+    if (i) sqlite3_str_appendchar(pStr, 1, ',');
+    if (az[i])
+      jsonString(pStr, az[i]);
+    else
+      sqlite3_str_appendall(pStr, "null");
+    sqlite3_free(az[i]);
+  }
+  sqlite3_str_appendchar(pStr, 1, ']');
+}
+
+static void healthResult(sqlite3_context *ctx, sqlite3_str *pStr) {
+  int rc = sqlite3_str_errcode(pStr);
+  char *z = sqlite3_str_finish(pStr);
+  if (rc || z == 0) {
+    sqlite3_free(z);
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, z, -1, sqlite3_free);
+  sqlite3_result_subtype(ctx, 'J');
+}
+
 /*
 ** journal_health(T).  "status" is derived from the checks listed in
 ** "checks": failed when the writer failed; degraded when the map is over
 ** 90% of map_max, the queue is over 90% full, a reader transaction is
-** older than txn_timeout, the writer reported an error, or shipping is
+** older than txn_timeout, the writer reported an error, shipping is
 ** down (no broker reachable, or the topic unreadable) or stuck: an event
 ** handed to the Kafka client LJ_SHIP_LAG_MAX_MS ago is still not
 ** acknowledged (a shipper merely behind the appends is not degraded; its
-** lag_ms grows).  One broker of three down is not degraded by itself:
-** while every partition has a leader, acks=all still means every in-sync
+** lag_ms grows), a request has waited past sync_timeout, or a reader of
+** any process pins much of the map (healthStuck).  "reasons" says which,
+** in words.  One broker of three down is not degraded by itself: while
+** every partition has a leader, acks=all still means every in-sync
 ** replica has the event, and the broker's outage is the cluster's alarm;
 ** a partition left without a leader holds its events back, and that is
 ** degraded after LJ_SHIP_LAG_MAX_MS.
@@ -406,11 +506,10 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjMetricRow aRow[LJ_METRICS_MAX];
   LjWriterInfo wi;
   LjShipInfo si;
-  int bShip;
+  HealthStuck hs;
   sqlite3_str *pStr;
   double mapSize = 0, mapUsed = 0, readers = 0, readersMax = 0, staged = 0;
-  double pctOfMax;
-  int n, i, bQueue, bMap, bWriter, bReaders;
+  int n, i, aOk[6];
   i64 usOldest;
   const char *zStatus;
   (void)argc;
@@ -424,16 +523,19 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (strcmp(aRow[i].zName, "staged_events") == 0) staged = aRow[i].value;
   }
   ljWriterInfo(p->pEnv, &wi);
-  pctOfMax = 100.0 * mapUsed / (double)p->pEnv->cfg.szMapMax;
-  bMap = pctOfMax < 90.0;
-  bQueue = wi.nQueue < (i64)p->pEnv->cfg.nQueueMax * 9 / 10;
-  bWriter = strcmp(wi.zState, "running") == 0;
   usOldest = ljOldestReaderUs(p->pEnv);
-  bReaders = usOldest <= p->cfg.usTxnTimeout;
   ljShipInfo(p->pEnv, &si);
-  bShip = si.eState != LJ_SHIPST_DOWN && si.waitMs <= LJ_SHIP_LAG_MAX_MS;
-  zStatus = !bWriter ? "failed"
-            : (!bMap || !bQueue || !bReaders || wi.zLastError || !bShip)
+  healthStuck(p, &wi, mapUsed, &hs);
+  /* writer running, map, queue, readers, no writer error, shipping */
+  aOk[0] = strcmp(wi.zState, "running") == 0;
+  aOk[1] = 100.0 * mapUsed / (double)p->pEnv->cfg.szMapMax < 90.0;
+  aOk[2] = wi.nQueue < (i64)p->pEnv->cfg.nQueueMax * 9 / 10;
+  aOk[3] = usOldest <= p->cfg.usTxnTimeout;
+  aOk[4] = wi.zLastError == 0;
+  aOk[5] = si.eState != LJ_SHIPST_DOWN && si.waitMs <= LJ_SHIP_LAG_MAX_MS;
+  zStatus = !aOk[0] ? "failed"
+            : (!aOk[1] || !aOk[2] || !aOk[3] || !aOk[4] || !aOk[5] ||
+               !hs.bRequests || hs.bPinning)
                 ? "degraded"
                 : "ok";
   pStr = sqlite3_str_new(0);
@@ -450,6 +552,7 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_str_appendf(pStr, ",\"readers_used\":%.0f,\"readers_max\":%.0f",
                       readers, readersMax);
   sqlite3_str_appendf(pStr, ",\"oldest_reader_age_ms\":%lld", usOldest / 1000);
+  healthStuckJson(pStr, &wi, &hs);
   sqlite3_str_appendf(pStr, ",\"stale_readers_cleared\":%llu",
                       (unsigned long long)__atomic_load_n(
                           &p->pEnv->m.nStaleReaders, __ATOMIC_RELAXED));
@@ -472,30 +575,25 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
           : "may lose commits after durable_pos; never corrupts",
       wi.lastPos, wi.durablePos);
   if (si.eState != LJ_SHIPST_OFF) healthShipping(pStr, &si);
-  sqlite3_str_appendf(pStr,
-                      ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
-                      "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"
-                      "txn_timeout\":%s,\"no_writer_error\":%s",
-                      bWriter ? "true" : "false", bMap ? "true" : "false",
-                      bQueue ? "true" : "false", bReaders ? "true" : "false",
-                      wi.zLastError ? "false" : "true");
+  sqlite3_str_appendf(
+      pStr,
+      ",\"checks\":{\"writer_running\":%s,\"map_below_90pct_"
+      "of_max\":%s,\"queue_below_90pct\":%s,\"readers_within_"
+      "txn_timeout\":%s,\"no_writer_error\":%s,\"requests_within_sync_"
+      "timeout\":%s,\"no_reader_pinning_map\":%s",
+      aOk[0] ? "true" : "false", aOk[1] ? "true" : "false",
+      aOk[2] ? "true" : "false", aOk[3] ? "true" : "false",
+      aOk[4] ? "true" : "false", hs.bRequests ? "true" : "false",
+      hs.bPinning ? "false" : "true");
   if (si.eState != LJ_SHIPST_OFF) {
     sqlite3_str_appendf(pStr, ",\"shipping_acked_within_%ds\":%s",
-                        LJ_SHIP_LAG_MAX_MS / 1000, bShip ? "true" : "false");
+                        LJ_SHIP_LAG_MAX_MS / 1000, aOk[5] ? "true" : "false");
   }
-  sqlite3_str_appendall(pStr, "}}");
+  sqlite3_str_appendchar(pStr, 1, '}');
+  healthReasons(pStr, p, &wi, aOk, usOldest, &hs);
+  sqlite3_str_appendchar(pStr, 1, '}');
   sqlite3_free(wi.zLastError);
-  {
-    int rc = sqlite3_str_errcode(pStr);
-    char *z = sqlite3_str_finish(pStr);
-    if (rc || z == 0) {
-      sqlite3_free(z);
-      sqlite3_result_error_nomem(ctx);
-      return;
-    }
-    sqlite3_result_text(ctx, z, -1, sqlite3_free);
-    sqlite3_result_subtype(ctx, 'J');
-  }
+  healthResult(ctx, pStr);
 }
 
 static void fnPrometheus(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

@@ -587,10 +587,11 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** Locks, in the order they are taken (a thread holding one never waits
 ** for an earlier one):
 **
-**   1. ljRegistryMutex (registry.c)  the registry list and LjEnv.nRef.
-**                      Held across opening and closing an environment,
-**                      so it is held while the writer thread is started
-**                      and joined.
+**   1. ljRegistryMutex (registry.c)  the registry list, LjEnv.nRef and
+**                      LjEnv.eState; ljRegistryCond waits on it (with a
+**                      deadline).  Never held across LMDB work nor while
+**                      a writer thread is started or stopped: opening and
+**                      closing mark the entry and work without it.
 **   2. LjEnv.gate      rwlock: shared around every piece of work on LMDB
 **                      memory (a read transaction's calls, the writer's
 **                      whole write transaction), exclusive to change the
@@ -610,6 +611,21 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 **
 ** (layout.c's crcOnce is a pthread_once that takes nothing.)  The
 ** condition variables LjWriter.condWork/condDone wait on the writer mutex.
+**
+** Waits on another process.  The only lock held while waiting on another
+** process is the gate, shared, by the writer thread while mdb_txn_begin
+** waits for LMDB's write lock (LMDB offers no timed wait; the
+** transaction's first reads of the map need the gate).  Whoever wants the
+** gate exclusively gives up after sync_timeout (ljEnvResize), so readers
+** queued behind it wait at most that long.  Every other wait has a
+** deadline: submitters wait for tickets up to sync_timeout (submit.c);
+** closers for tickets, openers of a directory being opened or closed
+** (registry.c) and a close for its writer (ljWriterStop; the writer is
+** then left to finish alone) up to ljWaitBound, sync_timeout but at least
+** 1 s; an opener for the creation or upgrade of a store's databases up to
+** sync_timeout, at least 3 s (registry.c, envCreateTimed: the thread that
+** waits for the write lock there holds no lock and is left to finish
+** alone).
 **
 ** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
 ** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
@@ -650,8 +666,12 @@ struct LjReaderSlot {
   i64 usStart;
 };
 
+/* LjEnv.eState: its registry entry's state (registry.c). */
+enum { LJ_ENV_OPENING = 0, LJ_ENV_OPEN = 1, LJ_ENV_CLOSING = 2 };
+
 struct LjEnv {
   LjEnv *pNext;                /* registry list (registry mutex) */
+  int eState;                  /* LJ_ENV_* (registry mutex) */
   pthread_mutex_t readerMutex; /* guards pReaders */
   LjReaderSlot *pReaders;      /* open read transactions, oldest last */
   int nRef;                    /* tables using it (registry mutex) */
@@ -674,6 +694,15 @@ struct LjEnv {
   unsigned forkGen; /* fork generation it was opened in (registry.c) */
 };
 
+/* How long closing, and opening a directory another thread is opening or
+** closing, wait on a stuck writer: sync_timeout, but at least a second
+** (sync_timeout may be 0, and a close should not give up on a writer
+** that is merely busy). */
+#define LJ_WAIT_MIN_US 1000000
+static inline i64 ljWaitBound(const LjConfig *p) {
+  return p->usSyncTimeout > LJ_WAIT_MIN_US ? p->usSyncTimeout : LJ_WAIT_MIN_US;
+}
+
 /* Open (share) the store of pCfg->zPath; only bCreate creates one. */
 LJ_PRIVATE int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv,
                          char **pzErr);
@@ -682,6 +711,11 @@ LJ_PRIVATE void ljEnvRelease(LjEnv *pEnv);
 ** -- gate held exclusively.  0, MDB_PANIC while read transactions of this
 ** process are open, or why opening failed. */
 LJ_PRIVATE int ljEnvReplace(LjEnv *pEnv);
+/* Keep this library loaded for good: called before a thread of it is left
+** to outlive the connections (registry.c). */
+LJ_PRIVATE void ljPinLibrary(void);
+/* Close LMDB, leave the registry and free (after the writer stopped). */
+LJ_PRIVATE void ljEnvReap(LjEnv *pEnv);
 /* Was the environment opened in a parent of this process (fork)?  Then it
 ** must not be used, nor closed. */
 LJ_PRIVATE int ljEnvForked(const LjEnv *pEnv);
@@ -736,6 +770,19 @@ LJ_PRIVATE int ljReaderCheck(LjEnv *p);
 LJ_PRIVATE void ljReaderTrack(LjEnv *p, LjReaderSlot *pSlot);
 LJ_PRIVATE void ljReaderUntrack(LjEnv *p, LjReaderSlot *pSlot);
 LJ_PRIVATE i64 ljOldestReaderUs(LjEnv *p);
+/* The oldest read transaction of any process (LMDB's reader table) and
+** the bytes it keeps LMDB from reusing. */
+typedef struct LjOldReader LjOldReader;
+struct LjOldReader {
+  int bFound;       /* any reader at all (the fields below are set) */
+  int nReaders;     /* active readers, every process */
+  int pid;          /* the oldest one's process */
+  int bThisProcess; /* ... is this one */
+  u64 txnid;        /* its snapshot */
+  u64 ageTxns;      /* commits since its snapshot */
+  i64 nPinned;      /* bytes freed since, not reusable while it lives */
+};
+LJ_PRIVATE int ljOldestReaderAll(LjEnv *p, LjOldReader *pOut);
 
 /* Begin a read transaction.  Called with the gate held; on MDB_MAP_RESIZED
 ** it leaves the gate, adopts the new size and re-enters. */
@@ -1048,6 +1095,7 @@ struct LjClient {
   u64 iErrTicket;  /* ticket of the first unreported failure, 0 if none */
   int errRc;
   char *zErr;
+  LjClient *pNextOrphan; /* LjWriter.pOrphans (mutex) */
   /* Async appends and snapshots failed since the last journal_sync (they
   ** are in journal_errors, but for nLostDropped of them). */
   i64 nLostEvents, nLostSnapshots, nLostDropped;
@@ -1174,6 +1222,11 @@ struct LjWriter {
                          ** failed with this (for batchFinish) */
   LjReq *pPool;          /* recycled requests (mutex) */
   int nPool;
+  /* Stopping and stuck requests (mutex). */
+  i64 usTakenQueued;  /* usQueued of the batch's first request, 0 if idle */
+  int bExited;        /* the thread is done with the environment */
+  int bDetached;      /* ljWriterStop gave up: the thread frees all */
+  LjClient *pOrphans; /* closed clients with requests still queued */
 };
 
 /* Publish the gauges metrics.c reports (writer mutex held, or before
@@ -1196,7 +1249,15 @@ static inline void ljWriterPublish(LjWriter *w) {
 LJ_PRIVATE void ljReqFree(LjWriter *w, LjReq *p);
 
 LJ_PRIVATE int ljWriterStart(LjEnv *pEnv, char **pzErr);
-LJ_PRIVATE void ljWriterStop(LjEnv *pEnv);
+/* Stop the writer: it drains its queue and merges the stage.  Waits up to
+** usTimeout (-1: no bound), giving up at once when a request has already
+** waited that long (the writer is stuck).  Returns 1 when it stopped (and
+** is freed); 0 when it was left running, detached: it then frees itself
+** and calls ljEnvReap when done. */
+LJ_PRIVATE int ljWriterStop(LjEnv *pEnv, i64 usTimeout);
+/* When the oldest request in flight or queued was queued (ljNowUs), 0 if
+** none (writer mutex held). */
+LJ_PRIVATE i64 ljWriterOldestReq(LjWriter *w);
 
 /**************************************************************************
 ** Shipping to Kafka (ship.c): a background thread per environment that
@@ -1225,7 +1286,12 @@ LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
 
 /* Client lifetime. */
 LJ_PRIVATE LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode);
-LJ_PRIVATE void ljClientFree(LjClient *p); /* flushes its appends first */
+/* Flushes its appends first, waiting while the writer makes progress, up
+** to ljWaitBound past the oldest request's queueing: a stuck writer's
+** client is handed to the writer (freed when its requests are done). */
+LJ_PRIVATE void ljClientFree(LjClient *p);
+/* Free the closed clients whose requests are all done (mutex held). */
+LJ_PRIVATE void ljClientReap(LjWriter *w, int bAll);
 
 /*
 ** Reserve seqs for and queue nEvent events of one request.  Each
@@ -1281,6 +1347,7 @@ typedef struct LjWriterInfo LjWriterInfo;
 struct LjWriterInfo {
   const char *zState; /* "running", "stopped", "failed" */
   i64 nQueue;
+  i64 usOldestReq; /* age of the oldest request in flight or queued */
   i64 lastPos;
   i64 durablePos;
   char *zLastError; /* sqlite3_malloc'd copy or NULL */

@@ -10,8 +10,27 @@
 ** found by the directory's (st_dev, st_ino) -- a symlink or another
 ** spelling of the path finds the same environment.  LjEnv.nRef counts the
 ** tables using it; the last release stops the writer (flushing its queue)
-** and closes LMDB.  Opening and closing happen under the registry mutex,
-** so an environment is never open twice, not even while closing.
+** and closes LMDB.
+**
+** Opening and closing.  Both can wait on another process: creating or
+** upgrading a store takes LMDB's write lock, and stopping a writer drains
+** its queue and merges the stage, which a stuck writer elsewhere (a
+** SIGSTOPped process holding the write lock) delays without limit.  So the
+** registry mutex guards only the list, LjEnv.nRef and LjEnv.eState, and is
+** never held across LMDB work: an environment being opened or closed stays
+** in the list marked LJ_ENV_OPENING or LJ_ENV_CLOSING (so it is never open
+** twice in the process, not even while closing), the slow work runs
+** without the mutex, and openers of the same directory wait on
+** ljRegistryCond, up to their ljWaitBound: sync_timeout, at least 1 s
+** (then SQLITE_BUSY).  Openers of other directories are not delayed at
+** all.
+**
+** A close waits for the writer at most ljWaitBound (ljWriterStop); a
+** writer that does not finish by then is left running, detached: it keeps
+** the environment until its queue is drained and the stage merged, then
+** closes it itself (ljEnvReap).  A process that exits meanwhile loses the
+** queued work that was not acknowledged (async appends); nothing waits
+** past the bound.
 **
 ** The environment is opened with MDB_NOTLS: read transactions belong to
 ** table cursors, not threads, and one thread may hold several.
@@ -30,8 +49,10 @@
 **
 ** Every lock and the order they are taken in: internal.h, above LjEnv.
 */
+#define _GNU_SOURCE /* dladdr */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +64,7 @@
 #include <unistd.h>
 
 static pthread_mutex_t ljRegistryMutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ljRegistryCond; /* an OPENING/CLOSING entry settled */
 static LjEnv *ljRegistry = 0;
 
 /*
@@ -58,6 +80,7 @@ static LjEnv *ljRegistry = 0;
 */
 static unsigned ljForkGen = 0;
 static pthread_once_t ljForkOnce = PTHREAD_ONCE_INIT;
+static void registryRemove(LjEnv *p);
 
 static void forkPrepare(void) {
   pthread_mutex_lock(&ljRegistryMutex);
@@ -65,12 +88,22 @@ static void forkPrepare(void) {
 static void forkParent(void) {
   pthread_mutex_unlock(&ljRegistryMutex);
 }
+/* Monotonic, like every deadline (ljDeadline). */
+static void registryCondInit(void) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&ljRegistryCond, &attr);
+  pthread_condattr_destroy(&attr);
+}
 static void forkChild(void) {
   pthread_mutex_init(&ljRegistryMutex, 0);
+  registryCondInit();
   ljRegistry = 0;
   __atomic_add_fetch(&ljForkGen, 1, __ATOMIC_RELEASE);
 }
 static void forkInstall(void) {
+  registryCondInit();
   pthread_atfork(forkPrepare, forkParent, forkChild);
 }
 
@@ -407,15 +440,14 @@ static void envForgetEmpty(const char *zDir) {
   }
 }
 
-static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
-                     char **pzErr) {
+/* A new, not yet open environment for directory pSt (its registry entry
+** while it is being opened). */
+static int envAlloc(const LjConfig *pCfg, const struct stat *pSt,
+                    LjEnv **ppEnv) {
   LjEnv *p;
   pthread_rwlockattr_t attr;
   char aReal[PATH_MAX];
-  int mrc;
-  unsigned flags = MDB_NOTLS;
-  int nDead = 0, bNew;
-
+  *ppEnv = 0;
   p = sqlite3_malloc64(sizeof(*p));
   if (p == 0) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
@@ -426,6 +458,7 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&p->m.histMutex, 0);
   pthread_mutex_init(&p->readerMutex, 0);
+  p->eState = LJ_ENV_OPENING;
   ljErrLogInit(&p->errLog);
   p->dev = pSt->st_dev;
   p->ino = pSt->st_ino;
@@ -436,15 +469,25 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
     envFree(p);
     return SQLITE_NOMEM;
   }
+  *ppEnv = p;
+  return SQLITE_OK;
+}
+
+/* Open LMDB and start the writer (and shipper) of environment p, without
+** the registry mutex.  On failure LMDB is closed again (p->env is 0) and
+** the caller frees p. */
+static int envCreate(LjEnv *p, char **pzErr) {
+  const LjConfig *pCfg = &p->cfg;
+  int mrc;
+  unsigned flags = MDB_NOTLS;
+  int nDead = 0, bNew;
+
   /* Never MDB_NOSYNC: it may corrupt the store on an OS crash (writer.c,
   ** setDurability). */
   if (pCfg->eDurability != LJ_DUR_FULL) flags |= MDB_NOMETASYNC;
   {
     int rc = envCheckEmpty(p->zDir, pzErr);
-    if (rc) {
-      envFree(p);
-      return rc;
-    }
+    if (rc) return rc;
   }
   bNew = !envExists(p->zDir);
   mrc = envLmdbOpen(p, flags, pCfg->szMap, &p->env);
@@ -452,7 +495,8 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
   if (mrc) {
     *pzErr = sqlite3_mprintf("lmdb_journal: cannot open '%s': %s", pCfg->zPath,
                              mdb_strerror(mrc));
-    envFree(p);
+    if (p->env) mdb_env_close(p->env);
+    p->env = 0;
     return ljMdbToSqlite(mrc);
   }
   mdb_reader_check(p->env, &nDead);
@@ -468,13 +512,126 @@ static int envCreate(const LjConfig *pCfg, struct stat *pSt, LjEnv **ppEnv,
     if (rc == SQLITE_OK) rc = ljWriterStart(p, pzErr);
     if (rc == SQLITE_OK) rc = ljShipStart(p, pzErr);
     if (rc != SQLITE_OK) {
-      ljWriterStop(p);
-      envFree(p);
+      /* Without a wait bound: nothing was queued or staged yet, so the
+      ** writer exits without touching LMDB. */
+      ljWriterStop(p, -1);
+      mdb_env_close(p->env);
+      p->env = 0;
       return rc;
     }
   }
-  *ppEnv = p;
   return SQLITE_OK;
+}
+
+/*
+** Opening a new environment can wait on another process: creating or
+** upgrading the store's databases takes LMDB's write lock (envOpenDbs),
+** and a data file another process is creating is waited for
+** (envCheckEmpty).  So the opener runs envCreate on a thread of its own
+** and waits for it up to sync_timeout (at least LJ_OPEN_MIN_US).  When it
+** gives up (SQLITE_BUSY), the thread finishes alone: it releases the
+** environment it opened (or frees it), and its registry entry, still
+** LJ_ENV_OPENING until then, keeps other openers waiting, bounded too.
+*/
+#define LJ_OPEN_MIN_US 3000000 /* above envCheckEmpty's 2 s */
+typedef struct EnvOpenJob EnvOpenJob;
+struct EnvOpenJob {
+  LjEnv *p;
+  int rc;
+  char *zErr;
+  int bDone;      /* envCreate returned (registry mutex) */
+  int bAbandoned; /* the opener gave up: the thread cleans up (ditto) */
+};
+
+/*
+** A thread left running past a close or a failed open (a detached writer,
+** an abandoned open) runs this library's code, and sqlite3_close unloads
+** an extension once the last connection that loaded it closes.  So the
+** first such thread pins the library for the life of the process
+** (RTLD_NODELETE on the already loaded object).
+*/
+static pthread_once_t ljPinOnce = PTHREAD_ONCE_INIT;
+static void pinInstall(void) {
+  Dl_info info;
+  if (dladdr((void *)ljEnvOpen, &info) && info.dli_fname) {
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+void ljPinLibrary(void) {
+  pthread_once(&ljPinOnce, pinInstall);
+}
+
+static void *envOpenMain(void *pArg) {
+  EnvOpenJob *pJob = (EnvOpenJob *)pArg;
+  LjEnv *p = pJob->p;
+  int rc = envCreate(p, &pJob->zErr), bAbandoned;
+  pthread_mutex_lock(&ljRegistryMutex);
+  pJob->rc = rc;
+  pJob->bDone = 1;
+  bAbandoned = pJob->bAbandoned;
+  if (bAbandoned && rc == SQLITE_OK) {
+    p->eState = LJ_ENV_OPEN; /* for ljEnvRelease, which closes it */
+    p->nRef = 1;
+  }
+  pthread_cond_broadcast(&ljRegistryCond);
+  pthread_mutex_unlock(&ljRegistryMutex);
+  if (bAbandoned) {
+    sqlite3_free(pJob->zErr);
+    sqlite3_free(pJob);
+    if (rc == SQLITE_OK) {
+      ljEnvRelease(p);
+    } else {
+      registryRemove(p);
+      envFree(p);
+    }
+  }
+  return 0;
+}
+
+/* envCreate(p) on a thread of its own, waited for up to the bound above.
+** *pbGone is set when the opener gave up: the thread owns p. */
+static int envCreateTimed(LjEnv *p, int *pbGone, char **pzErr) {
+  EnvOpenJob *pJob = sqlite3_malloc64(sizeof(*pJob));
+  pthread_t thread;
+  struct timespec dl;
+  i64 usWait = p->cfg.usSyncTimeout;
+  int e, rc;
+  *pbGone = 0;
+  if (pJob == 0) return SQLITE_NOMEM;
+  memset(pJob, 0, sizeof(*pJob));
+  pJob->p = p;
+  e = pthread_create(&thread, 0, envOpenMain, pJob);
+  if (e) {
+    sqlite3_free(pJob);
+    return envCreate(p, pzErr); /* no thread to spare: open here */
+  }
+  if (usWait < LJ_OPEN_MIN_US) usWait = LJ_OPEN_MIN_US;
+  ljDeadline(&dl, usWait);
+  pthread_mutex_lock(&ljRegistryMutex);
+  while (!pJob->bDone) {
+    if (pthread_cond_timedwait(&ljRegistryCond, &ljRegistryMutex, &dl) ==
+            ETIMEDOUT &&
+        !pJob->bDone) {
+      pJob->bAbandoned = 1;
+      *pbGone = 1;
+      pthread_mutex_unlock(&ljRegistryMutex);
+      ljPinLibrary();
+      pthread_detach(thread);
+      *pzErr = sqlite3_mprintf(
+          "lmdb_journal: opening the store at '%s' did not finish within "
+          "%lldms: another process may hold the store's write lock (stuck "
+          "or stopped) while this one creates or upgrades its databases; "
+          "try again later",
+          p->zDir, usWait / 1000);
+      return SQLITE_BUSY;
+    }
+  }
+  pthread_mutex_unlock(&ljRegistryMutex);
+  pthread_join(thread, 0); /* it is returning: out of this library's code */
+  rc = pJob->rc;
+  *pzErr = pJob->zErr;
+  sqlite3_free(pJob);
+  return rc;
 }
 
 /* The absolute form of zPath, resolving symlinks through its longest
@@ -538,9 +695,69 @@ static int envAllowed(const char *zPath, char **pzErr) {
   return bOk ? SQLITE_OK : SQLITE_AUTH;
 }
 
+/*
+** Find the open environment of directory pSt (registry mutex held) and
+** take a reference (*pp), or *pp = 0 when there is none.  An entry being
+** opened or closed by another thread is waited for, up to ljWaitBound:
+** that thread may itself wait on another process's write lock.
+*/
+static int registryFind(const struct stat *pSt, const LjConfig *pCfg,
+                        LjEnv **pp, char **pzErr) {
+  struct timespec dl;
+  int bWaited = 0, bTimedOut = 0;
+  *pp = 0;
+  for (;;) {
+    LjEnv *p;
+    int rc;
+    for (p = ljRegistry; p; p = p->pNext) {
+      if (p->dev == pSt->st_dev && p->ino == pSt->st_ino) break;
+    }
+    if (p == 0) return SQLITE_OK;
+    if (p->eState == LJ_ENV_OPEN) {
+      rc = ljConfigEnvConflict(&p->cfg, pCfg, pzErr);
+      if (rc == SQLITE_OK) {
+        p->nRef++;
+        *pp = p;
+      }
+      return rc;
+    }
+    if (bTimedOut) {
+      *pzErr = sqlite3_mprintf(
+          "lmdb_journal: the store at '%s' is being %s by another "
+          "connection of this process, still after %lldms (sync_timeout, "
+          "at least 1 s): another process may hold the store's write lock "
+          "(stuck or stopped); try again later",
+          p->zDir, p->eState == LJ_ENV_OPENING ? "opened" : "closed",
+          ljWaitBound(pCfg) / 1000);
+      return SQLITE_BUSY;
+    }
+    if (!bWaited) ljDeadline(&dl, ljWaitBound(pCfg));
+    bWaited = 1;
+    if (pthread_cond_timedwait(&ljRegistryCond, &ljRegistryMutex, &dl) ==
+        ETIMEDOUT) {
+      bTimedOut = 1; /* look once more, then give up */
+    }
+  }
+}
+
+/* Take environment p out of the registry (closed, or never opened) and
+** wake whoever waits for its directory. */
+static void registryRemove(LjEnv *p) {
+  LjEnv **pp;
+  pthread_mutex_lock(&ljRegistryMutex);
+  for (pp = &ljRegistry; *pp; pp = &(*pp)->pNext) {
+    if (*pp == p) {
+      *pp = p->pNext;
+      break;
+    }
+  }
+  pthread_cond_broadcast(&ljRegistryCond);
+  pthread_mutex_unlock(&ljRegistryMutex);
+}
+
 int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv, char **pzErr) {
   struct stat st;
-  LjEnv *p;
+  LjEnv *p = 0, *pNew = 0;
   int rc = SQLITE_OK;
   int e;
 
@@ -566,41 +783,57 @@ int ljEnvOpen(const LjConfig *pCfg, int bCreate, LjEnv **ppEnv, char **pzErr) {
     return ljMdbToSqlite(e);
   }
   pthread_mutex_lock(&ljRegistryMutex);
-  for (p = ljRegistry; p; p = p->pNext) {
-    if (p->dev == st.st_dev && p->ino == st.st_ino) break;
-  }
-  if (p) {
-    rc = ljConfigEnvConflict(&p->cfg, pCfg, pzErr);
-    if (rc == SQLITE_OK) p->nRef++;
-  } else {
-    rc = envCreate(pCfg, &st, &p, pzErr);
+  rc = registryFind(&st, pCfg, &p, pzErr);
+  if (rc == SQLITE_OK && p == 0) {
+    /* Listed as LJ_ENV_OPENING before LMDB is opened, without the mutex. */
+    rc = envAlloc(pCfg, &st, &pNew);
     if (rc == SQLITE_OK) {
-      p->nRef = 1;
-      p->pNext = ljRegistry;
-      ljRegistry = p;
+      pNew->pNext = ljRegistry;
+      ljRegistry = pNew;
     }
   }
   pthread_mutex_unlock(&ljRegistryMutex);
+  if (pNew) {
+    int bGone;
+    rc = envCreateTimed(pNew, &bGone, pzErr);
+    if (bGone) return rc; /* pNew belongs to the opening thread now */
+    if (rc) {
+      registryRemove(pNew);
+      envFree(pNew);
+      return rc;
+    }
+    pthread_mutex_lock(&ljRegistryMutex);
+    pNew->eState = LJ_ENV_OPEN;
+    pNew->nRef = 1;
+    pthread_cond_broadcast(&ljRegistryCond);
+    pthread_mutex_unlock(&ljRegistryMutex);
+    p = pNew;
+  }
   if (rc == SQLITE_OK) *ppEnv = p;
   return rc;
 }
 
+/* The last close: marked closing, the writer stopped without the registry
+** mutex (see the top of this file). */
 void ljEnvRelease(LjEnv *p) {
-  LjEnv **pp;
   if (p == 0 || ljEnvForked(p)) return; /* the parent's: left alone */
   pthread_mutex_lock(&ljRegistryMutex);
-  if (--p->nRef == 0) {
-    for (pp = &ljRegistry; *pp; pp = &(*pp)->pNext) {
-      if (*pp == p) {
-        *pp = p->pNext;
-        break;
-      }
-    }
-    /* Still under the registry mutex: a concurrent open of the same
-    ** directory must not open LMDB again before this close is complete. */
-    ljShipStop(p);
-    ljWriterStop(p);
-    envFree(p);
+  if (--p->nRef > 0) {
+    pthread_mutex_unlock(&ljRegistryMutex);
+    return;
   }
+  p->eState = LJ_ENV_CLOSING;
   pthread_mutex_unlock(&ljRegistryMutex);
+  ljShipStop(p);
+  if (ljWriterStop(p, ljWaitBound(&p->cfg))) ljEnvReap(p);
+  /* else the writer, detached, calls ljEnvReap when it is done */
+}
+
+void ljEnvReap(LjEnv *p) {
+  /* LMDB closed before the entry goes: the directory may then be opened
+  ** again. */
+  if (p->env) mdb_env_close(p->env);
+  p->env = 0;
+  registryRemove(p);
+  envFree(p);
 }

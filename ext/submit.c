@@ -171,8 +171,19 @@ static int waitTicket(LjWriter *w, u64 t, i64 usTimeout) {
   return rc && w->iDoneTicket < t ? SQLITE_BUSY : SQLITE_OK;
 }
 
+/*
+** Close a client: wait for its queued requests (they point at it), while
+** the writer makes progress: until ljWaitBound (sync_timeout, at least
+** 1 s) after the oldest request in flight or queued was queued.  A
+** writer stuck that long (another
+** process holding the write lock) is not waited for: the client goes to
+** the writer's orphans, freed once its requests are done, and they are
+** written when the lock frees (if the process still runs).  So closing
+** returns within that bound, at once when the writer is already stuck.
+*/
 void ljClientFree(LjClient *p) {
   LjWriter *w;
+  i64 usTimeout;
   if (p == 0) return;
   if (ljEnvForked(p->pEnv)) {
     /* No writer in this process: nothing to wait for (registry.c). */
@@ -181,12 +192,38 @@ void ljClientFree(LjClient *p) {
     return;
   }
   w = p->pEnv->pWriter;
+  usTimeout = ljWaitBound(&p->pEnv->cfg);
   pthread_mutex_lock(&w->mutex);
-  /* The queue holds pointers to this client until its tickets are done. */
-  waitTicket(w, p->iLastTicket, -1);
+  for (;;) {
+    i64 usOldest = ljWriterOldestReq(w), usLeft;
+    if (w->iDoneTicket >= p->iLastTicket) break;
+    usLeft = (usOldest ? usOldest : ljNowUs()) + usTimeout - ljNowUs();
+    if (usLeft <= 0) break;
+    waitTicket(w, p->iLastTicket, usLeft);
+  }
+  if (w->iDoneTicket < p->iLastTicket) {
+    p->pNextOrphan = w->pOrphans;
+    w->pOrphans = p;
+    pthread_mutex_unlock(&w->mutex);
+    return;
+  }
   pthread_mutex_unlock(&w->mutex);
   sqlite3_free(p->zErr);
   sqlite3_free(p);
+}
+
+void ljClientReap(LjWriter *w, int bAll) {
+  LjClient **pp = &w->pOrphans;
+  while (*pp) {
+    LjClient *p = *pp;
+    if (bAll || w->iDoneTicket >= p->iLastTicket) {
+      *pp = p->pNextOrphan;
+      sqlite3_free(p->zErr);
+      sqlite3_free(p);
+    } else {
+      pp = &p->pNextOrphan;
+    }
+  }
 }
 
 /* What failed: "3 async appends", "1 async append and 2 async
@@ -637,6 +674,10 @@ void ljWriterInfo(LjEnv *pEnv, LjWriterInfo *p) {
   pthread_mutex_lock(&w->mutex);
   p->zState = azState[w->eState];
   p->nQueue = w->nQueued;
+  {
+    i64 usOldest = ljWriterOldestReq(w);
+    p->usOldestReq = usOldest ? ljNowUs() - usOldest : 0;
+  }
   p->lastPos = w->lastPos;
   p->durablePos = w->durablePos;
   p->zLastError = w->zLastError ? sqlite3_mprintf("%s", w->zLastError) : 0;

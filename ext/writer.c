@@ -812,6 +812,7 @@ static void writerTake(LjWriter *w, Batch *b) {
     if (w->pHead == 0) w->pTail = 0;
     p->pNext = 0;
     p->bTaken = 1; /* from now on its submitter cannot withdraw it */
+    if (b->nReq == 0) w->usTakenQueued = p->usQueued; /* health, closers */
     b->aReq[b->nReq++] = p;
     b->nEv += p->nEvent;
     b->nByte += p->nByte;
@@ -857,6 +858,49 @@ static void writerAfterBatch(LjWriter *w) {
   }
 }
 
+/* Free the writer (its thread is done). */
+static void writerFree(LjWriter *w) {
+  LjEnv *pEnv = w->pEnv;
+  ljClientReap(w, 1);
+  for (u32 i = 0; i < w->nHash; i++) {
+    LjActor *p, *pNext;
+    for (p = w->aHash[i]; p; p = pNext) {
+      pNext = p->pHashNext;
+      sqlite3_free(p);
+    }
+  }
+  sqlite3_free(w->aHash);
+  ljPutFree(&w->put);
+  while (w->pPool) {
+    LjReq *p = w->pPool;
+    w->pPool = p->pNext;
+    free(p);
+  }
+  sqlite3_free(w->zLastError);
+  pthread_cond_destroy(&w->condWork);
+  pthread_cond_destroy(&w->condDone);
+  pthread_mutex_destroy(&w->mutex);
+  sqlite3_free(w);
+  pEnv->pWriter = 0;
+}
+
+/* The thread's last act: tell ljWriterStop, or, when it gave up waiting
+** (detached), close the environment itself. */
+static void writerExit(LjWriter *w) {
+  LjEnv *pEnv = w->pEnv;
+  int bDetached;
+  pthread_mutex_lock(&w->mutex);
+  w->bExited = 1;
+  w->eState = LJ_W_STOPPED;
+  bDetached = w->bDetached;
+  pthread_cond_broadcast(&w->condDone);
+  pthread_mutex_unlock(&w->mutex);
+  if (bDetached) {
+    writerFree(w);
+    ljEnvReap(pEnv);
+  }
+}
+
 static void *writerMain(void *pArg) {
   LjWriter *w = (LjWriter *)pArg;
   Batch b;
@@ -880,6 +924,8 @@ static void *writerMain(void *pArg) {
     mrc = writerCommit(w, &b, &bSync);
     pthread_mutex_lock(&w->mutex);
     batchFinish(w, b.aReq, b.nReq, mrc, bSync);
+    w->usTakenQueued = 0;
+    if (w->pOrphans) ljClientReap(w, 0);
     pthread_mutex_unlock(&w->mutex);
     /* Woken after the unlock, so that they do not block on the mutex. */
     wakeDone(w);
@@ -897,6 +943,7 @@ static void *writerMain(void *pArg) {
   }
   if (w->bUnsynced) checkpoint(w);
   sqlite3_free(b.aReq);
+  writerExit(w);
   return 0;
 }
 
@@ -954,33 +1001,53 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
   return SQLITE_OK;
 }
 
-void ljWriterStop(LjEnv *pEnv) {
+i64 ljWriterOldestReq(LjWriter *w) {
+  if (w->usTakenQueued) return w->usTakenQueued;
+  return w->pHead ? w->pHead->usQueued : 0;
+}
+
+/* Wait (mutex held) for the thread to exit, up to usTimeout, and not past
+** usTimeout after the oldest request was queued (a stuck writer). */
+static int writerAwaitExit(LjWriter *w, i64 usTimeout) {
+  i64 usEnd = ljNowUs() + usTimeout;
+  while (!w->bExited) {
+    struct timespec dl;
+    i64 usOldest = ljWriterOldestReq(w), usLeft;
+    if (usOldest && usOldest + usTimeout < usEnd) {
+      usEnd = usOldest + usTimeout;
+    }
+    usLeft = usEnd - ljNowUs();
+    if (usLeft <= 0) break;
+    ljDeadline(&dl, usLeft);
+    pthread_cond_timedwait(&w->condDone, &w->mutex, &dl);
+  }
+  return w->bExited;
+}
+
+int ljWriterStop(LjEnv *pEnv, i64 usTimeout) {
   LjWriter *w = pEnv->pWriter;
-  if (w == 0) return;
+  pthread_t thread;
+  if (w == 0) return 1;
   pthread_mutex_lock(&w->mutex);
   w->bStop = 1;
   pthread_cond_signal(&w->condWork);
+  if (w->bThread && usTimeout >= 0 && !writerAwaitExit(w, usTimeout)) {
+    /* Stuck (another process holds the write lock, say): the thread keeps
+    ** the environment and closes it when done (writerExit). */
+    sqlite3_log(SQLITE_BUSY,
+                "lmdbjournal: closing %s: the writer is not done after "
+                "%lldms (sync_timeout, at least 1 s); it finishes in the "
+                "background",
+                pEnv->zDir, usTimeout / 1000);
+    w->bDetached = 1;
+    ljPinLibrary();     /* the thread outlives the connection */
+    thread = w->thread; /* w may be freed once the mutex is released */
+    pthread_mutex_unlock(&w->mutex);
+    pthread_detach(thread);
+    return 0;
+  }
   pthread_mutex_unlock(&w->mutex);
   if (w->bThread) pthread_join(w->thread, 0);
-  for (u32 i = 0; i < w->nHash; i++) {
-    LjActor *p, *pNext;
-    for (p = w->aHash[i]; p; p = pNext) {
-      pNext = p->pHashNext;
-      sqlite3_free(p);
-    }
-  }
-  w->eState = LJ_W_STOPPED;
-  sqlite3_free(w->aHash);
-  ljPutFree(&w->put);
-  while (w->pPool) {
-    LjReq *p = w->pPool;
-    w->pPool = p->pNext;
-    free(p);
-  }
-  sqlite3_free(w->zLastError);
-  pthread_cond_destroy(&w->condWork);
-  pthread_cond_destroy(&w->condDone);
-  pthread_mutex_destroy(&w->mutex);
-  sqlite3_free(w);
-  pEnv->pWriter = 0;
+  writerFree(w);
+  return 1;
 }
