@@ -522,7 +522,12 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   ljMetaKey(&k, LJ_META_MAXPOS);
   v.mv_data = aMax;
   v.mv_size = sizeof(aMax);
-  return mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
+  mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_META], &k, &v, 0);
+  /* What deleted events goes to the truncation log, for the shipper. */
+  if (mrc == 0 && p->nResult > 0) {
+    mrc = ljTruncLogPut(pEnv, txn, pPut->tailPos, zActor, nActor, upTo);
+  }
+  return mrc;
 }
 
 /**************************************************************************
