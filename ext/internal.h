@@ -891,8 +891,8 @@ struct LjTrunc {
 /* Up to nMax entries of the log after (pos, sub), in order, read in the
 ** scan's snapshot (taken now if the scan has none: what is committed).
 ** *pn gets how many. */
-LJ_PRIVATE int ljScanTruncLog(LjScan *p, u64 pos, u32 sub, LjTrunc *a,
-                              int nMax, int *pn, char **pzErr);
+LJ_PRIVATE int ljScanTruncLog(LjScan *p, u64 pos, u32 sub, LjTrunc *a, int nMax,
+                              int *pn, char **pzErr);
 
 /**************************************************************************
 ** Read interface of the store, continued (snapread.c): snapshots and the
@@ -989,8 +989,9 @@ struct LjEvent {
   u8 *aRec;        /* encoded record */
   u32 nRec;
   u64 pos; /* assigned by the writer */
-  /* journal_restore: the event may be the first of its actor at a seq
-  ** above 1 (the source had truncated the ones before when it shipped). */
+  /* journal_restore: the event may be above its actor's next seq (the
+  ** source had truncated the ones between when it shipped; restore.c
+  ** truncates the actor first when it has events). */
   int bRestore;
 };
 
@@ -1217,9 +1218,9 @@ LJ_PRIVATE void ljShipStop(LjEnv *pEnv);
 #define LJ_HDR_STORE "store"
 /* A truncation marker (no class header, NULL value): op = "truncate",
 ** seq = the last seq deleted, sub = its ordinal at pos (ship.c). */
-#define LJ_HDR_OP       "op"
-#define LJ_HDR_SUB      "sub"
-#define LJ_OP_TRUNCATE  "truncate"
+#define LJ_HDR_OP      "op"
+#define LJ_HDR_SUB     "sub"
+#define LJ_OP_TRUNCATE "truncate"
 
 /**************************************************************************
 ** Submitting (submit.c): the SQL threads' side of the writer.
@@ -1228,6 +1229,8 @@ LJ_PRIVATE void ljShipStop(LjEnv *pEnv);
 ** Takes the writer mutex itself. */
 LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
                           LjActor **ppActor, char **pzErr);
+/* The highest seq handed out to an actor of the cache (queued included). */
+LJ_PRIVATE u64 ljActorReserved(LjEnv *pEnv, LjActor *pActor);
 
 /* Client lifetime. */
 LJ_PRIVATE LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode);

@@ -35,8 +35,8 @@ typedef struct RsHead RsHead;
 struct RsHead {
   rd_kafka_message_t *m; /* next message of the partition, or NULL */
   i64 pos;
-  i64 sub; /* 0 for an event, from 1 for a truncation at pos */
-  int bMark; /* m is a truncation marker */
+  i64 sub;    /* 0 for an event, from 1 for a truncation at pos */
+  int bMark;  /* m is a truncation marker */
   int64_t hi; /* high watermark at the start */
   int bDone;
   int bStarted; /* rd_kafka_consume_start was called */
@@ -118,12 +118,10 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
     if (aStore && n == 32 && s->zStore[0] == 0) {
       memcpy(s->zStore, aStore, 32);
     }
-    if (s->bAll && h->pos >= s->iFrom && !h->bMark) {
-      h->m = m;
-      return SQLITE_OK;
-    }
-    if (aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0 &&
-        h->pos >= s->iFrom && h->pos > 0) {
+    /* journal_kafka: every store's events, no truncation marker. */
+    if (s->bAll ? !h->bMark && h->pos >= s->iFrom
+                : aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0 &&
+                      h->pos >= s->iFrom && h->pos > 0) {
       h->m = m;
       return SQLITE_OK;
     }
@@ -212,6 +210,20 @@ static void rsClose(RsState *s) {
   memset(s, 0, sizeof(*s));
 }
 
+/* An event above its actor's next seq: the ones between were deleted by a
+** truncation before they were shipped, whose marker comes later (at the
+** pos it committed at) and reaches at least seq-1 (truncation deletes a
+** prefix).  Do its work now, so that the actor's seqs never have a gap;
+** the marker then deletes nothing more.  An actor without events takes
+** the event as it is (the writer lets a restored event skip seqs). */
+static int rsCloseGap(LjTable *p, const LjEvent *ev, char **pzErr) {
+  u64 h = ljActorReserved(p->pEnv, ev->pActor);
+  i64 nDel = 0;
+  if (h == 0 || ev->seq <= h + 1) return SQLITE_OK;
+  return ljTruncate(p->pClient, ev->zActor, ev->nActor, (i64)ev->seq - 1,
+                    p->cfg.usSyncTimeout, &nDel, pzErr);
+}
+
 /* Append message m as an event of table p (queued, not waited for). */
 static int rsAppend(LjTable *p, rd_kafka_message_t *m, char **pzErr) {
   LjRecIn in;
@@ -252,6 +264,7 @@ static int rsAppend(LjTable *p, rd_kafka_message_t *m, char **pzErr) {
   if (rc == SQLITE_OK) {
     rc = ljActorGet(p->pEnv, ev.zActor, ev.nActor, &ev.pActor, pzErr);
   }
+  if (rc == SQLITE_OK) rc = rsCloseGap(p, &ev, pzErr);
   if (rc == SQLITE_OK) {
     rc = ljSubmit(p->pClient, &ev, 1, 0, p->cfg.usSyncTimeout, pzErr);
   }
@@ -354,7 +367,8 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 ** every store that ships into it (the store column tells them apart),
 ** read from each partition's first offset to its high watermark when the
 ** statement starts, partitions merged by pos.  Truncation markers are
-** skipped: the rows are what was shipped, not what a restore keeps.  Columns: those of the
+** skipped: the rows are what was shipped, not what a restore keeps.  Columns:
+*those of the
 ** journal table, then store, partition and offset.  Both arguments are
 ** required (xBestIndex: argv 1 = brokers, 2 = topic).
 */

@@ -23,15 +23,31 @@
 ** with the idempotent producer, acks=all and no message timeout (a
 ** message is retried until the cluster takes it).
 **
-** THE GUARANTEE: exactly once per partition, in pos order.  For each
-** partition p, the shipper resumes after the pos header of the last
-** message of this store in p (read from Kafka on every start, never from
-** local state), and skips the events of p at or below it.  Within one
+** TRUNCATIONS.  Every truncation that deleted events is in the store's
+** truncation log (trunclog.c), keyed (P, k): P the highest pos committed
+** when it committed, k its ordinal at P from 1.  The shipper sends it after
+** the event of pos P and before the next one, as a marker: key = actor id
+** (the actor's partition, after the events it deletes), value NULL,
+** headers
+**     op             "truncate"
+**     pos, sub, seq  P, k and the last seq deleted, decimal text
+**     store          the store's id
+** So each message has a place (pos, sub) in one order: an event (pos, 0),
+** a marker (P, k).  Each round reads the events and the log in one
+** snapshot; once the events it holds are done, every marker it holds
+** comes after them (any later event has a pos above every P in it).
+**
+** THE GUARANTEE: exactly once per partition, in (pos, sub) order.  For
+** each partition p, the shipper resumes after the (pos, sub) headers of
+** the last message of this store in p (read from Kafka on every start,
+** never from local state), and skips the events and markers of p at or
+** below it.  Within one
 ** producer session the idempotent producer keeps a partition free of
 ** duplicates and gaps; any delivery failure or fatal producer error ends
 ** the session, and the next one resumes from what Kafka holds.  Hence:
-**   - no event committed in the store is lost (it is shipped once the
-**     cluster accepts writes), and none appears twice in its partition,
+**   - no event committed in the store is lost unless a truncation deleted
+**     it before it was read (it is shipped once the cluster accepts
+**     writes), no marker is lost, and none appears twice in its partition,
 **     across restarts, kill -9 and hand-overs;
 **   - events may reach Kafka before they are synced to disk when
 **     durability is below full: a crash of the machine can then lose
@@ -43,8 +59,9 @@
 **     as a duplicate: the idempotent producer does not fence an earlier
 **     session (transactions would).  The window is the hand-over time.
 **
-** Appends never wait for Kafka: the shipper reads committed events
-** through the read interface (scan.c), in its own thread.  What it has
+** Appends never wait for Kafka: the shipper reads committed events and
+** the truncation log through the read interface (scan.c), in its own
+** thread.  What it has
 ** done is published in LjEnv.m (metrics.c reports it).
 */
 #include "internal.h"
@@ -492,8 +509,7 @@ static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
   shipHeader(h, LJ_HDR_STORE, p->zStore, 32);
   return shipSend(p, iPart, r->zActor, r->nActor,
                   e->ePayload ? (const void *)e->aPayload : 0,
-                  e->ePayload ? (size_t)e->nPayload : 0, h, (i64)e->pos,
-                  e->ts);
+                  e->ePayload ? (size_t)e->nPayload : 0, h, (i64)e->pos, e->ts);
 }
 
 /* Produce truncation t as a marker: the actor's key (its partition), a
@@ -529,8 +545,8 @@ static int shipMark(LjShip *p, const LjTrunc *t) {
   ShipKey key = {(i64)t->pos, t->sub};
   int iPart;
   if (!shipRoom(p)) return 0;
-  iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, t->zActor,
-                                           (size_t)t->nActor, p->nPart, 0, 0);
+  iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, t->zActor, (size_t)t->nActor,
+                                           p->nPart, 0, 0);
   if (shipKeyCmp(key, p->aLast[iPart]) > 0) {
     if (!shipProduceMark(p, t, iPart)) return 0;
     p->aLast[iPart] = key;
@@ -545,8 +561,8 @@ static int shipEvent(LjShip *p, const LjRow *r, const LjRec *e) {
   ShipKey key = {(i64)e->pos, 0};
   int iPart;
   if (!shipRoom(p)) return 0;
-  iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, r->zActor,
-                                           (size_t)r->nActor, p->nPart, 0, 0);
+  iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, r->zActor, (size_t)r->nActor,
+                                           p->nPart, 0, 0);
   if (shipKeyCmp(key, p->aLast[iPart]) > 0) {
     if (!shipProduce(p, r, e, iPart)) return 0;
     p->aLast[iPart] = key;
@@ -573,8 +589,8 @@ static int shipRound(LjShip *p, LjScan *pScan) {
   ** tie every round to a commit of the writer. */
   rc = ljScanStart(pScan, &s, -1, &zErr);
   if (rc == SQLITE_OK) {
-    rc = ljScanTruncLog(pScan, p->nextPos - 1, p->doneSub, p->aMark,
-                        SHIP_MARKS, &nMark, &zErr);
+    rc = ljScanTruncLog(pScan, p->nextPos - 1, p->doneSub, p->aMark, SHIP_MARKS,
+                        &nMark, &zErr);
   }
   for (; rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND &&
          !p->bFailed && !shipStopping(p);
