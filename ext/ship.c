@@ -41,10 +41,10 @@
 ** each partition p, the shipper resumes after the (pos, sub) headers of
 ** the last message of this store in p (read from Kafka on every start,
 ** never from local state), and skips the events and markers of p at or
-** below it.  Within one
-** producer session the idempotent producer keeps a partition free of
-** duplicates and gaps; any delivery failure or fatal producer error ends
-** the session, and the next one resumes from what Kafka holds.  Hence:
+** below it.  Within one producer session the idempotent producer keeps
+** a partition free of duplicates and gaps; any delivery failure or fatal
+** producer error ends the session, and the next one resumes from what
+** Kafka holds.  Hence:
 **   - no event committed in the store is lost unless a truncation deleted
 **     it before it was read (it is shipped once the cluster accepts
 **     writes), no marker is lost, and none appears twice in its partition,
@@ -61,8 +61,8 @@
 **
 ** Appends never wait for Kafka: the shipper reads committed events and
 ** the truncation log through the read interface (scan.c), in its own
-** thread.  What it has
-** done is published in LjEnv.m (metrics.c reports it).
+** thread.  What it has done is published in LjEnv.m (metrics.c reports
+** it).
 */
 #include "internal.h"
 
