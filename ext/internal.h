@@ -880,6 +880,7 @@ LJ_PRIVATE void ljScanFree(LjScan *p);
 /* An entry of the truncation log (trunclog.c): the truncation of actor
 ** zActor up to seq toSeq, committed when pos was the highest pos, the
 ** sub-th at that pos (from 1). */
+#define LJ_TRUNCKEY 12 /* key of the log: pos u64 | ordinal u32 */
 typedef struct LjTrunc LjTrunc;
 struct LjTrunc {
   u64 pos;

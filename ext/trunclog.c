@@ -23,7 +23,7 @@
 */
 #include "internal.h"
 
-#define TL_KEY 12 /* pos u64 | ordinal u32 */
+#define TL_KEY LJ_TRUNCKEY
 
 int ljTruncLogPut(LjEnv *pEnv, MDB_txn *txn, u64 pos, const u8 *aActor,
                   int nActor, u64 toSeq) {
