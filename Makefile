@@ -26,8 +26,9 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd -lrdkafka
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/table_write.c ext/functions.c \
        ext/metrics.c ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c \
-       ext/submit.c ext/export.c ext/snapread.c ext/snapshots_tvf.c ext/ship.c \
-       ext/restore.c ext/verify.c ext/backup.c ext/errlog.c ext/errors.c
+       ext/trunclog.c ext/submit.c ext/export.c ext/snapread.c \
+       ext/snapshots_tvf.c ext/ship.c ext/restore.c ext/verify.c ext/backup.c \
+       ext/errlog.c ext/errors.c
 HDR := ext/internal.h include/lmdbjournal.h
 
 B := build

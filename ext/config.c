@@ -141,8 +141,8 @@ static const LjOpt aOpt[] = {
      16 * LJ_TIB, 0, 0},
     {"max_readers", LJ_OPT_MAX_READERS, LJ_K_INT, LJ_F(nMaxReaders), 126, 1,
      32767, 0, 0},
-    /* The store itself needs LJ_DB_COUNT (8) named databases. */
-    {"max_dbs", LJ_OPT_MAX_DBS, LJ_K_INT, LJ_F(nMaxDbs), 16, 8, 32767, 0, 0},
+    /* The store itself needs LJ_DB_COUNT (9) named databases. */
+    {"max_dbs", LJ_OPT_MAX_DBS, LJ_K_INT, LJ_F(nMaxDbs), 16, 9, 32767, 0, 0},
     {"batch_size", LJ_OPT_BATCH_SIZE, LJ_K_INT, LJ_F(nBatch), 1000, 1, 1000000,
      0, 0},
     {"batch_bytes", LJ_OPT_BATCH_BYTES, LJ_K_SIZE, LJ_F(nBatchBytes),

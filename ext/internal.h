@@ -32,6 +32,8 @@
 **                    batch transaction                        }
 **     put.c          what a transaction writes; truncation    }
 **     stage.c        staging: put, merge, lookups             }
+**     trunclog.c     the truncation log (put.c writes it,     }
+**                    scan.c reads it for the shipper)         }
 **     metrics.c      counters, histograms, published gauges   }
 **     errlog.c       the log of failed async writes (written  }
 **                    by the writer, read by errors.c)         }
@@ -484,6 +486,7 @@ enum {
   LJ_DB_TAGS,     /* "tags": (tag, pos) -> (actor number, seq) */
   LJ_DB_SNAPS,    /* "snapshots": (actor number, seq) -> record */
   LJ_DB_STAGE,    /* "stage": first pos of a commit -> staged batch */
+  LJ_DB_TRUNC,    /* "trunclog": (pos, ordinal) -> truncation */
   LJ_DB_COUNT
 };
 
@@ -940,6 +943,24 @@ LJ_PRIVATE int ljScanDecode(LjScan *p, const LjRec **ppRec);
 LJ_PRIVATE void (*ljScanKeep(LjScan *p, const void *a))(void *);
 LJ_PRIVATE void ljScanFree(LjScan *p);
 
+/* An entry of the truncation log (trunclog.c): the truncation of actor
+** zActor up to seq toSeq, committed when pos was the highest pos, the
+** sub-th at that pos (from 1). */
+#define LJ_TRUNCKEY 12 /* key of the log: pos u64 | ordinal u32 */
+typedef struct LjTrunc LjTrunc;
+struct LjTrunc {
+  u64 pos;
+  u32 sub;
+  u64 toSeq;
+  int nActor;
+  char zActor[LJ_MAX_ACTOR_BYTES];
+};
+/* Up to nMax entries of the log after (pos, sub), in order, read in the
+** scan's snapshot (taken now if the scan has none: what is committed).
+** *pn gets how many. */
+LJ_PRIVATE int ljScanTruncLog(LjScan *p, u64 pos, u32 sub, LjTrunc *a, int nMax,
+                              int *pn, char **pzErr);
+
 /**************************************************************************
 ** Read interface of the store, continued (snapread.c): snapshots and the
 ** actor registry.  Like a scan, a reader takes one read transaction at
@@ -1035,8 +1056,9 @@ struct LjEvent {
   u8 *aRec;        /* encoded record */
   u32 nRec;
   u64 pos; /* assigned by the writer */
-  /* journal_restore: the event may be the first of its actor at a seq
-  ** above 1 (the source had truncated the ones before when it shipped). */
+  /* journal_restore: the event may be above its actor's next seq (the
+  ** source had truncated the ones between when it shipped; restore.c
+  ** truncates the actor first when it has events). */
   int bRestore;
 };
 
@@ -1157,6 +1179,13 @@ LJ_PRIVATE int ljPutLastPos(LjEnv *pEnv, MDB_txn *txn, u64 *pPos, i64 *pTs);
 ** numbers, runs or a staged batch, manifest, tag index entries. */
 LJ_PRIVATE int ljPutEvents(LjPut *pPut, MDB_txn *txn, LjReq **aReq, int nReq,
                            size_t nEv);
+/* The truncation log (trunclog.c): append the truncation of an actor up
+** to toSeq, committed at pos (the highest pos assigned); read up to nMax
+** entries after (pos, sub).  Both within the caller's transaction. */
+LJ_PRIVATE int ljTruncLogPut(LjEnv *pEnv, MDB_txn *txn, u64 pos,
+                             const u8 *aActor, int nActor, u64 toSeq);
+LJ_PRIVATE int ljTruncLogRead(LjEnv *pEnv, MDB_txn *txn, u64 pos, u32 sub,
+                              LjTrunc *a, int nMax, int *pn);
 /* Carry out truncation request p (the stage must be merged);
 ** *pbWrote is set when anything was written. */
 LJ_PRIVATE int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote);
@@ -1275,6 +1304,11 @@ LJ_PRIVATE void ljShipStop(LjEnv *pEnv);
 #define LJ_HDR_TAGS  "tags"
 #define LJ_HDR_CLASS "class" /* "<payload class><meta class>", digits */
 #define LJ_HDR_STORE "store"
+/* A truncation marker (no class header, NULL value): op = "truncate",
+** seq = the last seq deleted, sub = its ordinal at pos (ship.c). */
+#define LJ_HDR_OP      "op"
+#define LJ_HDR_SUB     "sub"
+#define LJ_OP_TRUNCATE "truncate"
 
 /**************************************************************************
 ** Submitting (submit.c): the SQL threads' side of the writer.
@@ -1283,6 +1317,8 @@ LJ_PRIVATE void ljShipStop(LjEnv *pEnv);
 ** Takes the writer mutex itself. */
 LJ_PRIVATE int ljActorGet(LjEnv *pEnv, const char *zActor, int nActor,
                           LjActor **ppActor, char **pzErr);
+/* The highest seq handed out to an actor of the cache (queued included). */
+LJ_PRIVATE u64 ljActorReserved(LjEnv *pEnv, LjActor *pActor);
 
 /* Client lifetime. */
 LJ_PRIVATE LjClient *ljClientNew(LjEnv *pEnv, int eDurability, int eMode);

@@ -25,6 +25,8 @@
 **                                               state as payload, pos 0, ts
 **                                               of the write, no type/tags)
 **   stage      first pos u64 of a commit        staged batch (below)
+**   trunclog   pos u64 | ordinal u32            to_seq u64 | actor id bytes
+**              (the truncation log: trunclog.c)
 **
 **   actors.floor is the highest seq at the last truncation: an actor's
 **   highest seq is max(floor, seq of its last event), so it survives the

@@ -532,8 +532,12 @@ int ljPutTruncate(LjPut *pPut, MDB_txn *txn, LjReq *p, int *pbWrote) {
   v.mv_data = aAct;
   v.mv_size = sizeof(aAct);
   mrc = mdb_put(txn, pEnv->aDbi[LJ_DB_ACTORS], &k, &v, 0);
-  if (mrc) return mrc;
-  return ljPutMaxPos(pPut, txn);
+  if (mrc == 0) mrc = ljPutMaxPos(pPut, txn);
+  /* What deleted events goes to the truncation log, for the shipper. */
+  if (mrc == 0 && p->nResult > 0) {
+    mrc = ljTruncLogPut(pEnv, txn, pPut->tailPos, zActor, nActor, upTo);
+  }
+  return mrc;
 }
 
 int ljPutMaxPos(LjPut *pPut, MDB_txn *txn) {

@@ -112,7 +112,8 @@ int ljEnvForked(const LjEnv *p) {
 }
 
 static const char *const azDbName[LJ_DB_COUNT] = {
-    "meta", "actors", "actnum", "events", "pos", "tags", "snapshots", "stage"};
+    "meta", "actors",    "actnum", "events",  "pos",
+    "tags", "snapshots", "stage",  "trunclog"};
 
 /*
 ** A store being created must not take over another program's LMDB

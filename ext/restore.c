@@ -15,14 +15,16 @@
 ** the source had no gap when it shipped.  Only the events of one store are
 ** restored: the store id of the first message read (partition 0 first).
 **
-** Truncations are not shipped (the store keeps no record of them that a
-** shipper could follow).  Events truncated before they were shipped are
-** not in the topic: an actor then starts at its first shipped seq (the
-** writer lets a restored event open an actor above seq 1), and pos
-** closes the gaps.  Events truncated after they were shipped are in the
-** topic and come back; docs/operations.md gives the query that truncates
-** them again.  Snapshots are not shipped either.  Returns the number of
-** events restored.
+** Truncations are shipped as markers (ship.c) after the event of the
+** pos they were committed at, and replayed in the same order: a marker
+** truncates its actor up to its seq header once every event before it
+** (in pos order) was appended, so events truncated after they were
+** shipped are deleted again and leave the same gaps in pos as in the
+** source.  Events truncated before they were shipped are not in the
+** topic: an actor then starts at its first shipped seq (the writer lets
+** a restored event open an actor above seq 1), and pos closes the gaps.
+** Snapshots are not shipped.  Returns the number of events appended
+** (counting those a marker deleted again).
 */
 #include "internal.h"
 
@@ -33,6 +35,8 @@ typedef struct RsHead RsHead;
 struct RsHead {
   rd_kafka_message_t *m; /* next message of the partition, or NULL */
   i64 pos;
+  i64 sub;    /* 0 for an event, from 1 for a truncation at pos */
+  int bMark;  /* m is a truncation marker */
   int64_t hi; /* high watermark at the start */
   int bDone;
   int bStarted; /* rd_kafka_consume_start was called */
@@ -73,6 +77,14 @@ static i64 rsNumber(rd_kafka_message_t *m, const char *zName) {
   return strtoll(z, 0, 10);
 }
 
+/* Is m a truncation marker (ship.c)? */
+static int rsIsMark(rd_kafka_message_t *m) {
+  int n = 0;
+  const u8 *a = rsHeader(m, LJ_HDR_OP, &n);
+  return a && n == (int)strlen(LJ_OP_TRUNCATE) &&
+         memcmp(a, LJ_OP_TRUNCATE, (size_t)n) == 0;
+}
+
 /* Advance partition i to its next message of the chosen store at or after
 ** iFrom.  Returns SQLITE_OK, or an error with *pzErr set. */
 static int rsAdvance(RsState *s, int i, char **pzErr) {
@@ -100,15 +112,16 @@ static int rsAdvance(RsState *s, int i, char **pzErr) {
     if (m->offset + 1 >= h->hi) h->bDone = 1;
     aStore = rsHeader(m, LJ_HDR_STORE, &n);
     h->pos = rsNumber(m, LJ_HDR_POS);
+    h->sub = rsNumber(m, LJ_HDR_SUB);
+    if (h->sub < 0) h->sub = 0;
+    h->bMark = rsIsMark(m);
     if (aStore && n == 32 && s->zStore[0] == 0) {
       memcpy(s->zStore, aStore, 32);
     }
-    if (s->bAll && h->pos >= s->iFrom) {
-      h->m = m;
-      return SQLITE_OK;
-    }
-    if (aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0 &&
-        h->pos >= s->iFrom && h->pos > 0) {
+    /* journal_kafka: every store's events, no truncation marker. */
+    if (s->bAll ? !h->bMark && h->pos >= s->iFrom
+                : aStore && n == 32 && memcmp(aStore, s->zStore, 32) == 0 &&
+                      h->pos >= s->iFrom && h->pos > 0) {
       h->m = m;
       return SQLITE_OK;
     }
@@ -171,11 +184,14 @@ static int rsOpen(RsState *s, const char *zBrokers, const char *zTopic,
   return rc;
 }
 
-/* The partition whose next message has the lowest pos, -1 when done. */
+/* The partition whose next message is first in (pos, sub) order, -1
+** when done: a truncation at pos P comes after the event of P. */
 static int rsMin(const RsState *s) {
   int i, iMin = -1;
   for (i = 0; i < s->nPart; i++) {
-    if (s->aHead[i].m && (iMin < 0 || s->aHead[i].pos < s->aHead[iMin].pos)) {
+    const RsHead *h = &s->aHead[i], *b = iMin < 0 ? 0 : &s->aHead[iMin];
+    if (h->m &&
+        (b == 0 || h->pos < b->pos || (h->pos == b->pos && h->sub < b->sub))) {
       iMin = i;
     }
   }
@@ -192,6 +208,20 @@ static void rsClose(RsState *s) {
   if (s->rkt) rd_kafka_topic_destroy(s->rkt);
   if (s->rk) rd_kafka_destroy(s->rk);
   memset(s, 0, sizeof(*s));
+}
+
+/* An event above its actor's next seq: the ones between were deleted by a
+** truncation before they were shipped, whose marker comes later (at the
+** pos it committed at) and reaches at least seq-1 (truncation deletes a
+** prefix).  Do its work now, so that the actor's seqs never have a gap;
+** the marker then deletes nothing more.  An actor without events takes
+** the event as it is (the writer lets a restored event skip seqs). */
+static int rsCloseGap(LjTable *p, const LjEvent *ev, char **pzErr) {
+  u64 h = ljActorReserved(p->pEnv, ev->pActor);
+  i64 nDel = 0;
+  if (h == 0 || ev->seq <= h + 1) return SQLITE_OK;
+  return ljTruncate(p->pClient, ev->zActor, ev->nActor, (i64)ev->seq - 1,
+                    p->cfg.usSyncTimeout, &nDel, pzErr);
 }
 
 /* Append message m as an event of table p (queued, not waited for). */
@@ -234,11 +264,27 @@ static int rsAppend(LjTable *p, rd_kafka_message_t *m, char **pzErr) {
   if (rc == SQLITE_OK) {
     rc = ljActorGet(p->pEnv, ev.zActor, ev.nActor, &ev.pActor, pzErr);
   }
+  if (rc == SQLITE_OK) rc = rsCloseGap(p, &ev, pzErr);
   if (rc == SQLITE_OK) {
     rc = ljSubmit(p->pClient, &ev, 1, 0, p->cfg.usSyncTimeout, pzErr);
   }
   if (ev.aRec != aBuf) sqlite3_free(ev.aRec);
   return rc;
+}
+
+/* Apply truncation marker m: truncate its actor up to its seq header,
+** after what was queued before (the writer keeps the queue's order). */
+static int rsTruncate(LjTable *p, rd_kafka_message_t *m, char **pzErr) {
+  i64 toSeq = rsNumber(m, LJ_HDR_SEQ), nDel = 0;
+  if (m->key == 0 || m->key_len == 0 || m->key_len > LJ_MAX_ACTOR_BYTES ||
+      toSeq < 0) {
+    *pzErr = sqlite3_mprintf(
+        "journal_restore: message at offset %lld is not a truncation",
+        (long long)m->offset);
+    return SQLITE_CORRUPT;
+  }
+  return ljTruncate(p->pClient, m->key, (int)m->key_len, toSeq,
+                    p->cfg.usSyncTimeout, &nDel, pzErr);
 }
 
 /* Is the store empty? */
@@ -285,9 +331,13 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   while (rc == SQLITE_OK) {
     int iMin = rsMin(&s);
     if (iMin < 0) break;
-    rc = rsAppend(p, s.aHead[iMin].m, &zErr);
+    if (s.aHead[iMin].bMark) {
+      rc = rsTruncate(p, s.aHead[iMin].m, &zErr);
+    } else {
+      rc = rsAppend(p, s.aHead[iMin].m, &zErr);
+      n++;
+    }
     if (rc == SQLITE_OK) rc = rsAdvance(&s, iMin, &zErr);
-    n++;
   }
   rsClose(&s);
   if (p && (rc == SQLITE_OK || n > 0)) {
@@ -316,7 +366,9 @@ static void fnRestore(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 ** journal_kafka(brokers, topic): the events of a topic as rows, from
 ** every store that ships into it (the store column tells them apart),
 ** read from each partition's first offset to its high watermark when the
-** statement starts, partitions merged by pos.  Columns: those of the
+** statement starts, partitions merged by pos.  Truncation markers are
+** skipped: the rows are what was shipped, not what a restore keeps.  Columns:
+*those of the
 ** journal table, then store, partition and offset.  Both arguments are
 ** required (xBestIndex: argv 1 = brokers, 2 = topic).
 */

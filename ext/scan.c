@@ -1045,6 +1045,18 @@ int ljScanStart(LjScan *p, const LjScanSpec *s, i64 usTimeout, char **pzErr) {
   return rc;
 }
 
+int ljScanTruncLog(LjScan *p, u64 pos, u32 sub, LjTrunc *a, int nMax, int *pn,
+                   char **pzErr) {
+  int mrc;
+  *pn = 0;
+  ljGateEnter(p->pEnv);
+  mrc = scanTxn(p);
+  if (mrc == 0) mrc = ljTruncLogRead(p->pEnv, p->txn, pos, sub, a, nMax, pn);
+  ljGateLeave(p->pEnv);
+  if (mrc) *pzErr = ljMdbErr("reading the truncation log", mrc);
+  return mrc ? ljMdbToSqlite(mrc) : SQLITE_OK;
+}
+
 int ljScanNext(LjScan *p, char **pzErr) {
   int mrc, rc;
   if (++p->iSlot < p->nSlot) return SQLITE_OK;

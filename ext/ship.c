@@ -23,15 +23,31 @@
 ** with the idempotent producer, acks=all and no message timeout (a
 ** message is retried until the cluster takes it).
 **
-** THE GUARANTEE: exactly once per partition, in pos order.  For each
-** partition p, the shipper resumes after the pos header of the last
-** message of this store in p (read from Kafka on every start, never from
-** local state), and skips the events of p at or below it.  Within one
-** producer session the idempotent producer keeps a partition free of
-** duplicates and gaps; any delivery failure or fatal producer error ends
-** the session, and the next one resumes from what Kafka holds.  Hence:
-**   - no event committed in the store is lost (it is shipped once the
-**     cluster accepts writes), and none appears twice in its partition,
+** TRUNCATIONS.  Every truncation that deleted events is in the store's
+** truncation log (trunclog.c), keyed (P, k): P the highest pos committed
+** when it committed, k its ordinal at P from 1.  The shipper sends it after
+** the event of pos P and before the next one, as a marker: key = actor id
+** (the actor's partition, after the events it deletes), value NULL,
+** headers
+**     op             "truncate"
+**     pos, sub, seq  P, k and the last seq deleted, decimal text
+**     store          the store's id
+** So each message has a place (pos, sub) in one order: an event (pos, 0),
+** a marker (P, k).  Each round reads the events and the log in one
+** snapshot; once the events it holds are done, every marker it holds
+** comes after them (any later event has a pos above every P in it).
+**
+** THE GUARANTEE: exactly once per partition, in (pos, sub) order.  For
+** each partition p, the shipper resumes after the (pos, sub) headers of
+** the last message of this store in p (read from Kafka on every start,
+** never from local state), and skips the events and markers of p at or
+** below it.  Within one producer session the idempotent producer keeps
+** a partition free of duplicates and gaps; any delivery failure or fatal
+** producer error ends the session, and the next one resumes from what
+** Kafka holds.  Hence:
+**   - no event committed in the store is lost unless a truncation deleted
+**     it before it was read (it is shipped once the cluster accepts
+**     writes), no marker is lost, and none appears twice in its partition,
 **     across restarts, kill -9 and hand-overs;
 **   - events may reach Kafka before they are synced to disk when
 **     durability is below full: a crash of the machine can then lose
@@ -43,9 +59,10 @@
 **     as a duplicate: the idempotent producer does not fence an earlier
 **     session (transactions would).  The window is the hand-over time.
 **
-** Appends never wait for Kafka: the shipper reads committed events
-** through the read interface (scan.c), in its own thread.  What it has
-** done is published in LjEnv.m (metrics.c reports it).
+** Appends never wait for Kafka: the shipper reads committed events and
+** the truncation log through the read interface (scan.c), in its own
+** thread.  What it has done is published in LjEnv.m (metrics.c reports
+** it).
 */
 #include "internal.h"
 
@@ -60,12 +77,26 @@
 
 #define SHIP_RING     65536 /* most unacknowledged messages */
 #define SHIP_ROUND    4096  /* events read per snapshot */
+#define SHIP_MARKS    64    /* truncations read per snapshot */
 #define SHIP_IDLE_MS  10    /* poll interval when caught up */
 #define SHIP_RETRY_MS 1000  /* standby lock retry, and reconnect backoff */
 /* Longest wait of one request while finding where to resume.  Closing the
 ** store waits for the shipper, so this bounds a close while the cluster is
 ** unreachable (the resume gives up between requests once stopped). */
 #define SHIP_REQ_MS 2000
+
+/* Where a message stands in the store's order: the event of pos has sub
+** 0; the truncations committed after it (trunclog.c) have sub 1, 2, ... */
+typedef struct ShipKey ShipKey;
+struct ShipKey {
+  i64 pos;
+  u32 sub;
+};
+
+static int shipKeyCmp(ShipKey a, ShipKey b) {
+  if (a.pos != b.pos) return a.pos < b.pos ? -1 : 1;
+  return a.sub < b.sub ? -1 : a.sub > b.sub;
+}
 
 typedef struct ShipSlot ShipSlot;
 struct ShipSlot {
@@ -88,9 +119,11 @@ struct LjShip {
   rd_kafka_t *rk;  /* producer of the current session */
   rd_kafka_topic_t *rkt;
   int nPart;
-  i64 *aLast;      /* per partition: last pos Kafka holds or is sent */
-  u64 nextPos;     /* next pos to read */
+  ShipKey *aLast;  /* per partition: last message Kafka holds or is sent */
+  u64 nextPos;     /* next pos to read ... */
+  u32 doneSub;     /* ... and the truncations at nextPos-1 done so far */
   ShipSlot *aRing; /* in-flight messages, iTail .. iHead */
+  LjTrunc *aMark;  /* SHIP_MARKS truncations of the current round */
   u64 iHead, iTail;
   int bFailed;  /* the session must end (delivery failure) */
   int bRefused; /* a session failed; no delivery succeeded since */
@@ -252,18 +285,12 @@ static void shipClientError(rd_kafka_t *rk, int err, const char *zReason,
   if (err == RD_KAFKA_RESP_ERR__FATAL) p->bFailed = 1;
 }
 
-/* The pos header of a message of this store, or -1. */
-static i64 shipMessagePos(LjShip *p, rd_kafka_message_t *m) {
-  rd_kafka_headers_t *h = 0;
+/* Decimal header zName of h, or -1 (absent or malformed). */
+static i64 shipNumber(rd_kafka_headers_t *h, const char *zName) {
   const void *a;
   size_t n;
   char z[24];
-  if (rd_kafka_message_headers(m, &h) || h == 0) return -1;
-  if (rd_kafka_header_get_last(h, LJ_HDR_STORE, &a, &n) || n != 32 ||
-      memcmp(a, p->zStore, 32) != 0) {
-    return -1;
-  }
-  if (rd_kafka_header_get_last(h, LJ_HDR_POS, &a, &n) || n == 0 ||
+  if (rd_kafka_header_get_last(h, zName, &a, &n) || a == 0 || n == 0 ||
       n >= sizeof(z)) {
     return -1;
   }
@@ -272,26 +299,46 @@ static i64 shipMessagePos(LjShip *p, rd_kafka_message_t *m) {
   return strtoll(z, 0, 10);
 }
 
-/* The pos of the last message of this store in partition iPart, 0 when
-** there is none: reads backwards from the high watermark, 256 messages
-** at a time (other stores may ship into the same topic).  -1 on error. */
-static i64 shipLastPos(LjShip *p, rd_kafka_t *rc, rd_kafka_topic_t *rkt,
-                       int iPart) {
+/* The pos and sub headers of a message of this store (an event has no
+** sub: 0); pos -1 for a message of another store. */
+static ShipKey shipMessageKey(LjShip *p, rd_kafka_message_t *m) {
+  rd_kafka_headers_t *h = 0;
+  ShipKey key = {-1, 0};
+  const void *a;
+  size_t n;
+  i64 sub;
+  if (rd_kafka_message_headers(m, &h) || h == 0) return key;
+  if (rd_kafka_header_get_last(h, LJ_HDR_STORE, &a, &n) || n != 32 ||
+      memcmp(a, p->zStore, 32) != 0) {
+    return key;
+  }
+  sub = shipNumber(h, LJ_HDR_SUB);
+  key.pos = shipNumber(h, LJ_HDR_POS);
+  key.sub = sub > 0 && sub <= (i64)UINT32_MAX ? (u32)sub : 0;
+  return key;
+}
+
+/* The key of the last message of this store in partition iPart into
+** *pLast, (0, 0) when there is none: reads backwards from the high
+** watermark, 256 messages at a time (other stores may ship into the same
+** topic).  0 on error. */
+static int shipLastKey(LjShip *p, rd_kafka_t *rc, rd_kafka_topic_t *rkt,
+                       int iPart, ShipKey *pLast) {
   int64_t lo = 0, hi = 0, from, off;
-  i64 last = -1;
+  ShipKey last = {-1, 0};
   if (rd_kafka_query_watermark_offsets(rc, p->zTopic, iPart, &lo, &hi,
                                        SHIP_REQ_MS)) {
-    return -1;
+    return 0;
   }
-  for (; hi > lo && last < 0 && !shipStopping(p); hi = from) {
+  for (; hi > lo && last.pos < 0 && !shipStopping(p); hi = from) {
     from = hi - 256 > lo ? hi - 256 : lo;
-    if (rd_kafka_consume_start(rkt, iPart, from)) return -1;
+    if (rd_kafka_consume_start(rkt, iPart, from)) return 0;
     for (off = from; off < hi;) {
       rd_kafka_message_t *m = rd_kafka_consume(rkt, iPart, SHIP_REQ_MS);
       if (m == 0) break;
       if (m->err == 0) {
-        i64 pos = shipMessagePos(p, m);
-        if (pos > last) last = pos;
+        ShipKey key = shipMessageKey(p, m);
+        if (shipKeyCmp(key, last) > 0) last = key;
         off = m->offset + 1;
       } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         off = hi; /* nothing more, e.g. the last offset was not a message */
@@ -301,10 +348,12 @@ static i64 shipLastPos(LjShip *p, rd_kafka_t *rc, rd_kafka_topic_t *rkt,
       rd_kafka_message_destroy(m);
     }
     rd_kafka_consume_stop(rkt, iPart);
-    if (off != hi) return -1;
+    if (off != hi) return 0;
   }
-  if (shipStopping(p)) return -1;
-  return last < 0 ? 0 : last;
+  if (shipStopping(p)) return 0;
+  if (last.pos < 0) last = (ShipKey){0, 0};
+  *pLast = last;
+  return 1;
 }
 
 /* Where each partition resumes (aLast) and the first pos to read. */
@@ -313,7 +362,7 @@ static int shipResume(LjShip *p, char *zErr, size_t nErr) {
   rd_kafka_t *rc = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, zErr, nErr) : 0;
   rd_kafka_topic_t *rkt = rc ? rd_kafka_topic_new(rc, p->zTopic, 0) : 0;
   const rd_kafka_metadata_t *md = 0;
-  i64 lo = -1;
+  ShipKey lo = {-1, 0};
   int i, rcOk = 0;
   if (rc == 0 && conf) rd_kafka_conf_destroy(conf);
   if (rkt && rd_kafka_metadata(rc, 0, rkt, &md, SHIP_REQ_MS) == 0 &&
@@ -321,12 +370,11 @@ static int shipResume(LjShip *p, char *zErr, size_t nErr) {
       md->topics[0].partition_cnt > 0) {
     p->nPart = md->topics[0].partition_cnt;
     sqlite3_free(p->aLast);
-    p->aLast = sqlite3_malloc64(sizeof(i64) * (size_t)p->nPart);
+    p->aLast = sqlite3_malloc64(sizeof(ShipKey) * (size_t)p->nPart);
     rcOk = p->aLast != 0;
     for (i = 0; rcOk && i < p->nPart; i++) {
-      p->aLast[i] = shipLastPos(p, rc, rkt, i);
-      if (p->aLast[i] < 0) rcOk = 0;
-      if (lo < 0 || p->aLast[i] < lo) lo = p->aLast[i];
+      rcOk = shipLastKey(p, rc, rkt, i, &p->aLast[i]);
+      if (lo.pos < 0 || shipKeyCmp(p->aLast[i], lo) < 0) lo = p->aLast[i];
     }
     if (!rcOk) snprintf(zErr, nErr, "cannot read the topic's last messages");
   } else if (rkt) {
@@ -335,7 +383,10 @@ static int shipResume(LjShip *p, char *zErr, size_t nErr) {
   if (md) rd_kafka_metadata_destroy(md);
   if (rkt) rd_kafka_topic_destroy(rkt);
   if (rc) rd_kafka_destroy(rc);
-  if (rcOk) p->nextPos = (u64)lo + 1;
+  if (rcOk) {
+    p->nextPos = (u64)lo.pos + 1;
+    p->doneSub = lo.sub;
+  }
   return rcOk;
 }
 
@@ -410,34 +461,20 @@ static void shipHeader(rd_kafka_headers_t *h, const char *zName, const void *a,
   if (a) rd_kafka_header_add(h, zName, -1, a, (ssize_t)n);
 }
 
-/* Produce the current row (pos not yet in its partition). */
-static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
-  rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-  char zPos[24], zSeq[24], zTs[24], zCls[3];
+/* Hand one message (headers h, taken) to the client, in ring slot iHead
+** (pos and ts for the lag).  0 when the session must end. */
+static int shipSend(LjShip *p, int iPart, const char *zActor, int nActor,
+                    const void *aVal, size_t nVal, rd_kafka_headers_t *h,
+                    i64 pos, i64 ts) {
   u64 iSlot = p->iHead;
   rd_kafka_resp_err_t err;
-  snprintf(zPos, sizeof(zPos), "%llu", (unsigned long long)e->pos);
-  snprintf(zSeq, sizeof(zSeq), "%llu", (unsigned long long)r->seq);
-  snprintf(zTs, sizeof(zTs), "%lld", (long long)e->ts);
-  zCls[0] = (char)('0' + e->ePayload);
-  zCls[1] = (char)('0' + e->eMeta);
-  zCls[2] = 0;
-  shipHeader(h, LJ_HDR_POS, zPos, (int)strlen(zPos));
-  shipHeader(h, LJ_HDR_SEQ, zSeq, (int)strlen(zSeq));
-  shipHeader(h, LJ_HDR_TS, zTs, (int)strlen(zTs));
-  shipHeader(h, LJ_HDR_TYPE, e->aType, e->nType);
-  shipHeader(h, LJ_HDR_META, e->eMeta ? (const void *)e->aMeta : 0, e->nMeta);
-  shipHeader(h, LJ_HDR_TAGS, e->aTags, e->nTags);
-  shipHeader(h, LJ_HDR_CLASS, zCls, 2);
-  shipHeader(h, LJ_HDR_STORE, p->zStore, 32);
-  p->aRing[iSlot % SHIP_RING] = (ShipSlot){(i64)e->pos, e->ts, ljNowMs(), 0};
+  p->aRing[iSlot % SHIP_RING] = (ShipSlot){pos, ts, ljNowMs(), 0};
   for (;;) {
     err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(iPart),
-        RD_KAFKA_V_KEY(r->zActor, (size_t)r->nActor),
-        RD_KAFKA_V_VALUE((e->ePayload ? (void *)e->aPayload : 0),
-                         (e->ePayload ? (size_t)e->nPayload : 0)),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(zActor, (size_t)nActor),
+        RD_KAFKA_V_VALUE((void *)aVal, nVal), RD_KAFKA_V_HEADERS(h),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)iSlot), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || shipStopping(p)) break;
     rd_kafka_poll(p->rk, 100);
@@ -452,12 +489,97 @@ static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
   return 1;
 }
 
-/* One snapshot's worth of events from nextPos; returns how many rows
-** were read. */
+/* Produce the current row (pos not yet in its partition). */
+static int shipProduce(LjShip *p, const LjRow *r, const LjRec *e, int iPart) {
+  rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+  char zPos[24], zSeq[24], zTs[24], zCls[3];
+  snprintf(zPos, sizeof(zPos), "%llu", (unsigned long long)e->pos);
+  snprintf(zSeq, sizeof(zSeq), "%llu", (unsigned long long)r->seq);
+  snprintf(zTs, sizeof(zTs), "%lld", (long long)e->ts);
+  zCls[0] = (char)('0' + e->ePayload);
+  zCls[1] = (char)('0' + e->eMeta);
+  zCls[2] = 0;
+  shipHeader(h, LJ_HDR_POS, zPos, (int)strlen(zPos));
+  shipHeader(h, LJ_HDR_SEQ, zSeq, (int)strlen(zSeq));
+  shipHeader(h, LJ_HDR_TS, zTs, (int)strlen(zTs));
+  shipHeader(h, LJ_HDR_TYPE, e->aType, e->nType);
+  shipHeader(h, LJ_HDR_META, e->eMeta ? (const void *)e->aMeta : 0, e->nMeta);
+  shipHeader(h, LJ_HDR_TAGS, e->aTags, e->nTags);
+  shipHeader(h, LJ_HDR_CLASS, zCls, 2);
+  shipHeader(h, LJ_HDR_STORE, p->zStore, 32);
+  return shipSend(p, iPart, r->zActor, r->nActor,
+                  e->ePayload ? (const void *)e->aPayload : 0,
+                  e->ePayload ? (size_t)e->nPayload : 0, h, (i64)e->pos, e->ts);
+}
+
+/* Produce truncation t as a marker: the actor's key (its partition), a
+** NULL value, headers op, pos, sub, seq (the last seq deleted), store. */
+static int shipProduceMark(LjShip *p, const LjTrunc *t, int iPart) {
+  rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+  char zPos[24], zSub[12], zSeq[24];
+  snprintf(zPos, sizeof(zPos), "%llu", (unsigned long long)t->pos);
+  snprintf(zSub, sizeof(zSub), "%u", t->sub);
+  snprintf(zSeq, sizeof(zSeq), "%llu", (unsigned long long)t->toSeq);
+  shipHeader(h, LJ_HDR_OP, LJ_OP_TRUNCATE, (int)strlen(LJ_OP_TRUNCATE));
+  shipHeader(h, LJ_HDR_POS, zPos, (int)strlen(zPos));
+  shipHeader(h, LJ_HDR_SUB, zSub, (int)strlen(zSub));
+  shipHeader(h, LJ_HDR_SEQ, zSeq, (int)strlen(zSeq));
+  shipHeader(h, LJ_HDR_STORE, p->zStore, 32);
+  /* No event ts: the lag of a marker counts from when it was sent. */
+  return shipSend(p, iPart, t->zActor, t->nActor, 0, 0, h, (i64)t->pos,
+                  ljNowMs());
+}
+
+/* Wait for room in the ring; 0 when the session must end or stop. */
+static int shipRoom(LjShip *p) {
+  while (p->iHead - p->iTail >= SHIP_RING && !p->bFailed && !shipStopping(p)) {
+    rd_kafka_poll(p->rk, 10);
+    shipPublish(p);
+  }
+  return !p->bFailed && !shipStopping(p);
+}
+
+/* Send truncation t unless its partition holds it already; 0 when the
+** session must end or stop. */
+static int shipMark(LjShip *p, const LjTrunc *t) {
+  ShipKey key = {(i64)t->pos, t->sub};
+  int iPart;
+  if (!shipRoom(p)) return 0;
+  iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, t->zActor, (size_t)t->nActor,
+                                           p->nPart, 0, 0);
+  if (shipKeyCmp(key, p->aLast[iPart]) > 0) {
+    if (!shipProduceMark(p, t, iPart)) return 0;
+    p->aLast[iPart] = key;
+  }
+  p->nextPos = t->pos + 1;
+  p->doneSub = t->sub;
+  return 1;
+}
+
+/* Send the event of the current row unless its partition holds it. */
+static int shipEvent(LjShip *p, const LjRow *r, const LjRec *e) {
+  ShipKey key = {(i64)e->pos, 0};
+  int iPart;
+  if (!shipRoom(p)) return 0;
+  iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, r->zActor, (size_t)r->nActor,
+                                           p->nPart, 0, 0);
+  if (shipKeyCmp(key, p->aLast[iPart]) > 0) {
+    if (!shipProduce(p, r, e, iPart)) return 0;
+    p->aLast[iPart] = key;
+  }
+  p->nextPos = e->pos + 1;
+  p->doneSub = 0;
+  __atomic_store_n(&p->pEnv->m.shipSeenPos, (i64)e->pos, __ATOMIC_RELAXED);
+  return 1;
+}
+
+/* One snapshot's worth of events from nextPos, and the truncations
+** between and after them (a truncation at pos P goes after the event of
+** P and before the next one); returns how many messages were handled. */
 static int shipRound(LjShip *p, LjScan *pScan) {
   LjScanSpec s;
   char *zErr = 0;
-  int rc, nRow = 0;
+  int rc, nRow = 0, nMark = 0, iMark = 0;
   memset(&s, 0, sizeof(s));
   s.ePlan = LJ_SCAN_POS;
   s.lo = (i64)p->nextPos;
@@ -465,36 +587,38 @@ static int shipRound(LjShip *p, LjScan *pScan) {
   s.nLimit = SHIP_ROUND;
   /* What is committed: waiting for this process's queued appends would
   ** tie every round to a commit of the writer. */
-  for (rc = ljScanStart(pScan, &s, -1, &zErr);
-       rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND &&
-       !p->bFailed && !shipStopping(p);
+  rc = ljScanStart(pScan, &s, -1, &zErr);
+  if (rc == SQLITE_OK) {
+    rc = ljScanTruncLog(pScan, p->nextPos - 1, p->doneSub, p->aMark, SHIP_MARKS,
+                        &nMark, &zErr);
+  }
+  for (; rc == SQLITE_OK && !ljScanEof(pScan) && nRow < SHIP_ROUND &&
+         !p->bFailed && !shipStopping(p);
        rc = ljScanNext(pScan, &zErr)) {
-    const LjRow *r = ljScanRow(pScan);
     const LjRec *e;
-    int iPart;
     rc = ljScanDecode(pScan, &e);
     if (rc != SQLITE_OK) break;
-    while (p->iHead - p->iTail >= SHIP_RING && !p->bFailed &&
-           !shipStopping(p)) {
-      rd_kafka_poll(p->rk, 10);
-      shipPublish(p);
+    while (iMark < nMark && p->aMark[iMark].pos < e->pos &&
+           shipMark(p, &p->aMark[iMark])) {
+      iMark++;
     }
-    if (p->bFailed || shipStopping(p)) break;
-    iPart = rd_kafka_msg_partitioner_murmur2(p->rkt, r->zActor,
-                                             (size_t)r->nActor, p->nPart, 0, 0);
-    if ((i64)e->pos > p->aLast[iPart]) {
-      if (!shipProduce(p, r, e, iPart)) break;
-      p->aLast[iPart] = (i64)e->pos;
-    }
-    p->nextPos = e->pos + 1;
-    __atomic_store_n(&p->pEnv->m.shipSeenPos, (i64)e->pos, __ATOMIC_RELAXED);
+    if (iMark < nMark && p->aMark[iMark].pos < e->pos) break; /* failed */
+    /* Truncations beyond those read may come before this event. */
+    if (iMark == SHIP_MARKS) break;
+    if (!shipEvent(p, ljScanRow(pScan), e)) break;
     nRow++;
+  }
+  /* At the end of what the snapshot holds, every truncation it holds
+  ** comes after every event it holds. */
+  while (rc == SQLITE_OK && ljScanEof(pScan) && iMark < nMark &&
+         shipMark(p, &p->aMark[iMark])) {
+    iMark++;
   }
   if (zErr) {
     shipSetError(p, zErr);
     sqlite3_free(zErr);
   }
-  return nRow;
+  return nRow + iMark;
 }
 
 /* Ship while holding the lock, until stopped. */
@@ -556,6 +680,7 @@ int ljShipStart(LjEnv *pEnv, char **pzErr) {
   p->zTopic = sqlite3_mprintf("%s", c->zShipTopic);
   p->zConf = c->zShipConf ? sqlite3_mprintf("%s", c->zShipConf) : 0;
   p->aRing = sqlite3_malloc64(sizeof(ShipSlot) * SHIP_RING);
+  p->aMark = sqlite3_malloc64(sizeof(LjTrunc) * SHIP_MARKS);
   pthread_mutex_init(&p->mutex, 0);
   {
     pthread_condattr_t attr; /* ljDeadline counts on the monotonic clock */
@@ -566,7 +691,7 @@ int ljShipStart(LjEnv *pEnv, char **pzErr) {
   }
   pEnv->pShip = p;
   if (p->zBrokers == 0 || p->zTopic == 0 || (c->zShipConf && !p->zConf) ||
-      p->aRing == 0) {
+      p->aRing == 0 || p->aMark == 0) {
     ljShipStop(pEnv);
     return SQLITE_NOMEM;
   }
@@ -594,6 +719,7 @@ void ljShipStop(LjEnv *pEnv) {
   pthread_mutex_destroy(&p->mutex);
   sqlite3_free(p->aLast);
   sqlite3_free(p->aRing);
+  sqlite3_free(p->aMark);
   sqlite3_free(p->zBrokers);
   sqlite3_free(p->zTopic);
   sqlite3_free(p->zConf);

@@ -110,6 +110,14 @@ int ljActorGet(LjEnv *pEnv, const char *z, int n, LjActor **ppActor,
   return SQLITE_OK;
 }
 
+u64 ljActorReserved(LjEnv *pEnv, LjActor *pActor) {
+  u64 h;
+  pthread_mutex_lock(&pEnv->pWriter->mutex);
+  h = pActor->reserved;
+  pthread_mutex_unlock(&pEnv->pWriter->mutex);
+  return h;
+}
+
 int ljHighestSeq(LjEnv *pEnv, const char *z, int n, i64 *piSeq, char **pzErr) {
   LjWriter *w = pEnv->pWriter;
   LjActor *p;
@@ -464,7 +472,7 @@ static int submitReserve(LjReq *p, LjEvent *aEvent, char **pzErr) {
   for (int i = 0; i < p->nEvent; i++) {
     LjEvent *e = &p->aEvent[i];
     u64 next = e->pActor->reserved + 1;
-    if (e->bRestore && next == 1 && e->seq > 1) next = e->seq;
+    if (e->bRestore && e->seq > next) next = e->seq;
     if (e->seq != 0 && e->seq != next) {
       *pzErr = sqlite3_mprintf(
           "expected seq %llu for actor '%.*s' but got %llu (seq must be "

@@ -19,6 +19,8 @@
 **              same event, whose tags hold the tag; as many entries as the
 **              events have distinct tags
 **   snapshots  every record's checksum and framing
+**   trunclog   every entry is framed: key pos | ordinal >= 1, value
+**              to_seq | an actor id of 1..400 bytes
 **
 ** Memory is bounded whatever the store's size: the walk keeps a few
 ** cursors, counters and one decompression buffer (as large as the largest
@@ -555,6 +557,23 @@ static int vSnapshots(Verify *v) {
   return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
+static int vTruncLog(Verify *v) {
+  MDB_cursor *c = v->aCur[V_MAIN];
+  MDB_val k, d;
+  int mrc;
+  for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0;
+       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+    if (k.mv_size != LJ_TRUNCKEY || ljGet32((const u8 *)k.mv_data + 8) == 0 ||
+        d.mv_size <= 8 || d.mv_size > 8 + LJ_MAX_ACTOR_BYTES) {
+      vProblem(v, "trunclog", 0, 0,
+               k.mv_size == LJ_TRUNCKEY ? ljGet64(k.mv_data) : 0,
+               "malformed entry");
+    }
+    if ((mrc = vYield(v, c)) != 0) return mrc;
+  }
+  return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 /* Each pass in turn, on the db it walks (the main cursor reopened). */
 static int vPasses(Verify *v) {
   static const struct {
@@ -566,7 +585,8 @@ static int vPasses(Verify *v) {
                {LJ_DB_STAGE, "stage", vStage},
                {LJ_DB_POS, "pos", vPos},
                {LJ_DB_TAGS, "tags", vTags},
-               {LJ_DB_SNAPS, "snapshots", vSnapshots}};
+               {LJ_DB_SNAPS, "snapshots", vSnapshots},
+               {LJ_DB_TRUNC, "trunclog", vTruncLog}};
   MDB_val k, d;
   int mrc = vMeta(v);
   if (mrc == MDB_NOTFOUND) mrc = 0;

@@ -157,7 +157,7 @@ static int validateReq(LjWriter *w, MDB_txn *txn, LjReq *p, i64 now) {
     mrc = txnHighest(w, txn, a, &h);
     if (mrc) return mrc;
     if (e->epoch != a->epoch ||
-        (e->seq != h + 1 && !(e->bRestore && h == 0 && e->seq > 1))) {
+        (e->seq != h + 1 && !(e->bRestore && e->seq > h))) {
       reqConflict(w, p, e, h);
       break;
     }

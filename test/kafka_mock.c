@@ -17,7 +17,8 @@
 **     kafka_mock dump BROKERS TOPIC
 **         Prints every message of every partition, from the first offset
 **         to the high watermark at start, one line each, tab-separated:
-**             partition offset key pos seq ts class store
+**             partition offset key pos seq ts class store op sub
+**         (op and sub: of a truncation marker, empty for an event).
 */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -138,6 +139,8 @@ static int dump(const char *zBrokers, const char *zTopic) {
       printHeader(h, "ts");
       printHeader(h, "class");
       printHeader(h, "store");
+      printHeader(h, "op");
+      printHeader(h, "sub");
       printf("\n");
       off = m->offset + 1;
       rd_kafka_message_destroy(m);
