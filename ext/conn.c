@@ -696,3 +696,28 @@ int ljTvfDisconnect(sqlite3_vtab *pVtab) {
   sqlite3_free(pVtab);
   return SQLITE_OK;
 }
+
+int ljTvfTableArg(sqlite3_vtab *pVtab, sqlite3_index_info *p, int iCol,
+                  const char *zFn) {
+  int iTbl = -1, bSeen = 0;
+  for (int i = 0; i < p->nConstraint; i++) {
+    if (p->aConstraint[i].iColumn != iCol) continue;
+    bSeen = 1;
+    if (p->aConstraint[i].usable &&
+        p->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_EQ) {
+      iTbl = i;
+    }
+  }
+  if (iTbl < 0) {
+    if (bSeen) return SQLITE_CONSTRAINT; /* another plan will have it */
+    sqlite3_free(pVtab->zErrMsg);
+    pVtab->zErrMsg = sqlite3_mprintf(
+        "%s needs the name of an lmdb_journal table, e.g. "
+        "SELECT * FROM %s('j')",
+        zFn, zFn);
+    return SQLITE_ERROR;
+  }
+  p->aConstraintUsage[iTbl].argvIndex = 1;
+  p->aConstraintUsage[iTbl].omit = 1;
+  return SQLITE_OK;
+}

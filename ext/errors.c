@@ -64,25 +64,8 @@ static int erConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
 
 /* The table name must be given: journal_errors('j'). */
 static int erBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
-  int iTbl = -1, bSeen = 0;
-  for (int i = 0; i < p->nConstraint; i++) {
-    if (p->aConstraint[i].iColumn != EC_TABLE) continue;
-    bSeen = 1;
-    if (p->aConstraint[i].usable &&
-        p->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_EQ) {
-      iTbl = i;
-    }
-  }
-  if (iTbl < 0) {
-    if (bSeen) return SQLITE_CONSTRAINT; /* another plan will have it */
-    sqlite3_free(pVtab->zErrMsg);
-    pVtab->zErrMsg = sqlite3_mprintf(
-        "journal_errors needs the name of an lmdb_journal table, e.g. "
-        "SELECT * FROM journal_errors('j')");
-    return SQLITE_ERROR;
-  }
-  p->aConstraintUsage[iTbl].argvIndex = 1;
-  p->aConstraintUsage[iTbl].omit = 1;
+  int rc = ljTvfTableArg(pVtab, p, EC_TABLE, "journal_errors");
+  if (rc) return rc;
   p->estimatedCost = 100;
   p->estimatedRows = 100;
   /* Rows come in id order. */

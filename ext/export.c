@@ -170,28 +170,14 @@ static int exConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
 
 /* idxNum: 1 when from_pos is given (argv[1]); tbl is always argv[0]. */
 static int exBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p) {
-  int iTbl = -1, iFrom = -1, bSeen = 0;
+  int iFrom = -1, rc = ljTvfTableArg(pVtab, p, EC_TABLE, "journal_export");
+  if (rc) return rc;
   for (int i = 0; i < p->nConstraint; i++) {
-    int iCol = p->aConstraint[i].iColumn;
-    int bEq = p->aConstraint[i].usable &&
-              p->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_EQ;
-    if (iCol == EC_TABLE) {
-      bSeen = 1;
-      if (bEq) iTbl = i;
-    } else if (iCol == EC_FROM && bEq) {
+    if (p->aConstraint[i].iColumn == EC_FROM && p->aConstraint[i].usable &&
+        p->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_EQ) {
       iFrom = i;
     }
   }
-  if (iTbl < 0) {
-    if (bSeen) return SQLITE_CONSTRAINT; /* another plan will have it */
-    sqlite3_free(pVtab->zErrMsg);
-    pVtab->zErrMsg = sqlite3_mprintf(
-        "journal_export needs the name of an lmdb_journal table, e.g. "
-        "SELECT line FROM journal_export('j')");
-    return SQLITE_ERROR;
-  }
-  p->aConstraintUsage[iTbl].argvIndex = 1;
-  p->aConstraintUsage[iTbl].omit = 1;
   if (iFrom >= 0) {
     p->aConstraintUsage[iFrom].argvIndex = 2;
     p->aConstraintUsage[iFrom].omit = 1;

@@ -1518,6 +1518,11 @@ LJ_PRIVATE int ljTvfConnect(sqlite3 *db, void *pAux, const char *zSchema,
                             int iVariant, int bInnocuous,
                             sqlite3_vtab **ppVtab);
 LJ_PRIVATE int ljTvfDisconnect(sqlite3_vtab *pVtab);
+/* xBestIndex of such a function: the table name (column iCol) must be
+** given as argv[0].  SQLITE_CONSTRAINT when it is given but not usable in
+** this plan, SQLITE_ERROR naming function zFn when it is not given. */
+LJ_PRIVATE int ljTvfTableArg(sqlite3_vtab *pVtab, sqlite3_index_info *p,
+                             int iCol, const char *zFn);
 /* A stored value of storage class eClass (LJ_VAL_*; numbers big-endian in
 ** a) as the function or column result; text and blobs are handed over
 ** with xDel (SQLITE_TRANSIENT to copy). */
