@@ -557,6 +557,14 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                       (unsigned long long)__atomic_load_n(
                           &p->pEnv->m.nStaleReaders, __ATOMIC_RELAXED));
   sqlite3_str_appendf(pStr, ",\"staged_events\":%.0f", staged);
+  /* Failed async appends not yet cleared from journal_errors: a count to
+  ** alert on, not a check (conflicting writers may expect some). */
+  sqlite3_str_appendf(pStr,
+                      ",\"async_errors_unread\":%lld,"
+                      "\"async_errors_dropped\":%llu",
+                      ljErrLogCount(p->pEnv),
+                      (unsigned long long)__atomic_load_n(
+                          &p->pEnv->m.nAsyncDropped, __ATOMIC_RELAXED));
   sqlite3_str_appendf(pStr, ",\"last_error\":");
   if (wi.zLastError) {
     jsonString(pStr, wi.zLastError);
