@@ -566,7 +566,7 @@ struct LjMetricRow {
 };
 /* Fill up to nRow rows; returns how many metrics there are. */
 LJ_PRIVATE int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow);
-#define LJ_METRICS_MAX 48
+#define LJ_METRICS_MAX 64
 /* The shipper's state as metrics.c reads it from LjEnv.m. */
 typedef struct LjShipInfo LjShipInfo;
 struct LjShipInfo {

@@ -49,6 +49,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   LjHist commit, append;
   int n = 0;
   u64 nStageBatch = 0, nStageEv = 0, nStageByte = 0;
+  LjOldReader rd;
   u64 nCommits = __atomic_load_n(&m->nCommits, __ATOMIC_RELAXED);
   u64 nEv = __atomic_load_n(&m->nCommitEvents, __ATOMIC_RELAXED);
 
@@ -67,6 +68,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
     }
   }
   ljGateLeave(pEnv);
+  if (ljOldestReaderAll(pEnv, &rd)) memset(&rd, 0, sizeof(rd));
 
 #define ROWK(zN, bC, v)          \
   if (n < nRow) {                \
@@ -109,6 +111,8 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   ROW("readers_used", info.me_numreaders);
   ROW("readers_max", info.me_maxreaders);
   ROW("open_dbs", LJ_DB_COUNT);
+  ROW("oldest_reader_age_txns", rd.bFound ? rd.ageTxns : 0);
+  ROW("oldest_reader_pinned_bytes", rd.bFound ? rd.nPinned : 0);
   ROW("commit_latency_p50_us", ljHistQuantile(&commit, 0.50));
   ROW("commit_latency_p99_us", ljHistQuantile(&commit, 0.99));
   ROW("commit_latency_p999_us", ljHistQuantile(&commit, 0.999));
@@ -172,6 +176,11 @@ static const struct {
     {"readers_used", "LMDB reader slots in use."},
     {"readers_max", "LMDB reader slots available."},
     {"open_dbs", "Named databases of the store."},
+    {"oldest_reader_age_txns",
+     "Commits since the oldest read transaction of any process began."},
+    {"oldest_reader_pinned_bytes",
+     "Bytes freed since the oldest read transaction of any process began, "
+     "not reusable while it lives."},
     {"commit_latency_p50_us", "Commit time, median, microseconds."},
     {"commit_latency_p99_us", "Commit time, 99th percentile, microseconds."},
     {"commit_latency_p999_us", "Commit time, 99.9th percentile, microseconds."},
