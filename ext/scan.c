@@ -760,15 +760,18 @@ static int fillSpan(LjScan *p) {
   u8 *aDst;
   int rc, mrc = spanValue(p, it, &v);
   if (mrc) return ljMdbToSqlite(mrc);
+  if (it->idx >= it->nRun) return SQLITE_CORRUPT; /* a damaged run */
   k = p->bDesc ? it->idx + 1 : it->nRun - it->idx;
   if (k > (u32)(SCAN_SLOTS - p->nSlot)) k = (u32)(SCAN_SLOTS - p->nSlot);
   if (p->nLimit > 0 && (i64)k > p->nLimit) k = (u32)p->nLimit;
   if (p->ePlan == LJ_SCAN_ACTOR) {
     i64 x = (i64)(p->spanSeq0 + it->idx); /* within [lo, hi] (runCheck) */
     i64 nIn = p->bDesc ? x - p->lo + 1 : p->hi - x + 1;
-    if (nIn < (i64)k) k = (u32)nIn;
+    if (nIn < (i64)k) k = nIn > 0 ? (u32)nIn : 0;
   }
-  assert(k > 0);
+  /* Never 0 in a sound store (the callers leave a slot free, runCheck
+  ** keeps x in [lo, hi]); a damaged run header can make it so. */
+  if (k == 0) return SQLITE_CORRUPT;
   first = p->bDesc ? it->idx + 1 - k : it->idx;
   if (ljRunRecord(v.mv_data, v.mv_size, first, &a0, &n0) ||
       ljRunRecord(v.mv_data, v.mv_size, first + k - 1, &aLast, &nLast) ||

@@ -379,9 +379,12 @@ static int mergeFlush(MergeRun *r) {
   size_t off = 0;
   int mrc;
   if (r->n == 0) return 0;
-  /* Runs of an actor never overlap: each starts after the previous. */
-  assert(r->num > r->numLast ||
-         (r->num == r->numLast && r->seq0 >= r->seqLast));
+  /* Runs of an actor never overlap: each starts after the previous.  Only
+  ** a damaged stage breaks that: refuse it rather than write over a run. */
+  if (!(r->num > r->numLast ||
+        (r->num == r->numLast && r->seq0 >= r->seqLast))) {
+    return MDB_CORRUPTED;
+  }
   ljEvKey(aKey, r->num, r->seq0);
   k.mv_data = aKey;
   k.mv_size = LJ_EVKEY;
