@@ -198,57 +198,8 @@ static sqlite3_module erModule = {0,               /* iVersion */
                                   0,
                                   0};
 
-/* journal_errors_clear(T [, up_to_id]) -> entries removed.  Without
-** up_to_id (or NULL) every entry goes. */
-static void fnErrorsClear(sqlite3_context *ctx, int argc,
-                          sqlite3_value **argv) {
-  LjConn *pConn = (LjConn *)sqlite3_user_data(ctx);
-  const char *zName = sqlite3_value_type(argv[0]) == SQLITE_TEXT
-                          ? (const char *)sqlite3_value_text(argv[0])
-                          : 0;
-  i64 iUpTo = INT64_MAX;
-  LjTable *p;
-  char *zErr = 0;
-  int rc;
-  if (zName == 0) {
-    sqlite3_result_error(ctx,
-                         "the first argument must be the name of an "
-                         "lmdb_journal table",
-                         -1);
-    return;
-  }
-  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
-    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
-      sqlite3_result_error(ctx,
-                           "up_to_id must be an integer (an id of "
-                           "journal_errors) or NULL (every entry)",
-                           -1);
-      sqlite3_result_error_code(ctx, SQLITE_MISMATCH);
-      return;
-    }
-    iUpTo = sqlite3_value_int64(argv[1]);
-  }
-  rc = ljTableFind(pConn, zName, &p, &zErr);
-  if (rc) {
-    sqlite3_result_error(ctx, zErr ? zErr : sqlite3_errstr(rc), -1);
-    sqlite3_result_error_code(ctx, rc);
-    sqlite3_free(zErr);
-    return;
-  }
-  sqlite3_result_int64(ctx, ljErrLogClear(p->pEnv, iUpTo));
-}
-
 int ljRegisterErrors(sqlite3 *db, LjConn *pConn) {
-  int rc = SQLITE_OK;
-  for (int n = 1; n <= 2 && rc == SQLITE_OK; n++) {
-    rc = sqlite3_create_function_v2(db, "journal_errors_clear", n,
-                                    SQLITE_UTF8 | SQLITE_DIRECTONLY, pConn,
-                                    fnErrorsClear, 0, 0, 0);
-  }
-  if (rc == SQLITE_OK) {
-    pConn->nRef++; /* released by ljConnDestroy */
-    rc = sqlite3_create_module_v2(db, "journal_errors", &erModule, pConn,
+  pConn->nRef++; /* released by ljConnDestroy */
+  return sqlite3_create_module_v2(db, "journal_errors", &erModule, pConn,
                                   ljConnDestroy);
-  }
-  return rc;
 }

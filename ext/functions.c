@@ -604,6 +604,27 @@ static void fnHealth(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   healthResult(ctx, pStr);
 }
 
+/* journal_errors_clear(T [, up_to_id]) -> entries removed (errors.c lists
+** them); without up_to_id, or NULL, every entry. */
+static void fnErrorsClear(sqlite3_context *ctx, int argc,
+                          sqlite3_value **argv) {
+  i64 iUpTo = INT64_MAX;
+  LjTable *p;
+  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
+    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
+      sqlite3_result_error(ctx,
+                           "up_to_id must be an integer (an id of "
+                           "journal_errors) or NULL (every entry)",
+                           -1);
+      sqlite3_result_error_code(ctx, SQLITE_MISMATCH);
+      return;
+    }
+    iUpTo = sqlite3_value_int64(argv[1]);
+  }
+  p = fnTable(ctx, argv);
+  if (p) sqlite3_result_int64(ctx, ljErrLogClear(p->pEnv, iUpTo));
+}
+
 static void fnPrometheus(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   LjTable *p = fnTable(ctx, argv);
   char *z;
@@ -699,6 +720,7 @@ int ljRegisterFunctions(sqlite3 *db, LjConn *pConn) {
       /* verification and backup */
       {"journal_verify", 1, 1, LJ_RESULT_SUBTYPE, fnVerify},
       {"journal_backup", 2, 3, SQLITE_DIRECTONLY, fnBackup},
+      {"journal_errors_clear", 1, 2, SQLITE_DIRECTONLY, fnErrorsClear},
   };
   int rc = SQLITE_OK;
   for (size_t i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]) && rc == SQLITE_OK;
