@@ -920,7 +920,7 @@ struct LjScanSpec {
 ** next ljScanNext (or longer, see ljScanKeep). */
 typedef struct LjRow LjRow;
 struct LjRow {
-  const char *zActor;
+  const char *zActor; /* NUL-terminated (ids hold no NUL) */
   int nActor;
   u64 seq;
   const u8 *aRec;
