@@ -801,29 +801,25 @@ LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
 ** holds any of the LJ_STAGE_MERGE_* amounts, when the writer idles for
 ** LJ_STAGE_IDLE_US, and when the store closes.  Every staged batch costs
 ** readers a binary search, hence the cap on batches.  Measured at 100 B
-** payloads and 1,000-event batches (bench/README.md).  A build may
+** payloads and 1,000-event batches (bench/README.md): a commit of durability
+** none or meta waits for the fdatasync of every page it wrote, so a batch
+** of 10 events per actor over 100 actors, written directly (a leaf page per
+** actor), cost 3 times as long as staged (one sequential value) and merged;
+** and its short runs left an actor's history on scattered, two-thirds-full
+** leaf pages (full scans and replays touch every one).  A build may
 ** override them (make test-staged stages every batch and merges often,
 ** to run the whole suite against the stage). */
 #ifndef LJ_STAGE_ACTORS
 #define LJ_STAGE_ACTORS 64
 #endif
 #ifndef LJ_STAGE_DENSITY
-#define LJ_STAGE_DENSITY 4
+#define LJ_STAGE_DENSITY 16
 #endif
-/* A batch over at least LJ_STAGE_WIDE_ACTORS actors is staged below
-** LJ_STAGE_WIDE_DENSITY events per actor: written directly, it would
-** leave every actor a short run per batch and fragment its history,
-** while a merge gathers LJ_STAGE_MERGE_EVENTS / actors events of each
-** into full runs.  (Only batches of more than 4,096 events reach it:
-** batch_size above its default, or one large INSERT transaction.)
-** Measured on the bench's 10M-event replay store (10,000 actors,
-** batch_size=50,000, about 5 events per actor per batch): generating it
-** 28.0 s -> 13.8 s, replaying 1,000 events of one actor 372 -> 270 us. */
-#ifndef LJ_STAGE_WIDE_ACTORS
-#define LJ_STAGE_WIDE_ACTORS 1024
-#endif
-#ifndef LJ_STAGE_WIDE_DENSITY
-#define LJ_STAGE_WIDE_DENSITY 8
+/* A batch of at least this many events and LJ_STAGE_DENSITY or more per
+** actor is dense: behind a stage of at most LJ_STAGE_FLUSH_EVENTS it
+** merges the stage and goes direct (ljStageChoose). */
+#ifndef LJ_STAGE_FLUSH_BATCH
+#define LJ_STAGE_FLUSH_BATCH 256
 #endif
 #ifndef LJ_STAGE_MERGE_EVENTS
 #define LJ_STAGE_MERGE_EVENTS 524288

@@ -11,8 +11,7 @@
 ** in layout.c), keyed by its first pos like its manifest.
 **
 ** When.  A batch is staged when it has at least LJ_STAGE_ACTORS actors
-** and fewer than LJ_STAGE_DENSITY events per actor (LJ_STAGE_WIDE_DENSITY
-** over LJ_STAGE_WIDE_ACTORS actors or more: ljStageChoose), and
+** and fewer than LJ_STAGE_DENSITY events per actor (ljStageChoose), and
 ** every batch is staged while the stage is not empty (the invariant
 ** below) -- except that a large dense batch behind a small stage merges
 ** the stage first and goes direct, so that a dense stream keeps its
@@ -235,26 +234,17 @@ static size_t actorSpan(LjEvent *const *ap, size_t i, size_t n) {
   return j - i;
 }
 
-/* Below how many events per actor a batch over nActor actors is staged. */
-static size_t stageDensity(size_t nActor) {
-  size_t nDensity = LJ_STAGE_DENSITY;
-  if (nActor >= LJ_STAGE_WIDE_ACTORS && nDensity < LJ_STAGE_WIDE_DENSITY) {
-    nDensity = LJ_STAGE_WIDE_DENSITY;
-  }
-  return nDensity;
-}
-
 int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n, size_t nActor,
                   int *pbStage) {
   int bStage = pSt->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
-               n < stageDensity(nActor) * nActor;
+               n < (size_t)LJ_STAGE_DENSITY * nActor;
   if (!bStage && pSt->nEnt > 0) {
     /* A large dense batch behind a stage: a small stage (a sparse batch
     ** or a few, say at start-up) is merged first, so that a dense stream
     ** keeps its direct runs.  Otherwise the stage takes the batch (and is
     ** merged when due), as every commit must go to the stage while it is
     ** open. */
-    if (n >= LJ_STAGE_ACTORS * LJ_STAGE_DENSITY &&
+    if (n >= LJ_STAGE_FLUSH_BATCH &&
         pSt->nEv <= LJ_STAGE_FLUSH_EVENTS) {
       int mrc = ljStageMerge(p, pSt, txn, UINT64_MAX);
       if (mrc) return mrc;
