@@ -1605,11 +1605,13 @@ static void m_insert(void) {
   row_target(r, -1, "—");
 }
 
-/* append_mode=sync, durability=none: every append waits for its commit;
-** the anchors commit every message without fsync. */
+/* append_mode=sync, durability=none: every append waits for its commit,
+** whose data pages are fdatasync'd (docs/api.md, "Durability"); the
+** anchors commit every message without fsync. */
 static void m_syncmode(void) {
-  Row *r = row_add(U_RATE, "append_mode=sync appends/s (commit per message, "
-                   "no fsync), A=%d, N=%llu", g_o.actors,
+  Row *r = row_add(U_RATE, "append_mode=sync appends/s (commit per message; "
+                   "durability=none syncs each commit's data pages, the "
+                   "anchors never fsync), A=%d, N=%llu", g_o.actors,
                    (unsigned long long)g_o.nSyncMode);
   Workload w = wl_make(g_o.nSyncMode, g_o.actors);
   int k;
