@@ -815,9 +815,10 @@ LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
 #ifndef LJ_STAGE_DENSITY
 #define LJ_STAGE_DENSITY 16
 #endif
-/* A batch of at least this many events and LJ_STAGE_DENSITY or more per
-** actor is dense: behind a stage of at most LJ_STAGE_FLUSH_EVENTS it
-** merges the stage and goes direct (ljStageChoose). */
+/* A batch the rules above would not stage (fewer than LJ_STAGE_ACTORS
+** actors, or LJ_STAGE_DENSITY events per actor or more) of at least this
+** many events, behind a stage of at most LJ_STAGE_FLUSH_EVENTS, merges
+** the stage and goes direct (ljStageChoose). */
 #ifndef LJ_STAGE_FLUSH_BATCH
 #define LJ_STAGE_FLUSH_BATCH 256
 #endif
