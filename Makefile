@@ -249,8 +249,7 @@ test-tsan: deps
 # batch and merges every 3,000 events (or after 20 ms idle): staged, merged
 # and mixed data must read the same.
 STAGED_FLAGS := -DLJ_STAGE_ACTORS=1 -DLJ_STAGE_DENSITY=1000000000 \
-  -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000 \
-  -DLJ_STAGE_MIN_GAIN=0
+  -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000
 test-staged: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/staged,$(STAGED_FLAGS))
 

@@ -831,11 +831,6 @@ LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
 #ifndef LJ_STAGE_MERGE_BYTES
 #define LJ_STAGE_MERGE_BYTES (128 << 20)
 #endif
-/* A merge must find this many events per actor to be worth it; below,
-** the writer stops staging for 4 x LJ_STAGE_MERGE_EVENTS events. */
-#ifndef LJ_STAGE_MIN_GAIN
-#define LJ_STAGE_MIN_GAIN 8
-#endif
 /* A stage of at most this many events is merged at once when a large
 ** dense batch comes (which then goes direct); a larger one takes it. */
 #ifndef LJ_STAGE_FLUSH_EVENTS
@@ -852,7 +847,6 @@ struct LjStage {
   u64 nEnt;           /* staged batches */
   u64 nEv;            /* ... their events */
   u64 nBytes;         /* ... their bytes */
-  u64 nDirectLeft;    /* events to write unstaged before staging again */
   i64 usNoMergeUntil; /* after a failed merge: not before this */
 };
 

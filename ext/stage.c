@@ -15,8 +15,11 @@
 ** every batch is staged while the stage is not empty (the invariant
 ** below) -- except that a large dense batch behind a small stage merges
 ** the stage first and goes direct, so that a dense stream keeps its
-** runs.  A merge that gained little (few events per actor) turns staging
-** off for a while (LjStage.nDirectLeft).
+** runs.  There is no fallback to direct puts for batches over very many
+** actors, even when a merge gathers only a few events per actor: with
+** every commit waiting for its data pages to be synced, a thousand
+** direct puts into a thousand leaf pages cost more than staging them and
+** merging 512k events in one transaction (internal.h, LJ_STAGE_DENSITY).
 **
 ** The merge.  Once the stage holds any of the LJ_STAGE_MERGE_* amounts,
 ** when the writer idles for LJ_STAGE_IDLE_US, and when a process that
@@ -236,7 +239,7 @@ static size_t actorSpan(LjEvent *const *ap, size_t i, size_t n) {
 
 int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n, size_t nActor,
                   int *pbStage) {
-  int bStage = pSt->nDirectLeft == 0 && nActor >= LJ_STAGE_ACTORS &&
+  int bStage = nActor >= LJ_STAGE_ACTORS &&
                n < (size_t)LJ_STAGE_DENSITY * nActor;
   if (!bStage && pSt->nEnt > 0) {
     /* A large dense batch behind a stage: a small stage (a sparse batch
@@ -251,9 +254,6 @@ int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n, size_t nActor,
     } else {
       bStage = 1;
     }
-  }
-  if (!bStage && pSt->nDirectLeft > 0) {
-    pSt->nDirectLeft -= n < pSt->nDirectLeft ? n : pSt->nDirectLeft;
   }
   *pbStage = bStage;
   return 0;
@@ -421,7 +421,7 @@ static int mergeAddRun(MergeRun *r, const MDB_val *pRun) {
 /* Write the sorted items as runs of up to LJ_RUN_MAX events and
 ** LJ_MERGE_RUN_PAGES pages, in key order. */
 static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
-                     const StageItem *aItem, size_t nItem, u64 *pnActor) {
+                     const StageItem *aItem, size_t nItem) {
   MergeRun *r = sqlite3_malloc64(sizeof(*r));
   MDB_stat st;
   int mrc;
@@ -441,7 +441,6 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
       mrc = mergeFlush(r);
       r->num = num;
       r->seq0 = s0;
-      (*pnActor)++;
     } else if (s0 != r->seq0 + r->n) {
       mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
     }
@@ -540,7 +539,6 @@ static int mergeDrop(LjEnv *pEnv, LjStage *pSt, MDB_txn *txn, MDB_cursor *cSt,
 int ljStageMerge(LjEnv *pEnv, LjStage *pSt, MDB_txn *txn, u64 nBudget) {
   MDB_cursor *cSt = 0;
   MergeSet set;
-  u64 nActor = 0;
   int mrc;
 
   memset(&set, 0, sizeof(set));
@@ -551,7 +549,7 @@ int ljStageMerge(LjEnv *pEnv, LjStage *pSt, MDB_txn *txn, u64 nBudget) {
   if (mrc == 0 && set.nItem > 0) {
     StageItem *aSorted = stageSort(set.aItem, &set.aItem[set.nItemAlloc / 2],
                                    set.nItem, set.numMax);
-    mrc = mergeRuns(pEnv, txn, set.aEnt, aSorted, set.nItem, &nActor);
+    mrc = mergeRuns(pEnv, txn, set.aEnt, aSorted, set.nItem);
   }
   if (mrc == 0) mrc = mergeDrop(pEnv, pSt, txn, cSt, set.nEnt);
   mdb_cursor_close(cSt);
@@ -561,14 +559,6 @@ int ljStageMerge(LjEnv *pEnv, LjStage *pSt, MDB_txn *txn, u64 nBudget) {
     pSt->nEnt -= set.nEnt;
     pSt->nEv -= set.nEv;
     pSt->nBytes -= set.nByte;
-    /* A full-size merge that found few events per actor (the batches'
-    ** actors are too many for the stage to gather their events) gained
-    ** little over direct puts: write directly for a while, then try
-    ** again. */
-    if (set.nEv >= LJ_STAGE_MERGE_EVENTS / 2 &&
-        set.nEv < LJ_STAGE_MIN_GAIN * nActor) {
-      pSt->nDirectLeft = 4 * (u64)LJ_STAGE_MERGE_EVENTS;
-    }
   }
   sqlite3_free(set.aItem);
   sqlite3_free(set.aEnt);
