@@ -325,7 +325,12 @@ static const char *const azSysName[SYS_COUNT] = {"lmdbjournal", "raw LMDB",
 typedef struct SysCfg SysCfg;
 struct SysCfg {
   int kind;       /* SYS_* */
-  int durable;    /* 0: NOSYNC / synchronous=OFF / durability=none; 1: full */
+  int durable;    /* 0: durability=none, and the anchors' equal (below); 1: full */
+  int bNoSync;    /* anchors, durable 0: no sync at all (MDB_NOSYNC,
+                  ** synchronous=OFF), the comparison row; otherwise
+                  ** MDB_NOMETASYNC and synchronous=NORMAL, which like
+                  ** durability=none keep the store sound through an OS
+                  ** crash (bench/README.md) */
   int batch;      /* B: messages per transaction (ext: batch_size=) */
   int viaInsert;  /* ext: INSERT INTO j in BEGIN/COMMIT, not journal_append */
   int syncMode;   /* ext: append_mode=sync */
@@ -439,7 +444,7 @@ static void sqltab_pragmas(Sys *s) {
   sql_exec(s->db, "PRAGMA journal_mode=WAL");
   snprintf(zSql, sizeof zSql,
            "PRAGMA synchronous=%s; PRAGMA cache_size=-131072",
-           s->cfg.durable ? "FULL" : "OFF");
+           s->cfg.durable ? "FULL" : s->cfg.bNoSync ? "OFF" : "NORMAL");
   sql_exec(s->db, zSql);
 }
 
@@ -488,7 +493,11 @@ static Sys *sys_open_store(const SysCfg *pCfg, const char *zDir, int bNew) {
       mdb_ok(mdb_env_create(&s->env), "env_create");
       mdb_ok(mdb_env_set_mapsize(s->env, (size_t)16 << 30), "set_mapsize");
       mdb_ok(mdb_env_set_maxreaders(s->env, 126), "set_maxreaders");
-      mdb_ok(mdb_env_open(s->env, zDir, pCfg->durable ? 0 : MDB_NOSYNC, 0664),
+      mdb_ok(mdb_env_open(s->env, zDir,
+                          pCfg->durable   ? 0
+                          : pCfg->bNoSync ? MDB_NOSYNC
+                                          : MDB_NOMETASYNC,
+                          0664),
              "env_open");
       mdb_ok(mdb_txn_begin(s->env, 0, 0, &txn), "txn_begin");
       mdb_ok(mdb_dbi_open(txn, 0, 0, &s->dbi), "dbi_open");
@@ -1125,7 +1134,7 @@ typedef struct Memo Memo;
 struct Memo { int kind, actors, variant; u64 n; double rate; };
 static Memo g_aMemo[64];
 static int g_nMemo;
-enum { V_ASYNC = 0, V_STATIC = 1 };
+enum { V_ASYNC = 0, V_STATIC = 1, V_NOSYNC = 2 };
 static double memo_get(int kind, int variant, int actors, u64 n) {
   int i;
   for (i = 0; i < g_nMemo; i++) {
@@ -1447,7 +1456,8 @@ static int scan_child_main(int argc, char **argv) {
 
 /* Async append throughput of system kind at A actors, N messages, as users
 ** run it (V_ASYNC) or, for the extension, linked statically with NOMUTEX
-** connections (V_STATIC).  With o, the store is also scanned (ScanOut). */
+** connections (V_STATIC), or for the anchors without any sync
+** (V_NOSYNC).  With o, the store is also scanned (ScanOut). */
 static double async_rate_v(int kind, int variant, int actors, u64 n,
                            ScanOut *o) {
   double r = memo_get(kind, variant, actors, n);
@@ -1455,8 +1465,11 @@ static double async_rate_v(int kind, int variant, int actors, u64 n,
   SysCfg c = *cfg_of(kind, 0, g_o.batch);
   if (r >= 0 && !o) return r;
   c.bStatic = variant == V_STATIC;
+  c.bNoSync = variant == V_NOSYNC;
   r = bench_write_use(&c, &w, 1, 0, 0, o ? use_scan : 0, o ? closed_scan : 0,
-                      o, variant == V_STATIC ? "async-static" : "async");
+                      o, variant == V_STATIC   ? "async-static"
+                         : variant == V_NOSYNC ? "async-nosync"
+                                               : "async");
   memo_put(kind, variant, actors, n, r);
   if (o && !isnan(r)) {
     progress("scan           %-12s count/sum %.0f rows/s (fresh process "
@@ -1496,7 +1509,8 @@ static void scan_rows(Row **ap) {
 ** statically linked for comparison) and at A=10,000; the A=actors stores
 ** also give the scan rates and the size on disk. */
 static void m_async(void) {
-  Row *r = 0, *rStatic = 0, *rSize = 0, *apScan[2 * SCAN_COUNT] = {0};
+  Row *r = 0, *rStatic = 0, *rNoSync = 0, *rSize = 0;
+  Row *apScan[2 * SCAN_COUNT] = {0};
   ScanOut aScan[SYS_COUNT];
   int k, q;
   if (g_o.only & (M_ASYNC | M_APPEND | M_SCAN)) {
@@ -1505,6 +1519,11 @@ static void m_async(void) {
       rStatic = row_add(U_RATE, "… same, extension linked statically "
                         "(-DSQLITE_CORE), SQLITE_OPEN_NOMUTEX connections "
                         "(the earlier bench path; comparison only)");
+    }
+    if (g_o.only & (M_ASYNC | M_APPEND)) {
+      rNoSync = row_add(U_RATE, "… same, anchors that never sync (raw LMDB "
+                        "MDB_NOSYNC, SQLite synchronous=OFF: an OS crash "
+                        "can corrupt either; comparison only)");
     }
     rSize = row_add(U_BYTES, "store size on disk per message (A=%d, P=%d)",
                     g_o.actors, g_o.payload);
@@ -1521,6 +1540,13 @@ static void m_async(void) {
     row_target(r, row_ratio(r, SYS_LMDB) >= 1.0 && row_ratio(r, SYS_SQL) >= 5.0,
                "≥ 1.0× LMDB, ≥ 5× SQLite");
     row_target(rSize, -1, "—");
+  }
+  if (rNoSync) {
+    rNoSync->v[SYS_EXT] = r->v[SYS_EXT];
+    for (k = SYS_LMDB; k < SYS_COUNT; k++) {
+      rNoSync->v[k] = async_rate_v(k, V_NOSYNC, g_o.actors, g_o.n, 0);
+    }
+    row_target(rNoSync, -1, "—");
   }
   if (rStatic) {
     rStatic->v[SYS_EXT] =
