@@ -239,16 +239,15 @@ static size_t actorSpan(LjEvent *const *ap, size_t i, size_t n) {
 
 int ljStageChoose(LjEnv *p, LjStage *pSt, MDB_txn *txn, size_t n, size_t nActor,
                   int *pbStage) {
-  int bStage = nActor >= LJ_STAGE_ACTORS &&
-               n < (size_t)LJ_STAGE_DENSITY * nActor;
+  int bStage =
+      nActor >= LJ_STAGE_ACTORS && n < (size_t)LJ_STAGE_DENSITY * nActor;
   if (!bStage && pSt->nEnt > 0) {
     /* A large dense batch behind a stage: a small stage (a sparse batch
     ** or a few, say at start-up) is merged first, so that a dense stream
     ** keeps its direct runs.  Otherwise the stage takes the batch (and is
     ** merged when due), as every commit must go to the stage while it is
     ** open. */
-    if (n >= LJ_STAGE_FLUSH_BATCH &&
-        pSt->nEv <= LJ_STAGE_FLUSH_EVENTS) {
+    if (n >= LJ_STAGE_FLUSH_BATCH && pSt->nEv <= LJ_STAGE_FLUSH_EVENTS) {
       int mrc = ljStageMerge(p, pSt, txn, UINT64_MAX);
       if (mrc) return mrc;
     } else {
