@@ -805,9 +805,9 @@ LJ_PRIVATE int ljReadBegin(LjEnv *p, MDB_txn **ppTxn);
 ** none or meta waits for the fdatasync of every page it wrote, so a batch
 ** of 10 events per actor over 100 actors, written directly (a leaf page per
 ** actor), cost up to 3 times as long as staged (one sequential value) and
-** merged, when flushes were slow (the same when fast); and its short runs left
-*an actor's history on scattered, two-thirds-full
-** leaf pages (full scans and replays touch every one).  A build may
+** merged, when flushes were slow (the same when fast); and its short
+** runs left an actor's history on scattered, two-thirds-full leaf pages
+** (full scans and replays touch every one).  A build may
 ** override them (make test-staged stages every batch and merges often,
 ** to run the whole suite against the stage). */
 #ifndef LJ_STAGE_ACTORS
