@@ -1952,65 +1952,79 @@ static u64 tail_once(Sys *s, const Workload *w, int i) {
   return t;
 }
 
-/*
-** The read measures over nStore stores at once (1, or 2: the extension's
-** small and large stores, whose ratio is a target).  Query by query the
-** stores take turns, so that a slow spell of the machine falls on both
-** alike.  A replay takes each actor at most once (its first read in the
-** process, as after a restart), so the small store has no advantage of
-** pages an earlier replay mapped; at most nReplay replays, and no more
-** than the smallest store has actors.  Medians into ao[].
-*/
-static void reads_run(Sys **as, const Workload **aw, ReadOut **ao,
-                      int nStore) {
-  Lat al[2];
+/* The stores the read measures run over, and their recovery queries. */
+typedef struct Reads Reads;
+struct Reads {
+  Sys **as;
+  const Workload **aw;
   Recover ar[2];
-  int i, j, n = g_o.nReplay;
-  for (j = 0; j < nStore; j++) {
-    if (aw[j]->actors < n) n = aw[j]->actors;
-    lat_init(&al[j], (size_t)g_o.nReplay);
-    ao[j]->tailUs = ao[j]->recoverUs = NAN;
-  }
+};
+typedef u64 (*ReadFn)(Reads *r, int x, int i); /* query i of store x: ns */
+
+static u64 replay_turn(Reads *r, int x, int i) {
+  return replay_once(r->as[x], r->aw[x], i);
+}
+static u64 tail_turn(Reads *r, int x, int i) {
+  return tail_once(r->as[x], r->aw[x], i);
+}
+static u64 recover_turn(Reads *r, int x, int i) {
+  return recover_once(r->as[x], &r->ar[x], i);
+}
+
+/* n queries xRead per store, the stores taking turns query by query, so
+** that a slow spell of the machine falls on all alike; the median of
+** store j in microseconds into *apUs[j]. */
+static void in_turns(Reads *r, int nStore, int n, ReadFn xRead,
+                     double **apUs) {
+  Lat al[2];
+  int i, j;
+  for (j = 0; j < nStore; j++) lat_init(&al[j], (size_t)n);
   for (i = 0; i < n; i++) {
     for (j = 0; j < nStore; j++) {
       int x = (i + j) % nStore;
-      lat_add(&al[x], replay_once(as[x], aw[x], i));
+      lat_add(&al[x], xRead(r, x, i));
     }
   }
   for (j = 0; j < nStore; j++) {
     lat_sort(&al[j]);
-    ao[j]->replayUs = lat_q_us(&al[j], 0.5);
-    al[j].n = 0;
+    *apUs[j] = lat_q_us(&al[j], 0.5);
+    lat_free(&al[j]);
   }
+}
+
+/*
+** The read measures over nStore stores at once (1, or 2: the extension's
+** small and large stores, whose ratio is a target), in turns (in_turns).
+** A replay takes each actor at most once (its first read in the process,
+** as after a restart), so the small store has no advantage of pages an
+** earlier replay mapped; at most nReplay replays, and no more than the
+** smallest store has actors.
+*/
+static void reads_run(Sys **as, const Workload **aw, ReadOut **ao,
+                      int nStore) {
+  Reads r;
+  double *apUs[2];
+  int j, n = g_o.nReplay;
+  memset(&r, 0, sizeof(r));
+  r.as = as;
+  r.aw = aw;
+  for (j = 0; j < nStore; j++) {
+    if (aw[j]->actors < n) n = aw[j]->actors;
+    ao[j]->tailUs = ao[j]->recoverUs = NAN;
+    apUs[j] = &ao[j]->replayUs;
+  }
+  in_turns(&r, nStore, n, replay_turn, apUs);
   if (as[0]->cfg.kind == SYS_EXT && (g_o.only & M_TAIL) && aw[0]->n > 2000) {
-    for (i = 0; i < g_o.nReplay; i++) {
-      for (j = 0; j < nStore; j++) {
-        int x = (i + j) % nStore;
-        lat_add(&al[x], tail_once(as[x], aw[x], i));
-      }
-    }
-    for (j = 0; j < nStore; j++) {
-      lat_sort(&al[j]);
-      ao[j]->tailUs = lat_q_us(&al[j], 0.5);
-      al[j].n = 0;
-    }
+    for (j = 0; j < nStore; j++) apUs[j] = &ao[j]->tailUs;
+    in_turns(&r, nStore, g_o.nReplay, tail_turn, apUs);
   }
   /* Last: it adds events, which the checks above do not expect. */
-  if ((g_o.only & M_RECOVER) && recover_setup(as[0], aw[0], &ar[0]) &&
-      (nStore < 2 || recover_setup(as[1], aw[1], &ar[1]))) {
-    for (i = 0; i < g_o.nReplay; i++) {
-      for (j = 0; j < nStore; j++) {
-        int x = (i + j) % nStore;
-        lat_add(&al[x], recover_once(as[x], &ar[x], i));
-      }
-    }
-    for (j = 0; j < nStore; j++) {
-      lat_sort(&al[j]);
-      ao[j]->recoverUs = lat_q_us(&al[j], 0.5);
-      sqlite3_finalize(ar[j].p);
-    }
+  if ((g_o.only & M_RECOVER) && recover_setup(as[0], aw[0], &r.ar[0]) &&
+      (nStore < 2 || recover_setup(as[1], aw[1], &r.ar[1]))) {
+    for (j = 0; j < nStore; j++) apUs[j] = &ao[j]->recoverUs;
+    in_turns(&r, nStore, g_o.nReplay, recover_turn, apUs);
   }
-  for (j = 0; j < nStore; j++) lat_free(&al[j]);
+  for (j = 0; j < nStore; j++) sqlite3_finalize(r.ar[j].p);
 }
 
 static void use_read(Sys *s, const Workload *w, void *pArg) {
