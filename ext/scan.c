@@ -285,8 +285,10 @@ static int slotName(LjScan *p, u64 num) {
     if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
     /* Copied with a terminator: SQLite then keeps the text as it is, where
     ** an unterminated one costs a reallocation when read as a C string. */
-    if (v.mv_size == 0 || memchr(v.mv_data, 0, v.mv_size))
+    if (v.mv_size == 0 || v.mv_size > LJ_MAX_ACTOR_BYTES ||
+        memchr(v.mv_data, 0, v.mv_size)) {
       return SQLITE_CORRUPT;
+    }
     a = chunkAlloc(p->pChunk, v.mv_size + 1);
     if (a == 0) return SCAN_FULL; /* a fresh chunk always has room for it */
     memcpy(a, v.mv_data, v.mv_size);
