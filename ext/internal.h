@@ -309,6 +309,8 @@ LJ_PRIVATE int ljRecBuild(const LjRecIn *p, int eCodec, i64 nCompressMin,
 LJ_PRIVATE void ljRecStamp(u8 *aRec, size_t nRec, u64 pos, i64 ts);
 LJ_PRIVATE int ljRecDecode(const u8 *a, size_t n, LjRec *pOut, u8 **paBuf,
                            size_t *pnBuf);
+LJ_PRIVATE int ljRecPayload(const u8 *a, size_t n, u8 *pe, const u8 **pa,
+                            int *pn);
 /* 1 when record a (n bytes) holds the checksum of its bytes. */
 LJ_PRIVATE int ljRecCheck(const u8 *a, size_t n);
 /* The same for records aa[i] of an[i] bytes: the index of the first bad
@@ -930,6 +932,9 @@ LJ_PRIVATE int ljScanEof(const LjScan *p);
 LJ_PRIVATE const LjRow *ljScanRow(const LjScan *p);
 /* The current row's record, decoded once (and decompressed). */
 LJ_PRIVATE int ljScanDecode(LjScan *p, const LjRec **ppRec);
+/* The current row's payload alone (class, bytes): cheaper than decoding
+** the record when it is the only column read. */
+LJ_PRIVATE int ljScanPayload(LjScan *p, u8 *pe, const u8 **pa, int *pn);
 /* For bytes a of the current row the caller keeps past the next row: a
 ** destructor to call when done with them, or NULL if they must be copied. */
 LJ_PRIVATE void (*ljScanKeep(LjScan *p, const void *a))(void *);

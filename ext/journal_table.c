@@ -653,8 +653,8 @@ static int nextActor(JtCursor *p, char **pzErr) {
 /* Actor plan: past the actors with no (more) events in range. */
 static int actorsAdvance(JtCursor *p, char **pzErr) {
   int rc = SQLITE_OK;
-  while (rc == SQLITE_OK && ljScanEof(p->pScan) && p->iActor < p->actors.n &&
-         p->spec.ePlan == LJ_SCAN_ACTOR) {
+  while (rc == SQLITE_OK && p->spec.ePlan == LJ_SCAN_ACTOR &&
+         p->iActor < p->actors.n && ljScanEof(p->pScan)) {
     rc = nextActor(p, pzErr);
   }
   return rc;
@@ -718,7 +718,7 @@ static int jtNext(sqlite3_vtab_cursor *pCur) {
   char *zErr = 0;
   int rc = ljScanNext(p->pScan, &zErr);
   if (rc == SQLITE_OK) rc = actorsAdvance(p, &zErr);
-  return cursorError(p, rc, zErr);
+  return zErr ? cursorError(p, rc, zErr) : rc;
 }
 
 static int jtEof(sqlite3_vtab_cursor *pCur) {
@@ -742,6 +742,13 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   JtCursor *p = (JtCursor *)pCur;
   const LjRow *s = ljScanRow(p->pScan);
   const LjRec *r = 0;
+  if (i == LJ_COL_PAYLOAD) {
+    u8 e;
+    const u8 *a;
+    int n, rc = ljScanPayload(p->pScan, &e, &a, &n);
+    if (rc == SQLITE_OK) resultValue(p, ctx, e, a, n);
+    return rc;
+  }
   if (i != LJ_COL_ACTOR && i != LJ_COL_SEQ) {
     int rc = ljScanDecode(p->pScan, &r);
     if (rc) return rc;
@@ -761,9 +768,6 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
     case LJ_COL_TYPE:
       resultValue(p, ctx, r->aType ? LJ_VAL_TEXT : LJ_VAL_NULL, r->aType,
                   r->nType);
-      break;
-    case LJ_COL_PAYLOAD:
-      resultValue(p, ctx, r->ePayload, r->aPayload, r->nPayload);
       break;
     case LJ_COL_META: resultValue(p, ctx, r->eMeta, r->aMeta, r->nMeta); break;
     default: {

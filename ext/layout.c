@@ -595,6 +595,20 @@ static int recExpand(int eCodec, const u8 *z, size_t nz, LjRec *p, u8 **paBuf,
   return SQLITE_OK;
 }
 
+/* The bytes of record a (n bytes) before its payload, with the header's
+** lengths and the meta value's class checked: 0 for a malformed record. */
+static size_t recHead(const u8 *a, size_t n) {
+  size_t nHead, nMeta;
+  if (n < LJ_REC_HDR ||
+      n > LJ_MAX_VALUE_CAP + (size_t)LJ_REC_HDR * 2 + LJ_MAX_TYPE_BYTES * 2)
+    return 0;
+  nMeta = ljGet32(&a[LJ_REC_NMETA]); /* as size_t: no sign, no wrap */
+  nHead = LJ_REC_HDR + (size_t)ljGet16(&a[LJ_REC_NTYPE]) +
+          (size_t)ljGet16(&a[LJ_REC_NTAGS]) + nMeta;
+  if (nHead > n || !recClassLen(a[LJ_REC_MCLS], nMeta)) return 0;
+  return nHead;
+}
+
 /*
 ** Decode a record.  A compressed payload is expanded into *paBuf (grown
 ** with sqlite3_realloc64 as needed; the caller frees it).  Every length
@@ -603,23 +617,18 @@ static int recExpand(int eCodec, const u8 *z, size_t nz, LjRec *p, u8 **paBuf,
 ** ljRecCheck's business: readers check it when they copy the record.)
 */
 int ljRecDecode(const u8 *a, size_t n, LjRec *p, u8 **paBuf, size_t *pnBuf) {
-  size_t nHead, nMeta;
+  size_t nHead = recHead(a, n);
   int eCodec;
-  if (n < LJ_REC_HDR ||
-      n > LJ_MAX_VALUE_CAP + (size_t)LJ_REC_HDR * 2 + LJ_MAX_TYPE_BYTES * 2)
-    return SQLITE_CORRUPT;
+  if (nHead == 0) return SQLITE_CORRUPT;
   p->crc = ljGet32(&a[LJ_REC_CRC]);
   p->pos = ljGet64(&a[LJ_REC_POS]);
   p->ts = (i64)ljGet64(&a[LJ_REC_TS]);
   p->nType = ljGet16(&a[LJ_REC_NTYPE]);
   p->nTags = ljGet16(&a[LJ_REC_NTAGS]);
-  nMeta = ljGet32(&a[LJ_REC_NMETA]); /* as size_t: no sign, no wrap */
-  nHead = LJ_REC_HDR + (size_t)p->nType + (size_t)p->nTags + nMeta;
+  p->nMeta = (int)ljGet32(&a[LJ_REC_NMETA]);
   p->eMeta = a[LJ_REC_MCLS];
   p->ePayload = a[LJ_REC_PCLS];
   eCodec = a[LJ_REC_FLAGS] & LJ_RECF_CODEC;
-  if (nHead > n || !recClassLen(p->eMeta, nMeta)) return SQLITE_CORRUPT;
-  p->nMeta = (int)nMeta;
   p->aType = p->nType ? &a[LJ_REC_HDR] : 0;
   p->aTags = p->nTags ? &a[LJ_REC_HDR + p->nType] : 0;
   p->aMeta = &a[LJ_REC_HDR + p->nType + p->nTags];
@@ -633,6 +642,21 @@ int ljRecDecode(const u8 *a, size_t n, LjRec *p, u8 **paBuf, size_t *pnBuf) {
   if (p->ePayload != LJ_VAL_TEXT && p->ePayload != LJ_VAL_BLOB)
     return SQLITE_CORRUPT;
   return recExpand(eCodec, &a[nHead], n - nHead, p, paBuf, pnBuf);
+}
+
+/* The payload of record a (n bytes) alone, checked as ljRecDecode checks
+** it: SQLITE_OK with its class and bytes, SQLITE_CORRUPT, or SQLITE_DONE
+** for a compressed payload (which only ljRecDecode expands). */
+int ljRecPayload(const u8 *a, size_t n, u8 *pe, const u8 **pa, int *pn) {
+  size_t nHead = recHead(a, n);
+  if (nHead == 0 || !recClassLen(a[LJ_REC_PCLS], n - nHead)) {
+    return SQLITE_CORRUPT;
+  }
+  if ((a[LJ_REC_FLAGS] & LJ_RECF_CODEC) != LJ_CODEC_NONE) return SQLITE_DONE;
+  *pe = a[LJ_REC_PCLS];
+  *pa = &a[nHead];
+  *pn = (int)(n - nHead);
+  return SQLITE_OK;
 }
 
 /*

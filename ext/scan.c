@@ -1104,6 +1104,23 @@ int ljScanDecode(LjScan *p, const LjRec **ppRec) {
   return rc;
 }
 
+int ljScanPayload(LjScan *p, u8 *pe, const u8 **pa, int *pn) {
+  const LjRow *s = ljScanRow(p);
+  const LjRec *r;
+  int rc;
+  if (p->iDecoded != p->iSlot) {
+    rc = ljRecPayload(s->aRec, s->nRec, pe, pa, pn);
+    if (rc != SQLITE_DONE) return rc;
+  }
+  rc = ljScanDecode(p, &r);
+  if (rc == SQLITE_OK) {
+    *pe = r->ePayload;
+    *pa = r->aPayload;
+    *pn = r->nPayload;
+  }
+  return rc;
+}
+
 int ljScanNew(LjEnv *pEnv, LjScan **pp) {
   LjScan *p = sqlite3_malloc64(sizeof(*p));
   *pp = p;

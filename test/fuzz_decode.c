@@ -29,7 +29,18 @@ static size_t fuzzRecord(const u8 *a, size_t n) {
   LjRec r;
   u8 *aBuf = 0;
   size_t nBuf = 0, x = (size_t)ljRecCheck(a, n);
-  if (ljRecDecode(a, n, &r, &aBuf, &nBuf) == SQLITE_OK) {
+  int rc = ljRecDecode(a, n, &r, &aBuf, &nBuf), rcP, nP = 0;
+  const u8 *aP = 0;
+  u8 eP = 0;
+  /* The payload-only reader agrees with the whole decode. */
+  rcP = ljRecPayload(a, n, &eP, &aP, &nP);
+  if (rcP == SQLITE_OK &&
+      (rc != SQLITE_OK || eP != r.ePayload || aP != r.aPayload ||
+       nP != r.nPayload)) {
+    abort();
+  }
+  if (rcP == SQLITE_CORRUPT && rc != SQLITE_CORRUPT) abort();
+  if (rc == SQLITE_OK) {
     char *zErr = 0;
     for (int i = 0; i < r.nType; i++) x += r.aType[i];
     for (int i = 0; i < r.nMeta; i++) x += r.aMeta[i];
