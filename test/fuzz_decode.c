@@ -34,9 +34,8 @@ static size_t fuzzRecord(const u8 *a, size_t n) {
   u8 eP = 0;
   /* The payload-only reader agrees with the whole decode. */
   rcP = ljRecPayload(a, n, &eP, &aP, &nP);
-  if (rcP == SQLITE_OK &&
-      (rc != SQLITE_OK || eP != r.ePayload || aP != r.aPayload ||
-       nP != r.nPayload)) {
+  if (rcP == SQLITE_OK && (rc != SQLITE_OK || eP != r.ePayload ||
+                           aP != r.aPayload || nP != r.nPayload)) {
     abort();
   }
   if (rcP == SQLITE_CORRUPT && rc != SQLITE_CORRUPT) abort();
