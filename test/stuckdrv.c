@@ -99,16 +99,22 @@ static void runCreate(Job *p) {
   if (db) sqlite3_close(db);
 }
 
-static void runOther(Job *p) {
+/* Open the store in zDir, append one event (zSql) and sync it, close:
+** the result code of the first step that failed. */
+static int appendSynced(const char *zDir, const char *zSql) {
   int rc;
-  sqlite3 *db = openJ(zOther, &rc);
+  sqlite3 *db = openJ(zDir, &rc);
   if (db) {
-    rc = exec(db,
-              "SELECT journal_append('j', 'o', 'x'); "
-              "SELECT journal_sync('j')");
+    rc = exec(db, zSql);
     sqlite3_close(db);
   }
-  p->rc = rc;
+  return rc;
+}
+
+static void runOther(Job *p) {
+  p->rc = appendSynced(zOther,
+                       "SELECT journal_append('j', 'o', 'x'); "
+                       "SELECT journal_sync('j')");
 }
 
 static void runReopen(Job *p) {
@@ -182,13 +188,9 @@ int main(int argc, char **argv) {
     int rc = SQLITE_BUSY;
     if (fgets(aLine, sizeof(aLine), stdin) == 0) _exit(1);
     for (t0 = nowMs(); rc != SQLITE_OK && nowMs() - t0 < 10000; sleepMs(50)) {
-      sqlite3 *db = openJ(zStuck, &rc);
-      if (db) {
-        rc = exec(db,
-                  "SELECT journal_append('j', 'r', 'after'); "
-                  "SELECT journal_sync('j')");
-        sqlite3_close(db);
-      }
+      rc = appendSynced(zStuck,
+                        "SELECT journal_append('j', 'r', 'after'); "
+                        "SELECT journal_sync('j')");
     }
     jobWait(&a);
     printf("after_rc=%d t1_ms=%d\n", rc, atomic_load(&a.ms));
