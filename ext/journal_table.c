@@ -755,12 +755,9 @@ static int jtColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int i) {
   }
   switch (i) {
     case LJ_COL_ACTOR:
-      /* Length -1: SQLite marks the copy terminated (see slotName). */
-      if (s->nActor <= JT_COPY_MAX) {
-        sqlite3_result_text(ctx, s->zActor, -1, SQLITE_TRANSIENT);
-      } else {
-        resultValue(p, ctx, LJ_VAL_TEXT, (const u8 *)s->zActor, s->nActor);
-      }
+      /* Length -1: SQLite copies the id (at most 400 bytes) with its
+      ** terminator and marks it terminated (see slotName). */
+      resultValue(p, ctx, LJ_VAL_TEXT, (const u8 *)s->zActor, -1);
       break;
     case LJ_COL_SEQ: sqlite3_result_int64(ctx, (i64)s->seq); break;
     case LJ_COL_POS: sqlite3_result_int64(ctx, (i64)r->pos); break;
