@@ -514,6 +514,7 @@ struct LjMetrics {
   u64 nBytesWritten; /* record bytes committed */
   u64 nBytesRead;    /* record bytes returned to SQL */
   u64 nRowsRead;     /* rows returned by journal tables */
+  u64 nColdRuns;     /* runs a replay read by pread (scan.c, coldRun) */
   u64 nErrors;       /* failed requests */
   u64 nRetries;      /* batch retries */
   u64 nMapResizes;   /* map growths, ours or adopted */
@@ -586,6 +587,28 @@ LJ_PRIVATE const char *ljMetricHelp(const char *zName);
 LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 
 /*
+** Cold runs (scan.c, coldRun): a replay reads the runs of an actor not
+** read before through pread rather than the map.  The map's address is
+** learnt from the first overflow page read (base, valid while mapGen is
+** gen - 1; 0: not yet); eOff is set when that page did not look as LMDB
+** lays it out, and the map is then always used.  aSeen has a bit per
+** 64 KiB window of the file (modulo its size), set once a run in it was
+** read by pread: the next run read there goes through the map, which
+** maps the window (the kernel maps a fault's 64 KiB neighbourhood).  All
+** fields are atomics: every reader computes the same values.
+*/
+#define LJ_COLD_WORDS 4096 /* 2^18 windows: 16 GiB before they alias */
+#define LJ_COLD_SHIFT 16   /* 64 KiB windows */
+typedef struct LjCold LjCold;
+struct LjCold {
+  uintptr_t base;
+  unsigned gen;
+  int eOff;
+  u32 psize;
+  u64 aSeen[LJ_COLD_WORDS];
+};
+
+/*
 ** One LMDB environment per directory per process (registry.c; the
 ** threading model is described once, at the top of registry.c).
 **
@@ -633,8 +656,9 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** alone).
 **
 ** Without a lock: LjWriter.iNextTicket/iDoneTicket and the doneSeq futex
-** (writer.c, waitTicket), LjEnv.mapGen and szMap, the counters and
-** gauges of LjMetrics (atomics).
+** (writer.c, waitTicket), LjEnv.mapGen and szMap, LjEnv.cold, the
+** counters and gauges of LjMetrics (atomics), and scan.c's spare chunks
+** (each slot taken and filled by one atomic exchange).
 */
 /*
 ** The failures of async writes (errlog.c): what journal_errors lists.
@@ -697,6 +721,7 @@ struct LjEnv {
   LjErrLog errLog;  /* failed async writes (errlog.c) */
   pid_t pid;        /* the process that opened it */
   unsigned forkGen; /* fork generation it was opened in (registry.c) */
+  LjCold cold;      /* reads of cold runs (scan.c), atomics */
 };
 
 /* How long closing, and opening a directory another thread is opening or

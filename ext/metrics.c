@@ -86,6 +86,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
           __atomic_load_n(&m->nBytesWritten, __ATOMIC_RELAXED));
   COUNTER("bytes_read", __atomic_load_n(&m->nBytesRead, __ATOMIC_RELAXED));
   COUNTER("rows_read", __atomic_load_n(&m->nRowsRead, __ATOMIC_RELAXED));
+  COUNTER("runs_read_cold", __atomic_load_n(&m->nColdRuns, __ATOMIC_RELAXED));
   COUNTER("errors", __atomic_load_n(&m->nErrors, __ATOMIC_RELAXED));
   COUNTER("retries", __atomic_load_n(&m->nRetries, __ATOMIC_RELAXED));
   COUNTER("conflicts", __atomic_load_n(&m->nConflicts, __ATOMIC_RELAXED));
@@ -151,6 +152,8 @@ static const struct {
     {"bytes_written", "Record bytes committed."},
     {"bytes_read", "Record bytes returned by journal tables."},
     {"rows_read", "Rows returned by journal tables."},
+    {"runs_read_cold",
+     "Runs of events a replay read with pread, not through the map."},
     {"errors", "Requests the writer failed."},
     {"retries", "Batches retried after a transient error."},
     {"conflicts", "Sequence conflicts with another process."},

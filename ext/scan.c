@@ -49,6 +49,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One LMDB cursor and the key it stands on, kept so that it can re-seek
 ** after the map moved. */
@@ -119,24 +120,54 @@ struct LjScan {
   char *zErr;        /* what a fill found damaged, for the caller */
   u64 nRows, nBytes; /* for metrics, added when freed */
   LjReaderSlot slot; /* tracked while txn is open */
+  u8 *aCold;         /* a cold run read by pread (coldRun) ... */
+  size_t nColdAlloc; /* ... its allocation ... */
+  size_t nCold;      /* ... its size (0: none) ... */
+  size_t coldOff;    /* ... and where it lies in the file */
 };
 
 /**************************************************************************
 ** Chunks
 */
+
+/* Chunks freed are kept for the next scans, up to SCAN_SPARE of them in
+** the process: a chunk is 64 KiB, which malloc serves from fresh pages
+** (mmap, or the top of the heap it trims), so every statement would pay
+** 16 page faults for its chunk -- on a virtual machine about 20 us each,
+** more than the whole of a short replay.  Each slot is taken and filled
+** with one atomic exchange: no lock, nothing to undo at fork. */
+#define SCAN_SPARE 8
+static ScanChunk *aSpare[SCAN_SPARE];
+
 static ScanChunk *chunkNew(void) {
   void *p = 0;
-  ScanChunk *c;
+  ScanChunk *c = 0;
+  for (int i = 0; i < SCAN_SPARE && c == 0; i++) {
+    if (__atomic_load_n(&aSpare[i], __ATOMIC_RELAXED)) {
+      c = __atomic_exchange_n(&aSpare[i], 0, __ATOMIC_ACQUIRE);
+    }
+  }
   /* Aligned allocation is what lets a value pointer find its chunk. */
-  if (posix_memalign(&p, SCAN_CHUNK, SCAN_CHUNK)) return 0;
-  c = (ScanChunk *)p;
+  if (c == 0) {
+    if (posix_memalign(&p, SCAN_CHUNK, SCAN_CHUNK)) return 0;
+    c = (ScanChunk *)p;
+  }
   c->nRef = 1;
   c->nUsed = sizeof(ScanChunk);
   return c;
 }
 
 static void chunkUnref(ScanChunk *c) {
-  if (c && --c->nRef == 0) free(c);
+  if (c == 0 || --c->nRef > 0) return;
+  for (int i = 0; i < SCAN_SPARE; i++) {
+    ScanChunk *pNull = 0;
+    if (__atomic_load_n(&aSpare[i], __ATOMIC_RELAXED) == 0 &&
+        __atomic_compare_exchange_n(&aSpare[i], &pNull, c, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED)) {
+      return;
+    }
+  }
+  free(c);
 }
 
 static void chunkRelease(void *pValue) {
@@ -435,10 +466,136 @@ static void tagCheck(LjScan *p, ScanIter *it, const u8 *aPrefix) {
   if (x < p->lo || x > p->hi) it->bEof = 1;
 }
 
+/**************************************************************************
+** Cold runs.  The first read of a page through the map costs a page
+** fault, which maps the page's 64 KiB neighbourhood as well (the kernel's
+** fault-around).  That suits runs read in file order -- a full scan, an
+** actor whose runs one merge wrote together -- but not the replay of an
+** actor whose runs many merges left in as many places: a fault per run,
+** about 25 us each on a virtual machine, against 4-5 us for a pread of
+** the same 8 KiB.  So the actor plan reads an overflow run lying in a
+** window of the file that no read of this process touched yet with
+** pread, into a buffer of the scan, and marks the window (LjCold): a
+** second read takes the map, after which the pages stay mapped.  A run
+** in a leaf page was read with the page and is left alone.
+*/
+
+/* Learn the map's address from overflow value v, for map generation gen
+** (gate held).  Its header starts with its page number (LMDB's page
+** layout); the page's bytes are checked against the file at the offset
+** that gives, and a page that does not match turns cold reads off. */
+static void coldLearn(LjEnv *pEnv, const MDB_val *v, size_t psize,
+                      unsigned gen) {
+  LjCold *c = &pEnv->cold;
+  const u8 *aPage = (const u8 *)v->mv_data - LJ_OVERFLOW_HDR;
+  u8 aFile[64];
+  size_t pgno;
+  uintptr_t base;
+  int fd;
+  memcpy(&pgno, aPage, sizeof(pgno));
+  base = (uintptr_t)aPage - (uintptr_t)pgno * psize;
+  if (pgno < 2 || (uintptr_t)pgno * psize > (uintptr_t)aPage ||
+      base % psize != 0 || mdb_env_get_fd(pEnv->env, &fd) ||
+      pread(fd, aFile, sizeof(aFile), (off_t)(pgno * psize)) !=
+          (ssize_t)sizeof(aFile) ||
+      memcmp(aFile, aPage, sizeof(aFile)) != 0) {
+    __atomic_store_n(&c->eOff, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  __atomic_store_n(&c->base, base, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->gen, gen, __ATOMIC_RELEASE);
+}
+
+/* Mark the windows of [off, off+n) read; whether the first already was
+** (then the run is read through the map, which maps that window). */
+static int coldMark(LjCold *c, size_t off, size_t n) {
+  size_t w0 = off >> LJ_COLD_SHIFT, w1 = (off + n - 1) >> LJ_COLD_SHIFT;
+  int bSeen = 0;
+  for (size_t w = w0; w <= w1; w++) {
+    size_t i = w % (LJ_COLD_WORDS * 64);
+    u64 bit = (u64)1 << (i % 64);
+    if (__atomic_load_n(&c->aSeen[i / 64], __ATOMIC_RELAXED) & bit) {
+      if (w == w0) bSeen = 1;
+    } else {
+      __atomic_fetch_or(&c->aSeen[i / 64], bit, __ATOMIC_RELAXED);
+    }
+  }
+  return bSeen;
+}
+
+/* Where run v lies in the file (the map's address known). */
+static size_t coldAt(LjCold *c, const MDB_val *v) {
+  return (size_t)((uintptr_t)v->mv_data -
+                  __atomic_load_n(&c->base, __ATOMIC_RELAXED));
+}
+
+/* Where run v lies in the file, if it is an overflow value and the map's
+** address is known (else 0: read it through the map). */
+static size_t coldOffset(LjScan *p, const MDB_val *v) {
+  LjCold *c = &p->pEnv->cold;
+  size_t psize = __atomic_load_n(&c->psize, __ATOMIC_RELAXED);
+  if (psize == 0) {
+    MDB_stat st;
+    if (mdb_env_stat(p->pEnv->env, &st)) return 0;
+    psize = st.ms_psize;
+    __atomic_store_n(&c->psize, (u32)psize, __ATOMIC_RELAXED);
+  }
+  /* A value of a page or more is always on overflow pages. */
+  if (v->mv_size < psize || __atomic_load_n(&c->eOff, __ATOMIC_RELAXED)) {
+    return 0;
+  }
+  if (__atomic_load_n(&c->gen, __ATOMIC_ACQUIRE) != p->gen + 1) {
+    coldLearn(p->pEnv, v, psize, p->gen + 1);
+    if (__atomic_load_n(&c->gen, __ATOMIC_ACQUIRE) == p->gen + 1) {
+      coldMark(c, coldAt(c, v), v->mv_size); /* read through the map */
+    }
+    return 0;
+  }
+  return coldAt(c, v);
+}
+
+/* Point v at a copy read with pread when the actor plan enters a cold
+** run.  Falls back on the map silently: it holds the same bytes. */
+static void coldRun(LjScan *p, MDB_val *v) {
+  size_t off;
+  int fd;
+  if (p->ePlan != LJ_SCAN_ACTOR || ljGet64(p->it.aKey) != p->num) return;
+  off = coldOffset(p, v);
+  if (off == 0 || coldMark(&p->pEnv->cold, off, v->mv_size)) return;
+  if (v->mv_size > p->nColdAlloc) {
+    u8 *a = sqlite3_realloc64(p->aCold, v->mv_size);
+    if (a == 0) return;
+    p->aCold = a;
+    p->nColdAlloc = v->mv_size;
+  }
+  p->nCold = 0;
+  if (mdb_env_get_fd(p->pEnv->env, &fd) ||
+      pread(fd, p->aCold, v->mv_size, (off_t)off) != (ssize_t)v->mv_size) {
+    return;
+  }
+  p->nCold = v->mv_size;
+  p->coldOff = off;
+  v->mv_data = p->aCold;
+  __atomic_add_fetch(&p->pEnv->m.nColdRuns, 1, __ATOMIC_RELAXED);
+}
+
+/* The copy of run v, if coldRun read it (v fetched again, in a later
+** fill: the read transaction, hence the run, is the same). */
+static void coldAgain(LjScan *p, MDB_val *v) {
+  LjCold *c = &p->pEnv->cold;
+  if (p->nCold == 0 || v->mv_size != p->nCold ||
+      __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE) != p->gen + 1) {
+    return;
+  }
+  if (coldAt(c, v) == p->coldOff) v->mv_data = p->aCold;
+}
+
 /* The iterator entered a span (v): stand on its first or last entry. */
-static void runEnter(LjScan *p, const MDB_val *v, int bLast) {
+static void runEnter(LjScan *p, const MDB_val *pVal, int bLast) {
   ScanIter *it = &p->it;
+  MDB_val run = *pVal, *v = &run;
   if (it->bEof) return;
+  coldRun(p, v);
   it->nRun = isPosPlan(p) ? ljManiCount(v) : ljRunCount(v->mv_data, v->mv_size);
   it->idx = bLast && it->nRun ? it->nRun - 1 : 0;
   /* Remember the value: it stays valid while the gate is held (this
@@ -667,6 +824,7 @@ static int spanValue(LjScan *p, ScanIter *it, MDB_val *pVal) {
     mrc = stageEnter(p, pVal, -1);
     *pVal = it->vRun;
   } else if (mrc == 0) {
+    coldAgain(p, pVal);
     it->vRun = *pVal;
     it->vGen = p->fillGen;
   }
@@ -1149,5 +1307,6 @@ void ljScanFree(LjScan *p) {
   for (int i = 0; i < SCAN_KEEP; i++) chunkUnref(p->aChunk[i]);
   sqlite3_free(p->zErr);
   sqlite3_free(p->aUnz);
+  sqlite3_free(p->aCold);
   sqlite3_free(p);
 }
