@@ -45,8 +45,9 @@
 ** and journal_highest_seq agrees; each own actor's newest snapshot is the
 ** last one its writer stored, at most SNAP_KEEP are kept per actor, every
 ** state names its actor and seq, and journal_actors counts each actor's
-** events as count(*) does.  Prints a summary; exit status 0 only
-** if every check passed.
+** events as count(*) does.  Then N_COLD threads replay every own actor at
+** once on new connections (coldReplays).  Prints a summary; exit status 0
+** only if every check passed.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -801,6 +802,61 @@ done:
 }
 
 /*--------------------------------------------------------------------------
+** Cold replays: after the checks, N_COLD threads open connections anew and
+** replay every own actor at once, each thread from a different one, so
+** that they race on runs no read of the process touched yet (scan.c,
+** coldRun: the map's address learnt, windows marked, runs read by pread;
+** with staging, merged runs are large enough to be read so).
+*/
+#define N_COLD 4
+typedef struct ColdJob ColdJob;
+struct ColdJob {
+  const Writer *aW;
+  int iThread;
+};
+
+static void *coldMain(void *pArg) {
+  const ColdJob *pJob = pArg;
+  sqlite3 *db = openConn("cold");
+  int nAct = nThread * N_OWN;
+  char zBuf[160];
+  if (!db) return 0;
+  for (int i = 0; i < nAct; i++) {
+    int a = (i + pJob->iThread * 5) % nAct, t = a / N_OWN, kk = a % N_OWN;
+    ownActor(zBuf, sizeof zBuf, t, kk);
+    checkActor(db, zBuf, pJob->aW[t].aOwnCount[kk], 0);
+  }
+  if (sqlite3_close(db) != SQLITE_OK) fail("cold: sqlite3_close");
+  return 0;
+}
+
+/* Run the cold replays; the store's runs_read_cold afterwards (db holds
+** the environment open meanwhile: its counters live as long). */
+static long long coldReplays(const Writer *aW) {
+  pthread_t aTid[N_COLD];
+  ColdJob aJob[N_COLD];
+  sqlite3 *db = openConn("cold");
+  long long n;
+  int t;
+  if (!db) return -1;
+  for (t = 0; t < N_COLD; t++) {
+    aJob[t].aW = aW;
+    aJob[t].iThread = t;
+    if (pthread_create(&aTid[t], 0, coldMain, &aJob[t]) != 0) {
+      fail("cold: pthread_create failed");
+      break;
+    }
+  }
+  while (t-- > 0) pthread_join(aTid[t], 0);
+  n = oneInt(db,
+             "SELECT value FROM journal_metrics('j') "
+             "WHERE name = 'runs_read_cold'",
+             "cold");
+  sqlite3_close(db);
+  return n;
+}
+
+/*--------------------------------------------------------------------------
 ** Setup.
 */
 
@@ -836,7 +892,7 @@ int main(int argc, char **argv) {
   Writer *aW;
   pthread_t aReader[N_READERS], syncer, loser;
   char zSt[4096];
-  long long nRows = 0;
+  long long nRows = 0, nCold;
   double t0, tWrite, tAll;
   int t;
 
@@ -904,17 +960,18 @@ int main(int argc, char **argv) {
   pthread_join(loser, 0);
 
   finalChecks(aW, &nRows);
+  nCold = coldReplays(aW);
   tAll = nowSec() - t0;
 
   printf(
       "threads: %d writers x %d appends (%lld rows) in %.2fs "
       "(%.0f appends/s), %lld reader scans (%lld rows), %lld syncs, "
-      "%lld lost appends listed, %.2fs in all: %s\n",
+      "%lld lost appends listed, %lld runs read cold, %.2fs in all: %s\n",
       nThread, nAppend, nRows, tWrite,
       tWrite > 0 ? nThread * (double)nAppend / tWrite : 0.0,
       (long long)atomic_load(&nReaderScans),
       (long long)atomic_load(&nReaderRows), (long long)atomic_load(&nSyncs),
-      (long long)atomic_load(&nLost), tAll,
+      (long long)atomic_load(&nLost), nCold, tAll,
       atomic_load(&nFail) ? "FAILED" : "ok");
   for (t = 0; t < nThread; t++) {
     free(aW[t].aSharedSeq);
