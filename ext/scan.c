@@ -157,6 +157,14 @@ static ScanChunk *chunkNew(void) {
   return c;
 }
 
+/* When the library is unloaded (or the process exits), the spare chunks
+** go with it: nothing could reach them after. */
+__attribute__((destructor)) static void chunkSpareFree(void) {
+  for (int i = 0; i < SCAN_SPARE; i++) {
+    free(__atomic_exchange_n(&aSpare[i], 0, __ATOMIC_ACQUIRE));
+  }
+}
+
 static void chunkUnref(ScanChunk *c) {
   if (c == 0 || --c->nRef > 0) return;
   for (int i = 0; i < SCAN_SPARE; i++) {
