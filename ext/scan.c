@@ -120,10 +120,8 @@ struct LjScan {
   char *zErr;        /* what a fill found damaged, for the caller */
   u64 nRows, nBytes; /* for metrics, added when freed */
   LjReaderSlot slot; /* tracked while txn is open */
-  u8 *aCold;         /* a cold run read by pread (coldRun) ... */
-  size_t nColdAlloc; /* ... its allocation ... */
-  size_t nCold;      /* ... its size (0: none) ... */
-  size_t coldOff;    /* ... and where it lies in the file */
+  u8 *aCold;         /* a cold run read by pread (coldRun) */
+  size_t nColdAlloc; /* ... its allocation */
 };
 
 /**************************************************************************
@@ -576,26 +574,12 @@ static void coldRun(LjScan *p, MDB_val *v) {
     p->aCold = a;
     p->nColdAlloc = v->mv_size;
   }
-  p->nCold = 0;
   if (mdb_env_get_fd(p->pEnv->env, &fd) ||
       pread(fd, p->aCold, v->mv_size, (off_t)off) != (ssize_t)v->mv_size) {
     return;
   }
-  p->nCold = v->mv_size;
-  p->coldOff = off;
   v->mv_data = p->aCold;
   __atomic_add_fetch(&p->pEnv->m.nColdRuns, 1, __ATOMIC_RELAXED);
-}
-
-/* The copy of run v, if coldRun read it (v fetched again, in a later
-** fill: the read transaction, hence the run, is the same). */
-static void coldAgain(LjScan *p, MDB_val *v) {
-  LjCold *c = &p->pEnv->cold;
-  if (p->nCold == 0 || v->mv_size != p->nCold ||
-      __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE) != p->gen + 1) {
-    return;
-  }
-  if (coldAt(c, v) == p->coldOff) v->mv_data = p->aCold;
 }
 
 /* The iterator entered a span (v): stand on its first or last entry. */
@@ -822,7 +806,11 @@ static int runSeek(LjScan *p, u64 x) {
 static int spanValue(LjScan *p, ScanIter *it, MDB_val *pVal) {
   MDB_val k;
   int mrc;
-  if (it->vGen == p->fillGen && it->vRun.mv_data) {
+  /* A run coldRun copied stays valid in later fills too: the read
+  ** transaction, hence the run, is the same, and the copy does not move
+  ** with the map. */
+  if (it->vRun.mv_data &&
+      (it->vGen == p->fillGen || it->vRun.mv_data == p->aCold)) {
     *pVal = it->vRun;
     return 0;
   }
@@ -832,7 +820,6 @@ static int spanValue(LjScan *p, ScanIter *it, MDB_val *pVal) {
     mrc = stageEnter(p, pVal, -1);
     *pVal = it->vRun;
   } else if (mrc == 0) {
-    coldAgain(p, pVal);
     it->vRun = *pVal;
     it->vGen = p->fillGen;
   }
