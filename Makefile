@@ -26,7 +26,7 @@ LIBS    := -llmdb -lpthread -llz4 -lzstd -lrdkafka
 SRC := ext/lmdbjournal.c ext/config.c ext/layout.c ext/registry.c ext/env.c \
        ext/writer.c ext/journal_table.c ext/table_write.c ext/functions.c \
        ext/metrics.c ext/tvf.c ext/scan.c ext/conn.c ext/stage.c ext/put.c \
-       ext/trunclog.c ext/submit.c ext/export.c ext/snapread.c \
+       ext/compact.c ext/trunclog.c ext/submit.c ext/export.c ext/snapread.c \
        ext/snapshots_tvf.c ext/ship.c ext/restore.c ext/verify.c ext/backup.c \
        ext/errlog.c ext/errors.c
 HDR := ext/internal.h include/lmdbjournal.h
@@ -246,10 +246,14 @@ test-tsan: deps
 	  $(TCLSH) test/all.tcl --build $(B) stuck
 
 # The whole Tcl suite (under ASan+UBSan) against a build that stages every
-# batch and merges every 3,000 events (or after 20 ms idle): staged, merged
-# and mixed data must read the same.
+# batch and merges every 3,000 events (or after 20 ms idle), and compacts
+# after 20 ms idle in small steps (stretches of two places or more, into
+# runs of four pages): staged, merged, compacted and mixed data must read
+# the same.
 STAGED_FLAGS := -DLJ_STAGE_ACTORS=1 -DLJ_STAGE_DENSITY=1000000000 \
-  -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000
+  -DLJ_STAGE_MERGE_EVENTS=3000 -DLJ_STAGE_MERGE_BATCHES=64 -DLJ_STAGE_IDLE_US=20000 \
+  -DLJ_COMPACT_EXTENTS=2 -DLJ_COMPACT_RUN_PAGES=4 -DLJ_COMPACT_STEP_BYTES=65536 \
+  -DLJ_COMPACT_STEP_RUNS=512
 test-staged: deps $(B)/difftest newest
 	$(call asan_suite,$(B)/staged,$(STAGED_FLAGS))
 

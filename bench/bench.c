@@ -953,25 +953,33 @@ static double g_lastStoreBytes; /* of the last store bench_write wrote */
 /* The extension's own view of a run (journal_metrics), for the progress
 ** line: how many commits, how big the batches were.  Skipped quietly when
 ** the build has no journal_metrics. */
-static void ext_diag(Sys *s, char *zOut, size_t n) {
+/* The metrics named (an SQL list) of the extension's store s, as
+** " name=value" pairs. */
+static void ext_metrics(Sys *s, const char *zNames, char *zOut, size_t n) {
   sqlite3_stmt *p = 0;
   size_t m = 0;
+  char *zSql = sqlite3_mprintf("SELECT name, value FROM journal_metrics('j') "
+                               "WHERE name IN (%s)", zNames);
   zOut[0] = 0;
-  if (s->cfg.kind != SYS_EXT ||
-      sqlite3_prepare_v2(s->db,
-                         "SELECT name, value FROM journal_metrics('j') WHERE "
-                         "name IN ('commits', 'batch_size_avg', "
-                         "'commit_latency_p50_us', 'commit_latency_p99_us', "
-                         "'stage_merged_events')",
-                         -1, &p, 0) != SQLITE_OK) {
+  if (s->cfg.kind != SYS_EXT || zSql == 0 ||
+      sqlite3_prepare_v2(s->db, zSql, -1, &p, 0) != SQLITE_OK) {
     sqlite3_finalize(p);
+    sqlite3_free(zSql);
     return;
   }
+  sqlite3_free(zSql);
   while (sqlite3_step(p) == SQLITE_ROW && m < n) {
     m += (size_t)snprintf(zOut + m, n - m, " %s=%g", sqlite3_column_text(p, 0),
                           sqlite3_column_double(p, 1));
   }
   sqlite3_finalize(p);
+}
+
+static void ext_diag(Sys *s, char *zOut, size_t n) {
+  ext_metrics(s,
+              "'commits', 'batch_size_avg', 'commit_latency_p50_us', "
+              "'commit_latency_p99_us', 'stage_merged_events'",
+              zOut, n);
 }
 
 /* Called with a freshly written and verified store, before it is removed:
@@ -985,15 +993,20 @@ typedef void (*ClosedFn)(const SysCfg *c, const char *zDir, const Workload *w,
 ** per second, NAN when the system is not built in. */
 /* Seconds until the extension's stage is empty (0 when nothing is
 ** staged): the merge work a run leaves behind it (bench/README.md). */
-static double ext_stage_drain(Sys *s) {
+/* Wait until the metrics named (an SQL list) of the extension's store s
+** add up to 0, at most 120 s: the seconds waited. */
+static double ext_wait_zero(Sys *s, const char *zNames) {
   sqlite3_stmt *p = 0;
   u64 t0 = now_ns();
-  if (s->cfg.kind != SYS_EXT ||
-      sqlite3_prepare_v2(s->db, "SELECT value FROM journal_metrics('j') "
-                         "WHERE name = 'staged_events'", -1, &p, 0) != SQLITE_OK) {
+  char *zSql = sqlite3_mprintf("SELECT total(value) FROM journal_metrics('j') "
+                               "WHERE name IN (%s)", zNames);
+  if (s->cfg.kind != SYS_EXT || zSql == 0 ||
+      sqlite3_prepare_v2(s->db, zSql, -1, &p, 0) != SQLITE_OK) {
     sqlite3_finalize(p);
+    sqlite3_free(zSql);
     return 0;
   }
+  sqlite3_free(zSql);
   for (;;) {
     double v = sqlite3_step(p) == SQLITE_ROW ? sqlite3_column_double(p, 0) : 0;
     sqlite3_reset(p);
@@ -1003,7 +1016,20 @@ static double ext_stage_drain(Sys *s) {
   sqlite3_finalize(p);
   return secs_since(t0);
 }
+
+/* The stage merged. */
+static double ext_stage_drain(Sys *s) {
+  return ext_wait_zero(s, "'staged_events'");
+}
+
+/* The stage merged and what the writer compacts when idle compacted. */
+static double ext_settle(Sys *s) {
+  return ext_wait_zero(s, "'staged_events', 'compaction_pending'");
+}
 static double g_lastDrain; /* ext_stage_drain of the last bench_write */
+static double g_settleBig; /* ext_settle of the large replay store */
+static const SysCfg *g_pSettle; /* the store bench_write settles before its
+                                ** verification: the large replay store */
 static double g_drain10k;  /* ... of the extension's run at A=10,000, N */
 
 /* CPU seconds of the whole process (every thread), user + system: on a
@@ -1033,6 +1059,7 @@ static double bench_write_use(const SysCfg *c, const Workload *w, int K,
   sec = write_run(s, w, K, syncEach, lat);
   cpu = cpu_secs() - cpu0;
   g_lastDrain = ext_stage_drain(s);
+  if (c == g_pSettle) g_settleBig = ext_settle(s);
   if (c->kind == SYS_EXT && w->actors == 10000 && K == 1) {
     g_drain10k = g_lastDrain;
   }
@@ -2043,7 +2070,9 @@ static void use_read_pair(Sys *s, const Workload *w, void *pArg) {
   tmp_dir(zDir, sizeof zDir, "replay-small");
   apS[0] = sys_open(cfg_of(SYS_EXT, 0, g_o.batch), zDir);
   write_run(apS[0], &ws, 1, 0, 0);
-  ext_stage_drain(apS[0]);
+  /* Both stores as an idle writer leaves them: merged and compacted
+  ** (the large one before its verification, bench_write). */
+  ext_settle(apS[0]);
   sys_verify(apS[0], &ws);
   apS[1] = s;
   apW[0] = &ws;
@@ -2051,6 +2080,11 @@ static void use_read_pair(Sys *s, const Workload *w, void *pArg) {
   apOut[0] = &ao[0];
   apOut[1] = &ao[1];
   reads_run(apS, apW, apOut, 2);
+  for (int j = 0; j < 2; j++) {
+    char z[200];
+    ext_metrics(apS[j], "'runs_compacted', 'runs_read_cold'", z, sizeof z);
+    progress("replay store of %llu rows:%s", (unsigned long long)apW[j]->n, z);
+  }
   sys_close(apS[0]);
   rm_tree(zDir);
 }
@@ -2060,7 +2094,7 @@ static void m_read(void) {
   Workload wb = wl_make(g_o.nBig, (int)(g_o.nBig / 1000));
   ReadOut aSmall[SYS_COUNT], aPair[2], big;
   SysCfg cb = *cfg_of(SYS_EXT, 0, g_o.bigBatch);
-  Row *rS, *rB, *rR, *rG, *rT1, *rT2;
+  Row *rS, *rB, *rR, *rG, *rK, *rT1, *rT2;
   double genRate;
   int k;
   for (k = 0; k < SYS_COUNT; k++) {
@@ -2073,7 +2107,9 @@ static void m_read(void) {
   cb.zMap = "4GiB";
   cb.zExtra = "queue_max=1000000";
   aPair[0] = aPair[1] = aSmall[SYS_EXT];
+  g_pSettle = &cb;
   genRate = bench_write(&cb, &wb, 1, 0, 0, use_read_pair, aPair, "replay-big");
+  g_pSettle = 0;
   aSmall[SYS_EXT] = aPair[0];
   big = aPair[1];
   rG = row_add(U_SEC, "generate the %llu-row replay store (extension, "
@@ -2082,6 +2118,10 @@ static void m_read(void) {
                g_o.quick ? " — quick mode: small store" : "");
   rG->v[SYS_EXT] = (double)g_o.nBig / genRate;
   row_target(rG, -1, "—");
+  rK = row_add(U_SEC, "... then the writer, idle, compacts it (waited for "
+               "before the reads below)");
+  rK->v[SYS_EXT] = g_settleBig;
+  row_target(rK, -1, "—");
   if (g_o.only & M_REPLAY) {
     rS = row_add(U_US, "replay 1,000 events of one actor, %llu-row store "
                  "(median of %d, each actor read once; the extension's two "

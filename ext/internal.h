@@ -31,6 +31,8 @@
 **     writer.c       queue, writer thread, group commit, the  } store
 **                    batch transaction                        }
 **     put.c          what a transaction writes; truncation    }
+**     compact.c      compaction: an idle writer rewrites      }
+**                    actors' scattered runs contiguously      }
 **     stage.c        staging: put, merge, lookups             }
 **     trunclog.c     the truncation log (put.c writes it,     }
 **                    scan.c reads it for the shipper)         }
@@ -117,6 +119,7 @@ enum { LJ_SHIP_OFF = 0, LJ_SHIP_KAFKA = 1 };
 #define LJ_OPT_SHIP_TOPIC      (1u << 23)
 #define LJ_OPT_SHIP_CONF       (1u << 24)
 #define LJ_OPT_ERRORS_MAX      (1u << 25)
+#define LJ_OPT_COMPACTION      (1u << 26)
 
 /* Keys whose value belongs to the environment (and its one writer) rather
 ** than to the table: a second table opening the same directory with a
@@ -125,7 +128,7 @@ enum { LJ_SHIP_OFF = 0, LJ_SHIP_KAFKA = 1 };
   (LJ_OPT_MAP_SIZE | LJ_OPT_MAP_MAX | LJ_OPT_MAX_READERS | LJ_OPT_MAX_DBS | \
    LJ_OPT_BATCH_SIZE | LJ_OPT_BATCH_BYTES | LJ_OPT_SYNC_INTERVAL |          \
    LJ_OPT_CHECKPOINT | LJ_OPT_QUEUE_MAX | LJ_OPT_MAX_RETRIES |              \
-   LJ_OPT_RETRY_DELAY | LJ_OPT_ERRORS_MAX)
+   LJ_OPT_RETRY_DELAY | LJ_OPT_ERRORS_MAX | LJ_OPT_COMPACTION)
 
 typedef struct LjConfig LjConfig;
 struct LjConfig {
@@ -156,6 +159,7 @@ struct LjConfig {
   char *zShipTopic;    /* ship_topic= */
   char *zShipConf;     /* ship_conf= 'key=value;...' librdkafka props */
   int nErrorsMax;      /* errors_max= failures journal_errors keeps */
+  int bCompaction;     /* compaction= on/off (compact.c) */
   u32 mSet;            /* LJ_OPT_* bits of keys given explicitly */
 };
 
@@ -515,6 +519,8 @@ struct LjMetrics {
   u64 nBytesRead;    /* record bytes returned to SQL */
   u64 nRowsRead;     /* rows returned by journal tables */
   u64 nColdRuns;     /* runs a replay read by pread (scan.c, coldRun) */
+  u64 nCompactRuns;  /* runs compaction rewrote (writer.c, compactNow) */
+  int bCompactDue;   /* a compaction sweep is due or under way (gauge) */
   u64 nErrors;       /* failed requests */
   u64 nRetries;      /* batch retries */
   u64 nMapResizes;   /* map growths, ours or adopted */
@@ -599,6 +605,7 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 */
 #define LJ_COLD_WORDS 4096 /* 2^18 windows: 16 GiB before they alias */
 #define LJ_COLD_SHIFT 16   /* 64 KiB windows */
+#define LJ_COLD_EXTENT (256 << 10) /* most bytes one cold read takes */
 typedef struct LjCold LjCold;
 struct LjCold {
   uintptr_t base;
@@ -893,6 +900,66 @@ LJ_PRIVATE int ljStagePut(LjEnv *p, LjStage *pSt, MDB_txn *txn,
 LJ_PRIVATE int ljStageMerge(LjEnv *p, LjStage *pSt, MDB_txn *txn, u64 nBudget);
 LJ_PRIVATE int ljStageDue(const LjStage *pSt);
 
+/* Runs written in key order (the merge, compaction): records are gathered
+** into runs of up to LJ_RUN_MAX events and nMax bytes of value, put with
+** cursor c on the events db.  Set c, nMax, num and seq0 (the key of the
+** first run), and numLast/seqLast (the end of the run before, 0 when
+** none: a run is refused with MDB_CORRUPTED if it would overlap it);
+** ljRunOutAdd takes the records of a run (MDB_CORRUPTED if malformed),
+** ljRunOutFlush puts what is gathered.  The records must stay where
+** they are until flushed. */
+typedef struct LjRunOut LjRunOut;
+struct LjRunOut {
+  MDB_cursor *c;
+  u64 num, seq0; /* key of the run */
+  u64 numLast;   /* actor of the last run put (0: none yet) */
+  u64 seqLast;   /* ... and the seq after its last event */
+  u32 n;
+  size_t nByte;
+  size_t nMax; /* largest run value */
+  const u8 *apRec[LJ_RUN_MAX];
+  u32 anRec[LJ_RUN_MAX];
+};
+LJ_PRIVATE int ljRunOutAdd(LjRunOut *r, const MDB_val *pRun);
+LJ_PRIVATE int ljRunOutFlush(LjRunOut *r);
+
+/**************************************************************************
+** Compaction (compact.c): an idle writer rewrites an actor's small runs
+** that lie in many places of the file as a few large neighbouring runs;
+** why and when at the top of compact.c.
+*/
+#ifndef LJ_COMPACT_RUN_PAGES
+#define LJ_COMPACT_RUN_PAGES 16 /* pages of a compacted run, at most */
+#endif
+#ifndef LJ_COMPACT_EXTENTS
+#define LJ_COMPACT_EXTENTS 4 /* places a stretch lies in to be rewritten */
+#endif
+#ifndef LJ_COMPACT_STEP_BYTES
+#define LJ_COMPACT_STEP_BYTES (4 << 20) /* most bytes a step rewrites */
+#endif
+#ifndef LJ_COMPACT_STEP_RUNS
+#define LJ_COMPACT_STEP_RUNS 65536 /* most runs a step looks at */
+#endif
+#ifndef LJ_COMPACT_IDLE_US
+#define LJ_COMPACT_IDLE_US LJ_STAGE_IDLE_US /* idle this long first */
+#endif
+/* The sweep's state (writer thread only). */
+typedef struct LjCompact LjCompact;
+struct LjCompact {
+  u64 num, seq;         /* where the sweep goes on (num 0: none under way) */
+  u64 numNext, seqNext; /* ... after the step being committed */
+  int bDue;             /* events were written since the sweep began */
+  u64 nStepRuns;        /* runs the step rewrote */
+  i64 usNoneUntil;      /* after a failed step: none before this */
+};
+/* One step of the sweep at (pC->num, pC->seq) in write transaction txn:
+** sets pC->numNext/seqNext and nStepRuns, and *pbWrote when it rewrote
+** anything.  With bLook, in any transaction: looks only, and sets
+** *pbWrote and numNext/seqNext to the first stretch a step would
+** rewrite (else numNext/seqNext to where the next look goes on). */
+LJ_PRIVATE int ljCompactStep(LjEnv *pEnv, LjCompact *pC, MDB_txn *txn,
+                             int bLook, int *pbWrote);
+
 /* Reader side (also used by the writer inside its transaction). */
 LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
 LJ_PRIVATE u32 ljStageEvents(const MDB_val *v);
@@ -1090,7 +1157,8 @@ enum {
   LJ_REQ_TRUNCATE = 3,
   LJ_REQ_MERGE = 4 /* the writer's own: merge the stage */,
   LJ_REQ_SNAPSHOT = 5,
-  LJ_REQ_SNAPDEL = 6
+  LJ_REQ_SNAPDEL = 6,
+  LJ_REQ_COMPACT = 7 /* the writer's own: a compaction step */
 };
 
 typedef struct LjReq LjReq;
@@ -1260,6 +1328,7 @@ struct LjWriter {
   /* (writer) */
   u32 wGen;         /* LjActor.wGen valid when equal */
   LjPut put;        /* the write transaction's state (put.c) */
+  LjCompact compact; /* the compaction sweep (compact.c) */
   size_t lastTxnId; /* id of our last commit */
   int eFlags;       /* durability the env flags are set for */
   int bUnsynced;    /* commits since the last env sync */

@@ -104,6 +104,10 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
   COUNTER("stage_merges", __atomic_load_n(&m->nMerges, __ATOMIC_RELAXED));
   COUNTER("stage_merged_events",
           __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
+  COUNTER("runs_compacted",
+          __atomic_load_n(&m->nCompactRuns, __ATOMIC_RELAXED));
+  ROW("compaction_pending",
+      __atomic_load_n(&m->bCompactDue, __ATOMIC_RELAXED));
   ROW("queue_depth", __atomic_load_n(&m->nQueued, __ATOMIC_RELAXED));
   ROW("last_pos", __atomic_load_n(&m->lastPos, __ATOMIC_RELAXED));
   ROW("durable_pos", __atomic_load_n(&m->durablePos, __ATOMIC_RELAXED));
@@ -171,6 +175,10 @@ static const struct {
     {"staged_bytes", "Bytes in the stage."},
     {"stage_merges", "Merges of the stage into the events database."},
     {"stage_merged_events", "Events moved by stage merges."},
+    {"runs_compacted",
+     "Scattered runs compaction rewrote as fewer neighbouring ones."},
+    {"compaction_pending",
+     "1 while a compaction sweep is due or under way, else 0."},
     {"queue_depth", "Events queued and not yet committed."},
     {"last_pos", "Highest pos committed as seen by this process."},
     {"durable_pos", "Highest pos known durable."},

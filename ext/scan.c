@@ -96,10 +96,13 @@ struct LjScan {
   u64 spanNum;     /* full, actor: the span's actor ... */
   u64 spanSeq0;    /* ... and the seq of its first event */
   u64 stageLo;     /* first staged pos (UINT64_MAX: none) */
-  MDB_cursor *cEv; /* pos, ts, tag: finds the events the index names */
+  MDB_cursor *cEv; /* pos, ts, tag: finds the events the index names;
+                   ** actor: looks ahead for neighbouring cold runs */
   ScanIter *aTag;  /* tag plan: one per tag */
   int nTag;
   u64 num;           /* actor plan: the actor's number */
+  u8 *aPlanActor;    /* ... and its id (the lookup's key: the stored id) */
+  int nPlanActor, nPlanActorAlloc;
   i64 lo, hi;        /* inclusive bounds on seq or pos */
   i64 nLimit;        /* rows the first fill stops at, -1: no hint */
   ScanChunk *pChunk; /* the chunk being filled (one of aChunk) */
@@ -120,7 +123,9 @@ struct LjScan {
   char *zErr;        /* what a fill found damaged, for the caller */
   u64 nRows, nBytes; /* for metrics, added when freed */
   LjReaderSlot slot; /* tracked while txn is open */
-  u8 *aCold;         /* a cold run read by pread (coldRun) */
+  u8 *aCold;         /* cold runs read by pread (coldRun): the file's */
+  size_t coldLo;     /* bytes [coldLo, coldLo + nCold), in this read */
+  size_t nCold;      /* transaction (0: none) */
   size_t nColdAlloc; /* ... its allocation */
 };
 
@@ -298,6 +303,7 @@ static void scanReset(LjScan *p) {
   p->bStage = 0;
   if (p->cEv) mdb_cursor_close(p->cEv);
   p->cEv = 0;
+  p->nCold = 0; /* the next statement may have another transaction */
   for (int i = 0; i < p->nTag; i++) iterClose(&p->aTag[i]);
   sqlite3_free(p->aTag);
   p->aTag = 0;
@@ -314,11 +320,17 @@ static int slotName(LjScan *p, u64 num) {
   if (num != p->nameNum) {
     MDB_val k, v;
     u8 aNum[LJ_NUMKEY];
-    int mrc;
+    int mrc = 0;
     ljPut64(aNum, num);
     k.mv_data = aNum;
     k.mv_size = sizeof(aNum);
-    mrc = mdb_get(p->txn, p->pEnv->aDbi[LJ_DB_ACTNUM], &k, &v);
+    if (p->ePlan == LJ_SCAN_ACTOR && num == p->num) {
+      /* The actor plan knows the id: spares a lookup in another B-tree. */
+      v.mv_data = p->aPlanActor;
+      v.mv_size = (size_t)p->nPlanActor;
+    } else {
+      mrc = mdb_get(p->txn, p->pEnv->aDbi[LJ_DB_ACTNUM], &k, &v);
+    }
     if (mrc) return mrc == MDB_NOTFOUND ? SQLITE_CORRUPT : ljMdbToSqlite(mrc);
     /* Copied with a terminator: SQLite then keeps the text as it is, where
     ** an unterminated one costs a reallocation when read as a C string. */
@@ -560,25 +572,83 @@ static size_t coldOffset(LjScan *p, const MDB_val *v) {
   return coldAt(c, v);
 }
 
-/* Point v at a copy read with pread when the actor plan enters a cold
-** run.  Falls back on the map silently: it holds the same bytes. */
+/* The file pages [*pLo, *pHi) run v (at file offset off) covers. */
+static void coldPages(size_t off, const MDB_val *v, size_t psize, size_t *pLo,
+                      size_t *pHi) {
+  *pLo = off - LJ_OVERFLOW_HDR;
+  *pHi = *pLo + (LJ_OVERFLOW_HDR + v->mv_size + psize - 1) / psize * psize;
+}
+
+/*
+** Extend the extent [*pLo, *pHi) of the cold run the actor plan enters
+** with the actor's next runs in the plan's direction that lie right
+** beside it, up to LJ_COLD_EXTENT bytes: runs that compaction (or one
+** merge) wrote together are read with one pread.  Only leaf pages are
+** read: LMDB gives an overflow value's address without touching it.
+*/
+static void coldAhead(LjScan *p, size_t *pLo, size_t *pHi) {
+  size_t psize = __atomic_load_n(&p->pEnv->cold.psize, __ATOMIC_RELAXED);
+  MDB_val k, v;
+  int mrc = 0;
+  if (p->cEv == 0) {
+    mrc = mdb_cursor_open(p->txn, p->pEnv->aDbi[LJ_DB_EVENTS], &p->cEv);
+  }
+  k.mv_data = p->it.aKey;
+  k.mv_size = LJ_EVKEY;
+  if (mrc == 0) mrc = mdb_cursor_get(p->cEv, &k, &v, MDB_SET_KEY);
+  while (mrc == 0) {
+    size_t lo, hi;
+    mrc = mdb_cursor_get(p->cEv, &k, &v, p->bDesc ? MDB_PREV : MDB_NEXT);
+    if (mrc || k.mv_size != LJ_EVKEY || ljGet64(k.mv_data) != p->num ||
+        (uintptr_t)v.mv_data % psize != LJ_OVERFLOW_HDR) {
+      break;
+    }
+    coldPages(coldAt(&p->pEnv->cold, &v), &v, psize, &lo, &hi);
+    if (p->bDesc ? hi != *pLo : lo != *pHi) break;
+    if ((p->bDesc ? *pHi - lo : hi - *pLo) > LJ_COLD_EXTENT) break;
+    if (p->bDesc) {
+      *pLo = lo;
+    } else {
+      *pHi = hi;
+    }
+  }
+}
+
+/*
+** Point v at a copy read with pread when the actor plan enters a cold
+** run, together with the runs beside it (coldAhead); a run the last such
+** read holds is taken from the copy.  Falls back on the map silently: it
+** holds the same bytes.
+*/
 static void coldRun(LjScan *p, MDB_val *v) {
-  size_t off;
+  size_t off, psize, lo, hi;
   int fd;
   if (p->ePlan != LJ_SCAN_ACTOR || ljGet64(p->it.aKey) != p->num) return;
   off = coldOffset(p, v);
-  if (off == 0 || coldMark(&p->pEnv->cold, off, v->mv_size)) return;
-  if (v->mv_size > p->nColdAlloc) {
-    u8 *a = sqlite3_realloc64(p->aCold, v->mv_size);
-    if (a == 0) return;
-    p->aCold = a;
-    p->nColdAlloc = v->mv_size;
-  }
-  if (mdb_env_get_fd(p->pEnv->env, &fd) ||
-      pread(fd, p->aCold, v->mv_size, (off_t)off) != (ssize_t)v->mv_size) {
+  if (off == 0) return;
+  psize = __atomic_load_n(&p->pEnv->cold.psize, __ATOMIC_RELAXED);
+  coldPages(off, v, psize, &lo, &hi);
+  if (p->nCold && lo >= p->coldLo && hi <= p->coldLo + p->nCold) {
+    v->mv_data = p->aCold + (off - p->coldLo);
     return;
   }
-  v->mv_data = p->aCold;
+  if (coldMark(&p->pEnv->cold, off, v->mv_size)) return;
+  coldAhead(p, &lo, &hi);
+  p->nCold = 0;
+  if (hi - lo > p->nColdAlloc) {
+    u8 *a = sqlite3_realloc64(p->aCold, hi - lo);
+    if (a == 0) return;
+    p->aCold = a;
+    p->nColdAlloc = hi - lo;
+  }
+  if (mdb_env_get_fd(p->pEnv->env, &fd) ||
+      pread(fd, p->aCold, hi - lo, (off_t)lo) != (ssize_t)(hi - lo)) {
+    return;
+  }
+  coldMark(&p->pEnv->cold, lo, hi - lo);
+  p->coldLo = lo;
+  p->nCold = hi - lo;
+  v->mv_data = p->aCold + (off - lo);
   __atomic_add_fetch(&p->pEnv->m.nColdRuns, 1, __ATOMIC_RELAXED);
 }
 
@@ -810,7 +880,9 @@ static int spanValue(LjScan *p, ScanIter *it, MDB_val *pVal) {
   ** transaction, hence the run, is the same, and the copy does not move
   ** with the map. */
   if (it->vRun.mv_data &&
-      (it->vGen == p->fillGen || it->vRun.mv_data == p->aCold)) {
+      (it->vGen == p->fillGen ||
+       ((const u8 *)it->vRun.mv_data >= p->aCold &&
+        (const u8 *)it->vRun.mv_data < p->aCold + p->nCold))) {
     *pVal = it->vRun;
     return 0;
   }
@@ -1114,6 +1186,14 @@ static int startPlan(LjScan *p, const LjScanSpec *s, int *pbEmpty) {
         *pbEmpty = 1;
         return mrc;
       }
+      if (s->nActor > p->nPlanActorAlloc) {
+        u8 *a = sqlite3_realloc64(p->aPlanActor, (u64)s->nActor);
+        if (a == 0) return ENOMEM;
+        p->aPlanActor = a;
+        p->nPlanActorAlloc = s->nActor;
+      }
+      memcpy(p->aPlanActor, s->aActor, (size_t)s->nActor);
+      p->nPlanActor = s->nActor;
       if (p->bDesc && p->st.c) {
         p->bStage = 1;
         mrc = stageSeek(p, (u64)p->hi);
@@ -1303,5 +1383,6 @@ void ljScanFree(LjScan *p) {
   sqlite3_free(p->zErr);
   sqlite3_free(p->aUnz);
   sqlite3_free(p->aCold);
+  sqlite3_free(p->aPlanActor);
   sqlite3_free(p);
 }

@@ -348,21 +348,7 @@ static StageItem *stageSort(StageItem *a, StageItem *aTmp, size_t n,
   return a;
 }
 
-/* Records gathered for one run of the merge. */
-typedef struct MergeRun MergeRun;
-struct MergeRun {
-  MDB_cursor *c;
-  u64 num, seq0; /* key of the run */
-  u64 numLast;   /* actor of the last run put (0: none yet) */
-  u64 seqLast;   /* ... and the seq after its last event */
-  u32 n;
-  size_t nByte;
-  size_t nMax; /* largest run value */
-  const u8 *apRec[LJ_RUN_MAX];
-  u32 anRec[LJ_RUN_MAX];
-};
-
-static int mergeFlush(MergeRun *r) {
+int ljRunOutFlush(LjRunOut *r) {
   MDB_val k, v;
   u8 aKey[LJ_EVKEY], *z;
   size_t off = 0;
@@ -396,8 +382,7 @@ static int mergeFlush(MergeRun *r) {
   return 0;
 }
 
-/* Add the records of one staged run to the merge, flushing full runs. */
-static int mergeAddRun(MergeRun *r, const MDB_val *pRun) {
+int ljRunOutAdd(LjRunOut *r, const MDB_val *pRun) {
   u32 nRun = ljRunCount(pRun->mv_data, pRun->mv_size);
   int mrc = 0;
   for (u32 x = 0; x < nRun && mrc == 0; x++) {
@@ -407,7 +392,7 @@ static int mergeAddRun(MergeRun *r, const MDB_val *pRun) {
     if (mrc) break;
     if (r->n == LJ_RUN_MAX ||
         (r->n > 0 && LJ_RUN_HEAD(r->n + 1) + r->nByte + n > r->nMax)) {
-      mrc = mergeFlush(r);
+      mrc = ljRunOutFlush(r);
       if (mrc) break;
     }
     r->apRec[r->n] = a;
@@ -421,11 +406,11 @@ static int mergeAddRun(MergeRun *r, const MDB_val *pRun) {
 ** LJ_MERGE_RUN_PAGES pages, in key order. */
 static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
                      const StageItem *aItem, size_t nItem) {
-  MergeRun *r = sqlite3_malloc64(sizeof(*r));
+  LjRunOut *r = sqlite3_malloc64(sizeof(*r));
   MDB_stat st;
   int mrc;
   if (r == 0) return ENOMEM;
-  memset(r, 0, offsetof(MergeRun, apRec));
+  memset(r, 0, offsetof(LjRunOut, apRec));
   /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly. */
   mdb_env_stat(pEnv->env, &st);
   r->nMax = (size_t)st.ms_psize * LJ_MERGE_RUN_PAGES - LJ_OVERFLOW_HDR;
@@ -437,15 +422,15 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
     mrc = ljStageDir(&aEnt[aItem[i].iEnt], aItem[i].iDir, &num, &s0, &run);
     if (mrc) break;
     if (i == 0 || num != r->num) {
-      mrc = mergeFlush(r);
+      mrc = ljRunOutFlush(r);
       r->num = num;
       r->seq0 = s0;
     } else if (s0 != r->seq0 + r->n) {
       mrc = MDB_CORRUPTED; /* staged runs of an actor must continue */
     }
-    if (mrc == 0) mrc = mergeAddRun(r, &run);
+    if (mrc == 0) mrc = ljRunOutAdd(r, &run);
   }
-  if (mrc == 0) mrc = mergeFlush(r);
+  if (mrc == 0) mrc = ljRunOutFlush(r);
   if (r->c) mdb_cursor_close(r->c);
   sqlite3_free(r);
   return mrc;

@@ -213,14 +213,32 @@ static void setDurability(LjWriter *w, int eDur) {
   w->eFlags = eDur;
 }
 
-/* A merge or truncation request, alone in its batch.  Truncation works
-** on runs only, so it merges the stage first.  *pnEv becomes 1 when the
-** transaction wrote something. */
+/* Publish whether compaction has work (writer thread). */
+static void compactPublish(LjWriter *w) {
+  int bDue = w->pEnv->cfg.bCompaction && (w->compact.num || w->compact.bDue);
+  __atomic_store_n(&w->pEnv->m.bCompactDue, bDue, __ATOMIC_RELAXED);
+}
+
+/* A request of the writer's own or a truncation: alone in its batch. */
+static int reqAlone(const LjReq *p) {
+  return p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE ||
+         p->eType == LJ_REQ_COMPACT;
+}
+
+/* A merge, compaction or truncation request, alone in its batch.
+** Truncation works on runs only, so it merges the stage first; a
+** compaction step runs over a merged stage only.  *pnEv becomes 1 when
+** the transaction wrote something. */
 static int batchMaintain(LjWriter *w, MDB_txn *txn, LjReq *p, size_t *pnEv) {
   int bWrote = w->put.stage.nEnt > 0;
   int mrc = 0;
   p->nResult = 0;
-  if (bWrote) {
+  if (p->eType == LJ_REQ_COMPACT) {
+    bWrote = 0;
+    if (w->put.stage.nEnt == 0) {
+      mrc = ljCompactStep(w->pEnv, &w->compact, txn, 0, &bWrote);
+    }
+  } else if (bWrote) {
     u64 nBudget = p->eType == LJ_REQ_MERGE ? (u64)p->iToSeq : UINT64_MAX;
     mrc = ljStageMerge(w->pEnv, &w->put.stage, txn, nBudget);
   }
@@ -265,7 +283,7 @@ static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
       continue; /* its submitter gave up before the batch was taken */
     } else if (p->eType == LJ_REQ_SYNC) {
       *pbSync = 1;
-    } else if (p->eType == LJ_REQ_TRUNCATE || p->eType == LJ_REQ_MERGE) {
+    } else if (reqAlone(p)) {
       assert(nReq == 1); /* see writerTake */
       mrc = batchMaintain(w, txn, p, pnEv);
     } else if (p->rc != 0) {
@@ -277,10 +295,9 @@ static int batchWrite(LjWriter *w, MDB_txn *txn, LjReq **aReq, int nReq,
       if (mrc == 0 && p->rc == 0) nEvent += (size_t)p->nEvent;
     }
   }
-  /* A batch may start with a sync request: only truncations and merges
-  ** are alone in theirs. */
-  if (mrc == 0 && nEvent > 0 && aReq[0]->eType != LJ_REQ_TRUNCATE &&
-      aReq[0]->eType != LJ_REQ_MERGE) {
+  /* A batch may start with a sync request: only the requests reqAlone
+  ** names are alone in theirs. */
+  if (mrc == 0 && nEvent > 0 && !reqAlone(aReq[0])) {
     mrc = ljPutEvents(&w->put, txn, aReq, nReq, nEvent);
   }
   *pnEv += nEvent;
@@ -351,6 +368,11 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
   if (nEv > 0) {
     LjEvIter it;
     w->lastTxnId = txnId;
+    /* New runs: a compaction sweep is due (again). */
+    if (aReq[0]->eType != LJ_REQ_COMPACT) {
+      w->compact.bDue = 1;
+      compactPublish(w);
+    }
     for (LjEvent *e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) {
       e->pActor->committed = e->pActor->txnHighest;
     }
@@ -647,6 +669,72 @@ static int stageMergeNow(LjWriter *w) {
   return mrc;
 }
 
+/* Whether a compaction step may run now (writer thread, idle, stage
+** merged). */
+static int compactDue(LjWriter *w, i64 now) {
+  return w->pEnv->cfg.bCompaction && w->put.stage.nEnt == 0 &&
+         (w->compact.num || w->compact.bDue) &&
+         now >= w->compact.usNoneUntil;
+}
+
+/*
+** One step of the compaction sweep (compact.c) in a transaction of its
+** own, like a merge (writer thread, mutex not held).  The sweep moves on
+** only when the step committed; a failed step is logged and tried again
+** a second later from where it was.
+*/
+static void compactNow(LjWriter *w) {
+  LjCompact *pC = &w->compact;
+  LjReq req, *pReq = &req;
+  MDB_txn *txn;
+  int bSync = 0, bFound, mrc;
+  WRITER_ONLY(w);
+  if (pC->num == 0) {
+    /* A new sweep: writes from now on make the next one due. */
+    pC->bDue = 0;
+    pC->num = 1;
+    pC->seq = 0;
+  }
+  /* Look first, without the write lock. */
+  pC->nStepRuns = 0;
+  bFound = 0;
+  ljGateEnter(w->pEnv);
+  mrc = ljReadBegin(w->pEnv, &txn);
+  if (mrc == 0) {
+    mrc = ljCompactStep(w->pEnv, pC, txn, 1, &bFound);
+    mdb_txn_abort(txn);
+  }
+  ljGateLeave(w->pEnv);
+  if (mrc == 0 && !bFound) {
+    pC->num = pC->numNext;
+    pC->seq = pC->seqNext;
+    compactPublish(w);
+    return;
+  }
+  if (mrc == 0) {
+    pC->num = pC->numNext;
+    pC->seq = pC->seqNext;
+    memset(&req, 0, sizeof(req));
+    req.eType = LJ_REQ_COMPACT;
+    /* Like a merge: losing a step to a crash loses nothing. */
+    req.eDurability = w->eFlags == LJ_DUR_NONE ? LJ_DUR_NONE : LJ_DUR_META;
+    pC->numNext = pC->num;
+    pC->seqNext = pC->seq;
+    mrc = batchCommit(w, &pReq, 1, &bSync);
+  }
+  if (mrc) {
+    pC->usNoneUntil = ljNowUs() + 1000000;
+    sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: compacting %s failed: %s",
+                w->pEnv->zDir, mdb_strerror(mrc));
+  } else {
+    pC->num = pC->numNext;
+    pC->seq = pC->seqNext;
+    __atomic_add_fetch(&w->pEnv->m.nCompactRuns, pC->nStepRuns,
+                       __ATOMIC_RELAXED);
+  }
+  compactPublish(w);
+}
+
 /**************************************************************************
 ** The writer thread
 */
@@ -729,6 +817,17 @@ static void writerIdle(LjWriter *w) {
         continue;
       }
       if (usMerge < usDue) usDue = usMerge;
+    } else if (compactDue(w, now)) {
+      /* Idle with the stage merged: compact, a step at a time while no
+      ** request comes. */
+      i64 usCompact = usIdle + LJ_COMPACT_IDLE_US - now;
+      if (usCompact <= 0) {
+        pthread_mutex_unlock(&w->mutex);
+        compactNow(w);
+        pthread_mutex_lock(&w->mutex);
+        continue;
+      }
+      if (usCompact < usDue) usDue = usCompact;
     }
     {
       struct timespec dl; /* never forever: the reader check is due */

@@ -46,7 +46,8 @@
 ** last one its writer stored, at most SNAP_KEEP are kept per actor, every
 ** state names its actor and seq, and journal_actors counts each actor's
 ** events as count(*) does.  Then N_COLD threads replay every own actor at
-** once on new connections (coldReplays).  Prints a summary; exit status 0
+** once on new connections (coldReplays), and again while the writer
+** compacts the store (compact.c).  Prints a summary; exit status 0
 ** only if every check passed.
 */
 #include <dirent.h>
@@ -813,39 +814,82 @@ typedef struct ColdJob ColdJob;
 struct ColdJob {
   const Writer *aW;
   int iThread;
+  int bUntilCompacted;
 };
 
+static atomic_int bCompacted; /* compaction replays stop when set */
+
+/* Replay every own actor once, from a different one in each thread; with
+** bUntilCompacted, again and again until bCompacted is set. */
 static void *coldMain(void *pArg) {
   const ColdJob *pJob = pArg;
   sqlite3 *db = openConn("cold");
   int nAct = nThread * N_OWN;
   char zBuf[160];
   if (!db) return 0;
-  for (int i = 0; i < nAct; i++) {
-    int a = (i + pJob->iThread * 5) % nAct, t = a / N_OWN, kk = a % N_OWN;
-    ownActor(zBuf, sizeof zBuf, t, kk);
-    checkActor(db, zBuf, pJob->aW[t].aOwnCount[kk], 0);
-  }
+  do {
+    for (int i = 0; i < nAct; i++) {
+      int a = (i + pJob->iThread * 5) % nAct, t = a / N_OWN, kk = a % N_OWN;
+      ownActor(zBuf, sizeof zBuf, t, kk);
+      checkActor(db, zBuf, pJob->aW[t].aOwnCount[kk], 0);
+    }
+  } while (pJob->bUntilCompacted && !atomic_load(&bCompacted));
   if (sqlite3_close(db) != SQLITE_OK) fail("cold: sqlite3_close");
   return 0;
 }
 
-/* Run the cold replays; the store's runs_read_cold afterwards (db holds
-** the environment open meanwhile: its counters live as long). */
-static long long coldReplays(const Writer *aW) {
+/*
+** Run the cold replays; the store's runs_read_cold afterwards (db holds
+** the environment open meanwhile: its counters live as long).  With
+** bCompact, an append first makes a compaction sweep due (compact.c),
+** and the threads replay while the writer compacts, until the sweep is
+** over; *pnCompacted gets runs_compacted.
+*/
+static long long coldReplays(const Writer *aW, int bCompact,
+                             long long *pnCompacted) {
   pthread_t aTid[N_COLD];
   ColdJob aJob[N_COLD];
   sqlite3 *db = openConn("cold");
   long long n;
   int t;
   if (!db) return -1;
+  long long nCompacted0 = 0;
+  if (bCompact) {
+    atomic_store(&bCompacted, 0);
+    nCompacted0 = oneInt(db,
+                         "SELECT value FROM journal_metrics('j') "
+                         "WHERE name = 'runs_compacted'",
+                         "cold");
+    oneInt(db, "SELECT journal_append('j', 'compact-trigger', 'x')", "cold");
+    oneInt(db, "SELECT journal_sync('j')", "cold");
+  }
   for (t = 0; t < N_COLD; t++) {
     aJob[t].aW = aW;
     aJob[t].iThread = t;
+    aJob[t].bUntilCompacted = bCompact;
     if (pthread_create(&aTid[t], 0, coldMain, &aJob[t]) != 0) {
       fail("cold: pthread_create failed");
       break;
     }
+  }
+  if (bCompact) {
+    double tEnd = nowSec() + 120;
+    while (oneInt(db,
+                  "SELECT value FROM journal_metrics('j') "
+                  "WHERE name = 'compaction_pending'",
+                  "cold") != 0) {
+      if (nowSec() > tEnd) {
+        fail("cold: compaction still pending after 120 s");
+        break;
+      }
+      sleepMs(5);
+    }
+    atomic_store(&bCompacted, 1);
+    *pnCompacted = oneInt(db,
+                          "SELECT value FROM journal_metrics('j') "
+                          "WHERE name = 'runs_compacted'",
+                          "cold") -
+                   nCompacted0;
   }
   while (t-- > 0) pthread_join(aTid[t], 0);
   n = oneInt(db,
@@ -892,7 +936,7 @@ int main(int argc, char **argv) {
   Writer *aW;
   pthread_t aReader[N_READERS], syncer, loser;
   char zSt[4096];
-  long long nRows = 0, nCold;
+  long long nRows = 0, nCold, nCompacted = 0;
   double t0, tWrite, tAll;
   int t;
 
@@ -960,18 +1004,20 @@ int main(int argc, char **argv) {
   pthread_join(loser, 0);
 
   finalChecks(aW, &nRows);
-  nCold = coldReplays(aW);
+  nCold = coldReplays(aW, 0, 0);
+  coldReplays(aW, 1, &nCompacted);
   tAll = nowSec() - t0;
 
   printf(
       "threads: %d writers x %d appends (%lld rows) in %.2fs "
       "(%.0f appends/s), %lld reader scans (%lld rows), %lld syncs, "
-      "%lld lost appends listed, %lld runs read cold, %.2fs in all: %s\n",
+      "%lld lost appends listed, %lld runs read cold, %lld runs compacted "
+      "while read, %.2fs in all: %s\n",
       nThread, nAppend, nRows, tWrite,
       tWrite > 0 ? nThread * (double)nAppend / tWrite : 0.0,
       (long long)atomic_load(&nReaderScans),
       (long long)atomic_load(&nReaderRows), (long long)atomic_load(&nSyncs),
-      (long long)atomic_load(&nLost), nCold, tAll,
+      (long long)atomic_load(&nLost), nCold, nCompacted, tAll,
       atomic_load(&nFail) ? "FAILED" : "ok");
   for (t = 0; t < nThread; t++) {
     free(aW[t].aSharedSeq);
