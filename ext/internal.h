@@ -603,8 +603,8 @@ LJ_PRIVATE char *ljMetricsPrometheus(LjEnv *pEnv);
 ** maps the window (the kernel maps a fault's 64 KiB neighbourhood).  All
 ** fields are atomics: every reader computes the same values.
 */
-#define LJ_COLD_WORDS 4096 /* 2^18 windows: 16 GiB before they alias */
-#define LJ_COLD_SHIFT 16   /* 64 KiB windows */
+#define LJ_COLD_WORDS  4096        /* 2^18 windows: 16 GiB before they alias */
+#define LJ_COLD_SHIFT  16          /* 64 KiB windows */
 #define LJ_COLD_EXTENT (256 << 10) /* most bytes one cold read takes */
 typedef struct LjCold LjCold;
 struct LjCold {
@@ -1326,12 +1326,12 @@ struct LjWriter {
   i64 lastPos;     /* last committed pos */
   i64 durablePos;  /* last pos known synced per durability */
   /* (writer) */
-  u32 wGen;         /* LjActor.wGen valid when equal */
-  LjPut put;        /* the write transaction's state (put.c) */
+  u32 wGen;          /* LjActor.wGen valid when equal */
+  LjPut put;         /* the write transaction's state (put.c) */
   LjCompact compact; /* the compaction sweep (compact.c) */
-  size_t lastTxnId; /* id of our last commit */
-  int eFlags;       /* durability the env flags are set for */
-  int bUnsynced;    /* commits since the last env sync */
+  size_t lastTxnId;  /* id of our last commit */
+  int eFlags;        /* durability the env flags are set for */
+  int bUnsynced;     /* commits since the last env sync */
   i64 usLastSync;
   i64 usLastReaderCheck; /* ljReaderCheck last run (writer thread) */
   int nLastClients;      /* distinct submitters of recent batches */

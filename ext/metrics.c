@@ -106,8 +106,7 @@ int ljMetricsList(LjEnv *pEnv, LjMetricRow *aRow, int nRow) {
           __atomic_load_n(&m->nMergedEvents, __ATOMIC_RELAXED));
   COUNTER("runs_compacted",
           __atomic_load_n(&m->nCompactRuns, __ATOMIC_RELAXED));
-  ROW("compaction_pending",
-      __atomic_load_n(&m->bCompactDue, __ATOMIC_RELAXED));
+  ROW("compaction_pending", __atomic_load_n(&m->bCompactDue, __ATOMIC_RELAXED));
   ROW("queue_depth", __atomic_load_n(&m->nQueued, __ATOMIC_RELAXED));
   ROW("last_pos", __atomic_load_n(&m->lastPos, __ATOMIC_RELAXED));
   ROW("durable_pos", __atomic_load_n(&m->durablePos, __ATOMIC_RELAXED));

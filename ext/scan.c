@@ -100,8 +100,8 @@ struct LjScan {
                    ** actor: looks ahead for neighbouring cold runs */
   ScanIter *aTag;  /* tag plan: one per tag */
   int nTag;
-  u64 num;           /* actor plan: the actor's number */
-  u8 *aPlanActor;    /* ... and its id (the lookup's key: the stored id) */
+  u64 num;        /* actor plan: the actor's number */
+  u8 *aPlanActor; /* ... and its id (the lookup's key: the stored id) */
   int nPlanActor, nPlanActorAlloc;
   i64 lo, hi;        /* inclusive bounds on seq or pos */
   i64 nLimit;        /* rows the first fill stops at, -1: no hint */

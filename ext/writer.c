@@ -673,8 +673,7 @@ static int stageMergeNow(LjWriter *w) {
 ** merged). */
 static int compactDue(LjWriter *w, i64 now) {
   return w->pEnv->cfg.bCompaction && w->put.stage.nEnt == 0 &&
-         (w->compact.num || w->compact.bDue) &&
-         now >= w->compact.usNoneUntil;
+         (w->compact.num || w->compact.bDue) && now >= w->compact.usNoneUntil;
 }
 
 /*
