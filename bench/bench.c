@@ -1897,6 +1897,7 @@ static int recover_setup(Sys *s, const Workload *w, Recover *r) {
     r->aActor[i] = (int)((u64)i * (u64)w->actors / RECOVER_ACTORS);
     recover_prepare(s, w, r->aActor[i], r->per);
   }
+  ext_settle(s); /* what the idle writer compacts, before measuring */
   r->p = sql_prep(s->db, azRecoverSql[s->cfg.kind]);
   return 1;
 }

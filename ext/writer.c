@@ -781,52 +781,51 @@ static void readerCheckDue(LjWriter *w) {
   }
 }
 
+/* Idle work xWork, due in usLeft: done now (writer mutex released
+** meanwhile), answering 1; else *pusDue is lowered to when it will be. */
+static int idleWork(LjWriter *w, i64 usLeft, void (*xWork)(LjWriter *),
+                    i64 *pusDue) {
+  if (usLeft <= 0) {
+    pthread_mutex_unlock(&w->mutex);
+    xWork(w);
+    pthread_mutex_lock(&w->mutex);
+    return 1;
+  }
+  if (usLeft < *pusDue) *pusDue = usLeft;
+  return 0;
+}
+
+static void stageMergeIdle(LjWriter *w) {
+  stageMergeNow(w);
+}
+
 static void writerIdle(LjWriter *w) {
   const LjConfig *pCfg = &w->pEnv->cfg;
   i64 usIdle = ljNowUs();
   while (w->pHead == 0 && !w->bStop) {
     i64 now = ljNowUs();
-    i64 usDue = w->usLastReaderCheck + LJ_READER_CHECK_US - now;
+    i64 usDue = INT64_MAX;
     w->eWait = LJ_W_IDLE;
-    if (usDue <= 0) {
-      pthread_mutex_unlock(&w->mutex);
-      readerCheckDue(w);
-      pthread_mutex_lock(&w->mutex);
+    if (idleWork(w, w->usLastReaderCheck + LJ_READER_CHECK_US - now,
+                 readerCheckDue, &usDue)) {
       continue;
     }
-    if (w->bUnsynced) {
-      i64 usSync = w->usLastSync + pCfg->usCheckpoint - now;
-      if (usSync < usDue) usDue = usSync;
-      if (usSync <= 0) {
-        pthread_mutex_unlock(&w->mutex);
-        checkpoint(w);
-        pthread_mutex_lock(&w->mutex);
-        continue;
-      }
+    if (w->bUnsynced && idleWork(w, w->usLastSync + pCfg->usCheckpoint - now,
+                                 checkpoint, &usDue)) {
+      continue;
     }
     if (w->put.stage.nEnt > 0) {
-      i64 usMerge = (usIdle + LJ_STAGE_IDLE_US > w->put.stage.usNoMergeUntil
-                         ? usIdle + LJ_STAGE_IDLE_US
-                         : w->put.stage.usNoMergeUntil) -
-                    now;
-      if (usMerge <= 0) {
-        pthread_mutex_unlock(&w->mutex);
-        stageMergeNow(w);
-        pthread_mutex_lock(&w->mutex);
-        continue;
+      i64 usMerge = usIdle + LJ_STAGE_IDLE_US;
+      if (usMerge < w->put.stage.usNoMergeUntil) {
+        usMerge = w->put.stage.usNoMergeUntil;
       }
-      if (usMerge < usDue) usDue = usMerge;
+      if (idleWork(w, usMerge - now, stageMergeIdle, &usDue)) continue;
     } else if (compactDue(w, now)) {
       /* Idle with the stage merged: compact, a step at a time while no
       ** request comes. */
-      i64 usCompact = usIdle + LJ_COMPACT_IDLE_US - now;
-      if (usCompact <= 0) {
-        pthread_mutex_unlock(&w->mutex);
-        compactNow(w);
-        pthread_mutex_lock(&w->mutex);
+      if (idleWork(w, usIdle + LJ_COMPACT_IDLE_US - now, compactNow, &usDue)) {
         continue;
       }
-      if (usCompact < usDue) usDue = usCompact;
     }
     {
       struct timespec dl; /* never forever: the reader check is due */
