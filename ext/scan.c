@@ -657,6 +657,20 @@ static void runEnter(LjScan *p, const MDB_val *pVal, int bLast) {
   ScanIter *it = &p->it;
   MDB_val run = *pVal, *v = &run;
   if (it->bEof) return;
+  if (!isPosPlan(p)) {
+    p->spanNum = ljGet64(it->aKey);
+    p->spanSeq0 = ljGet64(&it->aKey[LJ_NUMKEY]);
+  }
+  if (p->ePlan == LJ_SCAN_ACTOR &&
+      (p->spanNum != p->num || (!bLast && (i64)p->spanSeq0 > p->hi))) {
+    /* Past the plan's range, which runCheck sees from the key alone: the
+    ** value (another actor's, in a page no read may have touched) is
+    ** left unread. */
+    it->nRun = 0;
+    it->idx = 0;
+    it->vRun.mv_data = 0;
+    return;
+  }
   coldRun(p, v);
   it->nRun = isPosPlan(p) ? ljManiCount(v) : ljRunCount(v->mv_data, v->mv_size);
   it->idx = bLast && it->nRun ? it->nRun - 1 : 0;
@@ -664,10 +678,6 @@ static void runEnter(LjScan *p, const MDB_val *pVal, int bLast) {
   ** fill), which spares a GET_CURRENT for every event of the span. */
   it->vRun = *v;
   it->vGen = p->fillGen;
-  if (!isPosPlan(p)) {
-    p->spanNum = ljGet64(it->aKey);
-    p->spanSeq0 = ljGet64(&it->aKey[LJ_NUMKEY]);
-  }
 }
 
 /* Still inside the plan's range?  Marks the iterator EOF when not. */
