@@ -978,7 +978,8 @@ static void ext_metrics(Sys *s, const char *zNames, char *zOut, size_t n) {
 static void ext_diag(Sys *s, char *zOut, size_t n) {
   ext_metrics(s,
               "'commits', 'batch_size_avg', 'commit_latency_p50_us', "
-              "'commit_latency_p99_us', 'stage_merged_events'",
+              "'commit_latency_p99_us', 'stage_merged_events', "
+              "'runs_compacted'",
               zOut, n);
 }
 
