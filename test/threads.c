@@ -74,8 +74,9 @@ int sqlite3_lmdbjournal_init(sqlite3 *db, char **pzErrMsg,
 #define SHARED_ACTOR "shared"
 #define SNAP_EVERY   97 /* a snapshot every SNAP_EVERY appends */
 #define SNAP_KEEP    3  /* snapshot_keep of every table */
-#define DEFAULT_OPTIONS \
-  "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s'"
+#define DEFAULT_OPTIONS                                                    \
+  "map_size='1MiB', queue_max=2000, batch_size=500, sync_timeout='120s', " \
+  "compaction=on"
 
 static const char *zStore;   /* DIR/store */
 static const char *zOptions; /* extra CREATE VIRTUAL TABLE arguments */
