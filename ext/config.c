@@ -37,7 +37,7 @@
 **     metrics              on       on | off | true | false | 1 | 0 | yes | no
 **     snapshot_keep        0        integer, 0 .. 1000000 (0: keep all)
 **     errors_max           65536    integer, 0 .. 10000000 (errlog.c)
-**     compaction           off      on | off ... like metrics (compact.c)
+**     compaction           on       on | off ... like metrics (compact.c)
 **     ship                 off      off | kafka (ship.c)
 **     ship_brokers         -        text: bootstrap servers host:port,...
 **     ship_topic           -        text: the topic
@@ -177,7 +177,7 @@ static const LjOpt aOpt[] = {
      1000000, 0, 0},
     {"errors_max", LJ_OPT_ERRORS_MAX, LJ_K_INT, LJ_F(nErrorsMax), 65536, 0,
      10000000, 0, 0},
-    {"compaction", LJ_OPT_COMPACTION, LJ_K_BOOL, LJ_F(bCompaction), 0, 0, 0, 0,
+    {"compaction", LJ_OPT_COMPACTION, LJ_K_BOOL, LJ_F(bCompaction), 1, 0, 0, 0,
      aBool},
     {"ship", LJ_OPT_SHIP, LJ_K_ENUM, LJ_F(eShip), LJ_SHIP_OFF, 0, 0, 0, aShip},
     {"ship_brokers", LJ_OPT_SHIP_BROKERS, LJ_K_TEXT, LJ_F(zShipBrokers), 0, 0,

@@ -36,6 +36,14 @@
 **
 ** Each failure prints "FAULT <kind> <n>" on stderr.
 **
+**     POWERLOSS_KILL_AFTER_DSYNC=K  the K-th write through an O_SYNC/O_DSYNC
+**                             descriptor goes through, then the process
+**                             kills itself with SIGKILL before the call
+**                             returns: with durability=full that is a
+**                             commit's meta page, on the file, that LMDB
+**                             never got to publish in its lock file
+**                             (prints "KILLED after dsync write K")
+**
 ** Writes are not buffered: LMDB (without MDB_WRITEMAP) reads its own pages
 ** back through a read-only map, so each write must reach the page cache at
 ** once.  Instead the tool rolls back what "did not make it" afterwards.
@@ -102,6 +110,7 @@ static int eFault; /* 0, 1 eio (fsync), 2 enospc, 3 eiowrite */
 static long long nFaultAt = 1, nFaultCount = 1, nFaultSync, nFaultWrite;
 static int bFaultDsync;
 static const char *zFaultFile;
+static long long nKillDsync, nDsync;
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -155,6 +164,7 @@ __attribute__((constructor)) static void plInit(void) {
   if ((z = getenv("POWERLOSS_FAULT_COUNT"))) nFaultCount = atoll(z);
   if ((z = getenv("POWERLOSS_FAULT_DSYNC"))) bFaultDsync = atoi(z);
   if ((z = getenv("POWERLOSS_FAULT_FILE")) && z[0]) zFaultFile = z;
+  if ((z = getenv("POWERLOSS_KILL_AFTER_DSYNC"))) nKillDsync = atoll(z);
   if ((z = getenv("POWERLOSS_MS")) && atol(z) > 0) {
     pthread_t t;
     pthread_attr_t a;
@@ -166,7 +176,7 @@ __attribute__((constructor)) static void plInit(void) {
 
 static int plMatches(const char *zPath) {
   size_t n = strlen(zPath), m = strlen(zMatch);
-  return (zLog || eFault) && n >= m && strcmp(zPath + n - m, zMatch) == 0;
+  return (zLog || eFault || nKillDsync) && n >= m && strcmp(zPath + n - m, zMatch) == 0;
 }
 
 static void plTrack(int fd, const char *zPath, int flags) {
@@ -229,6 +239,18 @@ static int plFault(int fd, int bSync, long long *pn) {
   real_write(2, z, (size_t)n);
   errno = eFault == 2 ? ENOSPC : EIO;
   return 1;
+}
+
+/* After a write of descriptor fd went through (mutex held). */
+static void plWrote(int fd) {
+  char z[64];
+  int n;
+  if (nKillDsync > 0 && aTracked[fd] == 2 && ++nDsync == nKillDsync) {
+    n = snprintf(z, sizeof z, "KILLED after dsync write %lld\n", nDsync);
+    real_write(2, z, (size_t)n);
+    kill(getpid(), SIGKILL);
+    for (;;) pause();
+  }
 }
 
 static void plForget(void) {
@@ -326,6 +348,7 @@ ssize_t pwrite(int fd, const void *p, size_t n, off_t off) {
   }
   plRecord(fd, off, n);
   rc = real_pwrite(fd, p, n, off);
+  if (rc > 0) plWrote(fd);
   pthread_mutex_unlock(&plMutex);
   return rc;
 }
@@ -343,6 +366,7 @@ ssize_t pwritev(int fd, const struct iovec *a, int n, off_t off) {
   }
   plRecord(fd, off, plIovLen(a, n));
   rc = real_pwritev(fd, a, n, off);
+  if (rc > 0) plWrote(fd);
   pthread_mutex_unlock(&plMutex);
   return rc;
 }
@@ -360,6 +384,7 @@ ssize_t write(int fd, const void *p, size_t n) {
   }
   plRecord(fd, lseek(fd, 0, SEEK_CUR), n);
   rc = real_write(fd, p, n);
+  if (rc > 0) plWrote(fd);
   pthread_mutex_unlock(&plMutex);
   return rc;
 }
@@ -375,6 +400,7 @@ ssize_t writev(int fd, const struct iovec *a, int n) {
   }
   plRecord(fd, lseek(fd, 0, SEEK_CUR), plIovLen(a, n));
   rc = real_writev(fd, a, n);
+  if (rc > 0) plWrote(fd);
   pthread_mutex_unlock(&plMutex);
   return rc;
 }
