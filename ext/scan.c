@@ -581,13 +581,13 @@ static void coldPages(size_t off, const MDB_val *v, size_t psize, size_t *pLo,
 
 /*
 ** Extend the extent [*pLo, *pHi) of the cold run the actor plan enters
+** (pages of psize bytes)
 ** with the actor's next runs in the plan's direction that lie right
 ** beside it, up to LJ_COLD_EXTENT bytes: runs that compaction (or one
 ** merge) wrote together are read with one pread.  Only leaf pages are
 ** read: LMDB gives an overflow value's address without touching it.
 */
-static void coldAhead(LjScan *p, size_t *pLo, size_t *pHi) {
-  size_t psize = __atomic_load_n(&p->pEnv->cold.psize, __ATOMIC_RELAXED);
+static void coldAhead(LjScan *p, size_t psize, size_t *pLo, size_t *pHi) {
   MDB_val k, v;
   int mrc = 0;
   if (p->cEv == 0) {
@@ -633,7 +633,7 @@ static void coldRun(LjScan *p, MDB_val *v) {
     return;
   }
   if (coldMark(&p->pEnv->cold, off, v->mv_size)) return;
-  coldAhead(p, &lo, &hi);
+  coldAhead(p, psize, &lo, &hi);
   p->nCold = 0;
   if (hi - lo > p->nColdAlloc) {
     u8 *a = sqlite3_realloc64(p->aCold, hi - lo);

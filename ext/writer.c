@@ -213,10 +213,15 @@ static void setDurability(LjWriter *w, int eDur) {
   w->eFlags = eDur;
 }
 
+/* Whether compaction has work: a sweep due or under way (writer thread). */
+static int compactHasWork(const LjWriter *w) {
+  return w->pEnv->cfg.bCompaction && (w->compact.num || w->compact.bDue);
+}
+
 /* Publish whether compaction has work (writer thread). */
 static void compactPublish(LjWriter *w) {
-  int bDue = w->pEnv->cfg.bCompaction && (w->compact.num || w->compact.bDue);
-  __atomic_store_n(&w->pEnv->m.bCompactDue, bDue, __ATOMIC_RELAXED);
+  __atomic_store_n(&w->pEnv->m.bCompactDue, compactHasWork(w),
+                   __ATOMIC_RELAXED);
 }
 
 /* A request of the writer's own or a truncation: alone in its batch. */
@@ -672,8 +677,8 @@ static int stageMergeNow(LjWriter *w) {
 /* Whether a compaction step may run now (writer thread, idle, stage
 ** merged). */
 static int compactDue(LjWriter *w, i64 now) {
-  return w->pEnv->cfg.bCompaction && w->put.stage.nEnt == 0 &&
-         (w->compact.num || w->compact.bDue) && now >= w->compact.usNoneUntil;
+  return w->put.stage.nEnt == 0 && compactHasWork(w) &&
+         now >= w->compact.usNoneUntil;
 }
 
 /*

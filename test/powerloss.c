@@ -176,7 +176,8 @@ __attribute__((constructor)) static void plInit(void) {
 
 static int plMatches(const char *zPath) {
   size_t n = strlen(zPath), m = strlen(zMatch);
-  return (zLog || eFault || nKillDsync) && n >= m && strcmp(zPath + n - m, zMatch) == 0;
+  return (zLog || eFault || nKillDsync) && n >= m &&
+         strcmp(zPath + n - m, zMatch) == 0;
 }
 
 static void plTrack(int fd, const char *zPath, int flags) {
