@@ -1984,6 +1984,13 @@ static u64 tail_once(Sys *s, const Workload *w, int i) {
   return t;
 }
 
+/* Page faults of this process so far (minor and major). */
+static u64 page_faults(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (u64)ru.ru_minflt + (u64)ru.ru_majflt;
+}
+
 /* The stores the read measures run over, and their recovery queries. */
 typedef struct Reads Reads;
 struct Reads {
@@ -2009,18 +2016,23 @@ static u64 recover_turn(Reads *r, int x, int i) {
 static void in_turns(Reads *r, int nStore, int n, ReadFn xRead,
                      double **apUs) {
   Lat al[2];
+  u64 anFault[2] = {0, 0};
   int i, j;
   for (j = 0; j < nStore; j++) lat_init(&al[j], (size_t)n);
   for (i = 0; i < n; i++) {
     for (j = 0; j < nStore; j++) {
       int x = (i + j) % nStore;
+      u64 f0 = page_faults();
       lat_add(&al[x], xRead(r, x, i));
+      anFault[x] += page_faults() - f0;
     }
   }
   for (j = 0; j < nStore; j++) {
     lat_sort(&al[j]);
     *apUs[j] = lat_q_us(&al[j], 0.5);
     lat_free(&al[j]);
+    progress("  store %d of %d: median %.2f us, %.1f page faults a query", j + 1,
+             nStore, *apUs[j], n ? (double)anFault[j] / n : 0.0);
   }
 }
 
