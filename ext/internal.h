@@ -940,6 +940,9 @@ LJ_PRIVATE int ljRunOutFlush(LjRunOut *r);
 #ifndef LJ_COMPACT_STEP_RUNS
 #define LJ_COMPACT_STEP_RUNS 65536 /* most runs a step looks at */
 #endif
+#ifndef LJ_COMPACT_BACKOFF_US
+#define LJ_COMPACT_BACKOFF_US 300000000 /* most wait after failed steps */
+#endif
 #ifndef LJ_COMPACT_IDLE_US
 #define LJ_COMPACT_IDLE_US LJ_STAGE_IDLE_US /* idle this long first */
 #endif
@@ -951,6 +954,7 @@ struct LjCompact {
   int bDue;             /* events were written since the sweep began */
   u64 nStepRuns;        /* runs the step rewrote */
   i64 usNoneUntil;      /* after a failed step: none before this */
+  i64 usBackoff;        /* ... how long the last wait was (0: no failure) */
 };
 /* One step of the sweep at (pC->num, pC->seq) in write transaction txn:
 ** sets pC->numNext/seqNext and nStepRuns, and *pbWrote when it rewrote

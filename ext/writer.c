@@ -685,7 +685,7 @@ static int compactDue(LjWriter *w, i64 now) {
 ** One step of the compaction sweep (compact.c) in a transaction of its
 ** own, like a merge (writer thread, mutex not held).  The sweep moves on
 ** only when the step committed; a failed step is logged and tried again
-** a second later from where it was.
+** after 1, 2, 4 ... seconds (at most 5 minutes) from where it was.
 */
 static void compactNow(LjWriter *w) {
   LjCompact *pC = &w->compact;
@@ -727,10 +727,20 @@ static void compactNow(LjWriter *w) {
     mrc = batchCommit(w, &pReq, 1, &bSync);
   }
   if (mrc) {
-    pC->usNoneUntil = ljNowUs() + 1000000;
-    sqlite3_log(ljMdbToSqlite(mrc), "lmdbjournal: compacting %s failed: %s",
-                w->pEnv->zDir, mdb_strerror(mrc));
+    /* A step that keeps failing (a full disk, a map at map_max) is tried
+    ** again after 1, 2, 4 ... seconds, at most LJ_COMPACT_BACKOFF_US
+    ** apart, and logged each time. */
+    pC->usBackoff = pC->usBackoff ? pC->usBackoff * 2 : 1000000;
+    if (pC->usBackoff > LJ_COMPACT_BACKOFF_US) {
+      pC->usBackoff = LJ_COMPACT_BACKOFF_US;
+    }
+    pC->usNoneUntil = ljNowUs() + pC->usBackoff;
+    sqlite3_log(ljMdbToSqlite(mrc),
+                "lmdbjournal: compacting %s failed: %s (trying again in %llds)",
+                w->pEnv->zDir, mdb_strerror(mrc),
+                (long long)(pC->usBackoff / 1000000));
   } else {
+    pC->usBackoff = 0;
     pC->num = pC->numNext;
     pC->seq = pC->seqNext;
     __atomic_add_fetch(&w->pEnv->m.nCompactRuns, pC->nStepRuns,
