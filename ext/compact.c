@@ -51,12 +51,22 @@
 ** nothing never takes LMDB's write lock, so it never waits for another
 ** process's writes either.  A commit that writes events makes a sweep
 ** due; a sweep that ends with none due leaves the store alone.
+**
+** Which actors.  A process's first sweep walks the whole events db (the
+** store may come from a process that never compacted).  Later sweeps
+** visit only the actors this process wrote since the sweep before began
+** (the writer lists them as it commits, ljCompactNote), seeking from one
+** to the next: so a writer that idles between appends to a large store
+** looks at what it wrote, not at every leaf page again.  More than
+** LJ_COMPACT_LIST_MAX actors written make the next sweep a full one.
+** Actors only other processes wrote are left to their writers.
 */
 #include "internal.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A run of the stretch being looked at. */
@@ -91,6 +101,10 @@ struct Step {
   u8 *aBuf;         /* copies of its runs */
   size_t nBufAlloc;
   LjRunOut *pOut;
+  /* a sweep over listed actors: the list, and the next one to visit */
+  const LjCompact *pC;
+  size_t iSweep;
+  u8 aSeek[LJ_EVKEY];
 };
 
 /* The pages value v covers, by its address (see the top of the file). */
@@ -108,6 +122,28 @@ static void runPages(const Step *t, const MDB_val *v, uintptr_t *pFirst,
 static void stepNext(Step *t) {
   t->mrc = mdb_cursor_get(t->c, &t->k, &t->v, MDB_NEXT);
   t->nLooked++;
+}
+
+/* In a sweep over listed actors, put the cursor on the runs of the next
+** listed actor at or after it; past the last one, end the step's walk
+** (mrc MDB_NOTFOUND: the sweep is over).  Every actor in a full sweep. */
+static void stepListed(Step *t) {
+  const LjCompact *pC = t->pC;
+  while (t->mrc == 0 && !pC->bSweepAll) {
+    u64 num = t->k.mv_size == LJ_EVKEY ? ljGet64(t->k.mv_data) : 0;
+    while (t->iSweep < pC->nSweep && pC->aSweep[t->iSweep] < num) t->iSweep++;
+    if (t->iSweep == pC->nSweep) {
+      t->mrc = MDB_NOTFOUND;
+    } else if (pC->aSweep[t->iSweep] != num) {
+      ljEvKey(t->aSeek, pC->aSweep[t->iSweep], 0);
+      t->k.mv_data = t->aSeek;
+      t->k.mv_size = LJ_EVKEY;
+      t->mrc = mdb_cursor_get(t->c, &t->k, &t->v, MDB_SET_RANGE);
+      t->nLooked++;
+    } else {
+      break;
+    }
+  }
 }
 
 /* Add the cursor's run to the stretch if it belongs there (same actor,
@@ -163,6 +199,10 @@ static int stretchGather(Step *t) {
   t->nExtent = 0;
   while (t->mrc == 0 && t->nByte < LJ_COMPACT_STEP_BYTES &&
          t->nLooked < LJ_COMPACT_STEP_RUNS) {
+    if (t->n == 0) {
+      stepListed(t);
+      if (t->mrc) break;
+    }
     rc = stretchAdd(t);
     if (rc == ENOMEM) return rc;
     if (rc == 0 && t->n > 0) break;
@@ -255,6 +295,9 @@ int ljCompactStep(LjEnv *pEnv, LjCompact *pC, MDB_txn *txn, int bLook,
   memset(t.pOut, 0, offsetof(LjRunOut, apRec));
   t.pOut->nMax = t.psize * LJ_COMPACT_RUN_PAGES - LJ_OVERFLOW_HDR;
   t.nSettled = t.pOut->nMax / 2;
+  /* The first listed actor at or after where the sweep goes on. */
+  t.pC = pC;
+  while (t.iSweep < pC->nSweep && pC->aSweep[t.iSweep] < pC->num) t.iSweep++;
   mrc = mdb_cursor_open(txn, dbi, &t.c);
   if (mrc == 0) {
     t.pOut->c = t.c;
@@ -294,4 +337,57 @@ int ljCompactStep(LjEnv *pEnv, LjCompact *pC, MDB_txn *txn, int bLook,
   sqlite3_free(t.a);
   sqlite3_free(t.aBuf);
   return mrc;
+}
+
+/**************************************************************************
+** The actors a sweep visits
+*/
+void ljCompactNote(LjCompact *pC, u64 num) {
+  if (pC->bListAll || num == 0) return;
+  if (pC->nList == pC->nListAlloc) {
+    size_t nNew = pC->nListAlloc ? pC->nListAlloc * 2 : 256;
+    u64 *aNew = nNew > LJ_COMPACT_LIST_MAX
+                    ? 0
+                    : sqlite3_realloc64(pC->aList, nNew * sizeof(u64));
+    if (aNew == 0) {
+      /* Too many (or no memory): the next sweep visits every actor. */
+      pC->bListAll = 1;
+      return;
+    }
+    pC->aList = aNew;
+    pC->nListAlloc = nNew;
+  }
+  pC->aList[pC->nList++] = num;
+}
+
+static int cmpU64(const void *a, const void *b) {
+  u64 x = *(const u64 *)a, y = *(const u64 *)b;
+  return x < y ? -1 : x > y;
+}
+
+int ljCompactBegin(LjCompact *pC) {
+  u64 *a = pC->aSweep;
+  size_t nAlloc = pC->nSweepAlloc;
+  /* The list becomes the sweep's; writes from now on go to a new one. */
+  pC->aSweep = pC->aList;
+  pC->nSweepAlloc = pC->nListAlloc;
+  pC->nSweep = pC->nList;
+  pC->bSweepAll = pC->bListAll;
+  pC->aList = a;
+  pC->nListAlloc = nAlloc;
+  pC->nList = 0;
+  pC->bListAll = 0;
+  pC->listGen++;
+  if (pC->aSweep) qsort(pC->aSweep, pC->nSweep, sizeof(u64), cmpU64);
+  pC->bDue = 0;
+  pC->seq = 0;
+  pC->num = pC->bSweepAll ? 1 : pC->nSweep ? pC->aSweep[0] : 0;
+  return pC->num != 0;
+}
+
+void ljCompactFree(LjCompact *pC) {
+  sqlite3_free(pC->aList);
+  sqlite3_free(pC->aSweep);
+  pC->aList = pC->aSweep = 0;
+  pC->nList = pC->nSweep = pC->nListAlloc = pC->nSweepAlloc = 0;
 }

@@ -946,15 +946,28 @@ LJ_PRIVATE int ljRunOutFlush(LjRunOut *r);
 #ifndef LJ_COMPACT_IDLE_US
 #define LJ_COMPACT_IDLE_US LJ_STAGE_IDLE_US /* idle this long first */
 #endif
-/* The sweep's state (writer thread only). */
+#ifndef LJ_COMPACT_LIST_MAX
+#define LJ_COMPACT_LIST_MAX (1 << 20) /* actors listed; more: a full sweep */
+#endif
+/* The sweep's state (writer thread only).  A process's first sweep walks
+** every actor's runs; later ones only those of the actors this process
+** wrote since the sweep before began (listed as it commits), unless more
+** than LJ_COMPACT_LIST_MAX were. */
 typedef struct LjCompact LjCompact;
 struct LjCompact {
   u64 num, seq;         /* where the sweep goes on (num 0: none under way) */
   u64 numNext, seqNext; /* ... after the step being committed */
   int bDue;             /* events were written since the sweep began */
-  u64 nStepRuns;        /* runs the step rewrote */
-  i64 usNoneUntil;      /* after a failed step: none before this */
-  i64 usBackoff;        /* ... how long the last wait was (0: no failure) */
+  u64 *aList;           /* actors written since the sweep began (any order, */
+  size_t nList, nListAlloc; /* each once: LjActor.listGen) */
+  int bListAll;             /* ... too many, or none listed yet: every actor */
+  u32 listGen;              /* LjActor.listGen equal to it: in aList */
+  u64 *aSweep; /* the sweep's actors, sorted (bSweepAll: every one) */
+  size_t nSweep, nSweepAlloc;
+  int bSweepAll;
+  u64 nStepRuns;   /* runs the step rewrote */
+  i64 usNoneUntil; /* after a failed step: none before this */
+  i64 usBackoff;   /* ... how long the last wait was (0: no failure) */
 };
 /* One step of the sweep at (pC->num, pC->seq) in write transaction txn:
 ** sets pC->numNext/seqNext and nStepRuns, and *pbWrote when it rewrote
@@ -963,6 +976,12 @@ struct LjCompact {
 ** rewrite (else numNext/seqNext to where the next look goes on). */
 LJ_PRIVATE int ljCompactStep(LjEnv *pEnv, LjCompact *pC, MDB_txn *txn,
                              int bLook, int *pbWrote);
+/* List actor num as written (its runs may need compacting); begin a
+** sweep over what is listed (0 when there is nothing to sweep); free the
+** lists. */
+LJ_PRIVATE void ljCompactNote(LjCompact *pC, u64 num);
+LJ_PRIVATE int ljCompactBegin(LjCompact *pC);
+LJ_PRIVATE void ljCompactFree(LjCompact *pC);
 
 /* Reader side (also used by the writer inside its transaction). */
 LJ_PRIVATE u32 ljStageActors(const MDB_val *v);
@@ -1230,6 +1249,7 @@ struct LjActor {
   u64 txnHighest;
   u32 sortSerial; /* iSort valid in this write transaction */
   u32 iSort;      /* events in the batch, then placement index */
+  u32 listGen;    /* in the compaction list when LjCompact.listGen */
   int nActor;
   char zActor[1]; /* actor id bytes (not terminated) */
 };

@@ -379,7 +379,12 @@ static int batchTxn(LjWriter *w, LjReq **aReq, int nReq, int eDur,
       compactPublish(w);
     }
     for (LjEvent *e = ljEvFirst(&it, aReq, nReq); e; e = ljEvNext(&it)) {
-      e->pActor->committed = e->pActor->txnHighest;
+      LjActor *pA = e->pActor;
+      pA->committed = pA->txnHighest;
+      if (pA->listGen != w->compact.listGen && w->pEnv->cfg.bCompaction) {
+        pA->listGen = w->compact.listGen; /* listed for the next sweep */
+        ljCompactNote(&w->compact, pA->num);
+      }
     }
     if (eDur == LJ_DUR_NONE && !*pbSync) w->bUnsynced = 1;
   }
@@ -693,11 +698,9 @@ static void compactNow(LjWriter *w) {
   MDB_txn *txn;
   int bSync = 0, bFound, mrc;
   WRITER_ONLY(w);
-  if (pC->num == 0) {
-    /* A new sweep: writes from now on make the next one due. */
-    pC->bDue = 0;
-    pC->num = 1;
-    pC->seq = 0;
+  if (pC->num == 0 && !ljCompactBegin(pC)) {
+    compactPublish(w); /* nothing listed to sweep */
+    return;
   }
   /* Look first, without the write lock. */
   pC->nStepRuns = 0;
@@ -983,6 +986,7 @@ static void writerFree(LjWriter *w) {
   }
   sqlite3_free(w->aHash);
   ljPutFree(&w->put);
+  ljCompactFree(&w->compact);
   while (w->pPool) {
     LjReq *p = w->pPool;
     w->pPool = p->pNext;
@@ -1086,6 +1090,8 @@ int ljWriterStart(LjEnv *pEnv, char **pzErr) {
   w->put.pEnv = pEnv;
   w->eFlags = -1;
   w->usLastSync = ljNowUs();
+  w->compact.bListAll = 1; /* the first sweep visits every actor */
+  w->compact.listGen = 1;
   pthread_mutex_init(&w->mutex, 0);
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
