@@ -48,8 +48,13 @@ $(B):
 
 # The soname is what ldconfig caches the installed module under, so that
 # dlopen("lmdbjournal.so") -- SQLite's ".load lmdbjournal" -- finds it.
+# The loadable module is linked with link-time optimisation: the SQL glue
+# calls small functions of the read interface for every row and value
+# (ljScanRow, ljScanPayload, ljResultStored), which LTO inlines across
+# files -- 4% fewer instructions in a full scan (bench/README.md).
+LTO ?= -flto=auto
 $(B)/lmdbjournal.so: $(SRC) $(HDR) | $(B)
-	$(CC) $(BASEFLAGS) $(CFLAGS) -shared -Wl,-soname,lmdbjournal.so -o $@ $(SRC) $(LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(LTO) -shared -Wl,-soname,lmdbjournal.so -o $@ $(SRC) $(LIBS)
 
 $(B)/static/%.o: ext/%.c $(HDR)
 	@mkdir -p $(B)/static

@@ -435,8 +435,8 @@ static int vPos(Verify *v) {
       vProblem(v, "pos", 0, 0, pos0, "manifest overlaps the one before");
     }
     for (u32 i = 0; i < n && pos0; i++) {
-      u64 num, seq;
-      i64 ts;
+      u64 num = 0, seq = 0;
+      i64 ts = 0;
       ljManiEntry(&d, i, &num, &seq, &ts);
       if (ts < tsLast) {
         vProblem(v, "pos", num, seq, pos0 + i,
