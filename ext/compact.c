@@ -24,7 +24,8 @@
 ** first run is at most half of it (so that a large last run is not
 ** rewritten for a few events after it).  Its runs are copied out, checked,
 *deleted, and
-** their records put again as runs of up to LJ_COMPACT_RUN_PAGES pages in
+** their records put again as runs of up to LJ_COMPACT_RUN_PAGES pages
+** (and LJ_COMPACT_RUN_MAX events: a run is read whole when cold) in
 ** key order, in one transaction, so LMDB gives them neighbouring pages.
 ** Records are copied as they are: pos, ts and checksum do not change.
 ** The pos, ts and tag indexes name events by (actor, seq), which do not
@@ -294,6 +295,7 @@ int ljCompactStep(LjEnv *pEnv, LjCompact *pC, MDB_txn *txn, int bLook,
   if (t.pOut == 0) return ENOMEM;
   memset(t.pOut, 0, offsetof(LjRunOut, apRec));
   t.pOut->nMax = t.psize * LJ_COMPACT_RUN_PAGES - LJ_OVERFLOW_HDR;
+  t.pOut->nMaxEv = LJ_COMPACT_RUN_MAX;
   t.nSettled = t.pOut->nMax / 2;
   /* The first listed actor at or after where the sweep goes on. */
   t.pC = pC;

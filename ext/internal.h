@@ -351,7 +351,12 @@ LJ_PRIVATE void ljTagVal(u8 *aVal, u64 num, u64 seq);
 LJ_PRIVATE void ljMetaKey(MDB_val *pKey, const char *zKey);
 
 /* Runs: the events db's values (drawing in layout.c). */
-#define LJ_RUN_MAX 256 /* most events in one run */
+#define LJ_RUN_MAX 256 /* most events in a run of a commit or a merge */
+/* ... and of a compacted run (compact.c): an actor's history of a
+** thousand 100-byte events becomes one run, which LMDB puts on
+** neighbouring pages (as several runs, about a third of the histories
+** went to two places of the file).  Readers take any count. */
+#define LJ_COMPACT_RUN_MAX 2048
 /* Most record bytes in one run (unless one record alone is larger).  A
 ** quarter of a 4 KiB page keeps several runs per leaf page: larger runs
 ** leave leaf pages mostly empty after splits (measured at 100 actors and
@@ -901,8 +906,8 @@ LJ_PRIVATE int ljStageMerge(LjEnv *p, LjStage *pSt, MDB_txn *txn, u64 nBudget);
 LJ_PRIVATE int ljStageDue(const LjStage *pSt);
 
 /* Runs written in key order (the merge, compaction): records are gathered
-** into runs of up to LJ_RUN_MAX events and nMax bytes of value, put with
-** cursor c on the events db.  Set c, nMax, num and seq0 (the key of the
+** into runs of up to nMaxEv events and nMax bytes of value, put with
+** cursor c on the events db.  Set c, nMax, nMaxEv, num and seq0 (the key of the
 ** first run), and numLast/seqLast (the end of the run before, 0 when
 ** none: a run is refused with MDB_CORRUPTED if it would overlap it);
 ** ljRunOutAdd takes the records of a run (MDB_CORRUPTED if malformed),
@@ -916,9 +921,10 @@ struct LjRunOut {
   u64 seqLast;   /* ... and the seq after its last event */
   u32 n;
   size_t nByte;
-  size_t nMax; /* largest run value */
-  const u8 *apRec[LJ_RUN_MAX];
-  u32 anRec[LJ_RUN_MAX];
+  size_t nMax;   /* largest run value */
+  u32 nMaxEv;    /* most events in a run (LJ_RUN_MAX, LJ_COMPACT_RUN_MAX) */
+  const u8 *apRec[LJ_COMPACT_RUN_MAX];
+  u32 anRec[LJ_COMPACT_RUN_MAX];
 };
 LJ_PRIVATE int ljRunOutAdd(LjRunOut *r, const MDB_val *pRun);
 LJ_PRIVATE int ljRunOutFlush(LjRunOut *r);
@@ -929,7 +935,7 @@ LJ_PRIVATE int ljRunOutFlush(LjRunOut *r);
 ** why and when at the top of compact.c.
 */
 #ifndef LJ_COMPACT_RUN_PAGES
-#define LJ_COMPACT_RUN_PAGES 16 /* pages of a compacted run, at most */
+#define LJ_COMPACT_RUN_PAGES 64 /* pages of a compacted run, at most */
 #endif
 #ifndef LJ_COMPACT_EXTENTS
 #define LJ_COMPACT_EXTENTS 4 /* places a stretch lies in to be rewritten */

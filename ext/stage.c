@@ -390,7 +390,7 @@ int ljRunOutAdd(LjRunOut *r, const MDB_val *pRun) {
     u32 n;
     mrc = ljRunRecord(pRun->mv_data, pRun->mv_size, x, &a, &n);
     if (mrc) break;
-    if (r->n == LJ_RUN_MAX ||
+    if (r->n == r->nMaxEv ||
         (r->n > 0 && LJ_RUN_HEAD(r->n + 1) + r->nByte + n > r->nMax)) {
       mrc = ljRunOutFlush(r);
       if (mrc) break;
@@ -414,6 +414,7 @@ static int mergeRuns(LjEnv *pEnv, MDB_txn *txn, const MDB_val *aEnt,
   /* Merged runs fill LJ_MERGE_RUN_PAGES overflow pages exactly. */
   mdb_env_stat(pEnv->env, &st);
   r->nMax = (size_t)st.ms_psize * LJ_MERGE_RUN_PAGES - LJ_OVERFLOW_HDR;
+  r->nMaxEv = LJ_RUN_MAX;
   mrc = mdb_cursor_open(txn, pEnv->aDbi[LJ_DB_EVENTS], &r->c);
   for (size_t i = 0; i < nItem && mrc == 0; i++) {
     MDB_val run;
