@@ -921,8 +921,8 @@ struct LjRunOut {
   u64 seqLast;   /* ... and the seq after its last event */
   u32 n;
   size_t nByte;
-  size_t nMax;   /* largest run value */
-  u32 nMaxEv;    /* most events in a run (LJ_RUN_MAX, LJ_COMPACT_RUN_MAX) */
+  size_t nMax; /* largest run value */
+  u32 nMaxEv;  /* most events in a run (LJ_RUN_MAX, LJ_COMPACT_RUN_MAX) */
   const u8 *apRec[LJ_COMPACT_RUN_MAX];
   u32 anRec[LJ_COMPACT_RUN_MAX];
 };
