@@ -22,11 +22,11 @@
 ** runs on the same or adjacent pages count as one), smaller on average
 ** than a compacted run (a few long extents read as fast as one), and its
 ** first run is at most half of it (so that a large last run is not
-** rewritten for a few events after it).  Its runs are copied out, checked,
-*deleted, and
-** their records put again as runs of up to LJ_COMPACT_RUN_PAGES pages
-** (and LJ_COMPACT_RUN_MAX events: a run is read whole when cold) in
-** key order, in one transaction, so LMDB gives them neighbouring pages.
+** rewritten for a few events after it).  Its runs are copied out,
+** checked, deleted, and their records put again as runs of up to
+** LJ_COMPACT_RUN_PAGES pages (and LJ_COMPACT_RUN_MAX events: a run is read
+** whole when cold) in key order, in one transaction, so LMDB gives them
+** neighbouring pages.
 ** Records are copied as they are: pos, ts and checksum do not change.
 ** The pos, ts and tag indexes name events by (actor, seq), which do not
 ** change either, so they need no update; readers in other transactions
