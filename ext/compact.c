@@ -125,6 +125,21 @@ static void stepNext(Step *t) {
   t->nLooked++;
 }
 
+/* The first listed actor at or after num, by binary search (nSweep when
+** none): where a step of the sweep begins. */
+static size_t sweepFrom(const LjCompact *pC, u64 num) {
+  size_t lo = 0, hi = pC->nSweep;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (pC->aSweep[mid] < num) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 /* In a sweep over listed actors, put the cursor on the runs of the next
 ** listed actor at or after it; past the last one, end the step's walk
 ** (mrc MDB_NOTFOUND: the sweep is over).  Every actor in a full sweep. */
@@ -297,9 +312,8 @@ int ljCompactStep(LjEnv *pEnv, LjCompact *pC, MDB_txn *txn, int bLook,
   t.pOut->nMax = t.psize * LJ_COMPACT_RUN_PAGES - LJ_OVERFLOW_HDR;
   t.pOut->nMaxEv = LJ_COMPACT_RUN_MAX;
   t.nSettled = t.pOut->nMax / 2;
-  /* The first listed actor at or after where the sweep goes on. */
   t.pC = pC;
-  while (t.iSweep < pC->nSweep && pC->aSweep[t.iSweep] < pC->num) t.iSweep++;
+  t.iSweep = sweepFrom(pC, pC->num);
   mrc = mdb_cursor_open(txn, dbi, &t.c);
   if (mrc == 0) {
     t.pOut->c = t.c;
